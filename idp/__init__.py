@@ -1,0 +1,56 @@
+"""iTSCOM ID: the OpenID Connect provider. ``create_app()`` builds the app."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask
+
+from . import config
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(test_config: dict | None = None, clock=None) -> Flask:
+    """Build the OP. ``test_config`` overrides settings; ``clock`` replaces time."""
+    app = Flask(
+        __name__,
+        instance_path=str(PROJECT_ROOT / "instance"),
+        instance_relative_config=True,
+        template_folder=str(PROJECT_ROOT / "templates"),
+    )
+    try:
+        config.load(app, test_config)
+    except config.ConfigError as error:
+        raise SystemExit(f"idp: configuration error: {error}") from None
+
+    from . import cli, errors
+    from .extensions import csrf, db, migrate
+    from .login import sessions
+    from .login.views import bp as login_bp
+    from .oauth import keys
+    from .oauth.authorize import bp as authorize_bp
+    from .oauth.server import config_oauth
+    from .oauth.views import bp as oauth_bp
+    from .pages import bp as pages_bp
+    from .security import headers
+    from .security.clock import SystemClock
+    from .security.throttle import make_counters
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
+    csrf.init_app(app)
+    app.extensions["idp.clock"] = clock or SystemClock()
+    app.extensions["idp.counters"] = make_counters(app.config["REDIS_URL"])
+    app.extensions["idp.discovery"] = {}
+    app.extensions["idp.qr"] = {}
+    keys.init_app(app)
+    config_oauth(app)
+
+    for blueprint in (login_bp, authorize_bp, oauth_bp, pages_bp):
+        app.register_blueprint(blueprint)
+    app.after_request(sessions.write_cookie)
+    headers.init_app(app)
+    errors.init_app(app)
+    cli.init_app(app)
+    return app

@@ -1,0 +1,23 @@
+"""The one way to record a security event (SPEC §5)."""
+
+from flask import has_request_context, request
+
+from .extensions import db
+from .models import AuditEvent
+from .security.clock import now
+
+
+def record(event: str, outcome: str = "success", *, account=None, client_id=None, **details) -> None:
+    """Add an audit row to the current transaction; the caller commits."""
+    row = AuditEvent(
+        created_at=now(),
+        event=event,
+        outcome=outcome,
+        account_id=account.id if account is not None else None,
+        client_id=client_id,
+        details=details,
+    )
+    if has_request_context():
+        row.ip_address = request.remote_addr
+        row.user_agent = (request.user_agent.string or "")[:512]
+    db.session.add(row)

@@ -1,0 +1,182 @@
+"""Operator commands under ``flask --app idp`` (operators script these spellings)."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from .accounts import AccountError, create_account
+from .clients import AUTH_METHODS, DEFAULT_SCOPES, GRANT_TYPES, ClientError, create_client, delete_client
+from .clients import describe, rotate_secret
+from .contracts import ContractImportError, import_contracts
+from .extensions import db
+from .models import Account, Client
+from .oauth.keys import ensure_signing_keys
+
+contracts_cli = AppGroup("contracts", help="Contract data from the billing system.")
+accounts_cli = AppGroup("accounts", help="iTSCOM IDs.")
+clients_cli = AppGroup("clients", help="Relying parties (OIDC clients).")
+
+DEMO_LOGIN_ID = "taro.itsu@example.jp"
+DEMO_PASSWORD = "itscom-demo1"
+DEMO_CUSTOMER = "2005128462"
+DEMO_CLIENT_NAME = "マイページ (demo)"
+DEMO_REDIRECT_URI = "http://127.0.0.1:5001/auth/callback"
+
+
+@contracts_cli.command("import")
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def contracts_import(csv_file: Path):
+    """Upsert contracts from a billing CSV; a bad row aborts the whole file."""
+    try:
+        text = csv_file.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise click.ClickException(f"{csv_file}: not UTF-8 text") from None
+    try:
+        report = import_contracts(text)
+    except ContractImportError as error:
+        db.session.rollback()
+        raise click.ClickException(f"{csv_file}: {error}; nothing was imported") from None
+    click.echo(f"imported {report.created + report.updated} contracts ({report.created} new, {report.updated} updated)")
+
+
+@accounts_cli.command("create")
+@click.option("--customer-number", required=True)
+@click.option("--login-id", required=True)
+@click.option("--password", required=True)
+@click.option("--contact-email")
+@click.option("--contact-unconfirmed", is_flag=True, help="The contact address is not yet confirmed.")
+def accounts_create(customer_number, login_id, password, contact_email, contact_unconfirmed):
+    """Provision an active iTSCOM ID for an imported contract."""
+    try:
+        account = create_account(customer_number, login_id, password, contact_email, not contact_unconfirmed)
+        db.session.commit()
+    except AccountError as error:
+        db.session.rollback()
+        raise click.ClickException(str(error)) from None
+    click.echo(f"created iTSCOM ID {account.login_id} for customer {customer_number}")
+
+
+@clients_cli.command("create")
+@click.option("--name", required=True)
+@click.option("--redirect-uri", "redirect_uris", multiple=True)
+@click.option("--post-logout-redirect-uri", "post_logout_uris", multiple=True)
+@click.option("--backchannel-logout-uri")
+@click.option("--grant-type", "grant_types", multiple=True, type=click.Choice(GRANT_TYPES))
+@click.option("--scope", "scopes", multiple=True)
+@click.option("--auth-method", default="client_secret_basic", type=click.Choice([*AUTH_METHODS, "private_key_jwt"]))
+@click.option("--first-party", is_flag=True, help="An iTSCOM site: no consent page.")
+@click.option("--id-token-alg", default="RS256", type=click.Choice(["RS256", "ES256"]))
+@click.option("--json", "as_json", is_flag=True, help="Print the registration as one JSON object.")
+def clients_create(name, redirect_uris, post_logout_uris, backchannel_logout_uri, grant_types, scopes, auth_method,
+                   first_party, id_token_alg, as_json):
+    """Register a client; its secret is printed once and stored hashed."""
+    if auth_method == "private_key_jwt":
+        raise click.ClickException("private_key_jwt client authentication is not available yet")
+    scopes = [s for value in scopes for s in value.split()] or list(DEFAULT_SCOPES)
+    try:
+        client, secret = create_client(
+            name,
+            list(redirect_uris),
+            list(post_logout_uris),
+            backchannel_logout_uri,
+            list(grant_types) or ["authorization_code", "refresh_token"],
+            scopes,
+            auth_method,
+            first_party,
+            id_token_alg,
+        )
+        db.session.commit()
+    except ClientError as error:
+        db.session.rollback()
+        raise click.ClickException(str(error)) from None
+    _print_client(describe(client, secret), as_json)
+
+
+@clients_cli.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def clients_list(as_json):
+    """Every registered client (never a secret)."""
+    clients = [describe(c) for c in db.session.scalars(db.select(Client).order_by(Client.id))]
+    if as_json:
+        click.echo(json.dumps(clients, ensure_ascii=False))
+        return
+    for c in clients:
+        click.echo(f"{c['client_id']}\t{c['token_endpoint_auth_method']}\t{c['client_name']}")
+
+
+@clients_cli.command("delete")
+@click.argument("client_id")
+def clients_delete(client_id):
+    """Remove a client and revoke its tokens."""
+    delete_client(_client(client_id))
+    db.session.commit()
+    click.echo(f"deleted client {client_id}")
+
+
+@clients_cli.command("rotate-secret")
+@click.argument("client_id")
+@click.option("--json", "as_json", is_flag=True)
+def clients_rotate_secret(client_id, as_json):
+    """Issue a new secret (printed once); the old one stops working at once."""
+    client = _client(client_id)
+    try:
+        secret = rotate_secret(client)
+    except ClientError as error:
+        raise click.ClickException(str(error)) from None
+    db.session.commit()
+    _print_client({"client_id": client.client_id, "client_secret": secret}, as_json)
+
+
+@click.command("demo")
+def demo():
+    """Load demo contracts, the demo iTSCOM ID and a first-party demo client (idempotent)."""
+    ensure_signing_keys()
+    import_contracts(resources.files("idp.demo").joinpath("contracts.csv").read_text(encoding="utf-8"))
+    if db.session.scalar(db.select(Account).filter_by(login_id=DEMO_LOGIN_ID)) is None:
+        create_account(DEMO_CUSTOMER, DEMO_LOGIN_ID, DEMO_PASSWORD)
+    secret_file = Path(current_app.instance_path) / "demo_client.json"
+    saved = json.loads(secret_file.read_text()) if secret_file.exists() else {}
+    client = db.session.scalar(db.select(Client).filter_by(client_id=saved.get("client_id", "")))
+    if client is None:
+        client, secret = create_client(
+            DEMO_CLIENT_NAME,
+            [DEMO_REDIRECT_URI],
+            ["http://127.0.0.1:5001/"],
+            grant_types=list(GRANT_TYPES),
+            first_party=True,
+        )
+        saved = {"client_id": client.client_id, "client_secret": secret}
+        secret_file.write_text(json.dumps(saved))
+        secret_file.chmod(0o600)
+    db.session.commit()
+    issuer = current_app.config["ISSUER"]
+    click.echo(f"demo loaded: issuer {issuer}")
+    click.echo(f"  login: {DEMO_LOGIN_ID} / {DEMO_PASSWORD}")
+    click.echo(f"  client_id: {saved['client_id']}  client_secret: {saved['client_secret']}")
+    click.echo(f"  redirect_uri: {DEMO_REDIRECT_URI}")
+
+
+def _client(client_id: str) -> Client:
+    client = db.session.scalar(db.select(Client).filter_by(client_id=client_id))
+    if client is None:
+        raise click.ClickException(f"no client {client_id}")
+    return client
+
+
+def _print_client(body: dict, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(body, ensure_ascii=False))
+    else:
+        for key, value in body.items():
+            click.echo(f"{key}: {value}")
+
+
+def init_app(app) -> None:
+    for command in (contracts_cli, accounts_cli, clients_cli, demo):
+        app.cli.add_command(command)

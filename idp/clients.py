@@ -1,0 +1,129 @@
+"""Registering relying parties: metadata checks, secrets shown once, stored hashed."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from . import audit
+from .extensions import db
+from .models import Client, Token
+from .models.client import is_loopback
+from .oauth.claims import SUPPORTED_SCOPES
+from .oauth.grants import revoke_tokens
+from .oauth.keys import SUPPORTED_ALGS
+from .security.clock import now
+from .security.secrets import digest, new_secret
+
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
+DEFAULT_SCOPES = SUPPORTED_SCOPES
+
+
+class ClientError(Exception):
+    pass
+
+
+def check_redirect_uri(uri: str, what: str = "redirect URI") -> None:
+    """https, or http on a loopback host; absolute; no fragment (SPEC §6)."""
+    try:
+        parts = urlsplit(uri)
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        raise ClientError(f"{what} {uri!r} is not a valid URL") from None
+    if not parts.netloc or parts.scheme not in ("https", "http"):
+        raise ClientError(f"{what} {uri!r} must be an absolute https URL")
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise ClientError(f"{what} {uri!r} may use http only on a loopback host")
+    if "#" in uri:
+        raise ClientError(f"{what} {uri!r} must not have a fragment")
+
+
+def create_client(
+    name: str,
+    redirect_uris: list[str],
+    post_logout_redirect_uris: list[str] = (),
+    backchannel_logout_uri: str | None = None,
+    grant_types: list[str] = ("authorization_code", "refresh_token"),
+    scopes: list[str] = DEFAULT_SCOPES,
+    auth_method: str = "client_secret_basic",
+    first_party: bool = False,
+    id_token_signed_response_alg: str = "RS256",
+) -> tuple[Client, str | None]:
+    """A new client and its secret (None for a public client); the caller commits."""
+    if not name.strip():
+        raise ClientError("a client needs a name")
+    if auth_method not in AUTH_METHODS:
+        raise ClientError(f"auth method must be one of {', '.join(AUTH_METHODS)}")
+    unknown = set(grant_types) - set(GRANT_TYPES)
+    if unknown:
+        raise ClientError(f"unsupported grant types: {', '.join(sorted(unknown))}")
+    if "authorization_code" in grant_types and not redirect_uris:
+        raise ClientError("the authorization_code grant needs at least one redirect URI")
+    if auth_method == "none" and "client_credentials" in grant_types:
+        raise ClientError("a public client (auth method none) cannot use client_credentials")
+    unknown = set(scopes) - set(SUPPORTED_SCOPES)
+    if unknown:
+        raise ClientError(f"unsupported scopes: {', '.join(sorted(unknown))}")
+    if id_token_signed_response_alg not in SUPPORTED_ALGS:
+        raise ClientError(f"id_token_signed_response_alg must be one of {', '.join(SUPPORTED_ALGS)}")
+    for uri in redirect_uris:
+        check_redirect_uri(uri)
+    for uri in post_logout_redirect_uris:
+        check_redirect_uri(uri, "post-logout redirect URI")
+    if backchannel_logout_uri:
+        check_redirect_uri(backchannel_logout_uri, "back-channel logout URI")
+
+    secret = None if auth_method == "none" else new_secret(32)
+    metadata = {
+        "client_name": name.strip(),
+        "redirect_uris": list(dict.fromkeys(redirect_uris)),
+        "post_logout_redirect_uris": list(dict.fromkeys(post_logout_redirect_uris)),
+        "grant_types": list(dict.fromkeys(grant_types)),
+        "response_types": ["code"] if "authorization_code" in grant_types else [],
+        "scope": " ".join(dict.fromkeys(scopes)),
+        "token_endpoint_auth_method": auth_method,
+        "id_token_signed_response_alg": id_token_signed_response_alg,
+    }
+    if backchannel_logout_uri:
+        metadata["backchannel_logout_uri"] = backchannel_logout_uri
+        metadata["backchannel_logout_session_required"] = True
+    client = Client(
+        client_id=new_secret(16),
+        client_secret_digest=digest(secret) if secret else None,
+        client_id_issued_at=now(),
+        first_party=first_party,
+        client_metadata=metadata,
+    )
+    db.session.add(client)
+    audit.record("client.created", client_id=client.client_id, name=metadata["client_name"])
+    return client, secret
+
+
+def rotate_secret(client: Client) -> str:
+    if client.is_public:
+        raise ClientError("a public client has no secret")
+    secret = new_secret(32)
+    client.client_secret_digest = digest(secret)
+    audit.record("client.secret_rotated", client_id=client.client_id)
+    return secret
+
+
+def delete_client(client: Client) -> None:
+    """Remove a client and end every token it holds."""
+    revoke_tokens(Token.client_id == client.client_id, now())
+    audit.record("client.deleted", client_id=client.client_id)
+    db.session.delete(client)
+
+
+def describe(client: Client, secret: str | None = None) -> dict:
+    """The client's registration as RFC 7591 prints it; the secret only when new."""
+    body = {
+        "client_id": client.client_id,
+        "client_id_issued_at": client.client_id_issued_at,
+        "first_party": client.first_party,
+        **client.client_metadata,
+    }
+    if secret is not None:
+        body["client_secret"] = secret
+        body["client_secret_expires_at"] = 0
+    return body

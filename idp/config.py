@@ -1,0 +1,151 @@
+"""Every setting of the OP: its default, what it means, and how it is checked.
+
+Settings come from the environment with the prefix ``IDP_`` (Flask's
+``from_prefixed_env``), so ``IDP_ISSUER`` sets ``ISSUER``. Values that Flask
+can parse as JSON (numbers, booleans) arrive typed; the rest are strings.
+
+The embedded default is a single node on SQLite under ``instance/`` with a
+secret key generated on first start. ``IDP_ENV=production`` refuses to start
+without an explicit https issuer, secret key and database.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+DEFAULTS = {
+    # "development" or "production"; production refuses embedded defaults.
+    "ENV": "development",
+    # The issuer identifier: scheme, host, optional port and path, no query.
+    "ISSUER": "http://127.0.0.1:5000",
+    # SQLAlchemy URL. Default: SQLite file under instance/.
+    "DATABASE_URL": None,
+    # Signs the Flask session cookie (CSRF tokens, flow state).
+    "SECRET_KEY": None,
+    # smtp://host:port (smtp+starttls://, smtps://, user:pass@ allowed).
+    # Unset: mails go to the development outbox under instance/.
+    "MAIL_URL": None,
+    # redis://host:port/db for counters shared by several nodes. Unset:
+    # counters live in this process (single node).
+    "REDIS_URL": None,
+    # The address customers use for My Page; encoded in the login page's QR.
+    "MYPAGE_URL": "https://mypage.itscom.net/",
+    # Links of the login page (manual p.2) to the operator's own web site.
+    "FAQ_URL": "https://www.itscom.co.jp/support/faq/",
+    "SITE_POLICY_URL": "https://www.itscom.co.jp/info/site_policy/",
+    "GUIDE_URL": "https://www.itscom.co.jp/support/mypage/",
+    "ACCOUNT_LOGIN_URL": "https://www.itscom.co.jp/support/account/",
+    # Lifetimes in seconds.
+    "AUTHORIZATION_CODE_LIFETIME": 60,
+    "ACCESS_TOKEN_LIFETIME": 3600,
+    "ID_TOKEN_LIFETIME": 3600,
+    "REFRESH_TOKEN_IDLE_LIFETIME": 30 * 24 * 3600,
+    "REFRESH_TOKEN_ABSOLUTE_LIFETIME": 90 * 24 * 3600,
+    "SESSION_LIFETIME": 12 * 3600,
+    # Login throttling: free failures before delays start, the window they
+    # are counted in, and the longest delay.
+    "LOGIN_FREE_FAILURES_PER_ACCOUNT": 5,
+    "LOGIN_FREE_FAILURES_PER_ADDRESS": 20,
+    "LOGIN_THROTTLE_WINDOW": 15 * 60,
+    "LOGIN_MAX_DELAY": 15 * 60,
+    # Largest request body accepted anywhere (bytes).
+    "MAX_CONTENT_LENGTH": 64 * 1024,
+}
+
+SUPPORTED_DATABASES = {"sqlite", "postgresql"}
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message is one line."""
+
+
+def load(app, overrides: dict | None = None) -> None:
+    """Fill ``app.config`` from defaults, ``IDP_*``, then overrides; validate all of it."""
+    app.config.update(DEFAULTS)
+    app.config.from_prefixed_env("IDP")
+    app.config.update(overrides or {})
+    config = app.config
+    production = config["ENV"] == "production"
+    if config["ENV"] not in ("development", "production"):
+        raise ConfigError("IDP_ENV must be 'development' or 'production'")
+
+    config["ISSUER"] = _issuer(config["ISSUER"], production)
+    config["SQLALCHEMY_DATABASE_URI"] = _database_url(config, app.instance_path, production)
+    config["SECRET_KEY"] = _secret_key(config, app.instance_path, production)
+    if config["MAIL_URL"] is not None:
+        _require_scheme("IDP_MAIL_URL", config["MAIL_URL"], {"smtp", "smtps", "smtp+starttls"})
+    if config["REDIS_URL"] is not None:
+        _require_scheme("IDP_REDIS_URL", config["REDIS_URL"], {"redis", "rediss", "unix"})
+    for name, default in DEFAULTS.items():
+        if isinstance(default, int) and not isinstance(default, bool):
+            value = config[name]
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"IDP_{name} must be a positive whole number, not {value!r}")
+
+    secure = config["ISSUER"].startswith("https://")
+    config.update(
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+        SESSION_COOKIE_NAME="idp_flow",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=secure,
+        PERMANENT_SESSION_LIFETIME=config["SESSION_LIFETIME"],
+        WTF_CSRF_TIME_LIMIT=None,  # bound to the session, which expires anyway
+        WTF_CSRF_SSL_STRICT=secure,
+    )
+
+
+def _issuer(value: str, production: bool) -> str:
+    parts = urlsplit(value or "")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"IDP_ISSUER must be an absolute http(s) URL, not {value!r}")
+    if parts.query or parts.fragment:
+        raise ConfigError("IDP_ISSUER must not have a query or fragment")
+    if production and parts.scheme != "https":
+        raise ConfigError("IDP_ISSUER must use https when IDP_ENV=production")
+    return value.rstrip("/")
+
+
+def _database_url(config, instance_path: str, production: bool) -> str:
+    url = config["DATABASE_URL"]
+    if url is None:
+        if production:
+            raise ConfigError("IDP_DATABASE_URL is required when IDP_ENV=production")
+        return f"sqlite:///{Path(instance_path) / 'idp.sqlite3'}"
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(f"IDP_DATABASE_URL is not a database URL: {url!r}") from None
+    if parsed.get_backend_name() not in SUPPORTED_DATABASES:
+        raise ConfigError("IDP_DATABASE_URL must be a sqlite:// or postgresql:// URL")
+    if parsed.get_backend_name() == "postgresql":
+        # psycopg 3 is the driver we ship; "postgresql://" alone would pick psycopg2.
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def _secret_key(config, instance_path: str, production: bool) -> str:
+    key = config["SECRET_KEY"]
+    if key is not None:
+        if len(str(key)) < 32:
+            raise ConfigError("IDP_SECRET_KEY must be at least 32 characters")
+        return str(key)
+    if production:
+        raise ConfigError("IDP_SECRET_KEY is required when IDP_ENV=production")
+    path = Path(instance_path) / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _require_scheme(name: str, value, schemes: set[str]) -> None:
+    if not isinstance(value, str) or urlsplit(value).scheme not in schemes:
+        allowed = ", ".join(f"{s}://" for s in sorted(schemes))
+        raise ConfigError(f"{name} must start with one of {allowed}, not {value!r}")

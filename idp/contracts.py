@@ -1,0 +1,144 @@
+"""Contracts from the billing system: parsing, normalising and importing its CSV.
+
+An import is all or nothing: every row is checked first, and one bad row
+(reported with its line number) leaves the database as it was.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from .extensions import db
+from .models import Contract
+from .security.clock import now
+
+COLUMNS = [
+    "customer_number",
+    "name_kanji",
+    "name_kana",
+    "phones",
+    "bank_last4",
+    "card_last4",
+    "stb_ids",
+    "contact_emails",
+    "additional_auth",
+]
+KATAKANA = re.compile(r"^[\u30a0-\u30ff]+$")  # full-width katakana and ー
+EMAIL = re.compile(r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)+$")
+
+
+class ContractImportError(Exception):
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(f"line {line}: {message}")
+        self.line = line
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    created: int
+    updated: int
+
+
+def kana_key(name: str) -> str:
+    """Katakana as registration compares it: full width, no spaces ("ｲﾂ ﾀﾛｳ" -> "イツタロウ")."""
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", name))
+
+
+def normalise_stb_id(value: str) -> str:
+    """STB / Hit pot IDs: drop "-" and ":", upper-case ("00:a0:de…" -> "00A0DE…")."""
+    return re.sub(r"[-:\s]", "", unicodedata.normalize("NFKC", value)).upper()
+
+
+def normalise_phone(value: str) -> str:
+    """Digits only, full-width digits and hyphens tolerated."""
+    return re.sub(r"[-\s()]", "", unicodedata.normalize("NFKC", value))
+
+
+def parse_csv(text: str) -> list[dict]:
+    """Rows of a billing export as Contract fields; ContractImportError on the first bad row."""
+    reader = csv.DictReader(io.StringIO(text))
+    if reader.fieldnames != COLUMNS:
+        raise ContractImportError(1, f"the header must be: {','.join(COLUMNS)}")
+    rows, seen = [], {}
+    for row in reader:
+        line = reader.line_num
+        if None in row or None in row.values():
+            raise ContractImportError(line, f"expected {len(COLUMNS)} columns")
+        fields = _parse_row(row, line)
+        if fields["customer_number"] in seen:
+            raise ContractImportError(line, f"customer_number repeats line {seen[fields['customer_number']]}")
+        seen[fields["customer_number"]] = line
+        rows.append(fields)
+    return rows
+
+
+def import_contracts(text: str) -> ImportReport:
+    """Upsert every row by customer number, in one transaction."""
+    rows = parse_csv(text)
+    existing = {
+        c.customer_number: c
+        for c in db.session.scalars(
+            db.select(Contract).where(Contract.customer_number.in_([r["customer_number"] for r in rows]))
+        )
+    }
+    t = now()
+    created = 0
+    for fields in rows:
+        contract = existing.get(fields["customer_number"])
+        if contract is None:
+            contract = Contract()
+            db.session.add(contract)
+            created += 1
+        for name, value in fields.items():
+            setattr(contract, name, value)
+        contract.imported_at = t
+    db.session.commit()
+    return ImportReport(created=created, updated=len(rows) - created)
+
+
+def _parse_row(row: dict, line: int) -> dict:
+    def fail(message: str):
+        raise ContractImportError(line, message)
+
+    values = {k: (v or "").strip() for k, v in row.items()}
+    if not re.fullmatch(r"\d{10}", values["customer_number"]):
+        fail("customer_number must be 10 digits")
+    if not values["name_kanji"] or len(values["name_kanji"]) > 100:
+        fail("name_kanji must be 1-100 characters")
+    key = kana_key(values["name_kana"])
+    if not KATAKANA.fullmatch(key) or len(values["name_kana"]) > 100:
+        fail("name_kana must be katakana")
+    phones = _split(values["phones"])
+    if not phones or not all(re.fullmatch(r"0\d{9,10}", p) for p in phones):
+        fail("phones must be ;-separated numbers of 10-11 digits starting with 0")
+    for column in ("bank_last4", "card_last4"):
+        if values[column] and not re.fullmatch(r"\d{4}", values[column]):
+            fail(f"{column} must be 4 digits or empty")
+    stb_ids = [normalise_stb_id(s) for s in _split(values["stb_ids"])]
+    if not all(re.fullmatch(r"[0-9A-F]{12}", s) for s in stb_ids):
+        fail("stb_ids must be 12 hexadecimal characters each")
+    emails = _split(values["contact_emails"])
+    if not all(EMAIL.fullmatch(e) and len(e) <= 254 for e in emails):
+        fail("contact_emails must be ;-separated e-mail addresses")
+    if values["additional_auth"] not in ("true", "false"):
+        fail("additional_auth must be true or false")
+    return {
+        "customer_number": values["customer_number"],
+        "name_kanji": values["name_kanji"],
+        "name_kana": values["name_kana"],
+        "kana_key": key,
+        "phones": phones,
+        "bank_last4": values["bank_last4"] or None,
+        "card_last4": values["card_last4"] or None,
+        "stb_ids": stb_ids,
+        "contact_emails": emails,
+        "additional_auth": values["additional_auth"] == "true",
+    }
+
+
+def _split(value: str) -> list[str]:
+    return [part.strip() for part in value.split(";") if part.strip()]

@@ -1,0 +1,55 @@
+"""Errors as the customer or the client sees them: a Japanese page, or OAuth JSON.
+
+No stack trace ever reaches a response; an unexpected exception is logged,
+its transaction rolled back, and answered with a plain 500 page.
+"""
+
+from flask import Flask, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from .extensions import db
+
+JSON_ENDPOINTS = {
+    "oauth.token",
+    "oauth.userinfo",
+    "oauth.revoke",
+    "oauth.introspect",
+    "oauth.jwks",
+    "oauth.discovery",
+}
+
+MESSAGES = {
+    400: "リクエストの内容が正しくありません。",
+    404: "お探しのページは見つかりませんでした。",
+    405: "この操作は受け付けられません。",
+    413: "送信された内容が大きすぎます。",
+    415: "送信された形式には対応していません。",
+    429: "しばらくしてから再度お試しください。",
+    500: "システムエラーが発生しました。しばらくしてから再度お試しください。",
+}
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def _csrf(error):
+        message = "画面の有効期限が切れました。お手数ですが、もう一度はじめからお試しください。"
+        return render_template("errors/error.html", message=message), 400
+
+    @app.errorhandler(HTTPException)
+    def _http(error: HTTPException):
+        return _respond(error.code or 500)
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception):
+        app.logger.exception("unhandled error on %s", request.path)
+        db.session.rollback()
+        return _respond(InternalServerError.code)
+
+
+def _respond(status: int):
+    if request.endpoint in JSON_ENDPOINTS or request.path.startswith("/.well-known/"):
+        error = "server_error" if status >= 500 else "invalid_request"
+        return jsonify(error=error), status, {"Cache-Control": "no-store"}
+    message = MESSAGES.get(status, MESSAGES[400 if status < 500 else 500])
+    return render_template("errors/error.html", message=message), status

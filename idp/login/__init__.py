@@ -1,0 +1,1 @@
+"""Login (manual p.2–3) and the OP session it creates."""

@@ -1,0 +1,39 @@
+"""An iTSCOM ID: one per contract, the thing a customer signs in with."""
+
+from sqlalchemy import BigInteger, Boolean, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from .contract import Contract
+
+
+class Account(db.Model):
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # The OIDC "sub": random, stable across re-registration, reveals nothing.
+    subject: Mapped[str] = mapped_column(String(64), unique=True)
+    contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id"), unique=True)
+    # The iTSCOM ID (an e-mail address), stored lower-cased: IDs are compared
+    # without regard to case so that nobody can register "Taro@" beside "taro@".
+    login_id: Mapped[str] = mapped_column(String(100), unique=True)
+    # True once mail to the login ID was answered (registration), or for
+    # accounts migrated from the old system, whose IDs were verified there.
+    login_id_verified: Mapped[bool] = mapped_column(Boolean, default=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    contact_email: Mapped[str | None] = mapped_column(String(254))
+    contact_email_verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    # "active", or "locked" by an operator.
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    password_changed_at: Mapped[int] = mapped_column(BigInteger)
+
+    contract: Mapped[Contract] = relationship(lazy="joined")
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == "active"
+
+    def get_user_id(self) -> str:
+        """Authlib asks for the user's id when it builds tokens: the opaque sub."""
+        return self.subject

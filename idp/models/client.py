@@ -1,0 +1,111 @@
+"""A relying party registered with the OP, answering Authlib's ClientMixin."""
+
+import ipaddress
+from urllib.parse import urlsplit
+
+from authlib.oauth2.rfc6749 import ClientMixin
+from sqlalchemy import JSON, BigInteger, Boolean, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..extensions import db
+from ..security.secrets import matches
+
+LOOPBACK_HOSTS = {"127.0.0.1", "::1"}
+
+
+class Client(db.Model, ClientMixin):
+    __tablename__ = "clients"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64), unique=True)
+    # Digest of a 256-bit random secret; None for public clients.
+    client_secret_digest: Mapped[str | None] = mapped_column(String(64))
+    client_id_issued_at: Mapped[int] = mapped_column(BigInteger)
+    # My Page and other iTSCOM sites: no consent page.
+    first_party: Mapped[bool] = mapped_column(Boolean, default=False)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # RFC 7591 metadata: client_name, redirect_uris, post_logout_redirect_uris,
+    # backchannel_logout_uri, grant_types, response_types, scope,
+    # token_endpoint_auth_method, id_token_signed_response_alg.
+    client_metadata: Mapped[dict] = mapped_column(JSON, default=dict)
+
+    @property
+    def name(self) -> str:
+        return self.client_metadata.get("client_name", self.client_id)
+
+    @property
+    def redirect_uris(self) -> list[str]:
+        return self.client_metadata.get("redirect_uris", [])
+
+    @property
+    def token_endpoint_auth_method(self) -> str:
+        return self.client_metadata.get("token_endpoint_auth_method", "client_secret_basic")
+
+    @property
+    def is_public(self) -> bool:
+        return self.token_endpoint_auth_method == "none"
+
+    @property
+    def scope(self) -> str:
+        return self.client_metadata.get("scope", "")
+
+    @property
+    def id_token_signed_response_alg(self) -> str | None:
+        return self.client_metadata.get("id_token_signed_response_alg")
+
+    # --- Authlib's questions -------------------------------------------
+
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_default_redirect_uri(self) -> str | None:
+        # Only an unambiguous registration may omit redirect_uri (RFC 6749 3.1.2.3).
+        uris = self.redirect_uris
+        return uris[0] if len(uris) == 1 else None
+
+    def get_allowed_scope(self, scope: str | None) -> str:
+        if not scope:
+            return ""
+        allowed = set(self.scope.split())
+        return " ".join(s for s in dict.fromkeys(scope.split()) if s in allowed)
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        """Exact string match; native (public) clients may vary a loopback port (RFC 8252 7.3)."""
+        if redirect_uri in self.redirect_uris:
+            return True
+        return self.is_public and any(
+            _same_except_loopback_port(registered, redirect_uri) for registered in self.redirect_uris
+        )
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        return matches(client_secret, self.client_secret_digest)
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        # One registered method for the token, revocation and introspection endpoints.
+        return method == self.token_endpoint_auth_method
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type in self.client_metadata.get("response_types", ["code"])
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type in self.client_metadata.get("grant_types", ["authorization_code"])
+
+
+def _same_except_loopback_port(registered: str, presented: str) -> bool:
+    try:
+        a, b = urlsplit(registered), urlsplit(presented)
+        a_port, b_port = a.port, b.port  # may raise on a malformed port
+    except ValueError:
+        return False
+    if a.scheme != "http" or b.scheme != "http" or a.hostname not in LOOPBACK_HOSTS:
+        return False
+    return (a.hostname, a.path, a.query, a.fragment) == (b.hostname, b.path, b.query, b.fragment) and (
+        b_port is not None or a_port is None
+    )
+
+
+def is_loopback(host: str | None) -> bool:
+    try:
+        return host is not None and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"

@@ -1,0 +1,192 @@
+"""The authorization endpoint: a client asks, the customer signs in and consents.
+
+Steps, in order:
+1. ``validate``: Authlib checks client, redirect URI, response type, scope,
+   PKCE and OIDC parameters. Errors before the redirect URI is trusted are a
+   page; after, they go back to the client (with ``iss``, RFC 9207).
+2. ``needs_login``: no session, ``prompt=login`` or ``max_age`` exceeded send
+   the customer to the login page; they come back here afterwards.
+3. ``needs_consent``: third-party clients ask once per scope set (remembered);
+   ``prompt=consent`` asks again; first-party clients never ask.
+4. Authlib issues the code; ``deliver`` sends it by ``query`` or ``form_post``.
+
+Interactions come back to ``/authorize`` with the same parameters, so every
+protocol response leaves from this one view. Flow markers in the Flask
+session are bound to a digest of those parameters.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from authlib.common.urls import add_params_to_uri
+from authlib.oauth2.rfc6749.errors import OAuth2Error
+from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
+from flask import Blueprint, Response, current_app, redirect, render_template, request, session, url_for
+
+from .. import audit
+from ..extensions import db
+from ..login.forms import ConfirmForm
+from ..login.sessions import current_login_session
+from ..models import Consent
+from ..security.clock import now
+from ..security.secrets import digest
+from .claims import parse_claims_request, scopes_implied
+from .server import oauth_server
+
+bp = Blueprint("authorize", __name__)
+
+SCOPE_LABELS = {
+    "openid": "iTSCOM IDでのログイン",
+    "profile": "ご契約者氏名",
+    "email": "iTSCOM ID（メールアドレス）",
+    "phone": "登録済みの電話番号",
+    "contract": "お客さま番号",
+    "offline_access": "ログアウト後も続く利用",
+}
+
+
+@bp.route("/authorize", methods=["GET", "POST"])
+def authorize():
+    params = _request_params()
+    request_digest = digest(urlencode(sorted(params)))
+    login_session = current_login_session()
+    server = oauth_server()
+    try:
+        grant = server.get_consent_grant(end_user=login_session)
+    except OAuth2Error as error:
+        return _error_response(error)
+
+    data = grant.request.payload.data
+    prompts = set((data.get("prompt") or "").split())
+    if login_session is None or _needs_login(login_session, data, prompts, request_digest):
+        if "none" in prompts:
+            return _error_response(LoginRequiredError(redirect_uri=grant.redirect_uri, state=data.get("state")))
+        return _send_to_login(params, data, reauth=login_session is not None, request_digest=request_digest)
+
+    if session.pop("consent_denied", None) == request_digest:
+        audit.record("consent.denied", account=login_session.account, client_id=grant.client.client_id)
+        db.session.commit()
+        return _deliver(server.create_authorization_response(grant=grant, grant_user=None), grant.redirect_uri, data)
+
+    scope = _consent_scope(grant)
+    if _needs_consent(grant, login_session, scope, prompts, request_digest):
+        if "none" in prompts:
+            return _error_response(ConsentRequiredError(redirect_uri=grant.redirect_uri, state=data.get("state")))
+        session["consent_pending"] = {"request": request_digest, "params": params}
+        return render_template(
+            "oauth/consent.html",
+            client=grant.client,
+            scopes=[SCOPE_LABELS.get(s, s) for s in scope.split()],
+            form=ConfirmForm(),
+        )
+
+    response = server.create_authorization_response(grant=grant, grant_user=login_session)
+    return _deliver(response, grant.redirect_uri, data)
+
+
+@bp.route("/authorize/consent", methods=["POST"])
+def consent():
+    """The customer answered the consent page: remember a yes, pass on a no."""
+    form = ConfirmForm()
+    pending = session.pop("consent_pending", None)
+    login_session = current_login_session()
+    if not form.validate_on_submit() or pending is None or login_session is None:
+        return render_template("errors/error.html", message="手続きをはじめからやり直してください。"), 400
+    params = [tuple(p) for p in pending["params"]]
+    if request.form.get("decision") == "approve":
+        data = dict(params)
+        requested = " ".join(
+            sorted(set(data.get("scope", "").split()) | scopes_implied(_claims_or_none(data.get("claims"))))
+        )
+        db.session.add(
+            Consent(
+                account_id=login_session.account_id,
+                client_id=data.get("client_id", ""),
+                scope=requested,
+                granted_at=now(),
+            )
+        )
+        audit.record("consent.granted", account=login_session.account, client_id=data.get("client_id"), scope=requested)
+        db.session.commit()
+        session["consent_given"] = pending["request"]
+    else:
+        session["consent_denied"] = pending["request"]
+    return redirect(url_for("authorize.authorize") + "?" + urlencode(params), 303)
+
+
+def _request_params() -> list[tuple[str, str]]:
+    values = request.args if request.method == "GET" else request.form
+    return [(key, value) for key in values for value in values.getlist(key) if key != "csrf_token"]
+
+
+def _needs_login(login_session, data, prompts: set[str], request_digest: str) -> bool:
+    fresh = session.get("reauth_done") == request_digest
+    if fresh:
+        session.pop("reauth_done")
+        return False
+    if "login" in prompts:
+        return True
+    max_age = data.get("max_age")
+    return max_age is not None and now() - login_session.auth_time > int(max_age)
+
+
+def _send_to_login(params, data, *, reauth: bool, request_digest: str):
+    session["login_next"] = url_for("authorize.authorize") + "?" + urlencode(params)
+    if reauth:
+        session["reauth_pending"] = request_digest
+    hint = data.get("login_hint")
+    if hint and len(hint) <= 254:
+        session["login_hint"] = hint
+    return redirect(url_for("login.login"), 303)
+
+
+def _consent_scope(grant) -> str:
+    requested = set(grant.request.scope.split()) | scopes_implied(
+        _claims_or_none(grant.request.payload.data.get("claims"))
+    )
+    return " ".join(sorted(requested))
+
+
+def _needs_consent(grant, login_session, scope: str, prompts: set[str], request_digest: str) -> bool:
+    if grant.client.first_party:
+        return False
+    if session.get("consent_given") == request_digest:
+        session.pop("consent_given")
+        return False
+    if "consent" in prompts:
+        return True
+    consents = db.session.scalars(
+        db.select(Consent).filter_by(account_id=login_session.account_id, client_id=grant.client.client_id, revoked_at=None)
+    )
+    return not any(c.covers(scope) for c in consents)
+
+
+def _claims_or_none(raw):
+    try:
+        return parse_claims_request(raw)
+    except ValueError:
+        return None
+
+
+def _error_response(error: OAuth2Error):
+    if not error.redirect_uri:
+        # The redirect URI is not trusted (yet): never redirect, show a page.
+        return render_template("oauth/error.html", error=error), 400
+    return _deliver(oauth_server().handle_error_response(None, error), error.redirect_uri, request.values)
+
+
+def _deliver(response: Response, redirect_uri: str, data) -> Response:
+    """Send an Authlib redirect response by the requested response mode, with iss."""
+    location = response.headers.get("Location")
+    if response.status_code != 302 or not location:
+        return response
+    # Authlib appended its parameters to the redirect URI's own query.
+    own = parse_qsl(urlsplit(redirect_uri).query, keep_blank_values=True)
+    params = parse_qsl(urlsplit(location).query, keep_blank_values=True)[len(own):]
+    params.append(("iss", current_app.config["ISSUER"]))
+    if data.get("response_mode") == "form_post":
+        page = render_template("oauth/form_post.html", action=redirect_uri, params=params)
+        return Response(page, headers={"Cache-Control": "no-store"})
+    response.headers["Location"] = add_params_to_uri(redirect_uri, params)
+    return response

@@ -1,0 +1,64 @@
+"""What each scope reveals about a customer (SPEC §4), and the OIDC claims parameter."""
+
+from __future__ import annotations
+
+import json
+
+from ..models import Account
+
+SCOPE_CLAIMS = {
+    "openid": ("sub",),
+    "profile": ("name", "name#ja-Kana-JP", "locale"),
+    "email": ("email", "email_verified"),
+    "phone": ("phone_number",),
+    "contract": ("customer_number",),
+}
+CLAIM_SCOPE = {claim: scope for scope, claims in SCOPE_CLAIMS.items() for claim in claims}
+SUPPORTED_SCOPES = [*SCOPE_CLAIMS, "offline_access"]
+SUPPORTED_CLAIMS = list(CLAIM_SCOPE)
+
+
+def all_claims(account: Account) -> dict:
+    contract = account.contract
+    claims = {
+        "sub": account.subject,
+        "name": contract.name_kanji,
+        "name#ja-Kana-JP": contract.name_kana,
+        "locale": "ja-JP",
+        "email": account.login_id,
+        "email_verified": account.login_id_verified,
+        "phone_number": contract.phone_e164,
+        "customer_number": contract.customer_number,
+    }
+    return {k: v for k, v in claims.items() if v is not None}
+
+
+def claims_for(account: Account, scope: str, requested: dict | None = None) -> dict:
+    """Claims of the granted scopes plus those named in a claims request member."""
+    names = {"sub"}
+    for s in scope.split():
+        names.update(SCOPE_CLAIMS.get(s, ()))
+    names.update(name for name in (requested or {}) if name in CLAIM_SCOPE)
+    available = all_claims(account)
+    return {name: available[name] for name in names if name in available}
+
+
+def parse_claims_request(raw: str | None) -> dict | None:
+    """The "claims" authorization parameter (Core 5.5); ValueError when malformed."""
+    if not raw:
+        return None
+    value = json.loads(raw)
+    if not isinstance(value, dict):
+        raise ValueError("claims must be a JSON object")
+    for member in ("userinfo", "id_token"):
+        if member in value and not isinstance(value[member], dict):
+            raise ValueError(f"claims.{member} must be a JSON object")
+    return {m: value[m] for m in ("userinfo", "id_token") if m in value}
+
+
+def scopes_implied(claims_request: dict | None) -> set[str]:
+    """Scopes whose consent covers the individually requested claims."""
+    implied = set()
+    for member in (claims_request or {}).values():
+        implied.update(CLAIM_SCOPE[name] for name in member if name in CLAIM_SCOPE)
+    return implied

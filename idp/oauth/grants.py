@@ -1,0 +1,208 @@
+"""The grants: each answers Authlib's storage questions and adds what Authlib lacks.
+
+Added through Authlib's hooks, not by copying its protocol code:
+- ``AuthorizationRequestChecks``: response_mode, PKCE required for public
+  clients, prompt / max_age / claims syntax, request objects refused.
+- ``S256CodeChallenge``: PKCE with S256 only (RFC 9700 2.1.1).
+- code tombstones: a second use of a code revokes what the first issued.
+- refresh token families: replaying a rotated token revokes the family.
+"""
+
+from __future__ import annotations
+
+from authlib.oauth2.rfc6749 import grants
+from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oidc.core import grants as oidc_grants
+from flask import current_app, g
+from sqlalchemy import update
+
+from .. import audit
+from ..extensions import db
+from ..models import AuthorizationCode, Token
+from ..security.clock import now
+from ..security.secrets import digest
+from .claims import claims_for, parse_claims_request
+from .keys import signing_keyset
+
+CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+RESPONSE_MODES = {"query", "form_post"}
+PROMPTS = {"none", "login", "consent", "select_account"}
+
+
+class AuthorizationRequestChecks:
+    """Authorization-request rules of SPEC §4/§6 that Authlib leaves to us."""
+
+    def __call__(self, grant) -> None:
+        grant.register_hook("after_validate_authorization_request_payload", self.validate)
+
+    def validate(self, grant, redirect_uri) -> None:
+        data = grant.request.payload.data
+        if data.get("request"):
+            raise _error("request_not_supported", "Request objects are not supported.")
+        if data.get("request_uri"):
+            raise _error("request_uri_not_supported", "request_uri is not supported.")
+        if data.get("response_mode", "query") not in RESPONSE_MODES:
+            raise InvalidRequestError("Unsupported 'response_mode'.")
+        if not set((data.get("prompt") or "").split()) <= PROMPTS:
+            raise InvalidRequestError("Unsupported 'prompt' value.")
+        max_age = data.get("max_age")
+        if max_age is not None and not (max_age.isascii() and max_age.isdigit()):
+            raise InvalidRequestError("'max_age' must be a non-negative integer.")
+        try:
+            parse_claims_request(data.get("claims"))
+        except ValueError:
+            raise InvalidRequestError("'claims' must be a JSON object.") from None
+        if grant.request.client.is_public and not data.get("code_challenge"):
+            raise InvalidRequestError("Public clients must use PKCE (code_challenge).")
+
+
+class S256CodeChallenge(CodeChallenge):
+    """PKCE with S256 only: "plain", or a challenge without a method, is refused."""
+
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+    DEFAULT_CODE_CHALLENGE_METHOD = "S256"
+
+    def validate_code_challenge(self, grant, redirect_uri):
+        super().validate_code_challenge(grant, redirect_uri)
+        data = grant.request.payload.data
+        if data.get("code_challenge") and data.get("code_challenge_method") != "S256":
+            raise InvalidRequestError("'code_challenge_method' must be S256.")
+
+
+class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
+
+    def save_authorization_code(self, code, request):
+        """``request.user`` is the customer's LoginSession (see authorize.py)."""
+        login_session = request.user
+        data = request.payload.data
+        issued = now()
+        db.session.add(
+            AuthorizationCode(
+                code_digest=digest(code),
+                client_id=request.client.client_id,
+                account_id=login_session.account_id,
+                redirect_uri=request.payload.redirect_uri,
+                scope=request.scope,
+                nonce=data.get("nonce"),
+                code_challenge=data.get("code_challenge"),
+                code_challenge_method=data.get("code_challenge_method"),
+                claims_request=parse_claims_request(data.get("claims")),
+                auth_time=login_session.auth_time,
+                sid=login_session.sid,
+                created_at=issued,
+                expires_at=issued + current_app.config["AUTHORIZATION_CODE_LIFETIME"],
+            )
+        )
+        db.session.commit()
+
+    def query_authorization_code(self, code, client):
+        """Find and claim a code atomically; a second presentation is reuse."""
+        row = db.session.scalar(
+            db.select(AuthorizationCode).filter_by(code_digest=digest(code), client_id=client.client_id)
+        )
+        if row is None:
+            return None
+        t = now()
+        if row.used_at is not None or not _claim(AuthorizationCode, row.id, t):
+            revoke_tokens(Token.authorization_code_id == row.id, t)
+            audit.record("token.code_reuse", "failure", account=row.account, client_id=client.client_id)
+            return None
+        if t >= row.expires_at:
+            return None
+        return row
+
+    def delete_authorization_code(self, authorization_code):
+        pass  # claimed in query_authorization_code; the row stays as a tombstone
+
+    def authenticate_user(self, authorization_code):
+        account = authorization_code.account
+        return account if account.is_active else None
+
+
+class OpenIDCode(oidc_grants.OpenIDCode):
+    def exists_nonce(self, nonce, request):
+        # The nonce protects the RP against ID token replay; the OP does not
+        # reject a repeated nonce (RPs retrying a login legitimately repeat it).
+        return False
+
+    def get_client_algorithm(self, client):
+        return client.id_token_signed_response_alg or "RS256"
+
+    def resolve_client_private_key(self, client):
+        return signing_keyset(self.get_client_algorithm(client))
+
+    def get_client_claims(self, client):
+        issued = now()
+        return {
+            "iss": current_app.config["ISSUER"],
+            "aud": client.client_id,
+            "iat": issued,
+            "exp": issued + current_app.config["ID_TOKEN_LIFETIME"],
+        }
+
+    def get_authorization_code_claims(self, authorization_code):
+        claims = super().get_authorization_code_claims(authorization_code)
+        if authorization_code.sid:
+            claims["sid"] = authorization_code.sid
+        return claims
+
+    def encode_id_token(self, token, request):
+        # generate_user_info() is not told which code it serves; the claims
+        # request travels through the request-local g.
+        g.idp_id_token_claims = (request.authorization_code.claims_request or {}).get("id_token")
+        return super().encode_id_token(token, request)
+
+    def generate_user_info(self, user, scope):
+        return claims_for(user, scope, g.pop("idp_id_token_claims", None))
+
+
+class RefreshTokenGrant(grants.RefreshTokenGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
+    INCLUDE_NEW_REFRESH_TOKEN = True
+
+    def authenticate_refresh_token(self, refresh_token):
+        row = db.session.scalar(db.select(Token).filter_by(refresh_token_digest=digest(refresh_token)))
+        if row is None or row.client_id != self.request.client.client_id:
+            return None
+        t = now()
+        if row.rotated_at is not None and row.revoked_at is None:
+            revoke_tokens(Token.family_id == row.family_id, t)
+            audit.record("token.refresh_reuse", "failure", account=row.account, client_id=row.client_id)
+            return None
+        if not row.is_refresh_usable(t):
+            return None
+        if not _claim(Token, row.id, t, column="rotated_at"):
+            revoke_tokens(Token.family_id == row.family_id, t)  # a concurrent replay
+            return None
+        return row
+
+    def authenticate_user(self, refresh_token):
+        account = refresh_token.account
+        return account if account is not None and account.is_active else None
+
+    def revoke_old_credential(self, refresh_token):
+        pass  # rotated_at was set when the token was claimed
+
+
+class ClientCredentialsGrant(grants.ClientCredentialsGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS
+
+
+def revoke_tokens(condition, at: int) -> None:
+    db.session.execute(update(Token).where(condition, Token.revoked_at.is_(None)).values(revoked_at=at))
+
+
+def _claim(model, row_id: int, at: int, column: str = "used_at") -> bool:
+    """Set ``column`` on one row only if nobody did before: True for the winner."""
+    col = getattr(model, column)
+    result = db.session.execute(update(model).where(model.id == row_id, col.is_(None)).values({column: at}))
+    return result.rowcount == 1
+
+
+def _error(code: str, description: str) -> InvalidRequestError:
+    error = InvalidRequestError(description)
+    error.error = code
+    return error

@@ -1,0 +1,122 @@
+"""Signing keys: generated once, stored in the database, shared by every process.
+
+Each process keeps the current keys in memory for ``CACHE_SECONDS`` so that
+signing and the JWKS endpoint cost no query; a key added by another process
+is seen within that time. The JWKS document is serialised once per refresh.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from dataclasses import dataclass
+
+from flask import current_app
+from joserfc.jwk import ECKey, KeySet, RSAKey
+from sqlalchemy.exc import IntegrityError
+
+from ..extensions import db
+from ..models import SigningKey
+from ..security.clock import now
+from ..security.secrets import new_secret
+
+CACHE_SECONDS = 30
+SUPPORTED_ALGS = ("RS256", "ES256")
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    signing: dict[str, KeySet]  # alg -> the one key that signs now
+    public: KeySet  # every key that may still verify a live token
+    jwks_bytes: bytes
+    etag: str
+    loaded_at: float
+
+
+def generate_key(alg: str, at: int, activates_at: int | None = None) -> SigningKey:
+    kid = new_secret(12)
+    params = {"kid": kid, "alg": alg, "use": "sig"}
+    if alg == "RS256":
+        key = RSAKey.generate_key(2048, parameters=params, private=True)
+    elif alg == "ES256":
+        key = ECKey.generate_key("P-256", parameters=params, private=True)
+    else:
+        raise ValueError(f"unsupported signing algorithm {alg}")
+    return SigningKey(
+        kid=kid,
+        alg=alg,
+        private_jwk=json.dumps(key.as_dict(private=True)),
+        created_at=at,
+        activates_at=at if activates_at is None else activates_at,
+    )
+
+
+def ensure_signing_keys() -> None:
+    """Create an RS256 and an ES256 key when none is usable (first start)."""
+    t = now()
+    for alg in SUPPORTED_ALGS:
+        if _signing_row(alg, t) is None:
+            db.session.add(generate_key(alg, t))
+    try:
+        db.session.commit()
+    except IntegrityError:  # another process won the race; its keys will do
+        db.session.rollback()
+
+
+def keyring() -> KeyRing:
+    state = current_app.extensions["idp.keys"]
+    ring = state.get("ring")
+    if ring is None or time.monotonic() - ring.loaded_at > CACHE_SECONDS:
+        with state["lock"]:
+            ring = state.get("ring")
+            if ring is None or time.monotonic() - ring.loaded_at > CACHE_SECONDS:
+                ring = state["ring"] = _load()
+    return ring
+
+
+def forget_cached_keys() -> None:
+    current_app.extensions["idp.keys"]["ring"] = None
+
+
+def signing_keyset(alg: str = "RS256") -> KeySet:
+    return keyring().signing[alg]
+
+
+def init_app(app) -> None:
+    app.extensions["idp.keys"] = {"ring": None, "lock": threading.Lock()}
+
+
+def _signing_row(alg: str, t: int) -> SigningKey | None:
+    return db.session.scalar(
+        db.select(SigningKey)
+        .where(
+            SigningKey.alg == alg,
+            SigningKey.activates_at <= t,
+            SigningKey.retired_at.is_(None) | (SigningKey.retired_at > t),
+        )
+        .order_by(SigningKey.activates_at.desc(), SigningKey.id.desc())
+        .limit(1)
+    )
+
+
+def _load() -> KeyRing:
+    t = now()
+    if any(_signing_row(alg, t) is None for alg in SUPPORTED_ALGS):
+        ensure_signing_keys()
+    signing = {alg: KeySet([_import(_signing_row(alg, t))]) for alg in SUPPORTED_ALGS}
+    published = db.session.scalars(
+        db.select(SigningKey)
+        .where(SigningKey.removed_at.is_(None) | (SigningKey.removed_at > t))
+        .order_by(SigningKey.id)
+    ).all()
+    public = KeySet([_import(row) for row in published])
+    jwks_bytes = json.dumps(public.as_dict(private=False), separators=(",", ":")).encode()
+    etag = hashlib.sha256(jwks_bytes).hexdigest()[:32]
+    return KeyRing(signing, public, jwks_bytes, etag, time.monotonic())
+
+
+def _import(row: SigningKey):
+    data = json.loads(row.private_jwk)
+    return RSAKey.import_key(data) if data["kty"] == "RSA" else ECKey.import_key(data)

@@ -1,0 +1,164 @@
+"""Protocol endpoints other than /authorize: discovery, JWKS, token, UserInfo,
+revocation, introspection and RP-initiated logout.
+
+Each view hands the request to Authlib and commits what it wrote; a failed
+request commits only what failure itself must record (revocations on reuse,
+audit rows).
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlsplit
+
+from authlib.oauth2.rfc6749.errors import OAuth2Error
+from flask import Blueprint, Response, current_app, render_template, request
+
+from ..extensions import csrf, db
+from ..login.forms import ConfirmForm
+from ..login.sessions import current_login_session
+from ..models import Client
+from .claims import SUPPORTED_CLAIMS, SUPPORTED_SCOPES
+from .grants import CLIENT_AUTH_METHODS
+from .keys import SUPPORTED_ALGS, keyring
+from .server import oauth_server
+
+bp = Blueprint("oauth", __name__)
+
+# CORS is offered on these endpoints only (SPEC §6), to registered origins.
+CORS_ENDPOINTS = {"oauth.discovery", "oauth.jwks", "oauth.token", "oauth.userinfo", "oauth.revoke"}
+
+
+def discovery_document(issuer: str) -> dict:
+    return {
+        "issuer": issuer,
+        "authorization_endpoint": f"{issuer}/authorize",
+        "token_endpoint": f"{issuer}/token",
+        "userinfo_endpoint": f"{issuer}/userinfo",
+        "jwks_uri": f"{issuer}/jwks",
+        "revocation_endpoint": f"{issuer}/revoke",
+        "introspection_endpoint": f"{issuer}/introspect",
+        "end_session_endpoint": f"{issuer}/session/end",
+        "scopes_supported": SUPPORTED_SCOPES,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query", "form_post"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": list(SUPPORTED_ALGS),
+        "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "introspection_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "code_challenge_methods_supported": ["S256"],
+        "claims_supported": SUPPORTED_CLAIMS + ["iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "at_hash"],
+        "claims_parameter_supported": True,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "authorization_response_iss_parameter_supported": True,
+        "prompt_values_supported": ["none", "login", "consent"],
+        "ui_locales_supported": ["ja"],
+        "claims_locales_supported": ["ja"],
+    }
+
+
+@bp.route("/.well-known/openid-configuration")
+def discovery():
+    cache = current_app.extensions["idp.discovery"]
+    if "body" not in cache:
+        cache["body"] = json.dumps(discovery_document(current_app.config["ISSUER"]), ensure_ascii=False).encode()
+    return _cacheable(cache["body"], max_age=3600)
+
+
+@bp.route("/jwks")
+def jwks():
+    ring = keyring()
+    if request.if_none_match.contains(ring.etag):
+        return Response(status=304, headers={"ETag": f'"{ring.etag}"'})
+    response = _cacheable(ring.jwks_bytes, max_age=300, content_type="application/jwk-set+json")
+    response.set_etag(ring.etag)
+    return response
+
+
+@bp.route("/token", methods=["POST"])
+@csrf.exempt
+def token():
+    response = oauth_server().create_token_response()
+    db.session.commit()
+    return response
+
+
+@bp.route("/userinfo", methods=["GET", "POST"])
+@csrf.exempt
+def userinfo():
+    response = oauth_server().create_endpoint_response("userinfo")
+    db.session.commit()
+    return response
+
+
+@bp.route("/revoke", methods=["POST"])
+@csrf.exempt
+def revoke():
+    response = oauth_server().create_endpoint_response("revocation")
+    db.session.commit()
+    return response
+
+
+@bp.route("/introspect", methods=["POST"])
+@csrf.exempt
+def introspect():
+    response = oauth_server().create_endpoint_response("introspection")
+    db.session.commit()
+    return response
+
+
+@bp.route("/session/end", methods=["GET", "POST"])
+@csrf.exempt  # checked below, once we know whether this is our own confirmation form
+def end_session():
+    """RP-initiated logout; without an id_token_hint the customer confirms first."""
+    server = oauth_server()
+    try:
+        end_request = server.validate_endpoint_request("end_session")
+    except OAuth2Error as error:
+        return render_template("oauth/error.html", error=error), 400
+    form = ConfirmForm()
+    login_session = current_login_session()
+    hinted_subject = (end_request.id_token_claims or {}).get("sub")
+    # A hint for somebody else's session (or none) is no proof that the
+    # customer wants out: ask, so that a cross-site link cannot log them out.
+    must_confirm = end_request.needs_confirmation or (
+        login_session is not None and hinted_subject != login_session.account.subject
+    )
+    if must_confirm and not (request.method == "POST" and form.validate_on_submit()):
+        return render_template("oauth/logout_confirm.html", form=form, params=request.values)
+    response = server.create_endpoint_response("end_session", end_request)
+    db.session.commit()
+    return response or render_template("oauth/logged_out.html")
+
+
+@bp.after_app_request
+def _cors(response: Response) -> Response:
+    if request.endpoint not in CORS_ENDPOINTS:
+        return response
+    origin = request.headers.get("Origin")
+    if origin and origin in registered_origins():
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST"
+        response.headers["Access-Control-Max-Age"] = "600"
+        response.vary.add("Origin")
+    return response
+
+
+def registered_origins() -> set[str]:
+    origins = set()
+    for metadata in db.session.scalars(db.select(Client.client_metadata).filter_by(disabled=False)):
+        for uri in metadata.get("redirect_uris", []):
+            parts = urlsplit(uri)
+            if parts.scheme in ("http", "https") and parts.netloc:
+                origins.add(f"{parts.scheme}://{parts.netloc}")
+    return origins
+
+
+def _cacheable(body: bytes, max_age: int, content_type: str = "application/json") -> Response:
+    response = Response(body, content_type=content_type)
+    response.headers["Cache-Control"] = f"public, max-age={max_age}"
+    return response

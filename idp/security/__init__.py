@@ -1,0 +1,1 @@
+"""Security primitives shared by every flow: hashing, clocks, throttles, headers."""

@@ -1,0 +1,12 @@
+// パスワードを表示: toggles the password field's visibility without a reload.
+(function () {
+  var toggle = document.getElementById("show-password");
+  var password = document.getElementById("password");
+  var form = document.getElementById("login-form");
+  if (!toggle || !password) return;
+  function sync() { password.type = toggle.checked ? "text" : "password"; }
+  toggle.addEventListener("change", sync);
+  // リセット clears the form; the field goes back to hidden text afterwards.
+  if (form) form.addEventListener("reset", function () { setTimeout(sync, 0); });
+  sync();
+})();

@@ -1,0 +1,146 @@
+"""Test helpers: a settable clock and a relying party that speaks to the OP."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import jwt as pyjwt  # PyJWT: an independent JOSE implementation to check our tokens
+
+from idp.clients import create_client
+from idp.extensions import db
+
+ISSUER = "https://id.example.test"
+REDIRECT_URI = "https://rp.example.test/callback"
+
+
+class FrozenClock:
+    def __init__(self, start: int) -> None:
+        self.current = start
+
+    def now(self) -> int:
+        return self.current
+
+    def advance(self, seconds: int) -> None:
+        self.current += seconds
+
+
+def csrf_token(html: str) -> str:
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html)
+    assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+def pkce_pair() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    return verifier, challenge
+
+
+def query_of(location: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query, keep_blank_values=True).items()}
+
+
+@dataclass
+class RelyingParty:
+    app: object
+    client: object  # Flask test client: the customer's browser and the RP's back channel
+    client_id: str
+    client_secret: str | None
+    redirect_uri: str = REDIRECT_URI
+    verifier: str = ""
+    nonce: str = ""
+    state: str = ""
+    last: dict = field(default_factory=dict)
+
+    @classmethod
+    def register(cls, app, client, *, first_party=True, auth_method="client_secret_basic",
+                 grant_types=("authorization_code", "refresh_token", "client_credentials"),
+                 redirect_uris=(REDIRECT_URI,), post_logout=("https://rp.example.test/bye",), **kwargs):
+        if auth_method == "none":
+            grant_types = [g for g in grant_types if g != "client_credentials"]
+        registered, secret = create_client(
+            "Test RP", list(redirect_uris), list(post_logout), grant_types=list(grant_types),
+            auth_method=auth_method, first_party=first_party, **kwargs,
+        )
+        db.session.commit()
+        return cls(app, client, registered.client_id, secret, redirect_uris[0])
+
+    # --- front channel -------------------------------------------------
+
+    def authorize_params(self, **overrides) -> dict:
+        self.verifier, challenge = pkce_pair()
+        self.nonce, self.state = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
+        params = {
+            "response_type": "code",
+            "client_id": self.client_id,
+            "redirect_uri": self.redirect_uri,
+            "scope": "openid profile email phone contract offline_access",
+            "state": self.state,
+            "nonce": self.nonce,
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        }
+        params.update(overrides)
+        return {k: v for k, v in params.items() if v is not None}
+
+    def authorize(self, **overrides):
+        return self.client.get("/authorize?" + urlencode(self.authorize_params(**overrides)))
+
+    def login(self, login_id="taro.itsu@example.jp", password="itscom-demo1"):
+        page = self.client.get("/login")
+        return self.client.post(
+            "/login", data={"csrf_token": csrf_token(page.get_data(as_text=True)), "login_id": login_id, "password": password}
+        )
+
+    def sign_in_and_get_code(self, **overrides) -> dict:
+        """authorize -> login page -> login -> back to authorize -> redirect with code."""
+        response = self.authorize(**overrides)
+        if response.status_code == 303 and response.location.endswith("/login"):
+            login = self.login()
+            assert login.status_code == 303, login.get_data(as_text=True)
+            response = self.client.get(login.location)
+        assert response.status_code == 302, response.get_data(as_text=True)
+        assert response.location.startswith(self.redirect_uri)
+        self.last = query_of(response.location)
+        return self.last
+
+    # --- back channel --------------------------------------------------
+
+    def auth(self) -> dict:
+        if self.client_secret is None:
+            return {}
+        raw = f"{self.client_id}:{self.client_secret}".encode()
+        return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+
+    def token_request(self, data: dict, headers: dict | None = None):
+        if self.client_secret is None:
+            data = {"client_id": self.client_id, **data}
+        return self.client.post("/token", data=data, headers=headers if headers is not None else self.auth())
+
+    def exchange(self, code: str, verifier: str | None = None):
+        return self.token_request({
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": self.redirect_uri,
+            "code_verifier": verifier if verifier is not None else self.verifier,
+        })
+
+    def tokens(self, **overrides) -> dict:
+        code = self.sign_in_and_get_code(**overrides)["code"]
+        response = self.exchange(code)
+        assert response.status_code == 200, response.get_json()
+        return response.get_json()
+
+    def verify_id_token(self, id_token: str) -> dict:
+        jwks = self.client.get("/jwks").get_json()
+        header = pyjwt.get_unverified_header(id_token)
+        key = pyjwt.PyJWKSet.from_dict(jwks)[header["kid"]]
+        return pyjwt.decode(
+            id_token, key=key, algorithms=[header["alg"]], audience=self.client_id, issuer=ISSUER,
+            options={"require": ["iss", "sub", "aud", "exp", "iat"]},
+        )

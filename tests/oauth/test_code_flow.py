@@ -1,0 +1,70 @@
+"""The whole authorization code flow, as an RP library would walk it."""
+
+import base64
+import hashlib
+
+from ..helpers import ISSUER, query_of
+
+
+def test_code_flow_issues_verified_id_token_and_userinfo(rp, client):
+    params = rp.sign_in_and_get_code()
+    assert params["state"] == rp.state
+    assert params["iss"] == ISSUER  # RFC 9207
+
+    response = rp.exchange(params["code"])
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    body = response.get_json()
+    assert body["token_type"] == "Bearer"
+    assert "refresh_token" in body  # offline_access was asked
+
+    claims = rp.verify_id_token(body["id_token"])
+    assert claims["nonce"] == rp.nonce
+    assert claims["name"] == "逸 太郎"
+    assert claims["name#ja-Kana-JP"] == "イツ タロウ"
+    assert claims["sid"]
+    digest = hashlib.sha256(body["access_token"].encode()).digest()
+    assert claims["at_hash"] == base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode()
+
+    userinfo = client.get("/userinfo", headers={"Authorization": f"Bearer {body['access_token']}"})
+    assert userinfo.status_code == 200
+    info = userinfo.get_json()
+    assert info["sub"] == claims["sub"]
+    assert info["email"] == "taro.itsu@example.jp"
+    assert info["email_verified"] is True
+    assert info["phone_number"] == "+81312345678"
+    assert info["customer_number"] == "2005128462"
+    assert "taro" not in info["sub"] and "2005128462" not in info["sub"]
+
+
+def test_userinfo_by_post_and_without_token(rp, client):
+    token = rp.tokens()["access_token"]
+    assert client.post("/userinfo", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    missing = client.get("/userinfo")
+    assert missing.status_code == 401
+    bad = client.get("/userinfo", headers={"Authorization": "Bearer nope"})
+    assert bad.status_code == 401
+
+
+def test_form_post_response_mode_posts_code_and_iss(rp, client):
+    rp.login()
+    response = rp.authorize(response_mode="form_post")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert f'action="{rp.redirect_uri}"' in html
+    assert 'name="code"' in html and f'name="iss" value="{ISSUER}"' in html
+    assert "<script>" not in html  # no inline script (CSP)
+
+
+def test_discovery_and_jwks(client):
+    doc = client.get("/.well-known/openid-configuration").get_json()
+    assert doc["issuer"] == ISSUER
+    assert doc["code_challenge_methods_supported"] == ["S256"]
+    assert doc["authorization_response_iss_parameter_supported"] is True
+    jwks = client.get("/jwks")
+    assert jwks.status_code == 200
+    keys = jwks.get_json()["keys"]
+    assert {k["alg"] for k in keys} == {"RS256", "ES256"}
+    assert all("d" not in k for k in keys)
+    again = client.get("/jwks", headers={"If-None-Match": jwks.headers["ETag"]})
+    assert again.status_code == 304
