@@ -60,7 +60,9 @@ def _schema(database_url):
 
 @pytest.fixture
 def clock() -> FrozenClock:
-    return FrozenClock(int(time.time()))
+    # Ten minutes in the past, so that a test may advance it without issuing
+    # tokens from the future (an RP library rejects those).
+    return FrozenClock(int(time.time()) - 600)
 
 
 @pytest.fixture
@@ -71,12 +73,15 @@ def config_overrides() -> dict:
 
 @pytest.fixture
 def app(_schema, clock, config_overrides):
+    """The OP. No app context stays pushed: each request gets its own, as in
+    production (a pushed context would share ``g`` between requests). Tests
+    that touch the database directly use ``with app.app_context():``."""
     app = create_app(
         {"DATABASE_URL": _schema, "SECRET_KEY": "test-secret-" + "x" * 32, "ISSUER": ISSUER, **config_overrides},
         clock=clock,
     )
+    yield app
     with app.app_context():
-        yield app
         db.session.remove()
         with db.engine.begin() as conn:
             for table in reversed(db.metadata.sorted_tables):
@@ -99,16 +104,19 @@ def runner(app):
 def contracts(app):
     from idp.contracts import import_contracts
 
-    import_contracts(FIXTURE_CONTRACTS.read_text(encoding="utf-8"))
+    with app.app_context():
+        import_contracts(FIXTURE_CONTRACTS.read_text(encoding="utf-8"))
 
 
 @pytest.fixture
-def account(contracts):
+def account(app, contracts):
+    """The demo customer's iTSCOM ID; returns its database id."""
     from idp.accounts import create_account
 
-    account = create_account("2005128462", "taro.itsu@example.jp", "itscom-demo1")
-    db.session.commit()
-    return account
+    with app.app_context():
+        account = create_account("2005128462", "taro.itsu@example.jp", "itscom-demo1")
+        db.session.commit()
+        return account.id
 
 
 @pytest.fixture

@@ -63,12 +63,13 @@ class RelyingParty:
                  redirect_uris=(REDIRECT_URI,), post_logout=("https://rp.example.test/bye",), **kwargs):
         if auth_method == "none":
             grant_types = [g for g in grant_types if g != "client_credentials"]
-        registered, secret = create_client(
-            "Test RP", list(redirect_uris), list(post_logout), grant_types=list(grant_types),
-            auth_method=auth_method, first_party=first_party, **kwargs,
-        )
-        db.session.commit()
-        return cls(app, client, registered.client_id, secret, redirect_uris[0])
+        with app.app_context():
+            registered, secret = create_client(
+                "Test RP", list(redirect_uris), list(post_logout), grant_types=list(grant_types),
+                auth_method=auth_method, first_party=first_party, **kwargs,
+            )
+            db.session.commit()
+            return cls(app, client, registered.client_id, secret, redirect_uris[0])
 
     # --- front channel -------------------------------------------------
 
