@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from importlib import resources
 from pathlib import Path
 
 import click
 from flask import current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from .accounts import AccountError, create_account
 from .clients import AUTH_METHODS, DEFAULT_SCOPES, GRANT_TYPES, ClientError, create_client, delete_client
@@ -17,6 +19,7 @@ from .contracts import ContractImportError, import_contracts
 from .extensions import db
 from .models import Account, Client
 from .oauth.keys import ensure_signing_keys
+from .security.secrets import digest
 
 contracts_cli = AppGroup("contracts", help="Contract data from the billing system.")
 accounts_cli = AppGroup("accounts", help="iTSCOM IDs.")
@@ -26,7 +29,9 @@ DEMO_LOGIN_ID = "taro.itsu@example.jp"
 DEMO_PASSWORD = "itscom-demo1"
 DEMO_CUSTOMER = "2005128462"
 DEMO_CLIENT_NAME = "マイページ (demo)"
+DEMO_CLIENT_ID = "mypage-demo"
 DEMO_REDIRECT_URI = "http://127.0.0.1:5001/auth/callback"
+DEMO_POST_LOGOUT_URI = "http://127.0.0.1:5001/"
 
 
 @contracts_cli.command("import")
@@ -134,31 +139,27 @@ def clients_rotate_secret(client_id, as_json):
 
 
 @click.command("demo")
+@with_appcontext
 def demo():
     """Load demo contracts, the demo iTSCOM ID and a first-party demo client (idempotent)."""
     ensure_signing_keys()
     import_contracts(resources.files("idp.demo").joinpath("contracts.csv").read_text(encoding="utf-8"))
     if db.session.scalar(db.select(Account).filter_by(login_id=DEMO_LOGIN_ID)) is None:
         create_account(DEMO_CUSTOMER, DEMO_LOGIN_ID, DEMO_PASSWORD)
-    secret_file = Path(current_app.instance_path) / "demo_client.json"
-    saved = json.loads(secret_file.read_text()) if secret_file.exists() else {}
-    client = db.session.scalar(db.select(Client).filter_by(client_id=saved.get("client_id", "")))
+    # The demo secret is derived from this instance's secret key, so that the
+    # command can print it every time while the database keeps only a digest.
+    secret = hmac.new(current_app.secret_key.encode(), b"demo client", hashlib.sha256).hexdigest()
+    client = db.session.scalar(db.select(Client).filter_by(client_id=DEMO_CLIENT_ID))
     if client is None:
-        client, secret = create_client(
-            DEMO_CLIENT_NAME,
-            [DEMO_REDIRECT_URI],
-            ["http://127.0.0.1:5001/"],
-            grant_types=list(GRANT_TYPES),
-            first_party=True,
+        client, _ = create_client(
+            DEMO_CLIENT_NAME, [DEMO_REDIRECT_URI], [DEMO_POST_LOGOUT_URI], grant_types=list(GRANT_TYPES), first_party=True
         )
-        saved = {"client_id": client.client_id, "client_secret": secret}
-        secret_file.write_text(json.dumps(saved))
-        secret_file.chmod(0o600)
+        client.client_id = DEMO_CLIENT_ID
+    client.client_secret_digest = digest(secret)
     db.session.commit()
-    issuer = current_app.config["ISSUER"]
-    click.echo(f"demo loaded: issuer {issuer}")
+    click.echo(f"demo loaded: issuer {current_app.config['ISSUER']}")
     click.echo(f"  login: {DEMO_LOGIN_ID} / {DEMO_PASSWORD}")
-    click.echo(f"  client_id: {saved['client_id']}  client_secret: {saved['client_secret']}")
+    click.echo(f"  client_id: {DEMO_CLIENT_ID}  client_secret: {secret}")
     click.echo(f"  redirect_uri: {DEMO_REDIRECT_URI}")
 
 

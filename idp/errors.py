@@ -10,14 +10,9 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 
 from .extensions import db
 
-JSON_ENDPOINTS = {
-    "oauth.token",
-    "oauth.userinfo",
-    "oauth.revoke",
-    "oauth.introspect",
-    "oauth.jwks",
-    "oauth.discovery",
-}
+# Paths of the machine-facing endpoints; by path, since a 405 or 413 may
+# come before routing has named an endpoint.
+JSON_PATHS = {"/token", "/userinfo", "/revoke", "/introspect", "/jwks"}
 
 MESSAGES = {
     400: "リクエストの内容が正しくありません。",
@@ -48,7 +43,7 @@ def init_app(app: Flask) -> None:
 
 
 def _respond(status: int):
-    if request.endpoint in JSON_ENDPOINTS or request.path.startswith("/.well-known/"):
+    if request.path in JSON_PATHS or request.path.startswith("/.well-known/"):
         error = "server_error" if status >= 500 else "invalid_request"
         return jsonify(error=error), status, {"Cache-Control": "no-store"}
     message = MESSAGES.get(status, MESSAGES[400 if status < 500 else 500])

@@ -156,7 +156,11 @@ class OpenIDCode(oidc_grants.OpenIDCode):
         return super().encode_id_token(token, request)
 
     def generate_user_info(self, user, scope):
-        return claims_for(user, scope, g.pop("idp_id_token_claims", None))
+        # An access token is issued with every ID token here, so scope claims
+        # come from UserInfo (Core 5.4); the ID token carries "sub" and what
+        # the claims parameter asked of it. It travels in id_token_hint URLs
+        # and logs, so it stays free of personal data unless asked.
+        return claims_for(user, "openid", g.pop("idp_id_token_claims", None))
 
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):

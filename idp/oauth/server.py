@@ -157,13 +157,14 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
             "active": True,
             "client_id": row.client_id,
             "token_type": "Bearer" if token.kind == "access_token" else "refresh_token",
-            "scope": row.scope,
             "iss": current_app.config["ISSUER"],
             "aud": row.client_id,
             "iat": row.issued_at,
             "exp": token.get_expires_at(),
             "sub": account.subject if account is not None else row.client_id,
         }
+        if row.scope:
+            body["scope"] = row.scope
         if account is not None:
             body["username"] = account.login_id
         return body

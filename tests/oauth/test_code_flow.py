@@ -20,9 +20,9 @@ def test_code_flow_issues_verified_id_token_and_userinfo(rp, client):
 
     claims = rp.verify_id_token(body["id_token"])
     assert claims["nonce"] == rp.nonce
-    assert claims["name"] == "逸 太郎"
-    assert claims["name#ja-Kana-JP"] == "イツ タロウ"
-    assert claims["sid"]
+    assert claims["sid"] and claims["auth_time"]
+    # Scope claims come from UserInfo (Core 5.4): no personal data in the ID token.
+    assert "name" not in claims and "email" not in claims
     digest = hashlib.sha256(body["access_token"].encode()).digest()
     assert claims["at_hash"] == base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode()
 
@@ -34,6 +34,7 @@ def test_code_flow_issues_verified_id_token_and_userinfo(rp, client):
     assert info["email_verified"] is True
     assert info["phone_number"] == "+81312345678"
     assert info["customer_number"] == "2005128462"
+    assert info["name"] == "逸 太郎" and info["name#ja-Kana-JP"] == "イツ タロウ"
     assert "taro" not in info["sub"] and "2005128462" not in info["sub"]
 
 
@@ -68,3 +69,29 @@ def test_discovery_and_jwks(client):
     assert all("d" not in k for k in keys)
     again = client.get("/jwks", headers={"If-None-Match": jwks.headers["ETag"]})
     assert again.status_code == 304
+
+
+def test_claims_parameter_puts_asked_claims_in_the_id_token(rp):
+    import json
+
+    asked = json.dumps({"id_token": {"name": {"essential": True}, "customer_number": None}})
+    claims = rp.verify_id_token(rp.tokens(claims=asked)["id_token"])
+    assert claims["name"] == "逸 太郎" and claims["customer_number"] == "2005128462"
+    assert "email" not in claims
+
+
+def test_userinfo_returns_only_granted_scopes(rp, client):
+    token = rp.tokens(scope="openid email")["access_token"]
+    info = client.get("/userinfo", headers={"Authorization": f"Bearer {token}"}).get_json()
+    assert set(info) == {"sub", "email", "email_verified"}
+
+
+def test_es256_client_gets_es256_id_tokens(app, client, account):
+    from ..helpers import RelyingParty
+
+    es = RelyingParty.register(app, client, id_token_signed_response_alg="ES256")
+    token = es.tokens()["id_token"]
+    import jwt as pyjwt
+
+    assert pyjwt.get_unverified_header(token)["alg"] == "ES256"
+    assert es.verify_id_token(token)["aud"] == es.client_id

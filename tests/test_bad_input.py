@@ -1,0 +1,70 @@
+"""Bad input anywhere: a 4xx with an OAuth error body or a Japanese page, never a 500."""
+
+import pytest
+
+from idp.extensions import db
+from idp.models import AuditEvent, Token
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/authorize?client_id=%ff%fe&response_type=code",
+        "/authorize?client_id=" + "a" * 5000,
+        "/authorize?client_id=1%27%20OR%201=1--&response_type=code&redirect_uri=x",
+        "/authorize?response_type=code&client_id=<script>alert(1)</script>",
+        "/authorize",
+        "/session/end?id_token_hint=%00%01",
+        "/session/end?id_token_hint=a.b.c&post_logout_redirect_uri=https://x",
+        "/nope",
+        "/login?next=https://evil.example",
+    ],
+)
+def test_bad_get_requests_never_500(client, path):
+    response = client.get(path)
+    assert response.status_code < 500
+    assert "Traceback" not in response.get_data(as_text=True)
+    if response.status_code == 400 and response.mimetype == "text/html":
+        assert "<script>alert(1)</script>" not in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("path", ["/token", "/revoke", "/introspect", "/userinfo"])
+@pytest.mark.parametrize(
+    "body, content_type",
+    [
+        (b"\xff\xfe\xfd", "application/x-www-form-urlencoded"),
+        (b'{"grant_type": "client_credentials"}', "application/json"),
+        (b"grant_type=authorization_code&code=' OR 1=1 --", "application/x-www-form-urlencoded"),
+        (b"x" * 200_000, "application/x-www-form-urlencoded"),
+        (b"", "text/plain"),
+    ],
+)
+def test_bad_bodies_on_api_endpoints_get_oauth_errors(rp, client, app, path, body, content_type):
+    response = client.post(path, data=body, content_type=content_type, headers=rp.auth())
+    assert 400 <= response.status_code < 500, response.get_data(as_text=True)
+    assert "error" in response.get_json()
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count()).select_from(Token)) == 0
+
+
+def test_wrong_methods(client):
+    assert client.get("/token").status_code == 405
+    assert client.get("/token").get_json()["error"] == "invalid_request"
+    assert client.delete("/login").status_code == 405
+
+
+def test_oversized_login_form_is_refused(client):
+    response = client.post("/login", data={"login_id": "x" * 100_000, "password": "y"})
+    assert response.status_code == 413
+    assert "大きすぎます" in response.get_data(as_text=True)
+
+
+def test_html_in_login_id_is_escaped(client, account, app):
+    from .helpers import csrf_token
+
+    token = csrf_token(client.get("/login").get_data(as_text=True))
+    response = client.post("/login", data={"csrf_token": token, "login_id": "<script>x</script>", "password": "p"})
+    html = response.get_data(as_text=True)
+    assert "<script>x</script>" not in html and "&lt;script&gt;" in html
+    with app.app_context():
+        assert db.session.scalar(db.select(AuditEvent).filter_by(event="login.failure")) is not None

@@ -1,0 +1,40 @@
+"""Settings from IDP_*: a bad or missing one stops the start with one line."""
+
+import subprocess
+import sys
+
+import pytest
+
+from idp import create_app
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"ISSUER": "not a url"}, "IDP_ISSUER must be an absolute http(s) URL"),
+        ({"ISSUER": "https://id.example/?x=1"}, "must not have a query"),
+        ({"DATABASE_URL": "mysql://localhost/x"}, "must be a sqlite:// or postgresql:// URL"),
+        ({"DATABASE_URL": "::::"}, "is not a database URL"),
+        ({"SECRET_KEY": "short"}, "at least 32 characters"),
+        ({"MAIL_URL": "http://mail"}, "IDP_MAIL_URL must start with"),
+        ({"REDIS_URL": "localhost:6379"}, "IDP_REDIS_URL must start with"),
+        ({"ENV": "production", "ISSUER": "http://id.example"}, "must use https"),
+        ({"ENV": "production", "ISSUER": "https://id.example"}, "IDP_DATABASE_URL is required"),
+        ({"ACCESS_TOKEN_LIFETIME": -5}, "positive whole number"),
+    ],
+)
+def test_bad_settings_stop_the_start(settings, message):
+    with pytest.raises(SystemExit) as stopped:
+        create_app(settings)
+    assert message in str(stopped.value) and "\n" not in str(stopped.value)
+
+
+def test_bad_environment_variable_gives_one_line_and_no_traceback(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "idp", "clients", "list"],
+        env={"IDP_ISSUER": "ftp://nowhere", "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, cwd=tmp_path,
+    )
+    assert result.returncode != 0
+    assert "IDP_ISSUER must be an absolute http(s) URL" in result.stderr
+    assert "Traceback" not in result.stderr
