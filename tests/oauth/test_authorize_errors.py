@@ -106,3 +106,24 @@ def test_authorize_without_session_goes_to_login_with_hint(rp, client):
 def test_authorize_has_no_cors(rp, client):
     response = client.get("/authorize", headers={"Origin": "https://rp.example.test"})
     assert "Access-Control-Allow-Origin" not in response.headers
+
+
+def test_authorization_request_by_post(rp, client):
+    from urllib.parse import urlencode
+
+    rp.login()
+    response = client.post("/authorize", data=urlencode(rp.authorize_params()),
+                           content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 302 and "code" in query_of(response.location)
+
+
+def test_cors_only_for_registered_origins_on_allowed_endpoints(rp, client):
+    allowed = client.get("/jwks", headers={"Origin": "https://rp.example.test"})
+    assert allowed.headers["Access-Control-Allow-Origin"] == "https://rp.example.test"
+    other = client.get("/jwks", headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in other.headers
+    preflight = client.options("/token", headers={"Origin": "https://rp.example.test",
+                                                  "Access-Control-Request-Method": "POST"})
+    assert preflight.headers["Access-Control-Allow-Origin"] == "https://rp.example.test"
+    login = client.get("/login", headers={"Origin": "https://rp.example.test"})
+    assert "Access-Control-Allow-Origin" not in login.headers
