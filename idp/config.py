@@ -116,6 +116,7 @@ def _database_url(config, instance_path: str, production: bool) -> str:
     if url is None:
         if production:
             raise ConfigError("IDP_DATABASE_URL is required when IDP_ENV=production")
+        Path(instance_path).mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{Path(instance_path) / 'idp.sqlite3'}"
     try:
         parsed = make_url(url)

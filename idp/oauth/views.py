@@ -89,23 +89,23 @@ def token():
 @bp.route("/userinfo", methods=["GET", "POST"])
 @csrf.exempt
 def userinfo():
-    response = oauth_server().create_endpoint_response("userinfo")
-    db.session.commit()
-    return response
+    return _endpoint_response("userinfo")
 
 
 @bp.route("/revoke", methods=["POST"])
 @csrf.exempt
 def revoke():
-    response = oauth_server().create_endpoint_response("revocation")
-    db.session.commit()
-    return response
+    return _endpoint_response("revocation")
 
 
 @bp.route("/introspect", methods=["POST"])
 @csrf.exempt
 def introspect():
-    response = oauth_server().create_endpoint_response("introspection")
+    return _endpoint_response("introspection")
+
+
+def _endpoint_response(name: str) -> Response:
+    response = oauth_server().create_endpoint_response(name)
     db.session.commit()
     return response
 
