@@ -32,7 +32,9 @@ def create_app(test_config: dict | None = None, clock=None) -> Flask:
     from .oauth.authorize import bp as authorize_bp
     from .oauth.server import config_oauth
     from .oauth.views import bp as oauth_bp
+    from .mail.transports import make_transport
     from .pages import bp as pages_bp
+    from .registration.views import bp as registration_bp
     from .security import headers
     from .security.clock import SystemClock
     from .security.throttle import make_counters
@@ -42,13 +44,18 @@ def create_app(test_config: dict | None = None, clock=None) -> Flask:
     csrf.init_app(app)
     app.extensions["idp.clock"] = clock or SystemClock()
     app.extensions["idp.counters"] = make_counters(app.config["REDIS_URL"])
+    app.extensions["idp.mail"] = make_transport(app.config["MAIL_URL"])
     app.extensions["idp.discovery"] = {}
     app.extensions["idp.qr"] = {}
     keys.init_app(app)
     config_oauth(app)
 
-    for blueprint in (login_bp, authorize_bp, oauth_bp, pages_bp):
+    for blueprint in (login_bp, authorize_bp, oauth_bp, registration_bp, pages_bp):
         app.register_blueprint(blueprint)
+    if app.config["ENV"] == "development" and not app.config["MAIL_URL"]:
+        from .mail.dev import bp as devmail_bp
+
+        app.register_blueprint(devmail_bp)
     app.after_request(sessions.write_cookie)
     headers.init_app(app)
     errors.init_app(app)

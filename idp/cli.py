@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 from importlib import resources
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from .clients import AUTH_METHODS, DEFAULT_SCOPES, GRANT_TYPES, ClientError, cre
 from .clients import describe, rotate_secret
 from .contracts import ContractImportError, import_contracts
 from .extensions import db
+from .mail import deliver_due
 from .models import Account, Client
 from .oauth.keys import ensure_signing_keys
 from .security.secrets import digest
@@ -24,6 +26,7 @@ from .security.secrets import digest
 contracts_cli = AppGroup("contracts", help="Contract data from the billing system.")
 accounts_cli = AppGroup("accounts", help="iTSCOM IDs.")
 clients_cli = AppGroup("clients", help="Relying parties (OIDC clients).")
+mail_cli = AppGroup("mail", help="The outgoing mail outbox.")
 
 DEMO_LOGIN_ID = "taro.itsu@example.jp"
 DEMO_PASSWORD = "itscom-demo1"
@@ -163,6 +166,22 @@ def demo():
     click.echo(f"  redirect_uri: {DEMO_REDIRECT_URI}")
 
 
+@mail_cli.command("send")
+@click.option("--loop", is_flag=True, help="Keep running: the production sender process.")
+@click.option("--interval", default=5.0, show_default=True, help="Seconds between rounds with --loop.")
+def mail_send(loop, interval):
+    """Deliver due mails from the outbox over SMTP (IDP_MAIL_URL), with retries."""
+    if current_app.extensions["idp.mail"] is None:
+        raise click.ClickException("IDP_MAIL_URL is not set: mails stay in the development outbox (/dev/mail)")
+    while True:
+        sent, failed = deliver_due()
+        if sent or failed:
+            click.echo(f"mail: {sent} sent, {failed} failed (will retry)")
+        if not loop:
+            return
+        time.sleep(interval)
+
+
 def _client(client_id: str) -> Client:
     client = db.session.scalar(db.select(Client).filter_by(client_id=client_id))
     if client is None:
@@ -179,5 +198,5 @@ def _print_client(body: dict, as_json: bool) -> None:
 
 
 def init_app(app) -> None:
-    for command in (contracts_cli, accounts_cli, clients_cli, demo):
+    for command in (contracts_cli, accounts_cli, clients_cli, mail_cli, demo):
         app.cli.add_command(command)

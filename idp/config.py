@@ -53,6 +53,14 @@ DEFAULTS = {
     "LOGIN_FREE_FAILURES_PER_ADDRESS": 20,
     "LOGIN_THROTTLE_WINDOW": 15 * 60,
     "LOGIN_MAX_DELAY": 15 * 60,
+    # Registration (manual p.11–16): failed contract verifications allowed per
+    # contract identity and per client address within the window; lifetime of
+    # the mailed URL (the manual says 30 minutes).
+    "REGISTRATION_VERIFY_FAILURES": 5,
+    "REGISTRATION_VERIFY_WINDOW": 30 * 60,
+    "REGISTRATION_URL_LIFETIME": 30 * 60,
+    # The terms the registration's 利用規約 step links to.
+    "TERMS_URL": "https://www.itscom.co.jp/info/covenant/mypage/",
     # Largest request body accepted anywhere (bytes).
     "MAX_CONTENT_LENGTH": 64 * 1024,
 }

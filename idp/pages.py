@@ -1,19 +1,13 @@
 """Entry points that the login page links to and later work fills in.
 
-The registration (manual p.11–16) and recovery (p.17–24) procedures are not
-built yet; their entry URLs exist so that the login page links to where they
-will live, and say honestly that the procedure is not available yet.
+The recovery procedure (manual p.17–24) is not built yet; its entry URL
+exists so that the login page links to where it will live, and says
+honestly that the procedure is not available yet.
 """
 
 from flask import Blueprint, render_template
 
 bp = Blueprint("pages", __name__)
-
-
-@bp.route("/registration/")
-def registration():
-    """はじめてのログイン (p.11): the registration procedure starts here."""
-    return render_template("pages/unavailable.html", title="iTSCOM IDの新規登録"), 503
 
 
 @bp.route("/recovery/")

@@ -6,6 +6,8 @@ from .client import Client
 from .contract import Contract
 from .grant import AuthorizationCode, Consent, Token
 from .key import SigningKey
+from .mail import OutboxMail
+from .registration import PendingRegistration
 from .session import LoginSession
 
 __all__ = [
@@ -16,6 +18,8 @@ __all__ = [
     "Consent",
     "Contract",
     "LoginSession",
+    "OutboxMail",
+    "PendingRegistration",
     "SigningKey",
     "Token",
 ]

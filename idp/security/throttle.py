@@ -3,8 +3,9 @@
 A key (an account's login ID, a client address, a contract identity) may fail
 ``free`` times within ``window`` seconds; after that each further attempt must
 wait twice as long as the one before (1 s, 2 s, 4 s … up to ``max_delay``)
-counted from the last failure. Nothing is locked permanently: the count
-expires with the window, so a stranger cannot lock a customer out for good.
+counted from the last failure, or, for a ``hard`` budget, until the window has
+passed. Nothing is locked permanently: the count expires with the window, so a
+stranger cannot lock a customer out for good.
 
 Counters live in this process (``MemoryCounters``, one node) or in Redis
 (``RedisCounters``, several nodes), chosen by ``IDP_REDIS_URL``.
@@ -73,11 +74,16 @@ class Budget:
     free: int
     window: int
     max_delay: int
+    # hard: once the budget is spent, refuse until the window has passed
+    # since the last failure (for guessable secrets such as 4 digits).
+    hard: bool = False
 
     def retry_after(self, failures: int, last: int, now: int) -> int:
         """Seconds until the next attempt is allowed; 0 when it is allowed now."""
         if failures < self.free:
             return 0
+        if self.hard:
+            return max(0, last + self.window - now)
         delay = min(self.max_delay, 2 ** min(failures - self.free, 30))
         return max(0, last + delay - now)
 

@@ -1,0 +1,117 @@
+"""The durable outbox.
+
+``enqueue()`` adds a mail to the caller's transaction, so a mail exists if
+and only if what caused it was committed. ``deliver_due()`` sends what is
+due, one short transaction per mail, and on failure retries with
+exponential backoff (1 min, 2 min, 4 min … capped at 1 h) up to
+``MAX_ATTEMPTS``; a mail survives an SMTP outage and any restart. Several
+senders may run at once: on PostgreSQL each claims rows with
+``FOR UPDATE SKIP LOCKED``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from email.message import EmailMessage
+from email.utils import make_msgid
+
+from cryptography.fernet import Fernet
+from flask import current_app, render_template
+
+from ..extensions import db
+from ..models.mail import OutboxMail
+from ..security.clock import now
+
+SENDER = "mypage@itscom.jp"
+MAX_ATTEMPTS = 20
+BACKOFF_BASE = 60
+BACKOFF_MAX = 3600
+
+
+def enqueue(kind: str, recipient: str, subject: str, template: str, **context) -> OutboxMail:
+    """Queue a mail rendered from ``templates/mail/<template>``; the caller commits."""
+    body = render_template(f"mail/{template}", **context)
+    t = now()
+    mail = OutboxMail(
+        kind=kind,
+        sender=SENDER,
+        recipient=recipient,
+        subject=subject,
+        body=_fernet().encrypt(body.encode("utf-8")),
+        created_at=t,
+        next_attempt_at=t,
+        attempts=0,
+    )
+    db.session.add(mail)
+    return mail
+
+
+def read_body(mail: OutboxMail) -> str | None:
+    return _fernet().decrypt(mail.body).decode("utf-8") if mail.body else None
+
+
+def deliver_due(limit: int = 50) -> tuple[int, int]:
+    """Send the mails that are due; returns (sent, failed this round)."""
+    transport = current_app.extensions["idp.mail"]
+    if transport is None:
+        raise RuntimeError("IDP_MAIL_URL is not set: mails stay in the development outbox (/dev/mail)")
+    sent = failed = 0
+    for _ in range(limit):
+        mail = _claim_next()
+        if mail is None:
+            break
+        try:
+            transport.send(_message(mail))
+        except (OSError, ValueError) as error:  # smtplib errors are OSErrors
+            _record_failure(mail, error)
+            failed += 1
+        else:
+            mail.sent_at = now()
+            mail.body = None
+            mail.last_error = None
+            sent += 1
+        db.session.commit()
+    return sent, failed
+
+
+def _claim_next() -> OutboxMail | None:
+    query = (
+        db.select(OutboxMail)
+        .where(OutboxMail.sent_at.is_(None), OutboxMail.failed_at.is_(None), OutboxMail.next_attempt_at <= now())
+        .order_by(OutboxMail.next_attempt_at, OutboxMail.id)
+        .limit(1)
+    )
+    if db.engine.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return db.session.scalar(query)
+
+
+def _record_failure(mail: OutboxMail, error: Exception) -> None:
+    t = now()
+    mail.attempts += 1
+    mail.last_error = f"{type(error).__name__}: {error}"[:1000]
+    if mail.attempts >= MAX_ATTEMPTS:
+        mail.failed_at = t
+        mail.body = None
+        current_app.logger.error("mail %s to %s given up: %s", mail.id, mail.recipient, mail.last_error)
+    else:
+        mail.next_attempt_at = t + min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (mail.attempts - 1))
+
+
+def _message(mail: OutboxMail) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = mail.sender
+    message["To"] = mail.recipient
+    message["Subject"] = mail.subject
+    message["Message-ID"] = make_msgid(idstring=f"outbox{mail.id}", domain="itscom.jp")
+    message.set_content(read_body(mail), charset="utf-8")
+    return message
+
+
+def _fernet() -> Fernet:
+    state = current_app.extensions.setdefault("idp.mail.fernet", {})
+    if "fernet" not in state:
+        key = hashlib.sha256(b"idp mail outbox\0" + current_app.secret_key.encode()).digest()
+        state["fernet"] = Fernet(base64.urlsafe_b64encode(key))
+    return state["fernet"]

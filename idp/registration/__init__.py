@@ -1,0 +1,1 @@
+"""はじめてのログイン: obtaining an iTSCOM ID (manual p.11–16)."""

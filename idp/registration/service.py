@@ -1,0 +1,258 @@
+"""はじめてのログイン (manual p.11–16): the rules behind each registration step.
+
+Views call these plain functions; none of them needs a request except for
+the client address passed in.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+from flask import current_app
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+
+from .. import audit
+from ..contracts import kana_key, normalise_phone, normalise_stb_id
+from ..extensions import db
+from ..mail import enqueue
+from ..models import Account, Contract, LoginSession, PendingRegistration, Token
+from ..oauth.grants import revoke_tokens
+from ..security.clock import now
+from ..security.passwords import hash_password
+from ..security.secrets import digest, new_secret
+from ..security.throttle import Budget, Throttle
+
+# お支払情報等 (p.12): the four items, in the manual's order and words.
+PAYMENT_ITEMS = {
+    "customer_number": "お客さま番号",
+    "bank_last4": "口座番号 下4桁",
+    "card_last4": "クレジットカード番号 下4桁",
+    "stb_id": "セットトップボックス (STB/Hit pot) のID",
+}
+KATAKANA = re.compile(r"^[\u30a1-\u30fa\u30fc]+$")
+MAIL_SUBJECT = "マイページ本登録のご案内"
+
+
+class RegistrationError(Exception):
+    """A registration cannot continue; ``reason`` picks the customer's message."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class Verification:
+    """The outcome of 契約者情報 認証."""
+
+    contract_ids: list[int] = field(default_factory=list)
+    retry_after: int = 0  # > 0: refused by the throttle, nothing was checked
+
+    @property
+    def failed(self) -> bool:
+        return not self.contract_ids and not self.retry_after
+
+
+# --- normalising what customers type (normalise, don't reject) ----------
+
+def normalise_kana(value: str) -> str:
+    """Full-width katakana without spaces; half-width kana and hiragana are converted."""
+    text = kana_key(value)
+    return "".join(chr(ord(c) + 0x60) if "\u3041" <= c <= "\u3096" else c for c in text)
+
+
+def is_katakana(value: str) -> bool:
+    return bool(KATAKANA.match(value))
+
+
+def normalise_item(kind: str, value: str) -> str:
+    if kind == "stb_id":
+        return normalise_stb_id(value)
+    return re.sub(r"[-\s]", "", unicodedata.normalize("NFKC", value))
+
+
+def normalise_phone_number(value: str) -> str:
+    return normalise_phone(value)
+
+
+# --- step 1 and 2: verifying the contract --------------------------------
+
+def verify_contract(
+    kana: str, phone: str, kind: str, value: str, address: str | None, among: list[int] | None = None
+) -> Verification:
+    """Contracts matching the answers; ``among`` narrows to an earlier step's matches.
+
+    Failures count against the contract identity (kana name + phone) and the
+    client address; the answer never says which field was wrong.
+    """
+    throttles = _verification_throttles()
+    keys = ["reg:who:" + digest(f"{kana}\0{phone}"), f"reg:addr:{address}"]
+    t = now()
+    wait = max(throttles.retry_after(key, t) for key in keys)
+    if wait:
+        audit.record("registration.verify_throttled", "failure", retry_after=wait)
+        return Verification(retry_after=wait)
+
+    candidates = db.session.scalars(db.select(Contract).filter_by(kana_key=kana)).all()
+    matches = [
+        c.id
+        for c in candidates
+        if phone in c.phones and _has_item(c, kind, value) and (among is None or c.id in among)
+    ]
+    if not matches:
+        for key in keys:
+            throttles.fail(key, t)
+        audit.record("registration.verify_failed", "failure", item=kind, additional=among is not None)
+        return Verification()
+    audit.record("registration.verified", item=kind, additional=among is not None, matches=len(matches))
+    return Verification(contract_ids=matches)
+
+
+def needs_additional_item(contract_ids: list[int]) -> bool:
+    """p.13 (3): one more item when several contracts match or the contract asks for it."""
+    if len(contract_ids) != 1:
+        return True
+    return db.session.get(Contract, contract_ids[0]).additional_auth
+
+
+def _has_item(contract: Contract, kind: str, value: str) -> bool:
+    if not value:
+        return False
+    if kind == "customer_number":
+        return contract.customer_number == value
+    if kind == "bank_last4":
+        return contract.bank_last4 == value
+    if kind == "card_last4":
+        return contract.card_last4 == value
+    if kind == "stb_id":
+        return value in contract.stb_ids
+    return False
+
+
+def _verification_throttles() -> Throttle:
+    config = current_app.config
+    window = config["REGISTRATION_VERIFY_WINDOW"]
+    return Throttle(
+        current_app.extensions["idp.counters"],
+        Budget(config["REGISTRATION_VERIFY_FAILURES"], window, window, hard=True),
+    )
+
+
+# --- step 4 and 5: choosing the ID and mailing the URL -------------------
+
+def login_id_taken(login_id: str, contract_id: int) -> bool:
+    """True when another contract's account uses this iTSCOM ID."""
+    owner = db.session.scalar(db.select(Account.contract_id).filter_by(login_id=login_id.lower()))
+    return owner is not None and owner != contract_id
+
+
+def start_registration(contract_id: int, login_id: str, password: str) -> PendingRegistration:
+    """Keep the chosen ID and password aside and mail the one-time URL (one transaction)."""
+    contract = db.session.get(Contract, contract_id)
+    token = new_secret()
+    t = now()
+    pending = PendingRegistration(
+        token_digest=digest(token),
+        contract=contract,
+        login_id=login_id.lower(),
+        password_hash=hash_password(password),
+        created_at=t,
+        expires_at=t + current_app.config["REGISTRATION_URL_LIFETIME"],
+    )
+    db.session.add(pending)
+    enqueue(
+        "registration",
+        pending.login_id,
+        MAIL_SUBJECT,
+        "registration.txt",
+        name=contract.name_kanji,
+        url=f"{current_app.config['ISSUER']}/registration/confirm/{token}",
+    )
+    audit.record("registration.mail_queued", customer=contract.customer_number)
+    db.session.commit()
+    return pending
+
+
+# --- step 6 to 8: the mailed URL, the contact address, completion --------
+
+def find_pending(token: str) -> PendingRegistration | None:
+    """The registration behind a mailed URL, if it is still good (30 minutes, unused)."""
+    if not token or len(token) > 128:
+        return None
+    pending = db.session.scalar(db.select(PendingRegistration).filter_by(token_digest=digest(token)))
+    if pending is None or pending.completed_at is not None or now() >= pending.expires_at:
+        return None
+    return pending
+
+
+def contact_choices(pending: PendingRegistration) -> list[str]:
+    """連絡先メールアドレス candidates: the contract's addresses and the new ID."""
+    return list(dict.fromkeys([*pending.contract.contact_emails, pending.login_id]))
+
+
+def complete_registration(pending_id: int, contact_email: str) -> Account:
+    """Activate the new ID (p.16). Re-registration replaces the old ID and ends
+    everything the old login held; ``sub`` stays. Exactly one completion wins
+    a login ID that two registrations claim."""
+    t = now()
+    claimed = db.session.execute(
+        update(PendingRegistration)
+        .where(
+            PendingRegistration.id == pending_id,
+            PendingRegistration.completed_at.is_(None),
+            PendingRegistration.expires_at > t,
+        )
+        .values(completed_at=t)
+    )
+    if claimed.rowcount != 1:
+        db.session.rollback()
+        raise RegistrationError("expired")
+    pending = db.session.get(PendingRegistration, pending_id)
+    if contact_email not in contact_choices(pending):
+        db.session.rollback()
+        raise RegistrationError("expired")
+    if login_id_taken(pending.login_id, pending.contract_id):
+        db.session.rollback()
+        _record_taken(pending)
+        raise RegistrationError("taken")
+
+    account = db.session.scalar(db.select(Account).filter_by(contract_id=pending.contract_id))
+    replaced = account is not None
+    if account is None:
+        account = Account(subject=new_secret(16), contract_id=pending.contract_id, created_at=t, status="active")
+        db.session.add(account)
+    else:
+        _end_everything(account, t)
+    account.login_id = pending.login_id
+    account.login_id_verified = True  # the mailed URL reached this address
+    account.password_hash = pending.password_hash
+    account.password_changed_at = t
+    account.contact_email = contact_email
+    # An address from billing is not proven by this procedure; the new ID is.
+    account.contact_email_verified = contact_email == pending.login_id
+    try:
+        db.session.flush()
+    except IntegrityError:  # a concurrent completion took the login ID first
+        db.session.rollback()
+        _record_taken(pending)
+        raise RegistrationError("taken") from None
+    audit.record("registration.replaced" if replaced else "registration.completed", account=account)
+    db.session.commit()
+    return account
+
+
+def _end_everything(account: Account, t: int) -> None:
+    db.session.execute(
+        update(LoginSession)
+        .where(LoginSession.account_id == account.id, LoginSession.ended_at.is_(None))
+        .values(ended_at=t)
+    )
+    revoke_tokens(Token.account_id == account.id, t)
+
+
+def _record_taken(pending: PendingRegistration) -> None:
+    audit.record("registration.login_id_taken", "failure")
+    db.session.commit()

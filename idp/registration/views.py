@@ -1,0 +1,241 @@
+"""はじめてのログイン (manual p.11–16), one view per step, in the manual's order.
+
+What the customer entered lives in the Flask session under ``registration``
+(passwords never do), with ``reached``: the furthest step they may open.
+A later step typed into the address bar sends them back to step 1. Steps
+6–8 start from the mailed URL, possibly in another browser, and are bound
+to it by the ``registration_confirm`` session key.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, redirect, render_template, request, session, url_for
+
+from ..extensions import db
+from ..login.forms import ConfirmForm
+from ..security.credentials import login_id_problems, password_problems
+from .forms import AccountForm, AdditionalForm, ContactForm, TermsForm, VerifyForm, choices
+from .service import (
+    PAYMENT_ITEMS,
+    RegistrationError,
+    complete_registration,
+    contact_choices,
+    find_pending,
+    is_katakana,
+    login_id_taken,
+    needs_additional_item,
+    normalise_item,
+    normalise_kana,
+    normalise_phone_number,
+    start_registration,
+    verify_contract,
+)
+
+bp = Blueprint("registration", __name__, url_prefix="/registration")
+
+VERIFY, ADDITIONAL, TERMS, ACCOUNT, SENT = 1, 2, 3, 4, 5
+# The step indicator's labels.
+STEPS = ["契約者情報認証", "利用規約", "ID・パスワード設定", "メール送信", "本登録", "完了"]
+RESTART = "手続きをはじめからやり直してください。"
+NOT_VERIFIED = "入力された内容ではご契約を確認できませんでした。入力内容をご確認のうえ、もう一度お試しください。"
+
+
+def _flow() -> dict:
+    return session.get("registration", {})
+
+
+def _save(**changes) -> None:
+    flow = dict(_flow())
+    flow.update(changes)
+    session["registration"] = flow
+
+
+def _allowed(step: int) -> bool:
+    return _flow().get("reached", VERIFY) >= step
+
+
+def _prefilled(form_class, saved: dict | None):
+    """A step's form: what was posted, or on GET what the customer entered before."""
+    if request.method == "POST" or not saved:
+        return form_class()
+    return form_class(data=saved)
+
+
+def _restart_page(status: int = 400):
+    return render_template("registration/restart.html", steps=STEPS, current=None), status
+
+
+def _throttled_message(seconds: int) -> str:
+    minutes = max(1, -(-seconds // 60))
+    return f"一定回数以上認証に失敗したため、受付を一時停止しています。{minutes}分後に再度お試しください。"
+
+
+@bp.route("/", methods=["GET", "POST"])
+def verify(_form_class=VerifyForm):
+    """Step 1 (p.12): 契約者情報 認証 — kana name, phone, one payment item."""
+    form = _prefilled(_form_class, _flow().get("verify"))
+    error, status = None, 200
+    if request.method == "GET" and not _flow():
+        session["registration"] = {"reached": VERIFY}
+    if form.validate_on_submit():
+        kana = normalise_kana(form.name_kana.data)
+        phone = normalise_phone_number(form.phone.data)
+        value = normalise_item(form.payment_type.data, form.payment_value.data)
+        if not is_katakana(kana):
+            form.name_kana.errors.append("カタカナで入力してください。")
+        elif not phone.isdigit():
+            form.phone.errors.append("半角数字で入力してください。")
+        else:
+            entered = {"name_kana": form.name_kana.data, "phone": form.phone.data,
+                       "payment_type": form.payment_type.data, "payment_value": form.payment_value.data}
+            result = verify_contract(kana, phone, form.payment_type.data, value, request.remote_addr)
+            db.session.commit()
+            if result.retry_after:
+                error, status = _throttled_message(result.retry_after), 429
+            elif result.failed:
+                error = NOT_VERIFIED
+            else:
+                additional = needs_additional_item(result.contract_ids)
+                _save(verify=entered, identity=[kana, phone], candidates=result.contract_ids,
+                      needs_additional=additional, reached=ADDITIONAL if additional else TERMS,
+                      contract_id=None if additional else result.contract_ids[0])
+                return redirect(url_for(".additional" if additional else ".terms"), 303)
+    return render_template("registration/verify.html", form=form, error=error, items=PAYMENT_ITEMS,
+                           steps=STEPS, current=0), status
+
+
+@bp.route("/additional", methods=["GET", "POST"])
+def additional(_form_class=AdditionalForm):
+    """Step 2 (p.13 (3)(4)): 追加認証情報 — a different item narrows to one contract."""
+    flow = _flow()
+    if not _allowed(ADDITIONAL) or not flow.get("candidates"):
+        return redirect(url_for(".verify"))
+    first = flow["verify"]["payment_type"]
+    form = _prefilled(_form_class, flow.get("additional"))
+    form.payment_type.choices = choices((k, v) for k, v in PAYMENT_ITEMS.items() if k != first)
+    if request.method == "POST" and "back" in request.form:
+        _save(additional={"payment_type": form.payment_type.data, "payment_value": form.payment_value.data})
+        return redirect(url_for(".verify"), 303)
+    error, status = None, 200
+    if form.validate_on_submit():
+        kana, phone = flow["identity"]
+        value = normalise_item(form.payment_type.data, form.payment_value.data)
+        result = verify_contract(kana, phone, form.payment_type.data, value, request.remote_addr, among=flow["candidates"])
+        db.session.commit()
+        if result.retry_after:
+            error, status = _throttled_message(result.retry_after), 429
+        elif result.failed or len(result.contract_ids) != 1:
+            error = NOT_VERIFIED
+        else:
+            _save(additional={"payment_type": form.payment_type.data, "payment_value": form.payment_value.data},
+                  contract_id=result.contract_ids[0], reached=TERMS)
+            return redirect(url_for(".terms"), 303)
+    return render_template("registration/additional.html", form=form, error=error, steps=STEPS, current=0), status
+
+
+@bp.route("/terms", methods=["GET", "POST"])
+def terms(_form_class=TermsForm):
+    """Step 3 (p.14): 利用規約 — read マイページ利用規約, choose 承諾する, 確認."""
+    flow = _flow()
+    if not _allowed(TERMS) or not flow.get("contract_id"):
+        return redirect(url_for(".verify"))
+    form = _prefilled(_form_class, {"agreement": flow.get("agreement")})
+    if request.method == "POST" and "back" in request.form:
+        return redirect(url_for(".additional" if flow.get("needs_additional") else ".verify"), 303)
+    if form.validate_on_submit():
+        if form.agreement.data == "agree":
+            _save(agreement="agree", reached=max(flow["reached"], ACCOUNT))
+            return redirect(url_for(".account"), 303)
+        form.agreement.errors.append("マイページをご利用いただくには、利用規約への承諾が必要です。")
+    return render_template("registration/terms.html", form=form, steps=STEPS, current=1)
+
+
+@bp.route("/account", methods=["GET", "POST"])
+def account(_form_class=AccountForm):
+    """Step 4 (p.14): iTSCOM ID, パスワード, パスワード再入力 under the manual's rules, 次へ."""
+    flow = _flow()
+    if not _allowed(ACCOUNT) or not flow.get("contract_id"):
+        return redirect(url_for(".verify"))
+    form = _prefilled(_form_class, {"login_id": flow.get("login_id", "")})
+    if request.method == "POST" and "back" in request.form:
+        _save(login_id=form.login_id.data or "")
+        return redirect(url_for(".terms"), 303)
+    if form.validate_on_submit():
+        login_id = form.login_id.data.strip()
+        form.login_id.errors.extend(login_id_problems(login_id))
+        form.password.errors.extend(password_problems(form.password.data, login_id))
+        if form.password.data != form.password_confirm.data:
+            form.password_confirm.errors.append("パスワードとパスワード再入力が一致しません。")
+        if not form.login_id.errors and login_id_taken(login_id, flow["contract_id"]):
+            form.login_id.errors.append("このiTSCOM IDはご利用いただけません。別のメールアドレスを入力してください。")
+        if not (form.login_id.errors or form.password.errors or form.password_confirm.errors):
+            start_registration(flow["contract_id"], login_id, form.password.data)
+            session["registration"] = {"reached": SENT, "sent_to": login_id}
+            return redirect(url_for(".sent"), 303)
+        form.login_id.data = login_id
+    form.password.data = form.password_confirm.data = ""
+    return render_template("registration/account.html", form=form, steps=STEPS, current=2)
+
+
+@bp.route("/sent")
+def sent():
+    """Step 5 (p.15): the mail has been sent."""
+    if not _allowed(SENT) or "sent_to" not in _flow():
+        return redirect(url_for(".verify"))
+    return render_template("registration/sent.html", steps=STEPS, current=3)
+
+
+@bp.route("/confirm/<token>", methods=["GET", "POST"])
+def confirm(token: str):
+    """Steps 6–7 (p.15–16): the mailed URL shows what was entered; 次へ continues.
+
+    Opening the URL changes nothing (mail scanners open links too); only
+    completion uses it up.
+    """
+    pending = find_pending(token)
+    if pending is None:
+        return _restart_page()
+    choices = contact_choices(pending)
+    if request.method == "POST":
+        if len(choices) == 1:
+            return _complete(pending.id, choices[0])
+        session["registration_confirm"] = token
+        return redirect(url_for(".contact"), 303)
+    return render_template("registration/confirm.html", pending=pending, form=ConfirmForm(), steps=STEPS, current=4)
+
+
+@bp.route("/contact", methods=["GET", "POST"])
+def contact(_form_class=ContactForm):
+    """Step 7 (p.16): 連絡先メールアドレス(※)を選択してください。"""
+    pending = find_pending(session.get("registration_confirm", ""))
+    if pending is None:
+        return _restart_page()
+    form = _form_class()
+    form.contact_email.choices = choices((address, address) for address in contact_choices(pending))
+    if form.validate_on_submit():
+        return _complete(pending.id, form.contact_email.data)
+    return render_template("registration/contact.html", form=form, steps=STEPS, current=4)
+
+
+@bp.route("/complete")
+def complete():
+    """Step 8 (p.16): the iTSCOM ID is registered."""
+    if not session.get("registration_done"):
+        return redirect(url_for(".verify"))
+    return render_template("registration/complete.html", steps=STEPS, current=5)
+
+
+def _complete(pending_id: int, contact_email: str):
+    try:
+        complete_registration(pending_id, contact_email)
+    except RegistrationError as error:
+        if error.reason == "taken":
+            message = "このiTSCOM IDは既に登録されています。お手数ですが、別のiTSCOM IDで手続きをはじめからやり直してください。"
+            return render_template("registration/restart.html", message=message, steps=STEPS, current=None), 409
+        return _restart_page()
+    session.pop("registration", None)
+    session.pop("registration_confirm", None)
+    session["registration_done"] = True
+    return redirect(url_for(".complete"), 303)
+
+
