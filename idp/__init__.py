@@ -39,6 +39,11 @@ def create_app(test_config: dict | None = None, clock=None) -> Flask:
     from .security.clock import SystemClock
     from .security.throttle import make_counters
 
+    hops = app.config["TRUSTED_PROXIES"]
+    if hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     csrf.init_app(app)

@@ -61,6 +61,11 @@ DEFAULTS = {
     "REGISTRATION_URL_LIFETIME": 30 * 60,
     # The terms the registration's 利用規約 step links to.
     "TERMS_URL": "https://www.itscom.co.jp/info/covenant/mypage/",
+    # How many reverse proxies (load balancer, TLS terminator) stand in front
+    # of the OP and set X-Forwarded-For/-Proto/-Host. Their headers are
+    # trusted for exactly that many hops; 0 trusts none (direct exposure).
+    # Client addresses feed throttling and the audit log, so set this right.
+    "TRUSTED_PROXIES": 0,
     # Largest request body accepted anywhere (bytes).
     "MAX_CONTENT_LENGTH": 64 * 1024,
 }
@@ -91,9 +96,10 @@ def load(app, overrides: dict | None = None) -> None:
         _require_scheme("IDP_REDIS_URL", config["REDIS_URL"], {"redis", "rediss", "unix"})
     for name, default in DEFAULTS.items():
         if isinstance(default, int) and not isinstance(default, bool):
-            value = config[name]
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ConfigError(f"IDP_{name} must be a positive whole number, not {value!r}")
+            value, least = config[name], 0 if name == "TRUSTED_PROXIES" else 1
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                kind = "a whole number" if least == 0 else "a positive whole number"
+                raise ConfigError(f"IDP_{name} must be {kind}, not {value!r}")
 
     secure = config["ISSUER"].startswith("https://")
     config.update(

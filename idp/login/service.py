@@ -17,7 +17,7 @@ from ..models import Account
 from ..security.clock import now
 from ..security.passwords import hash_password, needs_rehash, verify_password
 from ..security.secrets import digest
-from ..security.throttle import Budget, Throttle
+from ..security.throttle import Attempt, Budget, Throttle
 
 
 @dataclass(frozen=True)
@@ -37,9 +37,8 @@ def find_account(login_id: str) -> Account | None:
 def authenticate(login_id: str, password: str, address: str | None) -> LoginResult:
     by_account, by_address = _throttles()
     account_key = "login:id:" + digest(normalise_login_id(login_id))
-    address_key = f"login:addr:{address}"
-    t = now()
-    wait = max(by_account.retry_after(account_key, t), by_address.retry_after(address_key, t))
+    attempt = Attempt([(by_account, account_key), (by_address, f"login:addr:{address}")], now())
+    wait = attempt.begin()
     if wait:
         audit.record("login.throttled", "failure", retry_after=wait)
         return LoginResult(retry_after=wait)
@@ -47,14 +46,13 @@ def authenticate(login_id: str, password: str, address: str | None) -> LoginResu
     account = find_account(login_id)
     valid = verify_password(account.password_hash if account else None, password)
     if valid and account.is_active:
-        by_account.clear(account_key)
+        attempt.succeeded(clear=(account_key,))
         if needs_rehash(account.password_hash):
             account.password_hash = hash_password(password)
         audit.record("login.success", account=account)
         return LoginResult(account=account)
 
-    by_account.fail(account_key, t)
-    by_address.fail(address_key, t)
+    attempt.failed()
     audit.record("login.failure", "failure", account=account, reason="locked" if valid else "credentials")
     return LoginResult()
 

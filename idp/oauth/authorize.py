@@ -20,7 +20,7 @@ from __future__ import annotations
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from authlib.common.urls import add_params_to_uri
-from authlib.oauth2.rfc6749.errors import OAuth2Error
+from authlib.oauth2.rfc6749.errors import InvalidRequestError, OAuth2Error
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from flask import Blueprint, Response, current_app, redirect, render_template, request, session, url_for
 
@@ -31,10 +31,12 @@ from ..login.sessions import current_login_session
 from ..models import Consent
 from ..security.clock import now
 from ..security.secrets import digest
-from .claims import parse_claims_request, scopes_implied
+from .claims import allowed_claims_request, scopes_implied
 from .server import oauth_server
 
 bp = Blueprint("authorize", __name__)
+
+MAX_PENDING_CONSENTS = 3
 
 SCOPE_LABELS = {
     "openid": "iTSCOM IDでのログイン",
@@ -57,13 +59,17 @@ def authorize():
         grant = server.get_consent_grant(end_user=login_session)
     except OAuth2Error as error:
         return _error_response(error)
+    except ValueError:
+        # Authlib refuses to build an error whose description would quote
+        # characters RFC 6749 forbids there (e.g. response_type='code"').
+        return render_template("oauth/error.html", error=InvalidRequestError()), 400
 
     data = grant.request.payload.data
     prompts = set((data.get("prompt") or "").split())
     if login_session is None or _needs_login(login_session, data, prompts, request_digest):
         if "none" in prompts:
             return _error_response(LoginRequiredError(redirect_uri=grant.redirect_uri, state=data.get("state")))
-        return _send_to_login(params, data, reauth=login_session is not None, request_digest=request_digest)
+        return _send_to_login(params, data, request_digest=request_digest)
 
     if session.pop("consent_denied", None) == request_digest:
         audit.record("consent.denied", account=login_session.account, client_id=grant.client.client_id)
@@ -74,11 +80,15 @@ def authorize():
     if _needs_consent(grant, login_session, scope, prompts, request_digest):
         if "none" in prompts:
             return _error_response(ConsentRequiredError(redirect_uri=grant.redirect_uri, state=data.get("state")))
-        session["consent_pending"] = {"request": request_digest, "params": params}
+        pending = dict(session.get("consent_pending", {}))
+        pending[request_digest] = {"params": params, "client_id": grant.client.client_id, "scope": scope}
+        # Several tabs may each show a consent page; keep the latest few.
+        session["consent_pending"] = dict(list(pending.items())[-MAX_PENDING_CONSENTS:])
         return render_template(
             "oauth/consent.html",
             client=grant.client,
             scopes=[SCOPE_LABELS.get(s, s) for s in scope.split()],
+            request_digest=request_digest,
             form=ConfirmForm(),
         )
 
@@ -90,29 +100,29 @@ def authorize():
 def consent():
     """The customer answered the consent page: remember a yes, pass on a no."""
     form = ConfirmForm()
-    pending = session.pop("consent_pending", None)
+    # The answer applies to the request the page showed, named in the form.
+    request_digest = request.form.get("request", "")
+    pending = dict(session.get("consent_pending", {}))
+    asked = pending.pop(request_digest, None)
+    session["consent_pending"] = pending
     login_session = current_login_session()
-    if not form.validate_on_submit() or pending is None or login_session is None:
+    if not form.validate_on_submit() or asked is None or login_session is None:
         return render_template("errors/error.html", message="手続きをはじめからやり直してください。"), 400
-    params = [tuple(p) for p in pending["params"]]
+    params = [tuple(p) for p in asked["params"]]
     if request.form.get("decision") == "approve":
-        data = dict(params)
-        requested = " ".join(
-            sorted(set(data.get("scope", "").split()) | scopes_implied(_claims_or_none(data.get("claims"))))
-        )
         db.session.add(
             Consent(
                 account_id=login_session.account_id,
-                client_id=data.get("client_id", ""),
-                scope=requested,
+                client_id=asked["client_id"],
+                scope=asked["scope"],
                 granted_at=now(),
             )
         )
-        audit.record("consent.granted", account=login_session.account, client_id=data.get("client_id"), scope=requested)
+        audit.record("consent.granted", account=login_session.account, client_id=asked["client_id"], scope=asked["scope"])
         db.session.commit()
-        session["consent_given"] = pending["request"]
+        session["consent_given"] = request_digest
     else:
-        session["consent_denied"] = pending["request"]
+        session["consent_denied"] = request_digest
     return redirect(url_for("authorize.authorize") + "?" + urlencode(params), 303)
 
 
@@ -132,10 +142,11 @@ def _needs_login(login_session, data, prompts: set[str], request_digest: str) ->
     return max_age is not None and now() - login_session.auth_time > int(max_age)
 
 
-def _send_to_login(params, data, *, reauth: bool, request_digest: str):
+def _send_to_login(params, data, *, request_digest: str):
     session["login_next"] = url_for("authorize.authorize") + "?" + urlencode(params)
-    if reauth:
-        session["reauth_pending"] = request_digest
+    # The login about to happen satisfies prompt=login and max_age for this
+    # request, whether or not the browser had a session before.
+    session["reauth_pending"] = request_digest
     hint = data.get("login_hint")
     if hint and len(hint) <= 254:
         session["login_hint"] = hint
@@ -143,10 +154,9 @@ def _send_to_login(params, data, *, reauth: bool, request_digest: str):
 
 
 def _consent_scope(grant) -> str:
-    requested = set(grant.request.scope.split()) | scopes_implied(
-        _claims_or_none(grant.request.payload.data.get("claims"))
-    )
-    return " ".join(sorted(requested))
+    """The granted scopes plus those whose claims the claims parameter asks for."""
+    claims = allowed_claims_request(grant.request.payload.data.get("claims"), grant.client)
+    return " ".join(sorted(set(grant.request.scope.split()) | scopes_implied(claims)))
 
 
 def _needs_consent(grant, login_session, scope: str, prompts: set[str], request_digest: str) -> bool:
@@ -161,13 +171,6 @@ def _needs_consent(grant, login_session, scope: str, prompts: set[str], request_
         db.select(Consent).filter_by(account_id=login_session.account_id, client_id=grant.client.client_id, revoked_at=None)
     )
     return not any(c.covers(scope) for c in consents)
-
-
-def _claims_or_none(raw):
-    try:
-        return parse_claims_request(raw)
-    except ValueError:
-        return None
 
 
 def _error_response(error: OAuth2Error):

@@ -47,13 +47,33 @@ def parse_claims_request(raw: str | None) -> dict | None:
     """The "claims" authorization parameter (Core 5.5); ValueError when malformed."""
     if not raw:
         return None
-    value = json.loads(raw)
+    if len(raw) > 4096:
+        raise ValueError("claims is too long")
+    try:
+        value = json.loads(raw)
+    except RecursionError:
+        raise ValueError("claims is nested too deeply") from None
     if not isinstance(value, dict):
         raise ValueError("claims must be a JSON object")
     for member in ("userinfo", "id_token"):
         if member in value and not isinstance(value[member], dict):
             raise ValueError(f"claims.{member} must be a JSON object")
     return {m: value[m] for m in ("userinfo", "id_token") if m in value}
+
+
+def allowed_claims_request(raw: str | None, client) -> dict | None:
+    """The claims request without claims of scopes the client is not registered for."""
+    try:
+        requested = parse_claims_request(raw)
+    except ValueError:
+        return None
+    if requested is None:
+        return None
+    allowed = set(client.scope.split())
+    return {
+        member: {name: spec for name, spec in claims.items() if CLAIM_SCOPE.get(name) in allowed}
+        for member, claims in requested.items()
+    }
 
 
 def scopes_implied(claims_request: dict | None) -> set[str]:

@@ -11,7 +11,7 @@ Added through Authlib's hooks, not by copying its protocol code:
 from __future__ import annotations
 
 from authlib.oauth2.rfc6749 import grants
-from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import grants as oidc_grants
 from flask import current_app, g
@@ -22,7 +22,7 @@ from ..extensions import db
 from ..models import AuthorizationCode, Token
 from ..security.clock import now
 from ..security.secrets import digest
-from .claims import claims_for, parse_claims_request
+from .claims import allowed_claims_request, claims_for, parse_claims_request
 from .keys import signing_keyset
 
 CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
@@ -48,7 +48,7 @@ class AuthorizationRequestChecks:
         if not set((data.get("prompt") or "").split()) <= PROMPTS:
             raise InvalidRequestError("Unsupported 'prompt' value.")
         max_age = data.get("max_age")
-        if max_age is not None and not (max_age.isascii() and max_age.isdigit()):
+        if max_age is not None and not (max_age.isascii() and max_age.isdigit() and len(max_age) <= 10):
             raise InvalidRequestError("'max_age' must be a non-negative integer.")
         try:
             parse_claims_request(data.get("claims"))
@@ -74,6 +74,16 @@ class S256CodeChallenge(CodeChallenge):
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
 
+    @staticmethod
+    def validate_authorization_redirect_uri(request, client):
+        # Authlib would quote the presented URI in the error description, and
+        # refuse to build that error when the URI holds characters RFC 6749
+        # forbids there; a fixed description serves every case.
+        uri = request.payload.redirect_uri
+        if uri and not client.check_redirect_uri(uri):
+            raise InvalidRequestError("The redirect URI is not registered for this client.")
+        return grants.AuthorizationCodeGrant.validate_authorization_redirect_uri(request, client)
+
     def save_authorization_code(self, code, request):
         """``request.user`` is the customer's LoginSession (see authorize.py)."""
         login_session = request.user
@@ -89,7 +99,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
                 nonce=data.get("nonce"),
                 code_challenge=data.get("code_challenge"),
                 code_challenge_method=data.get("code_challenge_method"),
-                claims_request=parse_claims_request(data.get("claims")),
+                claims_request=allowed_claims_request(data.get("claims"), request.client),
                 auth_time=login_session.auth_time,
                 sid=login_session.sid,
                 created_at=issued,
@@ -99,23 +109,29 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         db.session.commit()
 
     def query_authorization_code(self, code, client):
-        """Find and claim a code atomically; a second presentation is reuse."""
+        """A live code of this client. A code presented after it was used is
+        reuse: what the first use issued is revoked (RFC 9700 4.2.4)."""
         row = db.session.scalar(
             db.select(AuthorizationCode).filter_by(code_digest=digest(code), client_id=client.client_id)
         )
         if row is None:
             return None
-        t = now()
-        if row.used_at is not None or not _claim(AuthorizationCode, row.id, t):
-            revoke_tokens(Token.authorization_code_id == row.id, t)
-            audit.record("token.code_reuse", "failure", account=row.account, client_id=client.client_id)
+        if row.used_at is not None:
+            _code_reused(row, now())
             return None
-        if t >= row.expires_at:
+        if now() >= row.expires_at:
             return None
         return row
 
     def delete_authorization_code(self, authorization_code):
-        pass  # claimed in query_authorization_code; the row stays as a tombstone
+        """Claim the code only now, after every check passed: a rejected request
+        (wrong verifier, wrong redirect URI) leaves it usable. Of two
+        concurrent exchanges exactly one wins; the other is reuse."""
+        t = now()
+        if not _claim(AuthorizationCode, authorization_code.id, t):
+            db.session.rollback()  # drop the tokens this request was about to issue
+            _code_reused(db.session.get(AuthorizationCode, authorization_code.id), t)
+            raise InvalidGrantError("Invalid 'code' in request.")
 
     def authenticate_user(self, authorization_code):
         account = authorization_code.account
@@ -168,27 +184,29 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     INCLUDE_NEW_REFRESH_TOKEN = True
 
     def authenticate_refresh_token(self, refresh_token):
+        """A live refresh token of this client; a rotated one presented again
+        is replay, and the whole family is revoked."""
         row = db.session.scalar(db.select(Token).filter_by(refresh_token_digest=digest(refresh_token)))
         if row is None or row.client_id != self.request.client.client_id:
             return None
-        t = now()
         if row.rotated_at is not None and row.revoked_at is None:
-            revoke_tokens(Token.family_id == row.family_id, t)
-            audit.record("token.refresh_reuse", "failure", account=row.account, client_id=row.client_id)
+            _refresh_replayed(row, now())
             return None
-        if not row.is_refresh_usable(t):
-            return None
-        if not _claim(Token, row.id, t, column="rotated_at"):
-            revoke_tokens(Token.family_id == row.family_id, t)  # a concurrent replay
-            return None
-        return row
+        return row if row.is_refresh_usable(now()) else None
 
     def authenticate_user(self, refresh_token):
         account = refresh_token.account
         return account if account is not None and account.is_active else None
 
     def revoke_old_credential(self, refresh_token):
-        pass  # rotated_at was set when the token was claimed
+        """Rotate: claim the old token only now, after every check passed (a
+        rejected request, e.g. a wider scope, leaves it usable). Of two
+        concurrent refreshes exactly one wins; the other is replay."""
+        t = now()
+        if not _claim(Token, refresh_token.id, t, column="rotated_at"):
+            db.session.rollback()  # drop the token this request was about to issue
+            _refresh_replayed(db.session.get(Token, refresh_token.id), t)
+            raise InvalidGrantError()
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
@@ -197,6 +215,16 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
 
 def revoke_tokens(condition, at: int) -> None:
     db.session.execute(update(Token).where(condition, Token.revoked_at.is_(None)).values(revoked_at=at))
+
+
+def _code_reused(row: AuthorizationCode, at: int) -> None:
+    revoke_tokens(Token.authorization_code_id == row.id, at)
+    audit.record("token.code_reuse", "failure", account=row.account, client_id=row.client_id)
+
+
+def _refresh_replayed(row: Token, at: int) -> None:
+    revoke_tokens(Token.family_id == row.family_id, at)
+    audit.record("token.refresh_reuse", "failure", account=row.account, client_id=row.client_id)
 
 
 def _claim(model, row_id: int, at: int, column: str = "used_at") -> bool:

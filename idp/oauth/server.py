@@ -17,7 +17,7 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoi
 from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
 from authlib.oidc.core import UserInfoEndpoint as _UserInfoEndpoint
 from authlib.oidc.rpinitiated import EndSessionEndpoint as _EndSessionEndpoint
-from flask import current_app
+from flask import current_app, g
 
 from .. import audit
 from ..extensions import db
@@ -165,8 +165,8 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
         }
         if row.scope:
             body["scope"] = row.scope
-        if account is not None:
-            body["username"] = account.login_id
+        if account is not None and "email" in row.scope.split():
+            body["username"] = account.login_id  # the e-mail only travels with the email scope
         return body
 
 
@@ -204,7 +204,15 @@ class EndSessionEndpoint(_EndSessionEndpoint):
         claims = super()._validate_id_token_hint(id_token_hint)
         if claims.get("iss") != current_app.config["ISSUER"]:
             raise InvalidRequestError("'id_token_hint' was not issued by this OP.")
+        if "client_id" in claims or "scope" in claims:
+            # Our RFC 9068 access tokens carry the same signature; they are no ID token.
+            raise InvalidRequestError("'id_token_hint' is not an ID token.")
         return claims
+
+    def is_post_logout_redirect_uri_legitimate(self, request, post_logout_redirect_uri, client, logout_hint):
+        """Without an id_token_hint, a URI registered for the named client is
+        followed once the customer confirmed the logout on our own page."""
+        return bool(g.get("idp_logout_confirmed"))
 
 
 def config_oauth(app) -> None:

@@ -8,11 +8,12 @@ audit rows).
 
 from __future__ import annotations
 
+import base64
 import json
 from urllib.parse import urlsplit
 
 from authlib.oauth2.rfc6749.errors import OAuth2Error
-from flask import Blueprint, Response, current_app, render_template, request
+from flask import Blueprint, Response, current_app, g, render_template, request
 
 from ..extensions import csrf, db
 from ..login.forms import ConfirmForm
@@ -78,6 +79,28 @@ def jwks():
     return response
 
 
+CLIENT_AUTH_ENDPOINTS = {"oauth.token", "oauth.revoke", "oauth.introspect"}
+
+
+@bp.before_app_request
+def _refuse_malformed_basic_auth():
+    """Authlib cannot decode HTTP Basic credentials that are not UTF-8; answer
+    invalid_client before it tries (RFC 6749 5.2), rather than a 500."""
+    if request.endpoint not in CLIENT_AUTH_ENDPOINTS:
+        return None
+    header = request.headers.get("Authorization", "")
+    if header[:6].lower() != "basic ":
+        return None
+    try:
+        base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        response = Response(json.dumps({"error": "invalid_client"}), status=401, content_type="application/json")
+        response.headers["WWW-Authenticate"] = 'Basic error="invalid_client"'
+        response.headers["Cache-Control"] = "no-store"
+        return response
+    return None
+
+
 @bp.route("/token", methods=["POST"])
 @csrf.exempt
 def token():
@@ -113,21 +136,23 @@ def _endpoint_response(name: str) -> Response:
 @bp.route("/session/end", methods=["GET", "POST"])
 @csrf.exempt  # checked below, once we know whether this is our own confirmation form
 def end_session():
-    """RP-initiated logout; without an id_token_hint the customer confirms first."""
+    """RP-initiated logout; without an id_token_hint for this browser's
+    customer, the customer confirms first (so a cross-site link cannot log
+    them out)."""
     server = oauth_server()
+    form = ConfirmForm()
+    # Our own confirmation form, CSRF-checked; an RP's POST carries no token.
+    g.idp_logout_confirmed = request.method == "POST" and form.validate_on_submit()
     try:
         end_request = server.validate_endpoint_request("end_session")
     except OAuth2Error as error:
         return render_template("oauth/error.html", error=error), 400
-    form = ConfirmForm()
     login_session = current_login_session()
     hinted_subject = (end_request.id_token_claims or {}).get("sub")
-    # A hint for somebody else's session (or none) is no proof that the
-    # customer wants out: ask, so that a cross-site link cannot log them out.
     must_confirm = end_request.needs_confirmation or (
         login_session is not None and hinted_subject != login_session.account.subject
     )
-    if must_confirm and not (request.method == "POST" and form.validate_on_submit()):
+    if must_confirm and not g.idp_logout_confirmed:
         return render_template("oauth/logout_confirm.html", form=form, params=request.values)
     response = server.create_endpoint_response("end_session", end_request)
     db.session.commit()
@@ -138,13 +163,13 @@ def end_session():
 def _cors(response: Response) -> Response:
     if request.endpoint not in CORS_ENDPOINTS:
         return response
+    response.vary.add("Origin")  # cacheable documents differ by Origin
     origin = request.headers.get("Origin")
     if origin and origin in registered_origins():
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
         response.headers["Access-Control-Allow-Methods"] = "GET, POST"
         response.headers["Access-Control-Max-Age"] = "600"
-        response.vary.add("Origin")
     return response
 
 

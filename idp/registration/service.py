@@ -23,7 +23,7 @@ from ..oauth.grants import revoke_tokens
 from ..security.clock import now
 from ..security.passwords import hash_password
 from ..security.secrets import digest, new_secret
-from ..security.throttle import Budget, Throttle
+from ..security.throttle import Attempt, Budget, Throttle
 
 # お支払情報等 (p.12): the four items, in the manual's order and words.
 PAYMENT_ITEMS = {
@@ -88,10 +88,9 @@ def verify_contract(
     Failures count against the contract identity (kana name + phone) and the
     client address; the answer never says which field was wrong.
     """
-    throttles = _verification_throttles()
-    keys = ["reg:who:" + digest(f"{kana}\0{phone}"), f"reg:addr:{address}"]
-    t = now()
-    wait = max(throttles.retry_after(key, t) for key in keys)
+    throttle = _verification_throttle()
+    attempt = Attempt([(throttle, "reg:who:" + digest(f"{kana}\0{phone}")), (throttle, f"reg:addr:{address}")], now())
+    wait = attempt.begin()
     if wait:
         audit.record("registration.verify_throttled", "failure", retry_after=wait)
         return Verification(retry_after=wait)
@@ -103,10 +102,10 @@ def verify_contract(
         if phone in c.phones and _has_item(c, kind, value) and (among is None or c.id in among)
     ]
     if not matches:
-        for key in keys:
-            throttles.fail(key, t)
+        attempt.failed()
         audit.record("registration.verify_failed", "failure", item=kind, additional=among is not None)
         return Verification()
+    attempt.succeeded()
     audit.record("registration.verified", item=kind, additional=among is not None, matches=len(matches))
     return Verification(contract_ids=matches)
 
@@ -132,7 +131,7 @@ def _has_item(contract: Contract, kind: str, value: str) -> bool:
     return False
 
 
-def _verification_throttles() -> Throttle:
+def _verification_throttle() -> Throttle:
     config = current_app.config
     window = config["REGISTRATION_VERIFY_WINDOW"]
     return Throttle(

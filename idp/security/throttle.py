@@ -19,11 +19,13 @@ from typing import Protocol
 
 
 class Counters(Protocol):
-    def read(self, key: str, now: int) -> tuple[int, int]:
-        """(failures within the window, time of the last one); (0, 0) when none."""
+    def add(self, key: str, now: int, window: int) -> tuple[int, int]:
+        """Atomically count one attempt at ``now`` and return (count, last)
+        as they were before it; (0, 0) when none. The key expires ``window``
+        seconds after its last attempt."""
 
-    def add(self, key: str, now: int, window: int) -> None:
-        """Count one failure at ``now``; the key expires ``window`` s after it."""
+    def undo(self, key: str, last_before: int) -> None:
+        """Take back one counted attempt (it was refused, or it succeeded)."""
 
     def clear(self, key: str) -> None: ...
 
@@ -33,36 +35,45 @@ class MemoryCounters:
         self._data: dict[str, tuple[int, int, int]] = {}
         self._lock = threading.Lock()
 
-    def read(self, key: str, now: int) -> tuple[int, int]:
-        count, last, expires = self._data.get(key, (0, 0, 0))
-        return (count, last) if now < expires else (0, 0)
-
-    def add(self, key: str, now: int, window: int) -> None:
+    def add(self, key: str, now: int, window: int) -> tuple[int, int]:
         with self._lock:
-            count = self.read(key, now)[0]
+            count, last, expires = self._data.get(key, (0, 0, 0))
+            if now >= expires:
+                count, last = 0, 0
             self._data[key] = (count + 1, now, now + window)
             if len(self._data) > 100_000:  # bound memory under a spray of keys
                 self._data = {k: v for k, v in self._data.items() if v[2] > now}
+            return count, last
+
+    def undo(self, key: str, last_before: int) -> None:
+        with self._lock:
+            if key in self._data:
+                count, _, expires = self._data[key]
+                self._data[key] = (max(0, count - 1), last_before, expires)
 
     def clear(self, key: str) -> None:
-        self._data.pop(key, None)
+        with self._lock:
+            self._data.pop(key, None)
 
 
 class RedisCounters:
     def __init__(self, client) -> None:
         self._redis = client
 
-    def read(self, key: str, now: int) -> tuple[int, int]:
-        values = self._redis.hmget(f"throttle:{key}", "count", "last")
-        if values[0] is None:
-            return 0, 0
-        return int(values[0]), int(values[1] or 0)
+    def add(self, key: str, now: int, window: int) -> tuple[int, int]:
+        name = f"throttle:{key}"
+        pipe = self._redis.pipeline(transaction=True)  # MULTI/EXEC: one atomic step
+        pipe.hmget(name, "count", "last")
+        pipe.hincrby(name, "count", 1)
+        pipe.hset(name, "last", now)
+        pipe.expire(name, window)
+        (count, last), *_ = pipe.execute()
+        return int(count or 0), int(last or 0)
 
-    def add(self, key: str, now: int, window: int) -> None:
-        pipe = self._redis.pipeline()
-        pipe.hincrby(f"throttle:{key}", "count", 1)
-        pipe.hset(f"throttle:{key}", "last", now)
-        pipe.expire(f"throttle:{key}", window)
+    def undo(self, key: str, last_before: int) -> None:
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hincrby(f"throttle:{key}", "count", -1)
+        pipe.hset(f"throttle:{key}", "last", last_before)
         pipe.execute()
 
     def clear(self, key: str) -> None:
@@ -93,15 +104,44 @@ class Throttle:
         self.counters = counters
         self.budget = budget
 
-    def retry_after(self, key: str, now: int) -> int:
-        failures, last = self.counters.read(key, now)
-        return self.budget.retry_after(failures, last, now)
 
-    def fail(self, key: str, now: int) -> None:
-        self.counters.add(key, now, self.budget.window)
+class Attempt:
+    """One guarded attempt, counted before the check it guards, so that
+    concurrent requests cannot all slip through a nearly spent budget.
 
-    def clear(self, key: str) -> None:
-        self.counters.clear(key)
+    ``begin()`` counts the attempt against every gate and returns how long
+    to wait (refused attempts are taken back: waiting is not failing).
+    Then ``succeeded()`` takes the attempt back and clears chosen keys, or
+    ``failed()`` leaves it counted.
+    """
+
+    def __init__(self, gates: list[tuple[Throttle, str]], now: int) -> None:
+        self.gates, self.now = gates, now
+        self._counted: list[tuple[Throttle, str, int]] = []
+
+    def begin(self) -> int:
+        for throttle, key in self.gates:
+            failures, last = throttle.counters.add(key, self.now, throttle.budget.window)
+            self._counted.append((throttle, key, last))
+            wait = throttle.budget.retry_after(failures, last, self.now)
+            if wait:
+                self._take_back()
+                return wait
+        return 0
+
+    def succeeded(self, clear: tuple[str, ...] = ()) -> None:
+        self._take_back()
+        for throttle, key in self.gates:
+            if key in clear:
+                throttle.counters.clear(key)
+
+    def failed(self) -> None:
+        self._counted = []
+
+    def _take_back(self) -> None:
+        for throttle, key, last in self._counted:
+            throttle.counters.undo(key, last)
+        self._counted = []
 
 
 def make_counters(redis_url: str | None) -> Counters:

@@ -1,5 +1,7 @@
 """Consent for third-party clients, and RP-initiated logout."""
 
+import re
+
 from idp.extensions import db
 from idp.models import AuditEvent, Consent
 
@@ -11,7 +13,10 @@ def third_party(app, client):
 
 
 def answer_consent(rp, page, decision):
-    return rp.client.post("/authorize/consent", data={"csrf_token": csrf_token(page), "decision": decision})
+    request_digest = re.search(r'name="request" value="([^"]+)"', page).group(1)
+    return rp.client.post("/authorize/consent", data={
+        "csrf_token": csrf_token(page), "request": request_digest, "decision": decision,
+    })
 
 
 def test_third_party_asks_once_and_remembers(app, client, account):
