@@ -33,7 +33,7 @@ def create_app(test_config: dict | None = None, clock=None) -> Flask:
     from .oauth.server import config_oauth
     from .oauth.views import bp as oauth_bp
     from .mail.transports import make_transport
-    from .pages import bp as pages_bp
+    from .recovery.views import bp as recovery_bp
     from .registration.views import bp as registration_bp
     from .security import headers
     from .security.clock import SystemClock
@@ -55,7 +55,7 @@ def create_app(test_config: dict | None = None, clock=None) -> Flask:
     keys.init_app(app)
     config_oauth(app)
 
-    for blueprint in (login_bp, authorize_bp, oauth_bp, registration_bp, pages_bp):
+    for blueprint in (login_bp, authorize_bp, oauth_bp, registration_bp, recovery_bp):
         app.register_blueprint(blueprint)
     if app.config["ENV"] == "development" and not app.config["MAIL_URL"]:
         from .mail.dev import bp as devmail_bp

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from sqlalchemy import update
+
+from . import audit
 from .extensions import db
-from .models import Account, Contract
+from .mail import enqueue
+from .models import Account, Contract, LoginSession, Token
+from .oauth.grants import revoke_tokens
 from .security.clock import now
 from .security.credentials import login_id_problems, password_problems
 from .security.passwords import hash_password
@@ -50,3 +55,31 @@ def create_account(
     )
     db.session.add(account)
     return account
+
+
+def end_everything(account: Account, at: int) -> None:
+    """End every OP session and revoke every token of the account."""
+    db.session.execute(
+        update(LoginSession)
+        .where(LoginSession.account_id == account.id, LoginSession.ended_at.is_(None))
+        .values(ended_at=at)
+    )
+    revoke_tokens(Token.account_id == account.id, at)
+
+
+def reset_password(account: Account, password: str, reason: str) -> None:
+    """Set a new password, sign the account out everywhere, tell the customer
+    by mail (SPEC §6), and audit it; the caller commits."""
+    t = now()
+    account.password_hash = hash_password(password)
+    account.password_changed_at = t
+    end_everything(account, t)
+    if account.contact_email:
+        enqueue(
+            "password_changed",
+            account.contact_email,
+            "パスワード変更のお知らせ",
+            "password_changed.txt",
+            name=account.contract.name_kanji,
+        )
+    audit.record("account.password_reset", account=account, reason=reason)

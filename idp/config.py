@@ -59,6 +59,13 @@ DEFAULTS = {
     "REGISTRATION_VERIFY_FAILURES": 5,
     "REGISTRATION_VERIFY_WINDOW": 30 * 60,
     "REGISTRATION_URL_LIFETIME": 30 * 60,
+    # Recovery (manual p.17–24): lifetime of a procedure, its code and its
+    # link (the manual says 30 minutes), and how many procedures one iTSCOM ID
+    # and one client address may start per window (each may send a mail).
+    "RECOVERY_LIFETIME": 30 * 60,
+    "RECOVERY_THROTTLE_WINDOW": 30 * 60,
+    "RECOVERY_REQUESTS_PER_ID": 3,
+    "RECOVERY_REQUESTS_PER_ADDRESS": 10,
     # The terms the registration's 利用規約 step links to.
     "TERMS_URL": "https://www.itscom.co.jp/info/covenant/mypage/",
     # How many reverse proxies (load balancer, TLS terminator) stand in front

@@ -66,6 +66,17 @@ def clock() -> FrozenClock:
 
 
 @pytest.fixture
+def mail_server():
+    """A real SMTP server on a free loopback port."""
+    from .mailserver import MailServer, free_port
+
+    server = MailServer(free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 def config_overrides() -> dict:
     """Override by name in a test module to change settings."""
     return {}

@@ -19,6 +19,7 @@ from email.utils import make_msgid
 from cryptography.fernet import Fernet
 from flask import current_app, render_template
 
+from .. import audit
 from ..extensions import db
 from ..models.mail import OutboxMail
 from ..security.clock import now
@@ -65,11 +66,13 @@ def deliver_due(limit: int = 50) -> tuple[int, int]:
             transport.send(_message(mail))
         except (OSError, ValueError) as error:  # smtplib errors are OSErrors
             _record_failure(mail, error)
+            audit.record("mail.failed", "failure", kind=mail.kind, mail_id=mail.id, attempts=mail.attempts)
             failed += 1
         else:
             mail.sent_at = now()
             mail.body = None
             mail.last_error = None
+            audit.record("mail.sent", kind=mail.kind, mail_id=mail.id)
             sent += 1
         db.session.commit()
     return sent, failed

@@ -7,6 +7,7 @@ from .contract import Contract
 from .grant import AuthorizationCode, Consent, Token
 from .key import SigningKey
 from .mail import OutboxMail
+from .recovery import RecoveryProcedure
 from .registration import PendingRegistration
 from .session import LoginSession
 
@@ -20,6 +21,7 @@ __all__ = [
     "LoginSession",
     "OutboxMail",
     "PendingRegistration",
+    "RecoveryProcedure",
     "SigningKey",
     "Token",
 ]

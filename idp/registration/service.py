@@ -15,11 +15,11 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from .. import audit
+from ..accounts import end_everything
 from ..contracts import kana_key, normalise_phone, normalise_stb_id
 from ..extensions import db
 from ..mail import enqueue
-from ..models import Account, Contract, LoginSession, PendingRegistration, Token
-from ..oauth.grants import revoke_tokens
+from ..models import Account, Contract, PendingRegistration
 from ..security.clock import now
 from ..security.passwords import hash_password
 from ..security.secrets import digest, new_secret
@@ -224,7 +224,7 @@ def complete_registration(pending_id: int, contact_email: str) -> Account:
         account = Account(subject=new_secret(16), contract_id=pending.contract_id, created_at=t, status="active")
         db.session.add(account)
     else:
-        _end_everything(account, t)
+        end_everything(account, t)
     account.login_id = pending.login_id
     account.login_id_verified = True  # the mailed URL reached this address
     account.password_hash = pending.password_hash
@@ -241,15 +241,6 @@ def complete_registration(pending_id: int, contact_email: str) -> Account:
     audit.record("registration.replaced" if replaced else "registration.completed", account=account)
     db.session.commit()
     return account
-
-
-def _end_everything(account: Account, t: int) -> None:
-    db.session.execute(
-        update(LoginSession)
-        .where(LoginSession.account_id == account.id, LoginSession.ended_at.is_(None))
-        .values(ended_at=t)
-    )
-    revoke_tokens(Token.account_id == account.id, t)
 
 
 def _record_taken(pending: PendingRegistration) -> None:

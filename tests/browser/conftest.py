@@ -39,16 +39,6 @@ def _port() -> int:
 
 
 @pytest.fixture
-def mail_server():
-    from ..mailserver import MailServer, free_port
-
-    server = MailServer(free_port())
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def config_overrides(_port, mail_server):
     return {"ISSUER": f"http://127.0.0.1:{_port}", "MAIL_URL": mail_server.url}
 

@@ -1,0 +1,235 @@
+"""iTSCOM ID・パスワードが分からなくなったら (manual p.17–24): the rules.
+
+本人認証 starts a procedure for whatever ID was typed. Accounts whose
+contact address is confirmed get a mailed 6-digit code (3-B); others set a
+secret question and get a mailed link (3-A); an unknown ID gets a 3-B
+procedure that no code can satisfy, and no mail. Neither the link nor the
+answer resets anything alone: the link is opened, then the question and
+answer chosen by the person who started are given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import unicodedata
+from dataclasses import dataclass
+
+from flask import current_app
+from sqlalchemy import update
+
+from .. import audit
+from ..accounts import reset_password
+from ..extensions import db
+from ..login.service import find_account
+from ..mail import enqueue
+from ..models import RecoveryProcedure
+from ..security.clock import now
+from ..security.passwords import hash_password, verify_password
+from ..security.secrets import digest, new_secret
+from ..security.throttle import Attempt, Budget, Throttle
+
+MAX_FAILURES = 5
+# 秘密の質問 (p.19): a fixed list.
+SECRET_QUESTIONS = [
+    "ペットの名前",
+    "母親の旧姓",
+    "生まれた町の名前",
+    "初めて通った学校の名前",
+    "子供のころのあだ名",
+    "好きな食べ物",
+]
+HALF_WIDTH_SYMBOLS = re.compile(r"[!-/:-@\[-`{-~]")
+
+
+class RecoveryError(Exception):
+    """The procedure cannot go on; the customer starts again."""
+
+
+@dataclass
+class Started:
+    procedure: RecoveryProcedure | None = None
+    binding: str = ""  # kept in the starting browser's session
+    retry_after: int = 0
+
+
+# --- 本人認証 (p.18) -------------------------------------------------------
+
+def start(login_id: str, address: str | None) -> Started:
+    """Begin a procedure for the typed ID; mails a code when 3-B applies.
+
+    Every request counts against the ID and the client address, so that
+    the flow cannot flood anybody's mailbox.
+    """
+    attempt = Attempt(_throttle_gates(login_id, address), now())
+    wait = attempt.begin()
+    if wait:
+        audit.record("recovery.throttled", "failure", retry_after=wait)
+        return Started(retry_after=wait)
+    attempt.failed()  # every request counts, successful or not
+
+    account = find_account(login_id)
+    if account is not None and not account.is_active:
+        account = None
+    t = now()
+    binding = new_secret()
+    method = "secret" if account is not None and not account.contact_email_verified else "code"
+    procedure = RecoveryProcedure(
+        method=method,
+        account=account,
+        binding_digest=digest(binding),
+        created_at=t,
+        expires_at=t + current_app.config["RECOVERY_LIFETIME"],
+        failures=0,
+    )
+    if method == "code":
+        # An unknown ID gets a code nobody is told, at the same cost.
+        code = f"{secrets.randbelow(10**6):06d}"
+        procedure.code_digest = _code_digest(code)
+        if account is not None:
+            enqueue("recovery_code", account.contact_email, "認証コードのお知らせ", "recovery_code.txt",
+                    name=account.contract.name_kanji, code=code)
+    db.session.add(procedure)
+    audit.record("recovery.started", account=account, method=method, known=account is not None)
+    db.session.commit()
+    return Started(procedure=procedure, binding=binding)
+
+
+def bound_procedure(procedure_id, binding: str | None, method: str) -> RecoveryProcedure:
+    """The live procedure this browser started; RecoveryError otherwise."""
+    procedure = db.session.get(RecoveryProcedure, procedure_id) if isinstance(procedure_id, int) else None
+    if procedure is None or not binding or not hmac.compare_digest(procedure.binding_digest, digest(binding)):
+        raise RecoveryError()
+    _check_live(procedure, method)
+    return procedure
+
+
+# --- 3-B: 認証コード入力 (p.22) ---------------------------------------------
+
+def check_code(procedure: RecoveryProcedure, code: str) -> bool:
+    """True when right; a wrong code counts, and the fifth ends the procedure."""
+    code = unicodedata.normalize("NFKC", code).strip()
+    if procedure.account is not None and hmac.compare_digest(_code_digest(code), procedure.code_digest or ""):
+        procedure.verified_at = now()
+        audit.record("recovery.code_verified", account=procedure.account)
+        db.session.commit()
+        return True
+    _fail(procedure, "recovery.code_failed")
+    return False
+
+
+# --- 3-A: 合言葉登録, mail, 合言葉入力 (p.19–21) ------------------------------
+
+def normalise_answer(answer: str) -> str:
+    """Answers compare without regard to width, case, spaces or kana script."""
+    text = re.sub(r"\s+", "", unicodedata.normalize("NFKC", answer)).casefold()
+    return "".join(chr(ord(c) - 0x60) if "\u30a1" <= c <= "\u30f6" else c for c in text)
+
+
+def answer_problems(answer: str) -> list[str]:
+    if not answer.strip():
+        return ["答えを入力してください。"]
+    if len(answer) > 50:
+        return ["答えは50文字以内で入力してください。"]
+    if HALF_WIDTH_SYMBOLS.search(answer):
+        return ["答えに半角記号は使用できません。"]
+    return []
+
+
+def set_secret_and_mail_link(procedure: RecoveryProcedure, question: str, answer: str) -> None:
+    """3-A-1/2: keep the question and hashed answer, mail the link (30 minutes)."""
+    token = new_secret()
+    t = now()
+    procedure.question = question
+    procedure.answer_hash = hash_password(normalise_answer(answer))
+    procedure.link_digest = digest(token)
+    procedure.expires_at = t + current_app.config["RECOVERY_LIFETIME"]
+    account = procedure.account
+    enqueue("recovery_link", account.contact_email, "本人認証確認用メール", "recovery_link.txt",
+            name=account.contract.name_kanji, url=f"{current_app.config['ISSUER']}/recovery/link/{token}")
+    audit.record("recovery.link_mailed", account=account)
+    db.session.commit()
+
+
+def procedure_for_link(token: str) -> RecoveryProcedure:
+    if not token or len(token) > 128:
+        raise RecoveryError()
+    procedure = db.session.scalar(db.select(RecoveryProcedure).filter_by(link_digest=digest(token)))
+    if procedure is None:
+        raise RecoveryError()
+    _check_live(procedure, "secret")
+    return procedure
+
+
+def check_secret(procedure: RecoveryProcedure, question: str, answer: str) -> bool:
+    """3-A-4: the same question and answer as set at 3-A-1; five wrong ends it."""
+    right_answer = verify_password(procedure.answer_hash, normalise_answer(answer))
+    if right_answer and hmac.compare_digest(question.encode(), (procedure.question or "").encode()):
+        procedure.verified_at = now()
+        audit.record("recovery.secret_verified", account=procedure.account)
+        db.session.commit()
+        return True
+    _fail(procedure, "recovery.secret_failed")
+    return False
+
+
+# --- the new password (p.23, p.21) -----------------------------------------
+
+def complete(procedure: RecoveryProcedure, password: str) -> None:
+    """Set the password once per procedure; 3-A also confirms the contact address."""
+    t = now()
+    claimed = db.session.execute(
+        update(RecoveryProcedure)
+        .where(RecoveryProcedure.id == procedure.id, RecoveryProcedure.completed_at.is_(None),
+               RecoveryProcedure.verified_at.is_not(None), RecoveryProcedure.expires_at > t)
+        .values(completed_at=t)
+    )
+    if claimed.rowcount != 1:
+        db.session.rollback()
+        raise RecoveryError()
+    account = procedure.account
+    reset_password(account, password, reason=f"recovery.{procedure.method}")
+    if procedure.method == "secret":
+        account.contact_email_verified = True  # the link reached it
+    audit.record("recovery.completed", account=account, method=procedure.method)
+    db.session.commit()
+
+
+# --- helpers ---------------------------------------------------------------
+
+def _check_live(procedure: RecoveryProcedure, method: str) -> None:
+    if (
+        procedure.method != method
+        or procedure.completed_at is not None
+        or procedure.failures >= MAX_FAILURES
+        or now() >= procedure.expires_at
+    ):
+        raise RecoveryError()
+
+
+def _fail(procedure: RecoveryProcedure, event: str) -> None:
+    db.session.execute(
+        update(RecoveryProcedure).where(RecoveryProcedure.id == procedure.id)
+        .values(failures=RecoveryProcedure.failures + 1)
+    )
+    audit.record(event, "failure", account=procedure.account)
+    db.session.commit()
+
+
+def _code_digest(code: str) -> str:
+    """Keyed: six digits are too few for a plain digest to hide anything."""
+    return hmac.new(current_app.secret_key.encode(), b"recovery code\0" + code.encode(), hashlib.sha256).hexdigest()
+
+
+def _throttle_gates(login_id: str, address: str | None):
+    config = current_app.config
+    window = config["RECOVERY_THROTTLE_WINDOW"]
+    counters = current_app.extensions["idp.counters"]
+    per_id = Throttle(counters, Budget(config["RECOVERY_REQUESTS_PER_ID"], window, window, hard=True))
+    per_address = Throttle(counters, Budget(config["RECOVERY_REQUESTS_PER_ADDRESS"], window, window, hard=True))
+    return [
+        (per_id, "recovery:id:" + digest(login_id.strip().lower())),
+        (per_address, f"recovery:addr:{address}"),
+    ]

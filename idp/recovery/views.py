@@ -1,0 +1,185 @@
+"""iTSCOM ID・パスワードが分からなくなったら (manual p.17–24), one view per
+screen, in the manual's order.
+
+The browser that starts a procedure keeps ``recovery`` = {id, binding} in
+its session; 3-B's code and both password pages require it. 3-A's mailed
+link may be opened anywhere (mail is often read on a phone): there the
+secret question and answer bind the link to its starter, and a right
+answer leaves ``recovery_link`` in that browser's session.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, redirect, render_template, request, session, url_for
+
+from ..security.credentials import password_problems
+from . import service
+from .forms import ChoiceForm, CodeForm, IdentifyForm, NewPasswordForm, SecretForm
+from .service import SECRET_QUESTIONS, RecoveryError
+
+bp = Blueprint("recovery", __name__, url_prefix="/recovery")
+
+
+@bp.route("/", methods=["GET", "POST"])
+def choose(_form_class=ChoiceForm):
+    """Step 2 (p.17): iTSCOM ID・パスワードがご不明なお客様 — choose what is unknown."""
+    form = _form_class()
+    if form.validate_on_submit():
+        if form.unknown.data == "id":
+            return redirect(url_for("registration.verify"), 303)  # p.24: register again
+        return redirect(url_for(".identify"), 303)
+    return render_template("recovery/choose.html", form=form)
+
+
+@bp.route("/identify", methods=["GET", "POST"])
+def identify(_form_class=IdentifyForm):
+    """Step 2 (p.18): 本人認証 — enter the iTSCOM ID, 次へ."""
+    form = _form_class()
+    error, status = None, 200
+    if form.validate_on_submit():
+        started = service.start(form.login_id.data, request.remote_addr)
+        if started.retry_after:
+            minutes = max(1, -(-started.retry_after // 60))
+            error, status = f"お手続きの回数が上限に達しました。{minutes}分後に再度お試しください。", 429
+        else:
+            session["recovery"] = {"id": started.procedure.id, "binding": started.binding}
+            session.pop("recovery_link", None)
+            target = ".secret" if started.procedure.method == "secret" else ".code"
+            return redirect(url_for(target), 303)
+    return render_template("recovery/identify.html", form=form, error=error), status
+
+
+@bp.route("/code", methods=["GET", "POST"])
+def code(_form_class=CodeForm):
+    """3-B-1 (p.22): 認証コード入力."""
+    try:
+        procedure = _bound("code")
+    except RecoveryError:
+        return _restart()
+    form = _form_class()
+    if form.validate_on_submit():
+        if service.check_code(procedure, form.code.data):
+            return redirect(url_for(".password"), 303)
+        if procedure.failures >= service.MAX_FAILURES:
+            return _restart()
+        form.code.errors.append("認証コードが正しくありません。")
+    form.code.data = ""
+    return render_template("recovery/code.html", form=form)
+
+
+@bp.route("/password", methods=["GET", "POST"])
+def password(_form_class=NewPasswordForm):
+    """3-B-2 (p.23): the new パスワード and パスワード再入力, 次へ."""
+    try:
+        procedure = _bound("code")
+    except RecoveryError:
+        return _restart()
+    if procedure.verified_at is None:
+        return redirect(url_for(".code"))
+    form = _form_class()
+    if form.validate_on_submit() and _password_ok(form, procedure.account.login_id):
+        return _complete(procedure, form.password.data)
+    form.password.data = form.password_confirm.data = ""  # never sent back
+    return render_template("recovery/password.html", form=form, login_id=None)
+
+
+@bp.route("/secret", methods=["GET", "POST"])
+def secret(_form_class=SecretForm):
+    """3-A-1 (p.19): 合言葉登録 — choose 秘密の質問, enter 答え, 次へ."""
+    try:
+        procedure = _bound("secret")
+    except RecoveryError:
+        return _restart()
+    if procedure.link_digest is not None:
+        return redirect(url_for(".secret_sent"))
+    form = _form_class()
+    if form.validate_on_submit():
+        form.answer.errors.extend(service.answer_problems(form.answer.data))
+        if not form.answer.errors:
+            service.set_secret_and_mail_link(procedure, form.question.data, form.answer.data)
+            return redirect(url_for(".secret_sent"), 303)
+    form.answer.data = ""
+    return render_template("recovery/secret.html", form=form, questions=SECRET_QUESTIONS)
+
+
+@bp.route("/secret/sent")
+def secret_sent():
+    """3-A-2 (p.20): 本人認証完了 — the confirmation mail is on its way."""
+    try:
+        procedure = _bound("secret")
+    except RecoveryError:
+        return _restart()
+    if procedure.link_digest is None:
+        return redirect(url_for(".secret"))
+    return render_template("recovery/secret_sent.html")
+
+
+@bp.route("/link/<token>", methods=["GET", "POST"])
+def link(token: str, _form_class=SecretForm):
+    """3-A-3/4 (p.20–21): the mailed URL asks 合言葉入力; ID・パスワード再発行 continues."""
+    try:
+        procedure = service.procedure_for_link(token)
+    except RecoveryError:
+        return _restart()
+    form = _form_class()
+    if form.validate_on_submit():
+        if service.check_secret(procedure, form.question.data, form.answer.data):
+            session["recovery_link"] = token
+            return redirect(url_for(".reissue"), 303)
+        if procedure.failures >= service.MAX_FAILURES:
+            return _restart()
+        form.answer.errors.append("秘密の質問または答えが正しくありません。")
+    form.answer.data = ""
+    return render_template("recovery/link.html", form=form, token=token)
+
+
+@bp.route("/reissue", methods=["GET", "POST"])
+def reissue(_form_class=NewPasswordForm):
+    """3-A-4 (p.21): ID・パスワード再発行 — shows the iTSCOM ID, sets a new password."""
+    try:
+        procedure = service.procedure_for_link(session.get("recovery_link", ""))
+    except RecoveryError:
+        return _restart()
+    if procedure.verified_at is None:
+        return _restart()
+    form = _form_class()
+    if form.validate_on_submit() and _password_ok(form, procedure.account.login_id):
+        return _complete(procedure, form.password.data)
+    form.password.data = form.password_confirm.data = ""  # never sent back
+    return render_template("recovery/password.html", form=form, login_id=procedure.account.login_id)
+
+
+@bp.route("/done")
+def done():
+    """3-B-3 (p.23): これでパスワードの再発行は完了です。"""
+    if not session.get("recovery_done"):
+        return redirect(url_for(".choose"))
+    return render_template("recovery/done.html")
+
+
+def _bound(method: str):
+    state = session.get("recovery") or {}
+    return service.bound_procedure(state.get("id"), state.get("binding"), method)
+
+
+def _password_ok(form, login_id: str) -> bool:
+    form.password.errors.extend(password_problems(form.password.data, login_id))
+    if form.password.data != form.password_confirm.data:
+        form.password_confirm.errors.append("パスワードとパスワード再入力が一致しません。")
+    return not (form.password.errors or form.password_confirm.errors)
+
+
+def _complete(procedure, password: str):
+    try:
+        service.complete(procedure, password)
+    except RecoveryError:
+        return _restart()
+    session.pop("recovery", None)
+    session.pop("recovery_link", None)
+    session["recovery_done"] = True
+    return redirect(url_for(".done"), 303)
+
+
+def _restart():
+    """Expired, used up, altered, or from another browser: start again (p.20, p.22)."""
+    return render_template("recovery/restart.html"), 400
