@@ -147,6 +147,9 @@ def test_password_page_needs_the_code_first(app, client, account):
 
 
 def test_3a_secret_question_and_link_to_a_new_password(app, client, yamada, mail_server):
+    rp = RelyingParty.register(app, client)
+    rp.login = lambda **kw: RelyingParty.login(rp, "yamada@example.jp", "Yamada-2025")
+    old = rp.tokens()
     assert start_3b(client, "yamada@example.jp").location == "/recovery/secret"
     page = client.get("/recovery/secret").get_data(as_text=True)
     assert "合言葉登録" in page and "ペットの名前" in page and "※半角記号不可" in page
@@ -178,6 +181,10 @@ def test_3a_secret_question_and_link_to_a_new_password(app, client, yamada, mail
         assert db.session.scalar(db.select(Account).filter_by(login_id="yamada@example.jp")).contact_email_verified
     # Replayed link: the procedure is over.
     assert phone.get(path).status_code == 400
+    # The old refresh token is dead, the old password refused, the new one works.
+    assert rp.token_request({"grant_type": "refresh_token", "refresh_token": old["refresh_token"]}).status_code == 400
+    assert RelyingParty.login(rp, "yamada@example.jp", "Yamada-2025").status_code == 200
+    assert RelyingParty.login(rp, "yamada@example.jp", "Yamada-2026").status_code == 303
 
 
 def test_3a_five_wrong_answers_end_the_procedure(app, client, yamada, mail_server):
