@@ -26,9 +26,10 @@ def create_app(test_config: dict | None = None, clock=None) -> Flask:
 
     from . import cli, errors
     from .extensions import csrf, db, migrate
+    from .account.views import bp as account_bp
     from .login import sessions
     from .login.views import bp as login_bp
-    from .oauth import keys
+    from .oauth import backchannel, keys
     from .oauth.authorize import bp as authorize_bp
     from .oauth.server import config_oauth
     from .oauth.views import bp as oauth_bp
@@ -53,16 +54,25 @@ def create_app(test_config: dict | None = None, clock=None) -> Flask:
     app.extensions["idp.discovery"] = {}
     app.extensions["idp.qr"] = {}
     keys.init_app(app)
+    backchannel.init_app(app)
     config_oauth(app)
 
-    for blueprint in (login_bp, authorize_bp, oauth_bp, registration_bp, recovery_bp):
+    for blueprint in (login_bp, authorize_bp, oauth_bp, registration_bp, recovery_bp, account_bp):
         app.register_blueprint(blueprint)
     if app.config["ENV"] == "development" and not app.config["MAIL_URL"]:
         from .mail.dev import bp as devmail_bp
 
         app.register_blueprint(devmail_bp)
     app.after_request(sessions.write_cookie)
+    app.add_template_filter(_datetime, "datetime")
     headers.init_app(app)
     errors.init_app(app)
     cli.init_app(app)
     return app
+
+
+def _datetime(epoch: int) -> str:
+    """Epoch seconds as Japan time, for customer pages."""
+    from datetime import datetime, timedelta, timezone
+
+    return datetime.fromtimestamp(epoch, timezone(timedelta(hours=9))).strftime("%Y年%m月%d日 %H:%M")

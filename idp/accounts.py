@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import update
-
 from . import audit
 from .extensions import db
 from .mail import enqueue
 from .models import Account, Contract, LoginSession, Token
+from .oauth import backchannel
 from .oauth.grants import revoke_tokens
 from .security.clock import now
 from .security.credentials import login_id_problems, password_problems
@@ -57,23 +56,26 @@ def create_account(
     return account
 
 
-def end_everything(account: Account, at: int) -> None:
-    """End every OP session and revoke every token of the account."""
-    db.session.execute(
-        update(LoginSession)
-        .where(LoginSession.account_id == account.id, LoginSession.ended_at.is_(None))
-        .values(ended_at=at)
-    )
+def end_everything(account: Account, at: int, keep: LoginSession | None = None) -> None:
+    """End every OP session (but ``keep``) and revoke every token of the account;
+    the relying parties of those sessions are told by back-channel logout."""
+    sessions = db.session.scalars(
+        db.select(LoginSession).where(LoginSession.account_id == account.id, LoginSession.ended_at.is_(None))
+    ).all()
+    ended = [s for s in sessions if s is not keep]
+    for login_session in ended:
+        login_session.ended_at = at
+    backchannel.queue_for(ended)
     revoke_tokens(Token.account_id == account.id, at)
 
 
-def reset_password(account: Account, password: str, reason: str) -> None:
-    """Set a new password, sign the account out everywhere, tell the customer
-    by mail (SPEC §6), and audit it; the caller commits."""
+def reset_password(account: Account, password: str, reason: str, keep: LoginSession | None = None) -> None:
+    """Set a new password, sign the account out everywhere (but ``keep``),
+    tell the customer by mail (SPEC §6), and audit it; the caller commits."""
     t = now()
     account.password_hash = hash_password(password)
     account.password_changed_at = t
-    end_everything(account, t)
+    end_everything(account, t, keep=keep)
     if account.contact_email:
         enqueue(
             "password_changed",

@@ -20,6 +20,7 @@ from .contracts import ContractImportError, import_contracts
 from .extensions import db
 from .mail import deliver_due
 from .models import Account, Client
+from .oauth import backchannel
 from .oauth.keys import ensure_signing_keys
 from .security.secrets import digest
 
@@ -27,6 +28,7 @@ contracts_cli = AppGroup("contracts", help="Contract data from the billing syste
 accounts_cli = AppGroup("accounts", help="iTSCOM IDs.")
 clients_cli = AppGroup("clients", help="Relying parties (OIDC clients).")
 mail_cli = AppGroup("mail", help="The outgoing mail outbox.")
+backchannel_cli = AppGroup("backchannel", help="Back-channel logout notices to relying parties.")
 
 DEMO_LOGIN_ID = "taro.itsu@example.jp"
 DEMO_PASSWORD = "itscom-demo1"
@@ -182,6 +184,20 @@ def mail_send(loop, interval):
         time.sleep(interval)
 
 
+@backchannel_cli.command("send")
+@click.option("--loop", is_flag=True, help="Keep running: retries what the web nodes could not send.")
+@click.option("--interval", default=5.0, show_default=True, help="Seconds between rounds with --loop.")
+def backchannel_send(loop, interval):
+    """Deliver due back-channel logout notices to relying parties, with retries."""
+    while True:
+        sent, failed = backchannel.deliver_due()
+        if sent or failed:
+            click.echo(f"back-channel logout: {sent} sent, {failed} failed (will retry)")
+        if not loop:
+            return
+        time.sleep(interval)
+
+
 def _client(client_id: str) -> Client:
     client = db.session.scalar(db.select(Client).filter_by(client_id=client_id))
     if client is None:
@@ -198,5 +214,5 @@ def _print_client(body: dict, as_json: bool) -> None:
 
 
 def init_app(app) -> None:
-    for command in (contracts_cli, accounts_cli, clients_cli, mail_cli, demo):
+    for command in (contracts_cli, accounts_cli, clients_cli, mail_cli, backchannel_cli, demo):
         app.cli.add_command(command)

@@ -73,6 +73,9 @@ DEFAULTS = {
     # trusted for exactly that many hops; 0 trusts none (direct exposure).
     # Client addresses feed throttling and the audit log, so set this right.
     "TRUSTED_PROXIES": 0,
+    # Send back-channel logout notices from this process right after the
+    # request that ended a session (retries: flask backchannel send --loop).
+    "BACKCHANNEL_INLINE": True,
     # Largest request body accepted anywhere (bytes).
     "MAX_CONTENT_LENGTH": 64 * 1024,
 }

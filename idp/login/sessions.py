@@ -12,6 +12,7 @@ from flask import current_app, g, request, session
 from .. import audit
 from ..extensions import db
 from ..models import Account, LoginSession
+from ..oauth import backchannel
 from ..security.clock import now
 from ..security.secrets import digest, new_secret
 
@@ -92,3 +93,4 @@ def _lookup(cookie_value: str | None) -> LoginSession | None:
 def _end(login_session: LoginSession | None, reason: str) -> None:
     if login_session is not None and login_session.ended_at is None:
         login_session.ended_at = now()
+        backchannel.queue_for([login_session])

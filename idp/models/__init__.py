@@ -2,7 +2,9 @@
 
 from .account import Account
 from .audit import AuditEvent
+from .backchannel import BackchannelLogout
 from .client import Client
+from .contact_change import ContactChange
 from .contract import Contract
 from .grant import AuthorizationCode, Consent, Token
 from .key import SigningKey
@@ -14,9 +16,11 @@ from .session import LoginSession
 __all__ = [
     "Account",
     "AuditEvent",
+    "BackchannelLogout",
     "AuthorizationCode",
     "Client",
     "Consent",
+    "ContactChange",
     "Contract",
     "LoginSession",
     "OutboxMail",

@@ -55,6 +55,8 @@ def discovery_document(issuer: str) -> dict:
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
         "authorization_response_iss_parameter_supported": True,
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
         "prompt_values_supported": ["none", "login", "consent"],
         "ui_locales_supported": ["ja"],
         "claims_locales_supported": ["ja"],

@@ -1,0 +1,15 @@
+from flask_wtf import FlaskForm
+from wtforms import PasswordField, StringField
+from wtforms.validators import DataRequired, Length
+
+REQUIRED = "入力してください。"
+
+
+class PasswordChangeForm(FlaskForm):
+    current_password = PasswordField("現在のパスワード", validators=[DataRequired(REQUIRED), Length(max=256)])
+    password = PasswordField("新しいパスワード", validators=[DataRequired(REQUIRED), Length(max=256)])
+    password_confirm = PasswordField("新しいパスワード再入力", validators=[DataRequired(REQUIRED), Length(max=256)])
+
+
+class ContactChangeForm(FlaskForm):
+    contact_email = StringField("新しい連絡先メールアドレス", validators=[DataRequired(REQUIRED), Length(max=254)])

@@ -1,0 +1,132 @@
+"""Account settings: password, contact address, 合言葉, sessions, connected sites."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app
+from sqlalchemy import update
+
+from .. import audit
+from ..accounts import reset_password
+from ..extensions import db
+from ..login.service import authenticate
+from ..mail import enqueue
+from ..models import Account, Client, Consent, ContactChange, LoginSession, Token
+from ..oauth import backchannel
+from ..oauth.grants import revoke_tokens
+from ..recovery.service import normalise_answer
+from ..security.clock import now
+from ..security.passwords import hash_password
+from ..security.secrets import digest, new_secret
+
+
+@dataclass
+class Site:
+    client: Client
+    scope: str
+
+
+def change_password(login_session: LoginSession, current: str, new: str, address: str | None) -> int | None:
+    """Re-authenticate with the current password (throttled like a login),
+    then set the new one; other sessions and all tokens end. Returns None
+    on success, 0 for a wrong password, or seconds to wait."""
+    account = login_session.account
+    result = authenticate(account.login_id, current, address)
+    if result.account is None:
+        db.session.commit()
+        return result.retry_after
+    reset_password(account, new, reason="account.password_change", keep=login_session)
+    db.session.commit()
+    return None
+
+
+def start_contact_change(account: Account, new_email: str) -> None:
+    """Mail a confirmation link to the new address; nothing changes before it is opened."""
+    token = new_secret()
+    t = now()
+    db.session.add(ContactChange(account=account, new_email=new_email.lower(), token_digest=digest(token),
+                                 created_at=t, expires_at=t + current_app.config["RECOVERY_LIFETIME"]))
+    enqueue("contact_change", new_email.lower(), "連絡先メールアドレス確認のご案内", "contact_change.txt",
+            name=account.contract.name_kanji, url=f"{current_app.config['ISSUER']}/account/contact/{token}")
+    audit.record("account.contact_change_requested", account=account)
+    db.session.commit()
+
+
+def confirm_contact_change(token: str) -> Account | None:
+    """Open the mailed link: the address becomes the (confirmed) contact; the old one is told."""
+    if not token or len(token) > 128:
+        return None
+    change = db.session.scalar(db.select(ContactChange).filter_by(token_digest=digest(token)))
+    t = now()
+    if change is None:
+        return None
+    claimed = db.session.execute(
+        update(ContactChange)
+        .where(ContactChange.id == change.id, ContactChange.completed_at.is_(None), ContactChange.expires_at > t)
+        .values(completed_at=t)
+    )
+    if claimed.rowcount != 1:
+        db.session.rollback()
+        return None
+    account = change.account
+    old = account.contact_email
+    account.contact_email = change.new_email
+    account.contact_email_verified = True
+    if old and old != change.new_email:
+        enqueue("contact_changed", old, "連絡先メールアドレス変更のお知らせ", "contact_changed.txt",
+                name=account.contract.name_kanji)
+    audit.record("account.contact_changed", account=account)
+    db.session.commit()
+    return account
+
+
+def set_secret(account: Account, question: str, answer: str) -> None:
+    account.secret_question = question
+    account.secret_answer_hash = hash_password(normalise_answer(answer))
+    audit.record("account.secret_set", account=account)
+    db.session.commit()
+
+
+def live_sessions(account: Account) -> list[LoginSession]:
+    t = now()
+    rows = db.session.scalars(
+        db.select(LoginSession).filter_by(account_id=account.id, ended_at=None).order_by(LoginSession.auth_time.desc())
+    )
+    return [s for s in rows if s.is_live(t)]
+
+
+def end_session(account: Account, sid: str) -> bool:
+    login_session = db.session.scalar(db.select(LoginSession).filter_by(account_id=account.id, sid=sid, ended_at=None))
+    if login_session is None:
+        return False
+    login_session.ended_at = now()
+    backchannel.queue_for([login_session])
+    audit.record("account.session_ended", account=account)
+    db.session.commit()
+    return True
+
+
+def connected_sites(account: Account) -> list[Site]:
+    """Clients holding live tokens or remembered consent for this customer."""
+    t = now()
+    scopes: dict[str, set[str]] = {}
+    for consent in db.session.scalars(db.select(Consent).filter_by(account_id=account.id, revoked_at=None)):
+        scopes.setdefault(consent.client_id, set()).update(consent.scope.split())
+    for token in db.session.scalars(db.select(Token).filter_by(account_id=account.id, revoked_at=None)):
+        if token.is_refresh_usable(t) or t < token.access_expires_at:
+            scopes.setdefault(token.client_id, set()).update(token.scope.split())
+    clients = db.session.scalars(db.select(Client).where(Client.client_id.in_(scopes))).all()
+    return [Site(c, " ".join(sorted(scopes[c.client_id]))) for c in clients]
+
+
+def revoke_site(account: Account, client_id: str) -> None:
+    """Forget the consent and end every token this client holds for the customer."""
+    t = now()
+    db.session.execute(
+        update(Consent).where(Consent.account_id == account.id, Consent.client_id == client_id,
+                              Consent.revoked_at.is_(None)).values(revoked_at=t)
+    )
+    revoke_tokens((Token.account_id == account.id) & (Token.client_id == client_id), t)
+    audit.record("account.site_revoked", account=account, client_id=client_id)
+    db.session.commit()

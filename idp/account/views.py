@@ -1,0 +1,130 @@
+"""アカウント設定: the signed-in customer's own settings (SPEC §3.4).
+
+Every page needs an OP session; without one the customer signs in first
+and comes back. Each change is its own POST, answered with 303.
+"""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+
+from ..login.forms import ConfirmForm
+from ..login.sessions import current_login_session
+from ..recovery.forms import SecretForm
+from ..recovery.service import SECRET_QUESTIONS, answer_problems
+from ..security.credentials import login_id_problems, password_problems
+from . import service
+from .forms import ContactChangeForm, PasswordChangeForm
+
+bp = Blueprint("account", __name__, url_prefix="/account")
+
+
+def login_required(view):
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        login_session = current_login_session()
+        if login_session is None:
+            session["login_next"] = url_for("account.index")
+            return redirect(url_for("login.login"), 303)
+        return view(login_session, *args, **kwargs)
+
+    return wrapped
+
+
+@bp.route("/")
+@login_required
+def index(login_session, password_form=None, contact_form=None, secret_form=None):
+    account = login_session.account
+    return render_template(
+        "account/index.html",
+        account=account,
+        current_sid=login_session.sid,
+        sessions=service.live_sessions(account),
+        sites=service.connected_sites(account),
+        password_form=password_form or PasswordChangeForm(formdata=None),
+        contact_form=contact_form or ContactChangeForm(formdata=None),
+        secret_form=secret_form or SecretForm(formdata=None),
+        questions=SECRET_QUESTIONS,
+        button_form=ConfirmForm(),
+    )
+
+
+@bp.route("/password", methods=["POST"])
+@login_required
+def password(login_session):
+    """パスワード変更: the current password first, then the new one twice."""
+    form = PasswordChangeForm()
+    if form.validate_on_submit():
+        form.password.errors.extend(password_problems(form.password.data, login_session.account.login_id))
+        if form.password.data != form.password_confirm.data:
+            form.password_confirm.errors.append("パスワードとパスワード再入力が一致しません。")
+        if not (form.password.errors or form.password_confirm.errors):
+            outcome = service.change_password(login_session, form.current_password.data, form.password.data,
+                                              request.remote_addr)
+            if outcome is None:
+                flash("パスワードを変更しました。")
+                return redirect(url_for(".index"), 303)
+            form.current_password.errors.append(
+                f"しばらくしてから再度お試しください（{outcome}秒後）。" if outcome else "現在のパスワードが正しくありません。"
+            )
+    return index.__wrapped__(login_session, password_form=form), 400
+
+
+@bp.route("/contact", methods=["POST"])
+@login_required
+def contact(login_session):
+    """連絡先メールアドレス変更: a link to the new address confirms it."""
+    form = ContactChangeForm()
+    if form.validate_on_submit():
+        address = form.contact_email.data.strip()
+        form.contact_email.errors.extend(p.replace("iTSCOM ID", "連絡先メールアドレス") for p in login_id_problems(address))
+        if not form.contact_email.errors:
+            service.start_contact_change(login_session.account, address)
+            flash("新しい連絡先メールアドレスに確認用メールを送信しました。メールに記載されたURLを開くと変更が完了します。")
+            return redirect(url_for(".index"), 303)
+    return index.__wrapped__(login_session, contact_form=form), 400
+
+
+@bp.route("/contact/<token>")
+def contact_confirm(token: str):
+    account = service.confirm_contact_change(token)
+    if account is None:
+        message = "このURLは有効期限が切れているか、既に使用されています。お手数ですが、手続きをはじめからやり直してください。"
+        return render_template("errors/error.html", message=message), 400
+    return render_template("account/contact_done.html", account=account)
+
+
+@bp.route("/secret", methods=["POST"])
+@login_required
+def secret(login_session):
+    """合言葉: choose 秘密の質問 and its 答え."""
+    form = SecretForm()
+    if form.validate_on_submit():
+        form.answer.errors.extend(answer_problems(form.answer.data))
+        if not form.answer.errors:
+            service.set_secret(login_session.account, form.question.data, form.answer.data)
+            flash("合言葉を登録しました。")
+            return redirect(url_for(".index"), 303)
+    return index.__wrapped__(login_session, secret_form=form), 400
+
+
+@bp.route("/sessions/<sid>/end", methods=["POST"])
+@login_required
+def end_session(login_session, sid: str):
+    """ログイン中の端末: end one session (this one included)."""
+    if service.end_session(login_session.account, sid):
+        flash("ログアウトさせました。")
+    if sid == login_session.sid:
+        return redirect(url_for("login.login"), 303)
+    return redirect(url_for(".index"), 303)
+
+
+@bp.route("/sites/<client_id>/revoke", methods=["POST"])
+@login_required
+def revoke_site(login_session, client_id: str):
+    """連携サイト: forget consent and revoke tokens of one site."""
+    service.revoke_site(login_session.account, client_id)
+    flash("連携を解除しました。")
+    return redirect(url_for(".index"), 303)

@@ -1,0 +1,108 @@
+"""アカウント設定: the customer's own settings on the OP."""
+
+import re
+from urllib.parse import urlsplit
+
+from idp.extensions import db
+from idp.mail import deliver_due
+from idp.models import Account, Consent
+
+from ..helpers import RelyingParty, csrf_token, query_of
+from ..mailserver import body_of
+
+
+def page(client):
+    return client.get("/account/").get_data(as_text=True)
+
+
+def post(client, path, data):
+    return client.post(path, data={"csrf_token": csrf_token(page(client)), **data})
+
+
+def test_account_page_needs_a_login_and_comes_back(rp, client):
+    response = client.get("/account/")
+    assert response.status_code == 303 and response.location == "/login"
+    login = rp.login()
+    assert login.location == "/account/"
+    html = page(client)
+    for words in ["アカウント設定", "パスワード変更", "連絡先メールアドレス", "合言葉", "ログイン中の端末", "連携サイト"]:
+        assert words in html
+
+
+def test_password_change_needs_the_current_password_and_keeps_this_session(app, rp, client, mail_server):
+    old = rp.tokens()
+    other_browser = RelyingParty(app, app.test_client(), rp.client_id, rp.client_secret)
+    other_browser.login()
+    wrong = post(client, "/account/password", {"current_password": "nope-nope", "password": "Taro-2026x",
+                                               "password_confirm": "Taro-2026x"})
+    assert wrong.status_code == 400 and "現在のパスワードが正しくありません。" in wrong.get_data(as_text=True)
+    done = post(client, "/account/password", {"current_password": "itscom-demo1", "password": "Taro-2026x",
+                                              "password_confirm": "Taro-2026x"})
+    assert done.status_code == 303
+    assert "パスワードを変更しました。" in page(client)  # this browser stays signed in
+    assert query_of(other_browser.authorize(prompt="none").location)["error"] == "login_required"
+    assert rp.token_request({"grant_type": "refresh_token", "refresh_token": old["refresh_token"]}).status_code == 400
+    with app.app_context():
+        deliver_due()
+    assert mail_server.inbox.last_to("taro.itsu@example.jp")["Subject"] == "パスワード変更のお知らせ"
+
+
+def test_contact_address_changes_only_when_the_mailed_link_is_opened(app, rp, client, mail_server):
+    rp.login()
+    assert post(client, "/account/contact", {"contact_email": "taro.new@example.jp"}).status_code == 303
+    with app.app_context():
+        assert db.session.scalar(db.select(Account)).contact_email == "taro.itsu@example.jp"
+        deliver_due()
+    mail = mail_server.inbox.last_to("taro.new@example.jp")
+    assert mail["Subject"] == "連絡先メールアドレス確認のご案内"
+    path = urlsplit(re.search(r"https?://\S+/account/contact/\S+", body_of(mail)).group(0)).path
+    assert app.test_client().get(path).status_code == 200
+    assert app.test_client().get(path).status_code == 400  # single use
+    with app.app_context():
+        account = db.session.scalar(db.select(Account))
+        assert account.contact_email == "taro.new@example.jp" and account.contact_email_verified
+        deliver_due()
+    assert mail_server.inbox.last_to("taro.itsu@example.jp")["Subject"] == "連絡先メールアドレス変更のお知らせ"
+
+
+def test_secret_question(app, rp, client):
+    rp.login()
+    bad = post(client, "/account/secret", {"question": "ペットの名前", "answer": "po<chi>"})
+    assert "答えに半角記号は使用できません。" in bad.get_data(as_text=True)
+    assert post(client, "/account/secret", {"question": "ペットの名前", "answer": "ポチ"}).status_code == 303
+    assert "登録済みの秘密の質問: ペットの名前" in page(client)
+    with app.app_context():
+        assert db.session.scalar(db.select(Account)).secret_answer_hash.startswith("$argon2id$")
+
+
+def test_sessions_can_be_listed_and_ended(app, rp, client):
+    rp.login()
+    phone = RelyingParty(app, app.test_client(), rp.client_id, rp.client_secret)
+    phone.login()
+    html = page(client)
+    sids = re.findall(r'/account/sessions/([^/]+)/end', html)
+    assert len(sids) == 2 and "（この端末）" in html
+    current = re.search(r'（この端末）.*?/account/sessions/([^/]+)/end', html, re.S).group(1)
+    other = next(s for s in sids if s != current)
+    assert post(client, f"/account/sessions/{other}/end", {}).status_code == 303
+    assert query_of(phone.authorize(prompt="none").location)["error"] == "login_required"
+    assert "code" in query_of(rp.authorize(prompt="none").location)
+
+
+def test_connected_sites_can_be_revoked(app, client, account):
+    third = RelyingParty.register(app, client, first_party=False)
+    third.login()
+    consent_page = third.authorize(scope="openid email offline_access").get_data(as_text=True)
+    digest = re.search(r'name="request" value="([^"]+)"', consent_page).group(1)
+    back = client.post("/authorize/consent", data={"csrf_token": csrf_token(consent_page), "request": digest,
+                                                    "decision": "approve"})
+    code = query_of(client.get(back.location).location)["code"]
+    tokens = third.exchange(code).get_json()
+    assert "Test RP" in page(client)
+    assert post(client, f"/account/sites/{third.client_id}/revoke", {}).status_code == 303
+    assert "連携しているサイトはありません。" in page(client)
+    assert client.post("/introspect", data={"token": tokens["access_token"]},
+                       headers=third.auth()).get_json()["active"] is False
+    with app.app_context():
+        assert db.session.scalar(db.select(Consent)).revoked_at is not None
+    assert third.authorize(scope="openid email offline_access").status_code == 200  # asks again
