@@ -5,7 +5,6 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 STAMP := $(VENV)/.installed
 FLASK := $(VENV)/bin/flask --app idp
-PORT ?= 5000
 IDP_TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
 .PHONY: run test test-sqlite test-postgresql
@@ -17,9 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(FLASK) db upgrade
-	$(FLASK) demo
-	$(FLASK) run --host 127.0.0.1 --port $(PORT)
+	$(VENV)/bin/python scripts/run_demo.py
 
 test: test-sqlite test-postgresql
 

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import time
-from importlib import resources
 from pathlib import Path
 
 import click
@@ -19,10 +16,8 @@ from .clients import describe, rotate_secret
 from .contracts import ContractImportError, import_contracts
 from .extensions import db
 from .mail import deliver_due
-from .models import Account, Client
+from .models import Client
 from .oauth import backchannel
-from .oauth.keys import ensure_signing_keys
-from .security.secrets import digest
 
 contracts_cli = AppGroup("contracts", help="Contract data from the billing system.")
 accounts_cli = AppGroup("accounts", help="iTSCOM IDs.")
@@ -30,13 +25,6 @@ clients_cli = AppGroup("clients", help="Relying parties (OIDC clients).")
 mail_cli = AppGroup("mail", help="The outgoing mail outbox.")
 backchannel_cli = AppGroup("backchannel", help="Back-channel logout notices to relying parties.")
 
-DEMO_LOGIN_ID = "taro.itsu@example.jp"
-DEMO_PASSWORD = "itscom-demo1"
-DEMO_CUSTOMER = "2005128462"
-DEMO_CLIENT_NAME = "マイページ (demo)"
-DEMO_CLIENT_ID = "mypage-demo"
-DEMO_REDIRECT_URI = "http://127.0.0.1:5001/auth/callback"
-DEMO_POST_LOGOUT_URI = "http://127.0.0.1:5001/"
 
 
 @contracts_cli.command("import")
@@ -98,8 +86,8 @@ def clients_create(name, redirect_uris, post_logout_uris, backchannel_logout_uri
             list(grant_types) or ["authorization_code", "refresh_token"],
             scopes,
             auth_method,
-            first_party,
             id_token_alg,
+            first_party=first_party,
         )
         db.session.commit()
     except ClientError as error:
@@ -146,26 +134,14 @@ def clients_rotate_secret(client_id, as_json):
 @click.command("demo")
 @with_appcontext
 def demo():
-    """Load demo contracts, the demo iTSCOM ID and a first-party demo client (idempotent)."""
-    ensure_signing_keys()
-    import_contracts(resources.files("idp.demo").joinpath("contracts.csv").read_text(encoding="utf-8"))
-    if db.session.scalar(db.select(Account).filter_by(login_id=DEMO_LOGIN_ID)) is None:
-        create_account(DEMO_CUSTOMER, DEMO_LOGIN_ID, DEMO_PASSWORD)
-    # The demo secret is derived from this instance's secret key, so that the
-    # command can print it every time while the database keeps only a digest.
-    secret = hmac.new(current_app.secret_key.encode(), b"demo client", hashlib.sha256).hexdigest()
-    client = db.session.scalar(db.select(Client).filter_by(client_id=DEMO_CLIENT_ID))
-    if client is None:
-        client, _ = create_client(
-            DEMO_CLIENT_NAME, [DEMO_REDIRECT_URI], [DEMO_POST_LOGOUT_URI], grant_types=list(GRANT_TYPES), first_party=True
-        )
-        client.client_id = DEMO_CLIENT_ID
-    client.client_secret_digest = digest(secret)
-    db.session.commit()
+    """Load demo contracts, the demo iTSCOM ID and the demo relying parties (idempotent)."""
+    from .demo import LOGIN_ID, PASSWORD, load
+
+    clients = load()
     click.echo(f"demo loaded: issuer {current_app.config['ISSUER']}")
-    click.echo(f"  login: {DEMO_LOGIN_ID} / {DEMO_PASSWORD}")
-    click.echo(f"  client_id: {DEMO_CLIENT_ID}  client_secret: {secret}")
-    click.echo(f"  redirect_uri: {DEMO_REDIRECT_URI}")
+    click.echo(f"  login: {LOGIN_ID} / {PASSWORD}")
+    for c in clients.values():
+        click.echo(f"  client_id: {c['client_id']}  client_secret: {c['client_secret']}  redirect_uri: {c['redirect_uri']}")
 
 
 @mail_cli.command("send")

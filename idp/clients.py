@@ -38,7 +38,7 @@ def check_redirect_uri(uri: str, what: str = "redirect URI") -> None:
         raise ClientError(f"{what} {uri!r} must not have a fragment")
 
 
-def create_client(
+def build_metadata(
     name: str,
     redirect_uris: list[str],
     post_logout_redirect_uris: list[str] = (),
@@ -46,10 +46,9 @@ def create_client(
     grant_types: list[str] = ("authorization_code", "refresh_token"),
     scopes: list[str] = DEFAULT_SCOPES,
     auth_method: str = "client_secret_basic",
-    first_party: bool = False,
     id_token_signed_response_alg: str = "RS256",
-) -> tuple[Client, str | None]:
-    """A new client and its secret (None for a public client); the caller commits."""
+) -> dict:
+    """Checked RFC 7591 metadata for a client; ClientError says what is wrong."""
     if not name.strip():
         raise ClientError("a client needs a name")
     if auth_method not in AUTH_METHODS:
@@ -72,8 +71,6 @@ def create_client(
         check_redirect_uri(uri, "post-logout redirect URI")
     if backchannel_logout_uri:
         check_redirect_uri(backchannel_logout_uri, "back-channel logout URI")
-
-    secret = None if auth_method == "none" else new_secret(32)
     metadata = {
         "client_name": name.strip(),
         "redirect_uris": list(dict.fromkeys(redirect_uris)),
@@ -87,8 +84,16 @@ def create_client(
     if backchannel_logout_uri:
         metadata["backchannel_logout_uri"] = backchannel_logout_uri
         metadata["backchannel_logout_session_required"] = True
+    return metadata
+
+
+def create_client(*args, first_party: bool = False, client_id: str | None = None, **kwargs) -> tuple[Client, str | None]:
+    """A new client and its secret (None for a public client); the caller
+    commits. Arguments as build_metadata()."""
+    metadata = build_metadata(*args, **kwargs)
+    secret = None if metadata["token_endpoint_auth_method"] == "none" else new_secret(32)
     client = Client(
-        client_id=new_secret(16),
+        client_id=client_id or new_secret(16),
         client_secret_digest=digest(secret) if secret else None,
         client_id_issued_at=now(),
         first_party=first_party,

@@ -44,6 +44,15 @@ def config_overrides(_port, mail_server):
 
 
 @pytest.fixture
+def clock():
+    """Real time: across processes (an RP checking a logout token's exp),
+    a clock other than the wall clock would be a lie."""
+    from idp.security.clock import SystemClock
+
+    return SystemClock()
+
+
+@pytest.fixture
 def live_server(app, _port):
     server = make_server("127.0.0.1", _port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -84,3 +93,34 @@ def pytest_runtest_makereport(item, call):
     report = yield
     setattr(item, f"rep_{report.when}", report)
     return report
+
+
+@pytest.fixture
+def sites(app, live_server, account, tmp_path):
+    """My Page and the support site, each registered with the OP and serving
+    on its own loopback port, knowing only the issuer and its credentials."""
+    from clients import mypage, support
+    from idp.clients import create_client
+    from idp.extensions import db
+
+    made = {}
+    for name, module in [("mypage", mypage), ("support", support)]:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        base = f"http://127.0.0.1:{port}"
+        with app.app_context():
+            client, secret = create_client(name, [f"{base}/auth/callback"], [f"{base}/logged-out"],
+                                           backchannel_logout_uri=f"{base}/backchannel-logout", first_party=True)
+            db.session.commit()
+            client_id = client.client_id
+        rp_app = module.create_app({"ISSUER": live_server, "CLIENT_ID": client_id, "CLIENT_SECRET": secret,
+                                    "SECRET_KEY": "rp-secret-" + name, "DATABASE": str(tmp_path / f"{name}.sqlite3")})
+        server = make_server("127.0.0.1", port, rp_app, threaded=True)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        made[name] = (base, server, thread)
+    yield {name: base for name, (base, _, _) in made.items()}
+    for _, server, thread in made.values():
+        server.shutdown()
+        thread.join()

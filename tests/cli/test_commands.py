@@ -121,4 +121,6 @@ def test_demo_is_idempotent(app, runner):
     second = runner.invoke(args=["demo"])
     assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
     assert "taro.itsu@example.jp / itscom-demo1" in second.output
-    assert count(app, Account) == 1 and count(app, Client) == 1 and count(app, Contract) == 8
+    assert first.output == second.output  # the same credentials every time
+    assert "client_id: mypage-demo" in second.output and "client_id: support-demo" in second.output
+    assert count(app, Account) == 1 and count(app, Client) == 2 and count(app, Contract) == 8

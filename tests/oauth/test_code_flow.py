@@ -3,7 +3,7 @@
 import base64
 import hashlib
 
-from ..helpers import ISSUER, query_of
+from ..helpers import ISSUER
 
 
 def test_code_flow_issues_verified_id_token_and_userinfo(rp, client):

@@ -10,7 +10,7 @@ from idp.models import Account, AuditEvent, OutboxMail
 
 from ..helpers import RelyingParty, csrf_token, query_of
 from ..mailserver import MailServer, body_of, free_port
-from .helpers import SUZUKI, Registrant
+from .helpers import Registrant
 
 
 @pytest.fixture

@@ -1,0 +1,219 @@
+"""What every iTSCOM relying party needs from the OP, in one blueprint.
+
+- sign-in: Authlib's Flask OAuth client, code flow with PKCE (S256), state
+  and nonce; the ID token is verified by Authlib (signature from the OP's
+  JWKS, iss, aud, exp, nonce) and the authorization response's ``iss``
+  (RFC 9207) is checked here;
+- a local session per browser, kept server-side in the app's own SQLite
+  database so that a back-channel logout can end it;
+- logout through the OP's end_session_endpoint (id_token_hint, registered
+  post_logout_redirect_uri, state);
+- the back-channel logout endpoint (OIDC Back-Channel Logout 1.0).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import time
+from functools import wraps
+
+from authlib.integrations.flask_client import OAuth, OAuthError
+from flask import Blueprint, Flask, abort, current_app, g, redirect, render_template, request, session, url_for
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+
+SESSION_SCHEMA = """
+CREATE TABLE IF NOT EXISTS rp_sessions (
+    id TEXT PRIMARY KEY,
+    sid TEXT,
+    sub TEXT NOT NULL,
+    claims TEXT NOT NULL,
+    id_token TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    ended_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS rp_sessions_sid ON rp_sessions (sid);
+CREATE TABLE IF NOT EXISTS rp_logout_jtis (jti TEXT PRIMARY KEY, seen_at INTEGER NOT NULL);
+"""
+
+
+def configure(app: Flask, prefix: str, scope: str, schema: str = "", overrides: dict | None = None) -> None:
+    """Settings from ``<PREFIX>_*`` (then ``overrides``): ISSUER, CLIENT_ID,
+    CLIENT_SECRET, SECRET_KEY, DATABASE."""
+    app.config.from_prefixed_env(prefix)
+    app.config.update(overrides or {})
+    missing = [k for k in ("ISSUER", "CLIENT_ID", "CLIENT_SECRET", "SECRET_KEY", "DATABASE") if not app.config.get(k)]
+    if missing:
+        raise SystemExit(f"{app.name}: set {', '.join(f'{prefix}_{k}' for k in missing)}")
+    app.config.update(SESSION_COOKIE_NAME=f"{prefix.lower()}_session", SESSION_COOKIE_HTTPONLY=True,
+                      SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=app.config["ISSUER"].startswith("https"))
+    with sqlite3.connect(app.config["DATABASE"]) as conn:
+        conn.executescript(SESSION_SCHEMA + schema)
+    oauth = OAuth(app)
+    oauth.register(
+        name="op",
+        client_id=app.config["CLIENT_ID"],
+        client_secret=app.config["CLIENT_SECRET"],
+        server_metadata_url=app.config["ISSUER"].rstrip("/") + "/.well-known/openid-configuration",
+        client_kwargs={"scope": scope, "code_challenge_method": "S256",
+                       "token_endpoint_auth_method": "client_secret_basic"},
+    )
+    app.extensions["rp.oauth"] = oauth
+    app.register_blueprint(bp)
+    app.teardown_appcontext(_close_db)
+
+    @app.context_processor
+    def _user():
+        return {"user": current_user()}
+
+
+def get_db() -> sqlite3.Connection:
+    if "rp_db" not in g:
+        g.rp_db = sqlite3.connect(current_app.config["DATABASE"])
+        g.rp_db.row_factory = sqlite3.Row
+    return g.rp_db
+
+
+def current_user() -> dict | None:
+    """The signed-in customer's claims, unless the OP ended the session."""
+    if "rp_user" not in g:
+        g.rp_user = None
+        local_id = session.get("local_session")
+        if local_id:
+            row = get_db().execute("SELECT claims, ended_at FROM rp_sessions WHERE id = ?", (local_id,)).fetchone()
+            if row is not None and row["ended_at"] is None:
+                g.rp_user = json.loads(row["claims"])
+    return g.rp_user
+
+
+def login_required(view):
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        if current_user() is None:
+            session["after_login"] = request.path
+            return redirect(url_for("rp.login"))
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+bp = Blueprint("rp", __name__)
+
+
+def _op():
+    return current_app.extensions["rp.oauth"].op
+
+
+@bp.route("/login")
+def login():
+    return _op().authorize_redirect(url_for("rp.callback", _external=True))
+
+
+@bp.route("/auth/callback")
+def callback():
+    op = _op()
+    issuer = op.load_server_metadata()["issuer"]
+    if request.args.get("iss") != issuer:  # RFC 9207: the response must come from our OP
+        abort(400)
+    try:
+        token = op.authorize_access_token()
+    except OAuthError as error:
+        return render_template("error.html", message=f"ログインできませんでした（{error.error}）。"), 400
+    id_claims = token["userinfo"]
+    claims = dict(op.userinfo(token=token))
+    if claims.get("sub") != id_claims["sub"]:
+        abort(400)
+    local_id = secrets.token_urlsafe(32)
+    get_db().execute(
+        "INSERT INTO rp_sessions (id, sid, sub, claims, id_token, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        (local_id, id_claims.get("sid"), id_claims["sub"], json.dumps(claims, ensure_ascii=False),
+         token["id_token"], int(time.time())),
+    )
+    get_db().commit()
+    after = session.pop("after_login", None)
+    session.clear()
+    session["local_session"] = local_id
+    return redirect(after if after and after.startswith("/") and not after.startswith("//") else "/")
+
+
+@bp.route("/logout", methods=["POST"])
+def logout():
+    """End the local session here, then ask the OP to end the single sign-on."""
+    local_id = session.pop("local_session", None)
+    row = None
+    if local_id:
+        row = get_db().execute("SELECT id_token FROM rp_sessions WHERE id = ?", (local_id,)).fetchone()
+        get_db().execute("UPDATE rp_sessions SET ended_at = ? WHERE id = ?", (int(time.time()), local_id))
+        get_db().commit()
+    if row is None:
+        return redirect(url_for("rp.logged_out"))
+    return _op().logout_redirect(post_logout_redirect_uri=url_for("rp.logged_out", _external=True),
+                                 id_token_hint=row["id_token"])
+
+
+@bp.route("/logged-out")
+def logged_out():
+    if request.args.get("state"):
+        try:
+            _op().validate_logout_response()
+        except OAuthError:
+            abort(400)
+    return render_template("logged_out.html")
+
+
+@bp.route("/backchannel-logout", methods=["POST"])
+def backchannel_logout():
+    """Back-Channel Logout 1.0 section 2.6: validate the logout token, end the sessions."""
+    raw = request.form.get("logout_token", "")
+    try:
+        claims = _validate_logout_token(raw)
+    except (JoseError, ValueError, KeyError):
+        return {"error": "invalid_request"}, 400, {"Cache-Control": "no-store"}
+    db = get_db()
+    try:
+        db.execute("INSERT INTO rp_logout_jtis (jti, seen_at) VALUES (?, ?)", (claims["jti"], int(time.time())))
+    except sqlite3.IntegrityError:
+        return {"error": "invalid_request"}, 400, {"Cache-Control": "no-store"}  # replayed
+    if claims.get("sid"):
+        db.execute("UPDATE rp_sessions SET ended_at = ? WHERE sid = ? AND ended_at IS NULL",
+                   (int(time.time()), claims["sid"]))
+    else:
+        db.execute("UPDATE rp_sessions SET ended_at = ? WHERE sub = ? AND ended_at IS NULL",
+                   (int(time.time()), claims["sub"]))
+    db.commit()
+    return "", 200, {"Cache-Control": "no-store"}
+
+
+def _validate_logout_token(raw: str) -> dict:
+    op = _op()
+    metadata = op.load_server_metadata()
+    try:
+        token = jwt.decode(raw, KeySet.import_key_set(op.fetch_jwk_set()))
+    except JoseError:
+        token = jwt.decode(raw, KeySet.import_key_set(op.fetch_jwk_set(force=True)))  # a rotated key
+    claims = token.claims
+    registry = jwt.JWTClaimsRegistry(
+        iss={"essential": True, "value": metadata["issuer"]},
+        aud={"essential": True, "value": current_app.config["CLIENT_ID"]},
+        iat={"essential": True},
+        jti={"essential": True},
+        leeway=120,
+    )
+    registry.validate(claims)
+    events = claims.get("events")
+    if not isinstance(events, dict) or BACKCHANNEL_EVENT not in events:
+        raise ValueError("not a logout token")
+    if "nonce" in claims or not (claims.get("sid") or claims.get("sub")):
+        raise ValueError("not a logout token")
+    return claims
+
+
+def _close_db(exception=None):
+    db = g.pop("rp_db", None)
+    if db is not None:
+        db.close()
