@@ -20,7 +20,18 @@ import time
 from functools import wraps
 
 from authlib.integrations.flask_client import OAuth, OAuthError
-from flask import Blueprint, Flask, abort, current_app, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet

@@ -25,15 +25,15 @@ def create_app(test_config: dict | None = None, clock=None) -> Flask:
         raise SystemExit(f"idp: configuration error: {error}") from None
 
     from . import cli, errors
-    from .extensions import csrf, db, migrate
     from .account.views import bp as account_bp
+    from .extensions import csrf, db, migrate
     from .login import sessions
     from .login.views import bp as login_bp
+    from .mail.transports import make_transport
     from .oauth import backchannel, keys
     from .oauth.authorize import bp as authorize_bp
     from .oauth.server import config_oauth
     from .oauth.views import bp as oauth_bp
-    from .mail.transports import make_transport
     from .recovery.views import bp as recovery_bp
     from .registration.views import bp as registration_bp
     from .security import headers

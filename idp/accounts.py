@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from sqlalchemy import update
+
 from . import audit
 from .extensions import db
 from .mail import enqueue
-from .models import Account, Contract, LoginSession, Token
+from .models import Account, AuthorizationCode, Contract, LoginSession, Token
 from .oauth import backchannel
 from .oauth.grants import revoke_tokens
 from .security.clock import now
@@ -67,6 +69,13 @@ def end_everything(account: Account, at: int, keep: LoginSession | None = None) 
         login_session.ended_at = at
     backchannel.queue_for(ended)
     revoke_tokens(Token.account_id == account.id, at)
+    # A code issued before now must not buy tokens after it.
+    db.session.execute(
+        update(AuthorizationCode)
+        .where(AuthorizationCode.account_id == account.id, AuthorizationCode.used_at.is_(None),
+               AuthorizationCode.expires_at > at)
+        .values(expires_at=at)
+    )
 
 
 def reset_password(account: Account, password: str, reason: str, keep: LoginSession | None = None) -> None:

@@ -11,8 +11,16 @@ from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
 from .accounts import AccountError, create_account
-from .clients import AUTH_METHODS, DEFAULT_SCOPES, GRANT_TYPES, ClientError, create_client, delete_client
-from .clients import describe, rotate_secret
+from .clients import (
+    AUTH_METHODS,
+    DEFAULT_SCOPES,
+    GRANT_TYPES,
+    ClientError,
+    create_client,
+    delete_client,
+    describe,
+    rotate_secret,
+)
 from .contracts import ContractImportError, import_contracts
 from .extensions import db
 from .mail import deliver_due
@@ -151,13 +159,7 @@ def mail_send(loop, interval):
     """Deliver due mails from the outbox over SMTP (IDP_MAIL_URL), with retries."""
     if current_app.extensions["idp.mail"] is None:
         raise click.ClickException("IDP_MAIL_URL is not set: mails stay in the development outbox (/dev/mail)")
-    while True:
-        sent, failed = deliver_due()
-        if sent or failed:
-            click.echo(f"mail: {sent} sent, {failed} failed (will retry)")
-        if not loop:
-            return
-        time.sleep(interval)
+    _rounds(deliver_due, "mail", loop, interval)
 
 
 @backchannel_cli.command("send")
@@ -165,10 +167,23 @@ def mail_send(loop, interval):
 @click.option("--interval", default=5.0, show_default=True, help="Seconds between rounds with --loop.")
 def backchannel_send(loop, interval):
     """Deliver due back-channel logout notices to relying parties, with retries."""
+    _rounds(backchannel.deliver_due, "back-channel logout", loop, interval)
+
+
+def _rounds(deliver, what: str, loop: bool, interval: float) -> None:
+    """One delivery round, or rounds forever: an error in one round (the
+    database restarting, say) is logged and the next round tries again."""
     while True:
-        sent, failed = backchannel.deliver_due()
-        if sent or failed:
-            click.echo(f"back-channel logout: {sent} sent, {failed} failed (will retry)")
+        try:
+            sent, failed = deliver()
+        except Exception:
+            if not loop:
+                raise
+            current_app.logger.exception("%s delivery round failed", what)
+            db.session.rollback()
+        else:
+            if sent or failed:
+                click.echo(f"{what}: {sent} sent, {failed} failed (will retry)")
         if not loop:
             return
         time.sleep(interval)

@@ -59,6 +59,9 @@ DEFAULTS = {
     "REGISTRATION_VERIFY_FAILURES": 5,
     "REGISTRATION_VERIFY_WINDOW": 30 * 60,
     "REGISTRATION_URL_LIFETIME": 30 * 60,
+    # Step 4 (ID check and mail) per contract and per client address, per window.
+    "REGISTRATION_MAILS_PER_CONTRACT": 5,
+    "REGISTRATION_MAILS_PER_ADDRESS": 20,
     # Recovery (manual p.17–24): lifetime of a procedure, its code and its
     # link (the manual says 30 minutes), and how many procedures one iTSCOM ID
     # and one client address may start per window (each may send a mail).

@@ -14,6 +14,8 @@ from .extensions import db
 # come before routing has named an endpoint.
 JSON_PATHS = {"/token", "/userinfo", "/revoke", "/introspect", "/jwks"}
 
+FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
+
 MESSAGES = {
     400: "リクエストの内容が正しくありません。",
     404: "お探しのページは見つかりませんでした。",
@@ -26,6 +28,15 @@ MESSAGES = {
 
 
 def init_app(app: Flask) -> None:
+    @app.before_request
+    def _refuse_nul_characters():
+        # No field of ours may hold U+0000, and PostgreSQL cannot store one:
+        # refuse it at the door rather than fail deep inside.
+        values = [*request.args.values(), *(request.form.values() if request.mimetype in FORM_TYPES else [])]
+        if any("\x00" in value for value in values):
+            return _respond(400)
+        return None
+
     @app.errorhandler(CSRFError)
     def _csrf(error):
         message = "画面の有効期限が切れました。お手数ですが、もう一度はじめからお試しください。"

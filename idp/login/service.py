@@ -31,7 +31,10 @@ def normalise_login_id(login_id: str) -> str:
 
 
 def find_account(login_id: str) -> Account | None:
-    return db.session.scalar(db.select(Account).filter_by(login_id=normalise_login_id(login_id)))
+    login_id = normalise_login_id(login_id)
+    if not login_id.isprintable() or len(login_id) > 100:
+        return None  # no iTSCOM ID holds these
+    return db.session.scalar(db.select(Account).filter_by(login_id=login_id))
 
 
 def authenticate(login_id: str, password: str, address: str | None) -> LoginResult:

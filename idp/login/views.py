@@ -1,6 +1,14 @@
 """マイページにログインしよう (manual p.2–3): the login page."""
 
-from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 
 from ..extensions import db
 from .forms import ConfirmForm, LoginForm

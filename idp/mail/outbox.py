@@ -16,7 +16,7 @@ import hashlib
 from email.message import EmailMessage
 from email.utils import make_msgid
 
-from cryptography.fernet import Fernet
+from cryptography.fernet import Fernet, InvalidToken
 from flask import current_app, render_template
 
 from .. import audit
@@ -63,7 +63,17 @@ def deliver_due(limit: int = 50) -> tuple[int, int]:
         if mail is None:
             break
         try:
-            transport.send(_message(mail))
+            message = _message(mail)
+        except InvalidToken:
+            # Sealed under another IDP_SECRET_KEY: it can never be sent; it
+            # must not block the mails behind it either.
+            mail.failed_at, mail.body, mail.last_error = now(), None, "body cannot be decrypted"
+            audit.record("mail.failed", "failure", kind=mail.kind, mail_id=mail.id, attempts=mail.attempts)
+            db.session.commit()
+            failed += 1
+            continue
+        try:
+            transport.send(message)
         except (OSError, ValueError) as error:  # smtplib errors are OSErrors
             _record_failure(mail, error)
             audit.record("mail.failed", "failure", kind=mail.kind, mail_id=mail.id, attempts=mail.attempts)

@@ -22,7 +22,16 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc6749.errors import InvalidRequestError, OAuth2Error
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
-from flask import Blueprint, Response, current_app, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 
 from .. import audit
 from ..extensions import csrf, db

@@ -6,7 +6,9 @@ questions (clients, tokens) and registers the grants and endpoints.
 
 from __future__ import annotations
 
-from authlib.integrations.flask_oauth2 import AuthorizationServer as _AuthorizationServer
+from authlib.integrations.flask_oauth2 import (
+    AuthorizationServer as _AuthorizationServer,
+)
 from authlib.integrations.flask_oauth2 import ResourceProtector, current_token
 from authlib.oauth2.rfc6749 import scope_to_list
 from authlib.oauth2.rfc6749.errors import InvalidRequestError

@@ -75,7 +75,10 @@ def start(login_id: str, address: str | None) -> Started:
         account = None
     t = now()
     binding = new_secret()
-    method = "secret" if account is not None and not account.contact_email_verified else "code"
+    if account is not None:
+        method = "code" if account.contact_email_verified else "secret"
+    else:
+        method = _method_for_unknown(login_id)
     procedure = RecoveryProcedure(
         method=method,
         account=account,
@@ -85,12 +88,15 @@ def start(login_id: str, address: str | None) -> Started:
         failures=0,
     )
     if method == "code":
-        # An unknown ID gets a code nobody is told, at the same cost.
+        # An unknown ID gets a code nobody is told, at the same cost: the
+        # mail is composed and sealed either way, and queued only for a
+        # real account.
         code = f"{secrets.randbelow(10**6):06d}"
         procedure.code_digest = _code_digest(code)
-        if account is not None:
-            enqueue("recovery_code", account.contact_email, "認証コードのお知らせ", "recovery_code.txt",
-                    name=account.contract.name_kanji, code=code)
+        mail = enqueue("recovery_code", account.contact_email if account else login_id, "認証コードのお知らせ",
+                       "recovery_code.txt", name=account.contract.name_kanji if account else "", code=code)
+        if account is None:
+            db.session.expunge(mail)
     db.session.add(procedure)
     audit.record("recovery.started", account=account, method=method, known=account is not None)
     db.session.commit()
@@ -109,14 +115,17 @@ def bound_procedure(procedure_id, binding: str | None, method: str) -> RecoveryP
 # --- 3-B: 認証コード入力 (p.22) ---------------------------------------------
 
 def check_code(procedure: RecoveryProcedure, code: str) -> bool:
-    """True when right; a wrong code counts, and the fifth ends the procedure."""
+    """True when right. Every try is counted before the comparison, so that
+    parallel guesses cannot exceed the five allowed; RecoveryError after."""
+    _reserve_try(procedure)
     code = unicodedata.normalize("NFKC", code).strip()
     if procedure.account is not None and hmac.compare_digest(_code_digest(code), procedure.code_digest or ""):
         procedure.verified_at = now()
         audit.record("recovery.code_verified", account=procedure.account)
         db.session.commit()
         return True
-    _fail(procedure, "recovery.code_failed")
+    audit.record("recovery.code_failed", "failure", account=procedure.account)
+    db.session.commit()
     return False
 
 
@@ -139,7 +148,8 @@ def answer_problems(answer: str) -> list[str]:
 
 
 def set_secret_and_mail_link(procedure: RecoveryProcedure, question: str, answer: str) -> None:
-    """3-A-1/2: keep the question and hashed answer, mail the link (30 minutes)."""
+    """3-A-1/2: keep the question and hashed answer, mail the link (30 minutes).
+    For an unknown ID everything happens but the mail."""
     token = new_secret()
     t = now()
     procedure.question = question
@@ -147,9 +157,10 @@ def set_secret_and_mail_link(procedure: RecoveryProcedure, question: str, answer
     procedure.link_digest = digest(token)
     procedure.expires_at = t + current_app.config["RECOVERY_LIFETIME"]
     account = procedure.account
-    enqueue("recovery_link", account.contact_email, "本人認証確認用メール", "recovery_link.txt",
-            name=account.contract.name_kanji, url=f"{current_app.config['ISSUER']}/recovery/link/{token}")
-    audit.record("recovery.link_mailed", account=account)
+    if account is not None:
+        enqueue("recovery_link", account.contact_email, "本人認証確認用メール", "recovery_link.txt",
+                name=account.contract.name_kanji, url=f"{current_app.config['ISSUER']}/recovery/link/{token}")
+    audit.record("recovery.link_mailed", account=account, known=account is not None)
     db.session.commit()
 
 
@@ -164,14 +175,17 @@ def procedure_for_link(token: str) -> RecoveryProcedure:
 
 
 def check_secret(procedure: RecoveryProcedure, question: str, answer: str) -> bool:
-    """3-A-4: the same question and answer as set at 3-A-1; five wrong ends it."""
+    """3-A-4: the same question and answer as set at 3-A-1; tries are counted
+    before the comparison, and five wrong end the procedure."""
+    _reserve_try(procedure)
     right_answer = verify_password(procedure.answer_hash, normalise_answer(answer))
     if right_answer and hmac.compare_digest(question.encode(), (procedure.question or "").encode()):
         procedure.verified_at = now()
         audit.record("recovery.secret_verified", account=procedure.account)
         db.session.commit()
         return True
-    _fail(procedure, "recovery.secret_failed")
+    audit.record("recovery.secret_failed", "failure", account=procedure.account)
+    db.session.commit()
     return False
 
 
@@ -190,6 +204,13 @@ def complete(procedure: RecoveryProcedure, password: str) -> None:
         db.session.rollback()
         raise RecoveryError()
     account = procedure.account
+    # The account's other procedures (older codes and links) are over too.
+    db.session.execute(
+        update(RecoveryProcedure)
+        .where(RecoveryProcedure.account_id == account.id, RecoveryProcedure.id != procedure.id,
+               RecoveryProcedure.completed_at.is_(None))
+        .values(expires_at=t)
+    )
     reset_password(account, password, reason=f"recovery.{procedure.method}")
     if procedure.method == "secret":
         account.contact_email_verified = True  # the link reached it
@@ -209,13 +230,25 @@ def _check_live(procedure: RecoveryProcedure, method: str) -> None:
         raise RecoveryError()
 
 
-def _fail(procedure: RecoveryProcedure, event: str) -> None:
-    db.session.execute(
-        update(RecoveryProcedure).where(RecoveryProcedure.id == procedure.id)
+def _reserve_try(procedure: RecoveryProcedure) -> None:
+    """Count one try atomically, or raise RecoveryError when none is left."""
+    reserved = db.session.execute(
+        update(RecoveryProcedure)
+        .where(RecoveryProcedure.id == procedure.id, RecoveryProcedure.failures < MAX_FAILURES,
+               RecoveryProcedure.completed_at.is_(None), RecoveryProcedure.expires_at > now())
         .values(failures=RecoveryProcedure.failures + 1)
     )
-    audit.record(event, "failure", account=procedure.account)
     db.session.commit()
+    if reserved.rowcount != 1:
+        raise RecoveryError()
+
+
+def _method_for_unknown(login_id: str) -> str:
+    """An unknown ID takes the path a real account might, fixed per ID, so that
+    the next screen tells nothing: most accounts have a confirmed contact."""
+    mac = hmac.new(current_app.secret_key.encode(), b"recovery method\0" + login_id.strip().lower().encode(),
+                   hashlib.sha256).digest()
+    return "secret" if mac[0] < 64 else "code"
 
 
 def _code_digest(code: str) -> str:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, request, session, url_for
 
+from .. import audit
+from ..extensions import db
 from ..security.credentials import password_problems
 from . import service
 from .forms import ChoiceForm, CodeForm, IdentifyForm, NewPasswordForm, SecretForm
@@ -58,8 +60,11 @@ def code(_form_class=CodeForm):
         return _restart()
     form = _form_class()
     if form.validate_on_submit():
-        if service.check_code(procedure, form.code.data):
-            return redirect(url_for(".password"), 303)
+        try:
+            if service.check_code(procedure, form.code.data):
+                return redirect(url_for(".password"), 303)
+        except RecoveryError:
+            return _restart()
         if procedure.failures >= service.MAX_FAILURES:
             return _restart()
         form.code.errors.append("認証コードが正しくありません。")
@@ -123,9 +128,12 @@ def link(token: str, _form_class=SecretForm):
         return _restart()
     form = _form_class()
     if form.validate_on_submit():
-        if service.check_secret(procedure, form.question.data, form.answer.data):
-            session["recovery_link"] = token
-            return redirect(url_for(".reissue"), 303)
+        try:
+            if service.check_secret(procedure, form.question.data, form.answer.data):
+                session["recovery_link"] = token
+                return redirect(url_for(".reissue"), 303)
+        except RecoveryError:
+            return _restart()
         if procedure.failures >= service.MAX_FAILURES:
             return _restart()
         form.answer.errors.append("秘密の質問または答えが正しくありません。")
@@ -182,4 +190,6 @@ def _complete(procedure, password: str):
 
 def _restart():
     """Expired, used up, altered, or from another browser: start again (p.20, p.22)."""
+    audit.record("recovery.refused", "failure")
+    db.session.commit()
     return render_template("recovery/restart.html"), 400

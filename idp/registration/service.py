@@ -142,6 +142,19 @@ def _verification_throttle() -> Throttle:
 
 # --- step 4 and 5: choosing the ID and mailing the URL -------------------
 
+def mail_gate(contract_id: int, address: str | None) -> Attempt:
+    """Step 4 answers whether an ID is taken and sends mail: both are budgeted
+    per contract and per client address, so the step is neither a lookup
+    service for iTSCOM IDs nor a way to flood mailboxes."""
+    config = current_app.config
+    window = config["REGISTRATION_VERIFY_WINDOW"]
+    counters = current_app.extensions["idp.counters"]
+    per_contract = Throttle(counters, Budget(config["REGISTRATION_MAILS_PER_CONTRACT"], window, window, hard=True))
+    per_address = Throttle(counters, Budget(config["REGISTRATION_MAILS_PER_ADDRESS"], window, window, hard=True))
+    return Attempt([(per_contract, f"reg:mail:contract:{contract_id}"), (per_address, f"reg:mail:addr:{address}")],
+                   now())
+
+
 def login_id_taken(login_id: str, contract_id: int) -> bool:
     """True when another contract's account uses this iTSCOM ID."""
     owner = db.session.scalar(db.select(Account.contract_id).filter_by(login_id=login_id.lower()))
@@ -218,6 +231,13 @@ def complete_registration(pending_id: int, contact_email: str) -> Account:
         _record_taken(pending)
         raise RegistrationError("taken")
 
+    # Older mailed URLs of this contract can no longer replace what was just chosen.
+    db.session.execute(
+        update(PendingRegistration)
+        .where(PendingRegistration.contract_id == pending.contract_id, PendingRegistration.id != pending.id,
+               PendingRegistration.completed_at.is_(None))
+        .values(expires_at=t)
+    )
     account = db.session.scalar(db.select(Account).filter_by(contract_id=pending.contract_id))
     replaced = account is not None
     if account is None:
@@ -225,6 +245,11 @@ def complete_registration(pending_id: int, contact_email: str) -> Account:
         db.session.add(account)
     else:
         end_everything(account, t)
+        # The holder of the old ID learns that it was replaced (SPEC §6).
+        for address in dict.fromkeys([account.contact_email, account.login_id]):
+            if address and address not in (pending.login_id, contact_email):
+                enqueue("id_replaced", address, "iTSCOM ID変更のお知らせ", "id_replaced.txt",
+                        name=pending.contract.name_kanji)
     account.login_id = pending.login_id
     account.login_id_verified = True  # the mailed URL reached this address
     account.password_hash = pending.password_hash

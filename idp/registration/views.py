@@ -11,10 +11,19 @@ from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, request, session, url_for
 
+from .. import audit
 from ..extensions import db
 from ..login.forms import ConfirmForm
+from ..security import sealed
 from ..security.credentials import login_id_problems, password_problems
-from .forms import AccountForm, AdditionalForm, ContactForm, TermsForm, VerifyForm, choices
+from .forms import (
+    AccountForm,
+    AdditionalForm,
+    ContactForm,
+    TermsForm,
+    VerifyForm,
+    choices,
+)
 from .service import (
     PAYMENT_ITEMS,
     RegistrationError,
@@ -23,6 +32,7 @@ from .service import (
     find_pending,
     is_katakana,
     login_id_taken,
+    mail_gate,
     needs_additional_item,
     normalise_item,
     normalise_kana,
@@ -41,13 +51,13 @@ NOT_VERIFIED = "入力された内容ではご契約を確認できませんで�
 
 
 def _flow() -> dict:
-    return session.get("registration", {})
+    return sealed.load("registration")
 
 
 def _save(**changes) -> None:
-    flow = dict(_flow())
+    flow = _flow()
     flow.update(changes)
-    session["registration"] = flow
+    sealed.store("registration", flow)
 
 
 def _allowed(step: int) -> bool:
@@ -62,6 +72,8 @@ def _prefilled(form_class, saved: dict | None):
 
 
 def _restart_page(status: int = 400):
+    audit.record("registration.url_refused", "failure")
+    db.session.commit()
     return render_template("registration/restart.html", steps=STEPS, current=None), status
 
 
@@ -76,7 +88,7 @@ def verify(_form_class=VerifyForm):
     form = _prefilled(_form_class, _flow().get("verify"))
     error, status = None, 200
     if request.method == "GET" and not _flow():
-        session["registration"] = {"reached": VERIFY}
+        _save(reached=VERIFY)
     if form.validate_on_submit():
         kana = normalise_kana(form.name_kana.data)
         phone = normalise_phone_number(form.phone.data)
@@ -157,6 +169,7 @@ def account(_form_class=AccountForm):
     if not _allowed(ACCOUNT) or not flow.get("contract_id"):
         return redirect(url_for(".verify"))
     form = _prefilled(_form_class, {"login_id": flow.get("login_id", "")})
+    error, status = None, 200
     if request.method == "POST" and "back" in request.form:
         _save(login_id=form.login_id.data or "")
         return redirect(url_for(".terms"), 303)
@@ -166,15 +179,23 @@ def account(_form_class=AccountForm):
         form.password.errors.extend(password_problems(form.password.data, login_id))
         if form.password.data != form.password_confirm.data:
             form.password_confirm.errors.append("パスワードとパスワード再入力が一致しません。")
-        if not form.login_id.errors and login_id_taken(login_id, flow["contract_id"]):
-            form.login_id.errors.append("このiTSCOM IDはご利用いただけません。別のメールアドレスを入力してください。")
         if not (form.login_id.errors or form.password.errors or form.password_confirm.errors):
-            start_registration(flow["contract_id"], login_id, form.password.data)
-            session["registration"] = {"reached": SENT, "sent_to": login_id}
-            return redirect(url_for(".sent"), 303)
+            gate = mail_gate(flow["contract_id"], request.remote_addr)
+            wait = gate.begin()
+            gate.failed()  # every answer and every mail counts
+            if wait:
+                audit.record("registration.step4_throttled", "failure", retry_after=wait)
+                db.session.commit()
+                error, status = _throttled_message(wait), 429
+            elif login_id_taken(login_id, flow["contract_id"]):
+                form.login_id.errors.append("このiTSCOM IDはご利用いただけません。別のメールアドレスを入力してください。")
+            else:
+                start_registration(flow["contract_id"], login_id, form.password.data)
+                sealed.store("registration", {"reached": SENT, "sent_to": login_id})
+                return redirect(url_for(".sent"), 303)
         form.login_id.data = login_id
     form.password.data = form.password_confirm.data = ""
-    return render_template("registration/account.html", form=form, steps=STEPS, current=2)
+    return render_template("registration/account.html", form=form, error=error, steps=STEPS, current=2), status
 
 
 @bp.route("/sent")

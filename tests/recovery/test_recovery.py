@@ -96,9 +96,18 @@ def test_3b_code_to_a_new_password(app, client, account, mail_server):
     assert {"recovery.started", "recovery.code_verified", "account.password_reset", "recovery.completed"} <= events
 
 
+def unknown_ids(app, method: str, count: int = 1) -> list[str]:
+    """Unknown IDs that take the given path (fixed per ID by the OP's secret)."""
+    from idp.recovery.service import _method_for_unknown
+
+    with app.app_context():
+        return [i for i in (f"nobody{n}@example.jp" for n in range(200)) if _method_for_unknown(i) == method][:count]
+
+
 def test_unknown_id_looks_like_a_known_one_and_sends_nothing(app, account, mail_server):
     known, unknown = app.test_client(), app.test_client()
-    a, b = start_3b(known), start_3b(unknown, "nobody@example.jp")
+    [nobody] = unknown_ids(app, "code")
+    a, b = start_3b(known), start_3b(unknown, nobody)
     assert (a.status_code, a.location) == (b.status_code, b.location)
     page_a = known.get("/recovery/code").get_data(as_text=True)
     page_b = unknown.get("/recovery/code").get_data(as_text=True)
@@ -217,3 +226,38 @@ def test_repeated_requests_for_one_id_are_throttled(app, account, mail_server):
     for _ in range(3):
         start_3b(app.test_client(), "nobody@example.jp")
     assert start_3b(app.test_client(), "nobody@example.jp").status_code == 429
+
+
+def test_unknown_ids_also_take_the_secret_question_path_without_mail(app, client, yamada, mail_server):
+    """Otherwise 3-A would tell that an ID exists (with an unconfirmed address)."""
+    [nobody] = unknown_ids(app, "secret")
+    assert start_3b(client, nobody).location == "/recovery/secret"
+    assert post(client, "/recovery/secret", {"question": "ペットの名前", "answer": "ぽち"}).location == "/recovery/secret/sent"
+    assert "本人認証が完了しました。" in client.get("/recovery/secret/sent").get_data(as_text=True)
+    deliver(app)
+    assert mail_server.inbox.messages == []
+
+
+def test_parallel_code_guesses_stay_within_five(app, client, account, mail_server):
+    import threading
+
+    start_3b(client)
+    code = mailed_code(app, mail_server)
+    token = csrf_token(client.get("/recovery/code").get_data(as_text=True))
+    wrong = f"{(int(code) + 1) % 10**6:06d}"
+    barrier = threading.Barrier(8)
+
+    def guess():
+        barrier.wait()
+        client.post("/recovery/code", data={"csrf_token": token, "code": wrong})
+
+    threads = [threading.Thread(target=guess) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert client.post("/recovery/code", data={"csrf_token": token, "code": code}).status_code == 400
+    with app.app_context():
+        from idp.models import RecoveryProcedure
+
+        assert db.session.scalar(db.select(RecoveryProcedure)).failures == 5

@@ -1,0 +1,39 @@
+"""Values kept in the browser's session cookie, encrypted.
+
+Flask's session cookie is signed, not encrypted: anyone at the browser can
+read it. What a customer typed into a procedure (kana name, phone, the last
+digits of a card) is sealed with Fernet under a key derived from
+IDP_SECRET_KEY before it goes there.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+
+from cryptography.fernet import Fernet, InvalidToken
+from flask import current_app, session
+
+
+def _fernet() -> Fernet:
+    state = current_app.extensions.setdefault("idp.sealed", {})
+    if "fernet" not in state:
+        key = hashlib.sha256(b"idp sealed session\0" + current_app.secret_key.encode()).digest()
+        state["fernet"] = Fernet(base64.urlsafe_b64encode(key))
+    return state["fernet"]
+
+
+def load(key: str) -> dict:
+    """The sealed dict under ``key`` in the session; {} when absent or unreadable."""
+    sealed = session.get(key)
+    if not sealed:
+        return {}
+    try:
+        return json.loads(_fernet().decrypt(sealed.encode()))
+    except (InvalidToken, ValueError):
+        return {}
+
+
+def store(key: str, value: dict) -> None:
+    session[key] = _fernet().encrypt(json.dumps(value, ensure_ascii=False).encode()).decode()
