@@ -10,6 +10,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
+from . import audit
 from .accounts import AccountError, create_account
 from .clients import (
     AUTH_METHODS,
@@ -24,14 +25,16 @@ from .clients import (
 from .contracts import ContractImportError, import_contracts
 from .extensions import db
 from .mail import deliver_due
-from .models import Client
-from .oauth import backchannel
+from .models import Client, SigningKey
+from .oauth import backchannel, keys
+from .security.clock import now
 
 contracts_cli = AppGroup("contracts", help="Contract data from the billing system.")
 accounts_cli = AppGroup("accounts", help="iTSCOM IDs.")
 clients_cli = AppGroup("clients", help="Relying parties (OIDC clients).")
 mail_cli = AppGroup("mail", help="The outgoing mail outbox.")
 backchannel_cli = AppGroup("backchannel", help="Back-channel logout notices to relying parties.")
+keys_cli = AppGroup("keys", help="Signing keys.")
 
 
 
@@ -139,6 +142,34 @@ def clients_rotate_secret(client_id, as_json):
     _print_client({"client_id": client.client_id, "client_secret": secret}, as_json)
 
 
+@keys_cli.command("rotate")
+@click.option("--alg", type=click.Choice(["RS256", "ES256"]), multiple=True, help="Default: both.")
+def keys_rotate(alg):
+    """Add a new signing key; it signs after IDP_KEY_PUBLISH_DELAY seconds."""
+    for name in alg or ("RS256", "ES256"):
+        row = keys.rotate(name)
+        audit.record("key.rotated", kid=row.kid, alg=name)
+        db.session.commit()
+        click.echo(f"{name}: new key {row.kid} signs from {row.activates_at}")
+
+
+@keys_cli.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def keys_list(as_json):
+    """Every signing key and what it does now: next, active, retired, removed."""
+    t = now()
+    rows = [
+        {"kid": k.kid, "alg": k.alg, "state": keys.state(k, t), "created_at": k.created_at,
+         "activates_at": k.activates_at, "retired_at": k.retired_at, "removed_at": k.removed_at}
+        for k in db.session.scalars(db.select(SigningKey).order_by(SigningKey.id))
+    ]
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    for r in rows:
+        click.echo(f"{r['kid']}\t{r['alg']}\t{r['state']}")
+
+
 @click.command("demo")
 @with_appcontext
 def demo():
@@ -205,5 +236,5 @@ def _print_client(body: dict, as_json: bool) -> None:
 
 
 def init_app(app) -> None:
-    for command in (contracts_cli, accounts_cli, clients_cli, mail_cli, backchannel_cli, demo):
+    for command in (contracts_cli, accounts_cli, clients_cli, mail_cli, backchannel_cli, keys_cli, demo):
         app.cli.add_command(command)

@@ -79,6 +79,11 @@ DEFAULTS = {
     # Send back-channel logout notices from this process right after the
     # request that ended a session (retries: flask backchannel send --loop).
     "BACKCHANNEL_INLINE": True,
+    # Key rotation: a new signing key is published this long before it signs,
+    # so that RPs caching the JWKS see it first.
+    "KEY_PUBLISH_DELAY": 3600,
+    # Encrypts private signing keys at rest when set (any long random string).
+    "KEY_ENCRYPTION_KEY": None,
     # Largest request body accepted anywhere (bytes).
     "MAX_CONTENT_LENGTH": 64 * 1024,
 }

@@ -7,12 +7,14 @@ is seen within that time. The JWKS document is serialised once per refresh.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import threading
 import time
 from dataclasses import dataclass
 
+from cryptography.fernet import Fernet
 from flask import current_app
 from joserfc.jwk import ECKey, KeySet, RSAKey
 from sqlalchemy.exc import IntegrityError
@@ -47,10 +49,38 @@ def generate_key(alg: str, at: int, activates_at: int | None = None) -> SigningK
     return SigningKey(
         kid=kid,
         alg=alg,
-        private_jwk=json.dumps(key.as_dict(private=True)),
+        private_jwk=_seal(json.dumps(key.as_dict(private=True))),
         created_at=at,
         activates_at=at if activates_at is None else activates_at,
     )
+
+
+def rotate(alg: str) -> SigningKey:
+    """Add a new key: published now, signing after KEY_PUBLISH_DELAY; the
+    keys it replaces stop signing then and leave the JWKS once the longest
+    token they signed has expired. Nobody's verification breaks."""
+    config = current_app.config
+    t = now()
+    new = generate_key(alg, t, activates_at=t + config["KEY_PUBLISH_DELAY"])
+    lifetime = max(config["ACCESS_TOKEN_LIFETIME"], config["ID_TOKEN_LIFETIME"])
+    for old in db.session.scalars(
+        db.select(SigningKey).where(SigningKey.alg == alg, SigningKey.retired_at.is_(None))
+    ):
+        old.retired_at = new.activates_at
+        old.removed_at = new.activates_at + lifetime
+    db.session.add(new)
+    db.session.commit()
+    forget_cached_keys()
+    return new
+
+
+def state(row: SigningKey, t: int) -> str:
+    """What a key does now: next (published, not yet signing), active, retired (verifying only), removed."""
+    if row.removed_at is not None and t >= row.removed_at:
+        return "removed"
+    if row.retired_at is not None and t >= row.retired_at:
+        return "retired"
+    return "active" if t >= row.activates_at else "next"
 
 
 def ensure_signing_keys() -> None:
@@ -117,6 +147,28 @@ def _load() -> KeyRing:
     return KeyRing(signing, public, jwks_bytes, etag, time.monotonic())
 
 
+def _seal(private_jwk: str) -> str:
+    """Private keys at rest are encrypted when IDP_KEY_ENCRYPTION_KEY is set."""
+    fernet = _kek()
+    return "fernet:" + fernet.encrypt(private_jwk.encode()).decode() if fernet else private_jwk
+
+
+def _unseal(stored: str) -> str:
+    if not stored.startswith("fernet:"):
+        return stored
+    fernet = _kek()
+    if fernet is None:
+        raise RuntimeError("signing keys are encrypted: set IDP_KEY_ENCRYPTION_KEY")
+    return fernet.decrypt(stored.removeprefix("fernet:").encode()).decode()
+
+
+def _kek() -> Fernet | None:
+    key = current_app.config.get("KEY_ENCRYPTION_KEY")
+    if not key:
+        return None
+    return Fernet(base64.urlsafe_b64encode(hashlib.sha256(b"idp signing keys\0" + str(key).encode()).digest()))
+
+
 def _import(row: SigningKey):
-    data = json.loads(row.private_jwk)
+    data = json.loads(_unseal(row.private_jwk))
     return RSAKey.import_key(data) if data["kty"] == "RSA" else ECKey.import_key(data)

@@ -1,0 +1,56 @@
+"""Signing-key rotation without breaking anyone (publish, sign, retire, remove)."""
+
+import json
+
+import jwt as pyjwt
+import pytest
+
+from idp.extensions import db
+from idp.models import SigningKey
+from idp.oauth import keys
+
+
+@pytest.fixture
+def config_overrides():
+    return {"KEY_PUBLISH_DELAY": 600}
+
+
+def kids(client, alg="RS256"):
+    return {k["kid"] for k in client.get("/jwks").get_json()["keys"] if k["alg"] == alg}
+
+
+def test_rotation_publishes_first_signs_later_and_keeps_old_tokens_valid(app, rp, client, clock, runner):
+    before = rp.tokens()
+    old_kid = pyjwt.get_unverified_header(before["id_token"])["kid"]
+
+    result = runner.invoke(args=["keys", "rotate", "--alg", "RS256"])
+    assert result.exit_code == 0, result.output
+    listed = {k["kid"]: k["state"] for k in json.loads(runner.invoke(args=["keys", "list", "--json"]).output)}
+    new_kid = next(k for k, state in listed.items() if state == "next")
+    assert listed[old_kid] == "active"
+    assert {old_kid, new_kid} <= kids(client)  # published before it signs
+    assert pyjwt.get_unverified_header(rp.tokens()["id_token"])["kid"] == old_kid
+
+    clock.advance(601)
+    with app.app_context():
+        keys.forget_cached_keys()
+    after = rp.tokens()
+    assert pyjwt.get_unverified_header(after["id_token"])["kid"] == new_kid
+    assert {old_kid, new_kid} <= kids(client)
+    rp.verify_id_token(before["id_token"])  # the old key still verifies tokens from before
+    rp.verify_id_token(after["id_token"])
+
+    clock.advance(3600)
+    with app.app_context():
+        keys.forget_cached_keys()
+    assert old_kid not in kids(client) and new_kid in kids(client)
+
+
+def test_private_keys_are_encrypted_at_rest_with_a_kek(app, client):
+    app.config["KEY_ENCRYPTION_KEY"] = "a long random key-encryption key for tests"
+    with app.app_context():
+        row = keys.rotate("ES256")
+        stored = db.session.get(SigningKey, row.id).private_jwk
+        assert stored.startswith("fernet:") and '"d"' not in stored
+        keys.forget_cached_keys()
+    assert row.kid in kids(client, "ES256")
