@@ -78,15 +78,19 @@ def accounts_create(customer_number, login_id, password, contact_email, contact_
 @click.option("--backchannel-logout-uri")
 @click.option("--grant-type", "grant_types", multiple=True, type=click.Choice(GRANT_TYPES))
 @click.option("--scope", "scopes", multiple=True)
-@click.option("--auth-method", default="client_secret_basic", type=click.Choice([*AUTH_METHODS, "private_key_jwt"]))
+@click.option("--auth-method", default="client_secret_basic", type=click.Choice(AUTH_METHODS))
+@click.option("--jwks-uri", help="Where the client publishes its keys (private_key_jwt).")
+@click.option("--jwks", "jwks_file", type=click.File("r"), help="A JSON file with the client's public JWK Set.")
 @click.option("--first-party", is_flag=True, help="An iTSCOM site: no consent page.")
 @click.option("--id-token-alg", default="RS256", type=click.Choice(["RS256", "ES256"]))
 @click.option("--json", "as_json", is_flag=True, help="Print the registration as one JSON object.")
 def clients_create(name, redirect_uris, post_logout_uris, backchannel_logout_uri, grant_types, scopes, auth_method,
-                   first_party, id_token_alg, as_json):
+                   jwks_uri, jwks_file, first_party, id_token_alg, as_json):
     """Register a client; its secret is printed once and stored hashed."""
-    if auth_method == "private_key_jwt":
-        raise click.ClickException("private_key_jwt client authentication is not available yet")
+    try:
+        jwks = json.load(jwks_file) if jwks_file else None
+    except ValueError:
+        raise click.ClickException("--jwks must be a JSON file") from None
     scopes = [s for value in scopes for s in value.split()] or list(DEFAULT_SCOPES)
     try:
         client, secret = create_client(
@@ -98,6 +102,8 @@ def clients_create(name, redirect_uris, post_logout_uris, backchannel_logout_uri
             scopes,
             auth_method,
             id_token_alg,
+            jwks=jwks,
+            jwks_uri=jwks_uri,
             first_party=first_party,
         )
         db.session.commit()

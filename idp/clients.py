@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
 from . import audit
 from .extensions import db
 from .models import Client, Token
@@ -15,7 +18,7 @@ from .security.clock import now
 from .security.secrets import digest, new_secret
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
-AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
 DEFAULT_SCOPES = SUPPORTED_SCOPES
 
 
@@ -47,6 +50,8 @@ def build_metadata(
     scopes: list[str] = DEFAULT_SCOPES,
     auth_method: str = "client_secret_basic",
     id_token_signed_response_alg: str = "RS256",
+    jwks: dict | None = None,
+    jwks_uri: str | None = None,
 ) -> dict:
     """Checked RFC 7591 metadata for a client; ClientError says what is wrong."""
     if not name.strip():
@@ -71,6 +76,17 @@ def build_metadata(
         check_redirect_uri(uri, "post-logout redirect URI")
     if backchannel_logout_uri:
         check_redirect_uri(backchannel_logout_uri, "back-channel logout URI")
+    if auth_method == "private_key_jwt" and not (jwks or jwks_uri):
+        raise ClientError("private_key_jwt needs the client's jwks or jwks_uri")
+    if jwks is not None:
+        try:
+            KeySet.import_key_set(jwks)
+        except (ValueError, TypeError, KeyError, JoseError):
+            raise ClientError("jwks is not a valid JWK Set") from None
+        if any("d" in key for key in jwks.get("keys", [])):
+            raise ClientError("jwks must hold public keys only")
+    if jwks_uri:
+        check_redirect_uri(jwks_uri, "jwks_uri")
     metadata = {
         "client_name": name.strip(),
         "redirect_uris": list(dict.fromkeys(redirect_uris)),
@@ -84,6 +100,10 @@ def build_metadata(
     if backchannel_logout_uri:
         metadata["backchannel_logout_uri"] = backchannel_logout_uri
         metadata["backchannel_logout_session_required"] = True
+    if jwks is not None:
+        metadata["jwks"] = jwks
+    if jwks_uri:
+        metadata["jwks_uri"] = jwks_uri
     return metadata
 
 
@@ -91,7 +111,7 @@ def create_client(*args, first_party: bool = False, client_id: str | None = None
     """A new client and its secret (None for a public client); the caller
     commits. Arguments as build_metadata()."""
     metadata = build_metadata(*args, **kwargs)
-    secret = None if metadata["token_endpoint_auth_method"] == "none" else new_secret(32)
+    secret = None if metadata["token_endpoint_auth_method"] in ("none", "private_key_jwt") else new_secret(32)
     client = Client(
         client_id=client_id or new_secret(16),
         client_secret_digest=digest(secret) if secret else None,
@@ -105,7 +125,7 @@ def create_client(*args, first_party: bool = False, client_id: str | None = None
 
 
 def rotate_secret(client: Client) -> str:
-    if client.is_public:
+    if client.client_secret_digest is None:
         raise ClientError("a public client has no secret")
     secret = new_secret(32)
     client.client_secret_digest = digest(secret)

@@ -1,6 +1,7 @@
 """Stored things, one module each. Importing this package registers them all."""
 
 from .account import Account
+from .assertion import UsedAssertion
 from .audit import AuditEvent
 from .backchannel import BackchannelLogout
 from .client import Client
@@ -28,4 +29,5 @@ __all__ = [
     "RecoveryProcedure",
     "SigningKey",
     "Token",
+    "UsedAssertion",
 ]

@@ -25,8 +25,8 @@ from ..security.secrets import digest
 from .claims import allowed_claims_request, claims_for, parse_claims_request
 from .keys import signing_keyset
 
-CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
-CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+CLIENT_AUTH_METHODS = [*CONFIDENTIAL_AUTH_METHODS, "none"]
 RESPONSE_MODES = {"query", "form_post"}
 PROMPTS = {"none", "login", "consent", "select_account"}
 

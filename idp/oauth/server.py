@@ -28,6 +28,7 @@ from ..security.clock import now
 from ..security.secrets import digest, new_secret
 from . import grants
 from .claims import SUPPORTED_SCOPES, claims_for
+from .client_auth import PrivateKeyJWT
 from .keys import keyring, signing_keyset
 
 CLIENT_AUTH_METHODS = grants.CLIENT_AUTH_METHODS
@@ -231,6 +232,7 @@ def config_oauth(app) -> None:
         ),
     )
     server.scopes_supported = SUPPORTED_SCOPES
+    server.register_client_auth_method("private_key_jwt", PrivateKeyJWT())
     server.register_grant(
         grants.AuthorizationCodeGrant,
         [grants.AuthorizationRequestChecks(), grants.S256CodeChallenge(required=True), grants.OpenIDCode()],

@@ -12,7 +12,17 @@ from idp.oauth import keys
 
 @pytest.fixture
 def config_overrides():
-    return {"KEY_PUBLISH_DELAY": 600}
+    return {"KEY_PUBLISH_DELAY": 300}
+
+
+@pytest.fixture(autouse=True)
+def _drop_keys_afterwards(app):
+    """Signing keys outlive a test (see conftest); these tests change them,
+    so they leave none behind: the next test starts with fresh keys."""
+    yield
+    with app.app_context():
+        db.session.execute(db.delete(SigningKey))
+        db.session.commit()
 
 
 def kids(client, alg="RS256"):
@@ -31,7 +41,7 @@ def test_rotation_publishes_first_signs_later_and_keeps_old_tokens_valid(app, rp
     assert {old_kid, new_kid} <= kids(client)  # published before it signs
     assert pyjwt.get_unverified_header(rp.tokens()["id_token"])["kid"] == old_kid
 
-    clock.advance(601)
+    clock.advance(301)
     with app.app_context():
         keys.forget_cached_keys()
     after = rp.tokens()

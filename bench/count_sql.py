@@ -1,0 +1,142 @@
+"""Count the SQL work of one token request of each grant, on the bench database.
+
+    IDP_DATABASE_URL=... IDP_SECRET_KEY=... python bench/count_sql.py
+
+Runs the app in-process (Flask test client, same configuration as the
+benchmark server) and counts, per request, with SQLAlchemy events:
+  statements  - SELECT/INSERT/UPDATE sent by the application
+  begin/commit/rollback - transaction control (psycopg 3 sends BEGIN as its own
+                round trip before the first statement of a transaction)
+  pings       - pool_pre_ping "SELECT 1" on connection checkout
+round_trips = statements + begin + commit + rollback + pings.
+The first request of each kind is a warm-up (key ring load) and is not counted.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import secrets
+import sys
+from collections import Counter
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from sqlalchemy import event
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from idp import create_app  # noqa: E402
+from idp.extensions import db  # noqa: E402
+
+CLIENT_ID = os.environ.get("BENCH_CLIENT_ID", "mypage-demo")
+CLIENT_SECRET = os.environ["BENCH_CLIENT_SECRET"]
+REDIRECT_URI = "http://127.0.0.1:5001/auth/callback"
+BASIC = {"Authorization": "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()}
+
+app = create_app()
+counts: Counter = Counter()
+log: list[str] = []
+
+with app.app_context():
+    engine = db.engine
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _statement(conn, cursor, statement, parameters, context, executemany):
+        counts["statements"] += 1
+        log.append(" ".join(statement.split())[:110])
+
+    for name in ("begin", "commit", "rollback"):
+        event.listen(engine, name, lambda conn, name=name: counts.__setitem__(name, counts[name] + 1))
+
+    @event.listens_for(engine.pool, "checkout")
+    def _checkout(dbapi_connection, record, proxy):
+        counts["pings"] += 1  # pool_pre_ping pings every checked-out connection
+
+
+def measured(label: str, send) -> dict:
+    send()  # warm-up
+    counts.clear()
+    log.clear()
+    response = send()
+    assert response.status_code == 200, (label, response.status_code, response.get_data(as_text=True)[:300])
+    result = dict(counts)
+    result["round_trips"] = sum(counts[k] for k in ("statements", "begin", "commit", "rollback", "pings"))
+    print(f"{label}: {json.dumps(result)}")
+    for line in log:
+        print(f"    {line}")
+    return response
+
+
+client = app.test_client()
+
+
+def login() -> None:
+    page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+    answer = client.post("/login", data={"login_id": "taro.itsu@example.jp", "password": "itscom-demo1",
+                                         "csrf_token": token})
+    assert answer.status_code == 303, answer.status_code
+
+
+def code_and_verifier() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    params = {"response_type": "code", "client_id": CLIENT_ID, "redirect_uri": REDIRECT_URI,
+              "scope": "openid profile email offline_access", "state": "s", "nonce": "n",
+              "code_challenge": challenge, "code_challenge_method": "S256"}
+    answer = client.get("/authorize?" + urlencode(params))
+    assert answer.status_code == 302, answer.status_code
+    return parse_qs(urlsplit(answer.location).query)["code"][0], verifier
+
+
+login()
+results = {}
+measured("client_credentials", lambda: client.post("/token", headers=BASIC, data={"grant_type": "client_credentials"}))
+
+
+def exchange():
+    code, verifier = code_and_verifier()
+    answer = client.post("/token", headers=BASIC, data={"grant_type": "authorization_code", "code": code,
+                                                        "redirect_uri": REDIRECT_URI, "code_verifier": verifier})
+    exchange.last = answer.get_json()
+    return answer
+
+
+# exchange() itself runs /authorize first; count only the token request.
+def exchange_counted():
+    code, verifier = code_and_verifier()
+    counts.clear()
+    log.clear()
+    answer = client.post("/token", headers=BASIC, data={"grant_type": "authorization_code", "code": code,
+                                                        "redirect_uri": REDIRECT_URI, "code_verifier": verifier})
+    exchange.last = answer.get_json()
+    return answer
+
+
+exchange()  # warm-up
+counts.clear()
+log.clear()
+response = exchange_counted()
+assert response.status_code == 200
+result = dict(counts)
+result["round_trips"] = sum(counts[k] for k in ("statements", "begin", "commit", "rollback", "pings"))
+print(f"authorization_code: {json.dumps(result)}")
+for line in log:
+    print(f"    {line}")
+
+refresh = {"token": exchange.last["refresh_token"]}
+
+
+def refresh_once():
+    answer = client.post("/token", headers=BASIC, data={"grant_type": "refresh_token", "refresh_token": refresh["token"]})
+    if answer.status_code == 200:
+        refresh["token"] = answer.get_json()["refresh_token"]
+    return answer
+
+
+measured("refresh_token", refresh_once)
+access = exchange.last["access_token"]
+measured("userinfo", lambda: client.get("/userinfo", headers={"Authorization": f"Bearer {access}"}))
+measured("introspection", lambda: client.post("/introspect", headers=BASIC, data={"token": access}))

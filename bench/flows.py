@@ -1,0 +1,201 @@
+"""Browser-side OIDC flows for the benchmark (loopback only, bounded).
+
+    python bench/flows.py tokens  --out DIR --count N      # refresh-token pool + one access token
+    python bench/flows.py logins  --procs P --seconds S    # full password login as flows/s
+
+``tokens``: signs in once (one argon2 verification), then reuses the OP
+session cookie for N authorize -> code -> token round trips. Each exchange
+starts a new refresh-token family, so the N refresh tokens are independent
+and each may be used exactly once (rotation: reuse revokes the family).
+
+``logins``: P processes, each with a fresh cookie jar per flow, run
+authorize -> GET /login -> POST /login -> authorize -> code -> token ->
+userinfo until S seconds have passed (or --max flows each). Prints flows/s
+and p50/p99 of one whole flow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import re
+import secrets
+import statistics
+import sys
+import time
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import requests
+
+BASE = os.environ.get("BENCH_BASE", "http://127.0.0.1:8000")
+CLIENT_ID = os.environ.get("BENCH_CLIENT_ID", "mypage-demo")
+CLIENT_SECRET = os.environ.get("BENCH_CLIENT_SECRET", "")
+REDIRECT_URI = os.environ.get("BENCH_REDIRECT_URI", "http://127.0.0.1:5001/auth/callback")
+LOGIN_ID = os.environ.get("BENCH_LOGIN_ID", "taro.itsu@example.jp")
+PASSWORD = os.environ.get("BENCH_PASSWORD", "itscom-demo1")
+SCOPE = "openid profile email offline_access"
+CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="csrf_token"')
+
+assert urlsplit(BASE).hostname in ("127.0.0.1", "localhost", "::1"), "benchmark traffic stays on loopback"
+
+
+def basic() -> dict:
+    raw = f"{CLIENT_ID}:{CLIENT_SECRET}".encode()
+    return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+
+
+def pkce() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    return verifier, challenge
+
+
+def authorize(http: requests.Session) -> tuple[requests.Response, str]:
+    verifier, challenge = pkce()
+    params = {
+        "response_type": "code", "client_id": CLIENT_ID, "redirect_uri": REDIRECT_URI, "scope": SCOPE,
+        "state": secrets.token_urlsafe(8), "nonce": secrets.token_urlsafe(8),
+        "code_challenge": challenge, "code_challenge_method": "S256",
+    }
+    return http.get(f"{BASE}/authorize?{urlencode(params)}", allow_redirects=False), verifier
+
+
+def login(http: requests.Session) -> requests.Response:
+    page = http.get(f"{BASE}/login", allow_redirects=False)
+    match = CSRF.search(page.text)
+    if not match:
+        raise RuntimeError(f"no csrf_token on the login page ({page.status_code})")
+    form = {"login_id": LOGIN_ID, "password": PASSWORD, "csrf_token": match.group(1) or match.group(2)}
+    answer = http.post(f"{BASE}/login", data=form, allow_redirects=False)
+    if answer.status_code != 303:
+        raise RuntimeError(f"POST /login answered {answer.status_code}")
+    return answer
+
+
+def code_from(response: requests.Response) -> str:
+    if response.status_code != 302:
+        raise RuntimeError(f"/authorize answered {response.status_code}, not 302 with a code")
+    location = response.headers["Location"]
+    if not location.startswith(REDIRECT_URI):
+        raise RuntimeError(f"unexpected redirect {location}")
+    return parse_qs(urlsplit(location).query)["code"][0]
+
+
+def exchange(http: requests.Session, code: str, verifier: str) -> dict:
+    answer = http.post(f"{BASE}/token", headers=basic(), allow_redirects=False, data={
+        "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI, "code_verifier": verifier,
+    })
+    if answer.status_code != 200:
+        raise RuntimeError(f"token exchange answered {answer.status_code}: {answer.text[:200]}")
+    return answer.json()
+
+
+def full_flow(http: requests.Session) -> dict:
+    """authorize -> login page -> login POST -> authorize -> code -> token -> userinfo."""
+    first, verifier = authorize(http)
+    if first.status_code != 303 or not first.headers["Location"].endswith("/login"):
+        raise RuntimeError(f"/authorize answered {first.status_code} without a session, not 303 to /login")
+    back = login(http)
+    location = back.headers["Location"]
+    second = http.get(location if location.startswith("http") else BASE + location, allow_redirects=False)
+    tokens = exchange(http, code_from(second), verifier)
+    info = http.get(f"{BASE}/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    if info.status_code != 200:
+        raise RuntimeError(f"userinfo answered {info.status_code}")
+    return tokens
+
+
+# --- tokens: the refresh-token pool ------------------------------------
+
+
+def _pool_worker(args) -> list[str]:
+    count, deadline = args
+    http = requests.Session()
+    tokens = full_flow(http)  # one login; the OP session cookie serves the rest
+    refresh = [tokens["refresh_token"]]
+    while len(refresh) < count and time.monotonic() < deadline:
+        response, verifier = authorize(http)
+        refresh.append(exchange(http, code_from(response), verifier)["refresh_token"])
+    return refresh
+
+
+def make_tokens(out: str, count: int, procs: int, seconds: float) -> None:
+    os.makedirs(out, exist_ok=True)
+    http = requests.Session()
+    tokens = full_flow(http)
+    with open(os.path.join(out, "access_token"), "w") as f:
+        f.write(tokens["access_token"] + "\n")
+    deadline = time.monotonic() + seconds
+    started = time.monotonic()
+    share = [count // procs + (1 if i < count % procs else 0) for i in range(procs)]
+    with mp.Pool(procs) as pool:
+        parts = pool.map(_pool_worker, [(n, deadline) for n in share])
+    refresh = [t for part in parts for t in part]
+    with open(os.path.join(out, "refresh_tokens"), "w") as f:
+        f.write("\n".join(refresh) + "\n")
+    took = time.monotonic() - started
+    print(f"pool: {len(refresh)} refresh tokens in {took:.1f}s ({len(refresh) / took:.0f} code exchanges/s)", file=sys.stderr)
+
+
+# --- logins: full password login as flows/s ----------------------------
+
+
+def _login_worker(args) -> tuple[list[float], int]:
+    deadline, max_flows = args
+    times, errors = [], 0
+    while time.monotonic() < deadline and len(times) + errors < max_flows:
+        started = time.perf_counter()
+        try:
+            with requests.Session() as http:  # a new browser: no cookies
+                full_flow(http)
+            times.append(time.perf_counter() - started)
+        except Exception as error:  # noqa: BLE001 - counted and reported
+            errors += 1
+            if errors <= 3:
+                print(f"flow error: {error}", file=sys.stderr)
+    return times, errors
+
+
+def run_logins(procs: int, seconds: float, max_flows: int, as_json: bool) -> None:
+    started = time.monotonic()
+    deadline = started + seconds
+    with mp.Pool(procs) as pool:
+        results = pool.map(_login_worker, [(deadline, max_flows)] * procs)
+    elapsed = time.monotonic() - started
+    times = sorted(t for part, _ in results for t in part)
+    errors = sum(e for _, e in results)
+    result = {
+        "scenario": "login_flow", "flows": len(times), "errors": errors, "seconds": round(elapsed, 2),
+        "rate": round(len(times) / elapsed, 1),
+        "p50_ms": round(statistics.median(times) * 1000, 1) if times else None,
+        "p99_ms": round(times[min(len(times) - 1, int(len(times) * 0.99))] * 1000, 1) if times else None,
+    }
+    print(json.dumps(result) if as_json else result)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("tokens")
+    t.add_argument("--out", required=True)
+    t.add_argument("--count", type=int, default=12000)
+    t.add_argument("--procs", type=int, default=8)
+    t.add_argument("--seconds", type=float, default=120)
+    g = sub.add_parser("logins")
+    g.add_argument("--procs", type=int, default=8)
+    g.add_argument("--seconds", type=float, default=10)
+    g.add_argument("--max", type=int, default=5000, help="flows per process at most")
+    g.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    if args.command == "tokens":
+        make_tokens(args.out, args.count, args.procs, args.seconds)
+    else:
+        run_logins(args.procs, args.seconds, args.max, args.json)
+
+
+if __name__ == "__main__":
+    main()

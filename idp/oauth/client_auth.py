@@ -1,0 +1,108 @@
+"""private_key_jwt client authentication (RFC 7523, OIDC Core 9) through Authlib.
+
+The client's public keys come from its registered ``jwks``, or from its
+``jwks_uri``: fetched with a timeout, cached per process for
+``JWKS_CACHE_SECONDS``, and fetched again at once when an assertion names a
+key the cache does not know (the client rotated). Each assertion's ``jti``
+is accepted once, across every node (a unique row); a few seconds of clock
+skew are allowed.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import requests
+from authlib.oauth2.rfc6749.errors import InvalidClientError
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from flask import current_app, g
+from joserfc.jwk import KeySet
+from sqlalchemy.exc import IntegrityError
+
+from ..extensions import db
+from ..models import UsedAssertion
+from ..security.clock import now
+from ..security.secrets import digest
+
+JWKS_CACHE_SECONDS = 300
+FETCH_TIMEOUT = 5
+MAX_JWKS_BYTES = 64 * 1024
+SKEW = 5
+ASSERTION_MAX_LIFETIME = 600
+
+_cache: dict[str, tuple[float, dict]] = {}
+_cache_lock = threading.Lock()
+
+
+class PrivateKeyJWT(JWTBearerClientAssertion):
+    CLIENT_AUTH_METHOD = "private_key_jwt"
+
+    def __init__(self):
+        super().__init__(validate_jti=True, leeway=SKEW)
+
+    def get_audiences(self):
+        issuer = current_app.config["ISSUER"]
+        return [f"{issuer}/token", issuer, f"{issuer}/revoke", f"{issuer}/introspect"]
+
+    def resolve_client_public_key(self, client):
+        g.idp_assertion_client = client
+        return KeySet.import_key_set(client_jwks(client))
+
+    def process_assertion_claims(self, assertion, resolve_key):
+        try:
+            return super().process_assertion_claims(assertion, resolve_key)
+        except InvalidClientError:
+            client = g.get("idp_assertion_client")
+            if client is None or not client.client_metadata.get("jwks_uri"):
+                raise
+            # Perhaps a key the cache does not know yet: fetch once more.
+            fresh = KeySet.import_key_set(client_jwks(client, force=True))
+            return super().process_assertion_claims(assertion, fresh)
+
+    def validate_jti(self, claims, jti):
+        exp = claims.get("exp")
+        if not isinstance(exp, int) or exp > now() + ASSERTION_MAX_LIFETIME:
+            return False  # a long-lived assertion could be replayed for too long
+        db.session.add(UsedAssertion(digest=digest(f"{claims['sub']}\0{jti}"), expires_at=exp + SKEW))
+        try:
+            db.session.flush()
+        except IntegrityError:
+            db.session.rollback()
+            return False
+        return True
+
+
+def client_jwks(client, force: bool = False) -> dict:
+    metadata = client.client_metadata
+    if metadata.get("jwks"):
+        return metadata["jwks"]
+    uri = metadata.get("jwks_uri")
+    if not uri:
+        raise InvalidClientError(description="The client has no keys.")
+    with _cache_lock:
+        cached = _cache.get(uri)
+    if cached and not force and time.monotonic() - cached[0] < JWKS_CACHE_SECONDS:
+        return cached[1]
+    try:
+        response = requests.get(uri, timeout=FETCH_TIMEOUT, stream=True, allow_redirects=False)
+        response.raise_for_status()
+        body = response.raw.read(MAX_JWKS_BYTES + 1, decode_content=True)
+        if len(body) > MAX_JWKS_BYTES:
+            raise ValueError("JWKS too large")
+        jwks = json.loads(body)
+        if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
+            raise ValueError("not a JWK Set")
+    except (requests.RequestException, ValueError) as error:
+        current_app.logger.warning("jwks_uri of %s unusable: %s", client.client_id, error)
+        if cached:
+            return cached[1]
+        raise InvalidClientError(description="The client's jwks_uri could not be read.") from None
+    with _cache_lock:
+        _cache[uri] = (time.monotonic(), jwks)
+    return jwks
+
+
+def prune_used_assertions() -> int:
+    return db.session.execute(db.delete(UsedAssertion).where(UsedAssertion.expires_at < now())).rowcount

@@ -1,0 +1,148 @@
+"""private_key_jwt client authentication (RFC 7523), with PyJWT making the assertions."""
+
+import json
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import jwt as pyjwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from ..helpers import ISSUER, RelyingParty
+
+
+def new_key(kid):
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = json.loads(pyjwt.algorithms.RSAAlgorithm.to_jwk(private.public_key()))
+    return private, {**public, "kid": kid, "alg": "RS256", "use": "sig"}
+
+
+class JwksServer:
+    def __init__(self):
+        self.jwks = {"keys": []}
+        self.fetches = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                outer.fetches += 1
+                body = json.dumps(outer.jwks).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def clock():
+    """Real time: the client signs its assertions by the wall clock."""
+    from idp.security.clock import SystemClock
+
+    return SystemClock()
+
+
+@pytest.fixture
+def jwks_server():
+    server = JwksServer()
+    yield server
+    server.server.shutdown()
+    server.server.server_close()
+
+
+def assertion(client_id, private, kid, **overrides):
+    now = int(time.time())
+    claims = {"iss": client_id, "sub": client_id, "aud": f"{ISSUER}/token", "iat": now, "exp": now + 60,
+              "jti": str(uuid.uuid4()), **overrides}
+    return pyjwt.encode(claims, private, algorithm="RS256", headers={"kid": kid})
+
+
+def token(client, client_id, signed):
+    return client.post("/token", data={
+        "grant_type": "client_credentials",
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": signed,
+    })
+
+
+@pytest.fixture
+def registered(app, client):
+    private, public = new_key("k1")
+    rp = RelyingParty.register(app, client, auth_method="private_key_jwt", jwks={"keys": [public]})
+    return rp, private
+
+
+def test_good_assertion(registered, client):
+    rp, private = registered
+    assert rp.client_secret is None
+    response = token(client, rp.client_id, assertion(rp.client_id, private, "k1"))
+    assert response.status_code == 200, response.get_json()
+
+
+def test_replayed_jti_is_refused(registered, client):
+    rp, private = registered
+    signed = assertion(rp.client_id, private, "k1")
+    assert token(client, rp.client_id, signed).status_code == 200
+    again = token(client, rp.client_id, signed)
+    assert again.status_code in (400, 401) and again.get_json()["error"] == "invalid_client"
+
+
+@pytest.mark.parametrize("overrides", [
+    {"aud": "https://elsewhere.example/token"},
+    {"exp": int(time.time()) - 120},
+    {"iss": "someone-else"},
+    {"exp": int(time.time()) + 86400},  # too long-lived to be safe from replay
+])
+def test_bad_assertions_are_invalid_client(registered, client, overrides):
+    rp, private = registered
+    response = token(client, rp.client_id, assertion(rp.client_id, private, "k1", **overrides))
+    assert response.status_code in (400, 401) and response.get_json()["error"] == "invalid_client"
+
+
+def test_wrong_key_is_refused(registered, client):
+    rp, _ = registered
+    other, _ = new_key("k1")
+    assert token(client, rp.client_id, assertion(rp.client_id, other, "k1")).get_json()["error"] == "invalid_client"
+
+
+def test_secret_is_not_accepted_for_a_private_key_jwt_client(registered, client):
+    rp, _ = registered
+    response = client.post("/token", data={"grant_type": "client_credentials", "client_id": rp.client_id,
+                                           "client_secret": "anything"})
+    assert response.get_json()["error"] == "invalid_client"
+
+
+def test_jwks_uri_is_cached_and_refreshed_on_an_unknown_kid(app, client, jwks_server):
+    key1, public1 = new_key("k1")
+    jwks_server.jwks = {"keys": [public1]}
+    rp = RelyingParty.register(app, client, auth_method="private_key_jwt", jwks_uri=jwks_server.url,
+                               redirect_uris=("http://127.0.0.1/cb",))
+    assert token(client, rp.client_id, assertion(rp.client_id, key1, "k1")).status_code == 200
+    assert token(client, rp.client_id, assertion(rp.client_id, key1, "k1")).status_code == 200
+    assert jwks_server.fetches == 1  # cached
+    key2, public2 = new_key("k2")
+    jwks_server.jwks = {"keys": [public1, public2]}  # the client rotated
+    assert token(client, rp.client_id, assertion(rp.client_id, key2, "k2")).status_code == 200
+    assert jwks_server.fetches == 2
+
+
+def test_code_flow_with_private_key_jwt(app, client, account):
+    private, public = new_key("k9")
+    rp = RelyingParty.register(app, client, auth_method="private_key_jwt", jwks={"keys": [public]})
+    code = rp.sign_in_and_get_code()["code"]
+    response = client.post("/token", data={
+        "grant_type": "authorization_code", "code": code, "redirect_uri": rp.redirect_uri,
+        "code_verifier": rp.verifier,
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": assertion(rp.client_id, private, "k9"),
+    })
+    assert response.status_code == 200
+    assert rp.verify_id_token(response.get_json()["id_token"])["aud"] == rp.client_id
