@@ -113,6 +113,16 @@ def clients_create(name, redirect_uris, post_logout_uris, backchannel_logout_uri
     _print_client(describe(client, secret), as_json)
 
 
+@clients_cli.command("initial-token")
+@click.option("--expires-in", default=3600, show_default=True, type=click.IntRange(min=60),
+              help="Seconds the token stays usable.")
+def clients_initial_token(expires_in):
+    """Print a single-use initial access token for RFC 7591 registration."""
+    from .oauth.registration import issue_initial_token
+
+    click.echo(issue_initial_token(expires_in))
+
+
 @clients_cli.command("list")
 @click.option("--json", "as_json", is_flag=True)
 def clients_list(as_json):

@@ -54,7 +54,8 @@ def init_app(app: Flask) -> None:
 
 
 def _respond(status: int):
-    if request.path in JSON_PATHS or request.path.startswith("/.well-known/"):
+    path = request.path
+    if path in JSON_PATHS or path.startswith(("/.well-known/", "/register/")) or path == "/register":
         error = "server_error" if status >= 500 else "invalid_request"
         return jsonify(error=error), status, {"Cache-Control": "no-store"}
     message = MESSAGES.get(status, MESSAGES[400 if status < 500 else 500])

@@ -12,6 +12,7 @@ from .key import SigningKey
 from .mail import OutboxMail
 from .recovery import RecoveryProcedure
 from .registration import PendingRegistration
+from .registration_token import InitialAccessToken
 from .session import LoginSession
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "Consent",
     "ContactChange",
     "Contract",
+    "InitialAccessToken",
     "LoginSession",
     "OutboxMail",
     "PendingRegistration",

@@ -21,6 +21,9 @@ class Client(db.Model, ClientMixin):
     # Digest of a 256-bit random secret; None for public clients.
     client_secret_digest: Mapped[str | None] = mapped_column(String(64))
     client_id_issued_at: Mapped[int] = mapped_column(BigInteger)
+    # RFC 7592: digest of the token that lets a dynamically registered client
+    # read, update and delete its own registration.
+    registration_token_digest: Mapped[str | None] = mapped_column(String(64), unique=True)
     # My Page and other iTSCOM sites: no consent page.
     first_party: Mapped[bool] = mapped_column(Boolean, default=False)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -30,6 +30,7 @@ from . import grants
 from .claims import SUPPORTED_SCOPES, claims_for
 from .client_auth import PrivateKeyJWT
 from .keys import keyring, signing_keyset
+from .registration import ConfigurationEndpoint, RegistrationEndpoint
 
 CLIENT_AUTH_METHODS = grants.CLIENT_AUTH_METHODS
 
@@ -242,6 +243,8 @@ def config_oauth(app) -> None:
     server.register_endpoint(RevocationEndpoint)
     server.register_endpoint(IntrospectionEndpoint)
     server.register_endpoint(EndSessionEndpoint)
+    server.register_endpoint(RegistrationEndpoint)
+    server.register_endpoint(ConfigurationEndpoint)
     protector = ResourceProtector()
     protector.register_token_validator(BearerTokenValidator())
     server.register_endpoint(UserInfoEndpoint(resource_protector=protector))

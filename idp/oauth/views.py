@@ -40,6 +40,7 @@ def discovery_document(issuer: str) -> dict:
         "revocation_endpoint": f"{issuer}/revoke",
         "introspection_endpoint": f"{issuer}/introspect",
         "end_session_endpoint": f"{issuer}/session/end",
+        "registration_endpoint": f"{issuer}/register",
         "scopes_supported": SUPPORTED_SCOPES,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query", "form_post"],
@@ -134,6 +135,21 @@ def _endpoint_response(name: str) -> Response:
     response = oauth_server().create_endpoint_response(name)
     db.session.commit()
     return response
+
+
+@bp.route("/register", methods=["POST"])
+@csrf.exempt
+def register():
+    """RFC 7591 dynamic client registration (initial access token required)."""
+    return _endpoint_response("client_registration")
+
+
+@bp.route("/register/<client_id>", methods=["GET", "PUT", "DELETE"])
+@csrf.exempt
+def client_configuration(client_id: str):
+    """RFC 7592: the client reads, updates or deletes its own registration."""
+    g.idp_registration_client_id = client_id
+    return _endpoint_response("client_configuration")
 
 
 @bp.route("/session/end", methods=["GET", "POST"])

@@ -1,0 +1,224 @@
+"""Dynamic client registration (RFC 7591) and its management (RFC 7592), through
+Authlib's endpoints.
+
+Registration needs a single-use initial access token from ``flask clients
+initial-token``. Metadata passes Authlib's RFC 7591 / OIDC checks and then
+ours (idp.clients.build_metadata: https redirect URIs except loopback, no
+fragments, known grant and response types, auth methods, keys). Clients
+registered here are never first-party. The registration access token that
+lets a client manage itself is stored as a digest and therefore re-issued
+with every response of the configuration endpoint.
+"""
+
+from __future__ import annotations
+
+from authlib.oauth2.rfc6750.errors import InvalidTokenError
+from authlib.oauth2.rfc7591 import (
+    ClientMetadataClaims,
+    InvalidClientMetadataError,
+    InvalidRedirectURIError,
+)
+from authlib.oauth2.rfc7591 import ClientRegistrationEndpoint as _RegistrationEndpoint
+from authlib.oauth2.rfc7592 import ClientConfigurationEndpoint as _ConfigurationEndpoint
+from authlib.oidc.registration import ClientMetadataClaims as OIDCClientMetadataClaims
+from flask import current_app, g
+from sqlalchemy import update
+
+from .. import audit
+from ..clients import (
+    ClientError,
+    build_metadata,
+    check_redirect_uri,
+    delete_client,
+    describe,
+)
+from ..extensions import db
+from ..models import Client, InitialAccessToken
+from ..security.clock import now
+from ..security.secrets import digest, new_secret
+
+NO_SECRET_METHODS = ("none", "private_key_jwt")
+CLAIMS = [ClientMetadataClaims, OIDCClientMetadataClaims]
+
+
+def issue_initial_token(expires_in: int) -> str:
+    token = new_secret()
+    t = now()
+    db.session.add(InitialAccessToken(digest=digest(token), created_at=t, expires_at=t + expires_in))
+    audit.record("client.initial_token_issued", expires_in=expires_in)
+    db.session.commit()
+    return token
+
+
+def checked_metadata(data: dict) -> dict:
+    """RFC 7591 metadata through our rules; the RFC's error codes on failure."""
+    response_types = data.get("response_types", ["code"])
+    if response_types not in (["code"], []):
+        raise InvalidClientMetadataError("Only the 'code' response type is supported.")
+    try:
+        return build_metadata(
+            data.get("client_name") or "client",
+            list(data.get("redirect_uris") or []),
+            list(data.get("post_logout_redirect_uris") or []),
+            data.get("backchannel_logout_uri"),
+            list(data.get("grant_types") or ["authorization_code"]),
+            (data.get("scope") or "openid").split(),
+            data.get("token_endpoint_auth_method", "client_secret_basic"),
+            data.get("id_token_signed_response_alg") or "RS256",
+            jwks=data.get("jwks"),
+            jwks_uri=data.get("jwks_uri"),
+        )
+    except ClientError as error:
+        message = str(error)
+        if message.startswith("redirect URI") or message.endswith("needs at least one redirect URI"):
+            raise InvalidRedirectURIError(message) from None
+        raise InvalidClientMetadataError(message) from None
+
+
+def _precheck(request) -> None:
+    """Redirect URIs first, so that their faults carry invalid_redirect_uri."""
+    data = request.payload.data
+    if not isinstance(data, dict):
+        raise InvalidClientMetadataError("The request body must be a JSON object.")
+    uris = data.get("redirect_uris")
+    if uris is not None and not (isinstance(uris, list) and all(isinstance(u, str) for u in uris)):
+        raise InvalidRedirectURIError("redirect_uris must be a list of URIs.")
+    for uri in uris or []:
+        try:
+            check_redirect_uri(uri)
+        except ClientError as error:
+            raise InvalidRedirectURIError(str(error)) from None
+
+
+def _metadata(request, client_metadata: dict) -> dict:
+    """Authlib's checked claims, plus the members its claim classes do not
+    know (post_logout_redirect_uris, backchannel_logout_uri), all through ours."""
+    return checked_metadata({**request.payload.data, **client_metadata})
+
+
+def _bearer(request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    return header[7:].strip() if header[:7].lower() == "bearer " else None
+
+
+def _registration_info(client: Client) -> dict:
+    token = new_secret()
+    client.registration_token_digest = digest(token)
+    return {
+        "registration_client_uri": f"{current_app.config['ISSUER']}/register/{client.client_id}",
+        "registration_access_token": token,
+    }
+
+
+def _server_metadata() -> dict:
+    from .views import discovery_document
+
+    return discovery_document(current_app.config["ISSUER"])
+
+
+class RegistrationEndpoint(_RegistrationEndpoint):
+    def __init__(self, server=None):
+        super().__init__(server, claims_classes=CLAIMS)
+
+    def authenticate_token(self, request):
+        token = _bearer(request)
+        if not token:
+            return None
+        claimed = db.session.execute(
+            update(InitialAccessToken)
+            .where(InitialAccessToken.digest == digest(token), InitialAccessToken.used_at.is_(None),
+                   InitialAccessToken.expires_at > now())
+            .values(used_at=now())
+        )
+        return token if claimed.rowcount == 1 else None
+
+    def get_server_metadata(self):
+        return _server_metadata()
+
+    def generate_client_id(self, request):
+        return new_secret(16)
+
+    def generate_client_secret(self, request):
+        method = request.payload.data.get("token_endpoint_auth_method", "client_secret_basic")
+        return None if method in NO_SECRET_METHODS else new_secret(32)
+
+    def generate_client_info(self, request):
+        info = super().generate_client_info(request)
+        info["client_id_issued_at"] = now()
+        if info["client_secret"] is None:
+            del info["client_secret"], info["client_secret_expires_at"]
+        return info
+
+    def extract_client_metadata(self, request):
+        _precheck(request)
+        return super().extract_client_metadata(request)
+
+    def save_client(self, client_info, client_metadata, request):
+        metadata = _metadata(request, client_metadata)
+        secret = client_info.get("client_secret")
+        client = Client(
+            client_id=client_info["client_id"],
+            client_secret_digest=digest(secret) if secret else None,
+            client_id_issued_at=client_info["client_id_issued_at"],
+            first_party=False,
+            client_metadata=metadata,
+        )
+        db.session.add(client)
+        audit.record("client.registered", client_id=client.client_id, name=metadata["client_name"])
+        return client
+
+    def generate_client_registration_info(self, client, request):
+        return _registration_info(client)
+
+
+class ConfigurationEndpoint(_ConfigurationEndpoint):
+    """GET, PUT and DELETE /register/<client_id> with the registration access token."""
+
+    def __init__(self, server=None):
+        super().__init__(server, claims_classes=CLAIMS)
+
+    def authenticate_token(self, request):
+        token = _bearer(request)
+        client = db.session.scalar(db.select(Client).filter_by(registration_token_digest=digest(token))) if token else None
+        if client is None or client.client_id != g.get("idp_registration_client_id"):
+            raise InvalidTokenError()  # RFC 7592 2: 401 with invalid_token
+        return _RegistrationToken(client)
+
+    def extract_client_metadata(self, request):
+        _precheck(request)
+        return super().extract_client_metadata(request)
+
+    def authenticate_client(self, request):
+        return db.session.scalar(db.select(Client).filter_by(client_id=g.get("idp_registration_client_id")))
+
+    def revoke_access_token(self, request, token):
+        token.client.registration_token_digest = None
+
+    def check_permission(self, client, request):
+        return True
+
+    def introspect_client(self, client):
+        return describe(client)
+
+    def generate_client_registration_info(self, client, request):
+        return _registration_info(client)
+
+    def delete_client(self, client, request):
+        delete_client(client)
+
+    def update_client(self, client, client_metadata, request):
+        client.client_metadata = _metadata(request, client_metadata)
+        audit.record("client.updated", client_id=client.client_id)
+        return client
+
+    def get_server_metadata(self):
+        return _server_metadata()
+
+
+class _RegistrationToken:
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    def check_client(self, client) -> bool:
+        return client is not None and client.id == self.client.id
+

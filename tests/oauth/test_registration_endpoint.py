@@ -1,0 +1,97 @@
+"""Dynamic client registration (RFC 7591) and client configuration (RFC 7592)."""
+
+import pytest
+
+from ..helpers import RelyingParty
+
+
+@pytest.fixture
+def initial_token(runner):
+    result = runner.invoke(args=["clients", "initial-token", "--expires-in", "600"])
+    assert result.exit_code == 0, result.output
+    return result.output.strip()
+
+
+def register(client, token, **metadata):
+    body = {"client_name": "Partner", "redirect_uris": ["https://partner.example/cb"],
+            "grant_types": ["authorization_code", "refresh_token"], "scope": "openid email offline_access",
+            **metadata}
+    return client.post("/register", json=body, headers={"Authorization": f"Bearer {token}"})
+
+
+def test_register_then_log_a_customer_in(app, client, account, initial_token):
+    response = register(client, initial_token)
+    assert response.status_code == 201, response.get_json()
+    body = response.get_json()
+    assert body["client_secret"] and body["registration_access_token"]
+    assert body["registration_client_uri"].endswith(f"/register/{body['client_id']}")
+    rp = RelyingParty(app, client, body["client_id"], body["client_secret"], "https://partner.example/cb")
+    rp.login()
+    consent = rp.authorize(scope="openid email")
+    assert consent.status_code == 200 and "許可する" in consent.get_data(as_text=True)  # never first-party
+
+
+def test_initial_token_is_required_and_single_use(client, initial_token):
+    assert register(client, "wrong").status_code in (400, 401, 403)
+    assert register(client, initial_token).status_code == 201
+    assert register(client, initial_token).status_code in (400, 401, 403)
+
+
+@pytest.mark.parametrize("metadata, error", [
+    ({"redirect_uris": ["http://partner.example/cb"]}, "invalid_redirect_uri"),
+    ({"redirect_uris": ["https://partner.example/cb#frag"]}, "invalid_redirect_uri"),
+    ({"redirect_uris": []}, "invalid_redirect_uri"),
+    ({"grant_types": ["password"]}, "invalid_client_metadata"),
+    ({"response_types": ["token"]}, "invalid_client_metadata"),
+    ({"token_endpoint_auth_method": "client_secret_jwt"}, "invalid_client_metadata"),
+    ({"token_endpoint_auth_method": "private_key_jwt"}, "invalid_client_metadata"),  # no keys
+    ({"jwks": {"keys": "nope"}}, "invalid_client_metadata"),
+    ({"backchannel_logout_uri": "http://partner.example/logout"}, "invalid_client_metadata"),
+    ({"post_logout_redirect_uris": ["ftp://partner.example/"]}, "invalid_client_metadata"),
+])
+def test_invalid_metadata_is_refused(client, runner, metadata, error):
+    token = runner.invoke(args=["clients", "initial-token"]).output.strip()
+    response = register(client, token, **metadata)
+    assert response.status_code == 400
+    assert response.get_json()["error"] == error
+
+
+def test_public_client_gets_no_secret(client, initial_token):
+    body = register(client, initial_token, token_endpoint_auth_method="none",
+                    redirect_uris=["http://127.0.0.1/cb"]).get_json()
+    assert "client_secret" not in body
+
+
+def test_read_update_delete_with_the_registration_token(client, initial_token):
+    body = register(client, initial_token).get_json()
+    uri = "/register/" + body["client_id"]
+    token = body["registration_access_token"]
+
+    read = client.get(uri, headers={"Authorization": f"Bearer {token}"})
+    assert read.status_code == 200 and read.get_json()["client_name"] == "Partner"
+    assert "client_secret" not in read.get_json()
+    token = read.get_json()["registration_access_token"]  # re-issued with each response
+
+    update = client.put(uri, headers={"Authorization": f"Bearer {token}"}, json={
+        "client_id": body["client_id"], "client_name": "Partner 2", "redirect_uris": ["https://partner.example/new"],
+    })
+    assert update.status_code == 200 and update.get_json()["redirect_uris"] == ["https://partner.example/new"]
+    token = update.get_json()["registration_access_token"]
+
+    bad = client.put(uri, headers={"Authorization": f"Bearer {token}"}, json={
+        "client_id": body["client_id"], "redirect_uris": ["http://partner.example/x"]})
+    assert bad.status_code == 400 and bad.get_json()["error"] == "invalid_redirect_uri"
+
+    assert client.delete(uri, headers={"Authorization": f"Bearer {token}"}).status_code == 204
+    assert client.get(uri, headers={"Authorization": f"Bearer {token}"}).status_code in (401, 403)
+
+
+def test_wrong_registration_token_is_refused(client, initial_token, runner):
+    first = register(client, initial_token).get_json()
+    other = register(client, runner.invoke(args=["clients", "initial-token"]).output.strip()).get_json()
+    response = client.get("/register/" + first["client_id"],
+                          headers={"Authorization": f"Bearer {other['registration_access_token']}"})
+    assert response.status_code in (401, 403)
+    assert client.get("/register/" + first["client_id"]).status_code in (401, 403)
+    assert client.get("/register/" + first["client_id"],
+                      headers={"Authorization": "Bearer nonsense"}).status_code in (401, 403)
