@@ -24,7 +24,7 @@ def create_app(test_config: dict | None = None, clock=None) -> Flask:
     except config.ConfigError as error:
         raise SystemExit(f"idp: configuration error: {error}") from None
 
-    from . import cli, errors
+    from . import cli, errors, ops
     from .account.views import bp as account_bp
     from .extensions import csrf, db, migrate
     from .login import sessions
@@ -66,6 +66,7 @@ def create_app(test_config: dict | None = None, clock=None) -> Flask:
     app.after_request(sessions.write_cookie)
     app.add_template_filter(_datetime, "datetime")
     headers.init_app(app)
+    ops.init_app(app)
     errors.init_app(app)
     cli.init_app(app)
     return app

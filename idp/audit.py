@@ -4,6 +4,7 @@ from flask import has_request_context, request
 
 from .extensions import db
 from .models import AuditEvent
+from .ops import count_event
 from .security.clock import now
 
 
@@ -21,3 +22,4 @@ def record(event: str, outcome: str = "success", *, account=None, client_id=None
         row.ip_address = request.remote_addr
         row.user_agent = (request.user_agent.string or "")[:512]
     db.session.add(row)
+    count_event(event, details)

@@ -25,7 +25,7 @@ from .clients import (
 from .contracts import ContractImportError, import_contracts
 from .extensions import db
 from .mail import deliver_due
-from .models import Client, SigningKey
+from .models import AuditEvent, Client, SigningKey
 from .oauth import backchannel, keys
 from .security.clock import now
 
@@ -35,6 +35,7 @@ clients_cli = AppGroup("clients", help="Relying parties (OIDC clients).")
 mail_cli = AppGroup("mail", help="The outgoing mail outbox.")
 backchannel_cli = AppGroup("backchannel", help="Back-channel logout notices to relying parties.")
 keys_cli = AppGroup("keys", help="Signing keys.")
+audit_cli = AppGroup("audit", help="The audit log.")
 
 
 
@@ -186,6 +187,39 @@ def keys_list(as_json):
         click.echo(f"{r['kid']}\t{r['alg']}\t{r['state']}")
 
 
+@audit_cli.command("export")
+@click.option("--since", type=int, help="Epoch seconds: events at or after.")
+@click.option("--until", type=int, help="Epoch seconds: events before.")
+@click.option("--event", help="Only this event type, e.g. login.failure.")
+def audit_export(since, until, event):
+    """Print audit events as JSON lines, oldest first."""
+    query = db.select(AuditEvent).order_by(AuditEvent.id)
+    if since is not None:
+        query = query.where(AuditEvent.created_at >= since)
+    if until is not None:
+        query = query.where(AuditEvent.created_at < until)
+    if event:
+        query = query.where(AuditEvent.event == event)
+    for row in db.session.scalars(query.execution_options(yield_per=1000)):
+        click.echo(json.dumps({
+            "id": row.id, "at": row.created_at, "event": row.event, "outcome": row.outcome,
+            "account_id": row.account_id, "client_id": row.client_id, "ip": row.ip_address,
+            "user_agent": row.user_agent, "details": row.details,
+        }, ensure_ascii=False))
+
+
+@audit_cli.command("prune")
+def audit_prune():
+    """Remove audit events older than IDP_AUDIT_RETENTION_DAYS, and used assertion IDs."""
+    from .oauth.client_auth import prune_used_assertions
+
+    cutoff = now() - current_app.config["AUDIT_RETENTION_DAYS"] * 86400
+    removed = db.session.execute(db.delete(AuditEvent).where(AuditEvent.created_at < cutoff)).rowcount
+    prune_used_assertions()
+    db.session.commit()
+    click.echo(f"removed {removed} audit events older than {current_app.config['AUDIT_RETENTION_DAYS']} days")
+
+
 @click.command("demo")
 @with_appcontext
 def demo():
@@ -252,5 +286,5 @@ def _print_client(body: dict, as_json: bool) -> None:
 
 
 def init_app(app) -> None:
-    for command in (contracts_cli, accounts_cli, clients_cli, mail_cli, backchannel_cli, keys_cli, demo):
+    for command in (contracts_cli, accounts_cli, clients_cli, mail_cli, backchannel_cli, keys_cli, audit_cli, demo):
         app.cli.add_command(command)

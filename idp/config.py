@@ -84,6 +84,11 @@ DEFAULTS = {
     "KEY_PUBLISH_DELAY": 3600,
     # Encrypts private signing keys at rest when set (any long random string).
     "KEY_ENCRYPTION_KEY": None,
+    # Who may read /metrics: comma-separated CIDRs, and/or a bearer token.
+    "METRICS_ALLOW": "127.0.0.1/32,::1/128",
+    "METRICS_TOKEN": None,
+    # Audit events older than this many days are removed by 'flask audit prune'.
+    "AUDIT_RETENTION_DAYS": 400,
     # Largest request body accepted anywhere (bytes).
     "MAX_CONTENT_LENGTH": 64 * 1024,
 }
