@@ -26,6 +26,7 @@ def create_app(test_config: dict | None = None, clock=None) -> Flask:
 
     from . import cli, errors, ops
     from .account.views import bp as account_bp
+    from .admin.views import bp as admin_bp
     from .extensions import csrf, db, migrate
     from .login import sessions
     from .login.views import bp as login_bp
@@ -57,7 +58,7 @@ def create_app(test_config: dict | None = None, clock=None) -> Flask:
     backchannel.init_app(app)
     config_oauth(app)
 
-    for blueprint in (login_bp, authorize_bp, oauth_bp, registration_bp, recovery_bp, account_bp):
+    for blueprint in (login_bp, authorize_bp, oauth_bp, registration_bp, recovery_bp, account_bp, admin_bp):
         app.register_blueprint(blueprint)
     if app.config["ENV"] == "development" and not app.config["MAIL_URL"]:
         from .mail.dev import bp as devmail_bp

@@ -36,6 +36,7 @@ mail_cli = AppGroup("mail", help="The outgoing mail outbox.")
 backchannel_cli = AppGroup("backchannel", help="Back-channel logout notices to relying parties.")
 keys_cli = AppGroup("keys", help="Signing keys.")
 audit_cli = AppGroup("audit", help="The audit log.")
+admins_cli = AppGroup("admins", help="Administrators of the console (/admin).")
 
 
 
@@ -220,6 +221,22 @@ def audit_prune():
     click.echo(f"removed {removed} audit events older than {current_app.config['AUDIT_RETENTION_DAYS']} days")
 
 
+@admins_cli.command("create")
+@click.option("--username", required=True)
+@click.option("--password", required=True, help="At least 12 characters, not a common password.")
+def admins_create(username, password):
+    """Create an administrator; prints the TOTP secret to enrol in an authenticator app."""
+    from .admin.service import AdminError, create_admin, provisioning_uri
+
+    try:
+        admin, secret = create_admin(username, password)
+    except AdminError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"administrator {admin.username} created")
+    click.echo(f"TOTP secret: {secret}")
+    click.echo(f"provisioning URI: {provisioning_uri(admin.username, secret)}")
+
+
 @click.command("demo")
 @with_appcontext
 def demo():
@@ -286,5 +303,5 @@ def _print_client(body: dict, as_json: bool) -> None:
 
 
 def init_app(app) -> None:
-    for command in (contracts_cli, accounts_cli, clients_cli, mail_cli, backchannel_cli, keys_cli, audit_cli, demo):
+    for command in (contracts_cli, accounts_cli, clients_cli, mail_cli, backchannel_cli, keys_cli, audit_cli, admins_cli, demo):
         app.cli.add_command(command)

@@ -89,6 +89,8 @@ DEFAULTS = {
     "METRICS_TOKEN": None,
     # Audit events older than this many days are removed by 'flask audit prune'.
     "AUDIT_RETENTION_DAYS": 400,
+    # The admin console's session ends after this many idle seconds.
+    "ADMIN_IDLE_TIMEOUT": 15 * 60,
     # Largest request body accepted anywhere (bytes).
     "MAX_CONTENT_LENGTH": 64 * 1024,
 }

@@ -1,6 +1,7 @@
 """Stored things, one module each. Importing this package registers them all."""
 
 from .account import Account
+from .admin import Admin
 from .assertion import UsedAssertion
 from .audit import AuditEvent
 from .backchannel import BackchannelLogout
@@ -17,6 +18,7 @@ from .session import LoginSession
 
 __all__ = [
     "Account",
+    "Admin",
     "AuditEvent",
     "BackchannelLogout",
     "AuthorizationCode",

@@ -37,3 +37,12 @@ def load(key: str) -> dict:
 
 def store(key: str, value: dict) -> None:
     session[key] = _fernet().encrypt(json.dumps(value, ensure_ascii=False).encode()).decode()
+
+
+def seal_text(value: str) -> str:
+    """Seal one string for storage (e.g. a TOTP secret)."""
+    return _fernet().encrypt(value.encode()).decode()
+
+
+def unseal_text(value: str) -> str:
+    return _fernet().decrypt(value.encode()).decode()

@@ -1,0 +1,1 @@
+"""The operator's console (/admin): clients, contracts, accounts, keys, audit log."""

@@ -1,0 +1,104 @@
+"""Administrator accounts and their sign-in: password, then TOTP (RFC 6238)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyotp
+from flask import current_app
+
+from .. import audit
+from ..extensions import db
+from ..models import Admin
+from ..security import sealed
+from ..security.clock import now
+from ..security.credentials import common_passwords
+from ..security.passwords import hash_password, verify_password
+from ..security.throttle import Attempt, Budget, Throttle
+
+TOTP_STEP = 30
+
+
+class AdminError(Exception):
+    pass
+
+
+def password_problems(password: str, username: str) -> list[str]:
+    """Administrators need more than customers: 12+ characters, not common, not the name."""
+    problems = []
+    if len(password) < 12:
+        problems.append("at least 12 characters")
+    if password.lower() in common_passwords() or username.lower() in password.lower():
+        problems.append("not a common password and not containing the username")
+    return problems
+
+
+def create_admin(username: str, password: str) -> tuple[Admin, str]:
+    """A new administrator and the TOTP secret to enrol in an authenticator app."""
+    username = username.strip()
+    if not username or len(username) > 64:
+        raise AdminError("a username of 1-64 characters is required")
+    problems = password_problems(password, username)
+    if problems:
+        raise AdminError("password: " + "; ".join(problems))
+    if db.session.scalar(db.select(Admin.id).filter_by(username=username)) is not None:
+        raise AdminError(f"administrator {username} exists")
+    secret = pyotp.random_base32()
+    admin = Admin(username=username, password_hash=hash_password(password),
+                  totp_secret=sealed.seal_text(secret), totp_last_step=0, created_at=now(), disabled=False)
+    db.session.add(admin)
+    audit.record("admin.created", username=username)
+    db.session.commit()
+    return admin, secret
+
+
+def provisioning_uri(username: str, secret: str) -> str:
+    return pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name="iTSCOM ID admin")
+
+
+@dataclass
+class SignIn:
+    admin: Admin | None = None
+    retry_after: int = 0
+
+
+def sign_in(username: str, password: str, code: str, address: str | None) -> SignIn:
+    """Both factors or nothing; the same answer for every kind of failure."""
+    config = current_app.config
+    counters = current_app.extensions["idp.counters"]
+    window = config["LOGIN_THROTTLE_WINDOW"]
+    budget = Budget(5, window, config["LOGIN_MAX_DELAY"])
+    attempt = Attempt([(Throttle(counters, budget), f"admin:user:{username.lower()}"),
+                       (Throttle(counters, budget), f"admin:addr:{address}")], now())
+    wait = attempt.begin()
+    if wait:
+        audit.record("admin.login_throttled", "failure", retry_after=wait)
+        db.session.commit()
+        return SignIn(retry_after=wait)
+    admin = db.session.scalar(db.select(Admin).filter_by(username=username.strip()))
+    password_ok = verify_password(admin.password_hash if admin else None, password)
+    step = _accepted_step(admin, code) if password_ok and admin and not admin.disabled else None
+    if step is None:
+        attempt.failed()
+        audit.record("admin.login_failure", "failure", username=username[:64])
+        db.session.commit()
+        return SignIn()
+    attempt.succeeded(clear=(f"admin:user:{username.lower()}",))
+    admin.totp_last_step = step
+    audit.record("admin.login", admin_id=admin.id)
+    db.session.commit()
+    return SignIn(admin=admin)
+
+
+def _accepted_step(admin: Admin, code: str) -> int | None:
+    """The time step the code belongs to (±1 step of skew), never one used before."""
+    code = (code or "").strip()
+    if not (code.isdigit() and len(code) == 6):
+        return None
+    totp = pyotp.TOTP(sealed.unseal_text(admin.totp_secret))
+    t = now()
+    for offset in (0, -1, 1):
+        step = t // TOTP_STEP + offset
+        if step > admin.totp_last_step and totp.at(step * TOTP_STEP) == code:
+            return step
+    return None

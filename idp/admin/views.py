@@ -1,0 +1,308 @@
+"""管理コンソール (/admin): what operators do, each action audited.
+
+An administrator signs in with username, password and a TOTP code; the
+admin session is separate from any customer's OP session and ends after
+IDP_ADMIN_IDLE_TIMEOUT seconds without a request. Every form is a POST with
+a CSRF token, answered with 303.
+"""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+
+from .. import audit
+from ..accounts import end_everything
+from ..clients import (
+    AUTH_METHODS,
+    GRANT_TYPES,
+    ClientError,
+    build_metadata,
+    create_client,
+    delete_client,
+    rotate_secret,
+)
+from ..contracts import ContractImportError, import_contracts, parse_csv
+from ..extensions import db
+from ..models import Account, AuditEvent, Client, Contract, SigningKey
+from ..oauth import keys
+from ..oauth.claims import SUPPORTED_SCOPES
+from ..security.clock import now
+from .service import sign_in
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+PAGE_SIZE = 50
+
+
+def admin_required(view):
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        t = now()
+        admin_id, seen = session.get("admin_id"), session.get("admin_seen", 0)
+        if admin_id is None or t - seen > current_app.config["ADMIN_IDLE_TIMEOUT"]:
+            session.pop("admin_id", None)
+            return redirect(url_for("admin.login"), 303)
+        session["admin_seen"] = t
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def record(event: str, **details) -> None:
+    audit.record(event, admin_id=session.get("admin_id"), **details)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    error, status = None, 200
+    if request.method == "POST":
+        result = sign_in(request.form.get("username", ""), request.form.get("password", ""),
+                         request.form.get("code", ""), request.remote_addr)
+        if result.admin is not None:
+            session.clear()  # a fresh session: no fixation, nothing of a customer's flow
+            session.update(admin_id=result.admin.id, admin_seen=now())
+            return redirect(url_for("admin.index"), 303)
+        error = (f"しばらくしてから再度お試しください（{result.retry_after}秒後）。" if result.retry_after
+                 else "ユーザー名、パスワードまたは確認コードが正しくありません。")
+        status = 429 if result.retry_after else 401
+    return render_template("admin/login.html", error=error), status
+
+
+@bp.route("/logout", methods=["POST"])
+def logout():
+    record("admin.logout")
+    db.session.commit()
+    session.clear()
+    return redirect(url_for("admin.login"), 303)
+
+
+@bp.route("/")
+@admin_required
+def index():
+    return render_template("admin/index.html")
+
+
+# --- clients ---------------------------------------------------------------
+
+@bp.route("/clients")
+@admin_required
+def clients():
+    rows = db.session.scalars(db.select(Client).order_by(Client.id)).all()
+    return render_template("admin/clients.html", clients=rows)
+
+
+@bp.route("/clients/new", methods=["GET", "POST"])
+@admin_required
+def client_new():
+    if request.method == "POST":
+        try:
+            client, secret = create_client(*_client_form_args(), first_party=bool(request.form.get("first_party")))
+        except ClientError as error:
+            return _client_form(None, str(error)), 400
+        record("admin.client_created", client_id=client.client_id)
+        db.session.commit()
+        return render_template("admin/client_secret.html", client=client, secret=secret)
+    return _client_form(None)
+
+
+@bp.route("/clients/<client_id>", methods=["GET", "POST"])
+@admin_required
+def client_edit(client_id):
+    client = _client(client_id)
+    if request.method == "POST":
+        try:
+            client.client_metadata = build_metadata(*_client_form_args())
+        except ClientError as error:
+            db.session.rollback()
+            return _client_form(client, str(error)), 400
+        client.first_party = bool(request.form.get("first_party"))
+        record("admin.client_updated", client_id=client_id)
+        db.session.commit()
+        flash("保存しました。")
+        return redirect(url_for("admin.client_edit", client_id=client_id), 303)
+    return _client_form(client)
+
+
+@bp.route("/clients/<client_id>/rotate-secret", methods=["POST"])
+@admin_required
+def client_rotate(client_id):
+    client = _client(client_id)
+    try:
+        secret = rotate_secret(client)
+    except ClientError as error:
+        flash(str(error))
+        return redirect(url_for("admin.client_edit", client_id=client_id), 303)
+    record("admin.client_secret_rotated", client_id=client_id)
+    db.session.commit()
+    return render_template("admin/client_secret.html", client=client, secret=secret)
+
+
+@bp.route("/clients/<client_id>/disable", methods=["POST"])
+@admin_required
+def client_disable(client_id):
+    client = _client(client_id)
+    client.disabled = not client.disabled
+    record("admin.client_disabled" if client.disabled else "admin.client_enabled", client_id=client_id)
+    db.session.commit()
+    return redirect(url_for("admin.client_edit", client_id=client_id), 303)
+
+
+@bp.route("/clients/<client_id>/delete", methods=["POST"])
+@admin_required
+def client_delete(client_id):
+    delete_client(_client(client_id))
+    record("admin.client_deleted", client_id=client_id)
+    db.session.commit()
+    flash("削除しました。")
+    return redirect(url_for("admin.clients"), 303)
+
+
+def _client(client_id: str) -> Client:
+    client = db.session.scalar(db.select(Client).filter_by(client_id=client_id))
+    if client is None:
+        abort(404)
+    return client
+
+
+def _lines(name: str) -> list[str]:
+    return [line.strip() for line in request.form.get(name, "").splitlines() if line.strip()]
+
+
+def _client_form_args() -> tuple:
+    form = request.form
+    return (
+        form.get("name", ""),
+        _lines("redirect_uris"),
+        _lines("post_logout_redirect_uris"),
+        form.get("backchannel_logout_uri", "").strip() or None,
+        form.getlist("grant_types"),
+        form.get("scope", "").split(),
+        form.get("auth_method", "client_secret_basic"),
+        form.get("id_token_alg", "RS256"),
+    )
+
+
+def _client_form(client: Client | None, error: str | None = None):
+    return render_template("admin/client_form.html", client=client, error=error, grant_types=GRANT_TYPES,
+                           auth_methods=AUTH_METHODS, scopes=SUPPORTED_SCOPES, form=request.form)
+
+
+# --- contracts -------------------------------------------------------------
+
+@bp.route("/contracts", methods=["GET", "POST"])
+@admin_required
+def contracts():
+    found, preview, errors, text = None, None, None, ""
+    number = request.args.get("customer_number", "").strip()
+    if number:
+        found = db.session.scalar(db.select(Contract).filter_by(customer_number=number))
+    if request.method == "POST":
+        upload = request.files.get("csv")
+        text = (upload.read().decode("utf-8-sig", errors="replace") if upload else request.form.get("csv_text", ""))
+        try:
+            rows = parse_csv(text)
+        except ContractImportError as error:
+            errors = str(error)
+        else:
+            if request.form.get("confirm"):
+                report = import_contracts(text)
+                record("admin.contracts_imported", created=report.created, updated=report.updated)
+                db.session.commit()
+                flash(f"{report.created}件を新規登録、{report.updated}件を更新しました。")
+                return redirect(url_for("admin.contracts"), 303)
+            existing = set(db.session.scalars(db.select(Contract.customer_number).where(
+                Contract.customer_number.in_([r["customer_number"] for r in rows]))))
+            preview = {"new": [r for r in rows if r["customer_number"] not in existing],
+                       "updated": [r for r in rows if r["customer_number"] in existing]}
+    return render_template("admin/contracts.html", found=found, number=number, preview=preview, errors=errors,
+                           text=text)
+
+
+# --- accounts --------------------------------------------------------------
+
+@bp.route("/accounts")
+@admin_required
+def accounts():
+    query = request.args.get("q", "").strip()
+    account = None
+    if query:
+        account = db.session.scalar(
+            db.select(Account).join(Account.contract).where(
+                (Account.login_id == query.lower()) | (Contract.customer_number == query)))
+    return render_template("admin/accounts.html", query=query, account=account)
+
+
+@bp.route("/accounts/<int:account_id>/lock", methods=["POST"])
+@admin_required
+def account_lock(account_id):
+    account = db.session.get(Account, account_id) or abort(404)
+    account.status = "active" if account.status == "locked" else "locked"
+    if account.status == "locked":
+        end_everything(account, now())
+    record("admin.account_" + ("locked" if account.status == "locked" else "unlocked"), account_id=account_id)
+    db.session.commit()
+    return redirect(url_for("admin.accounts", q=account.login_id), 303)
+
+
+@bp.route("/accounts/<int:account_id>/revoke", methods=["POST"])
+@admin_required
+def account_revoke(account_id):
+    account = db.session.get(Account, account_id) or abort(404)
+    end_everything(account, now())
+    record("admin.account_revoked", account_id=account_id)
+    db.session.commit()
+    flash("すべてのセッションとトークンを無効にしました。")
+    return redirect(url_for("admin.accounts", q=account.login_id), 303)
+
+
+# --- keys ------------------------------------------------------------------
+
+@bp.route("/keys", methods=["GET", "POST"])
+@admin_required
+def signing_keys():
+    if request.method == "POST":
+        alg = request.form.get("alg")
+        if alg not in keys.SUPPORTED_ALGS:
+            abort(400)
+        row = keys.rotate(alg)
+        record("key.rotated", kid=row.kid, alg=alg)
+        db.session.commit()
+        flash(f"{alg} の新しい鍵 {row.kid} を追加しました。")
+        return redirect(url_for("admin.signing_keys"), 303)
+    t = now()
+    rows = [(k, keys.state(k, t)) for k in db.session.scalars(db.select(SigningKey).order_by(SigningKey.id))]
+    return render_template("admin/keys.html", rows=rows, algs=keys.SUPPORTED_ALGS)
+
+
+# --- audit log -------------------------------------------------------------
+
+@bp.route("/audit")
+@admin_required
+def audit_log():
+    args = request.args
+    query = db.select(AuditEvent)
+    if args.get("event"):
+        query = query.where(AuditEvent.event == args["event"])
+    if args.get("account_id", "").isdigit():
+        query = query.where(AuditEvent.account_id == int(args["account_id"]))
+    if args.get("client_id"):
+        query = query.where(AuditEvent.client_id == args["client_id"])
+    for name, op in (("since", "__ge__"), ("until", "__lt__")):
+        if args.get(name, "").isdigit():
+            query = query.where(getattr(AuditEvent.created_at, op)(int(args[name])))
+    page = max(1, int(args["page"])) if args.get("page", "").isdigit() else 1
+    rows = db.session.scalars(query.order_by(AuditEvent.id.desc()).offset((page - 1) * PAGE_SIZE)
+                              .limit(PAGE_SIZE + 1)).all()
+    return render_template("admin/audit.html", rows=rows[:PAGE_SIZE], page=page, more=len(rows) > PAGE_SIZE,
+                           args=args)
