@@ -91,6 +91,10 @@ DEFAULTS = {
     "AUDIT_RETENTION_DAYS": 400,
     # The admin console's session ends after this many idle seconds.
     "ADMIN_IDLE_TIMEOUT": 15 * 60,
+    # Seconds a process may use its cached copy of a client registration.
+    "CLIENT_CACHE_SECONDS": 5,
+    # Seconds a process may use its cached signing keys (rotation visibility).
+    "KEY_CACHE_SECONDS": 30,
     # Largest request body accepted anywhere (bytes).
     "MAX_CONTENT_LENGTH": 64 * 1024,
 }
@@ -128,7 +132,9 @@ def load(app, overrides: dict | None = None) -> None:
 
     secure = config["ISSUER"].startswith("https://")
     config.update(
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+        # No pre-ping: it costs a round trip on every request; connections are
+        # recycled before servers or proxies would drop them instead.
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_recycle": 1800},
         SESSION_COOKIE_NAME="idp_flow",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",

@@ -48,9 +48,7 @@ EVENT_METRICS = {
 
 
 def count_event(event: str, details: dict) -> None:
-    if event == "token.issued":
-        TOKENS.labels(details.get("grant_type") or "unknown").inc()
-    elif event in EVENT_METRICS:
+    if event in EVENT_METRICS:
         metric, labels = EVENT_METRICS[event]
         metric.labels(*labels).inc()
 

@@ -101,7 +101,9 @@ class Token(db.Model, TokenMixin):
         return self.account
 
     def get_client(self) -> Client | None:
-        return db.session.scalar(db.select(Client).filter_by(client_id=self.client_id))
+        from ..oauth.server import query_client
+
+        return query_client(self.client_id)
 
     def is_refresh_usable(self, at: int) -> bool:
         return (

@@ -1,6 +1,6 @@
 """Signing keys: generated once, stored in the database, shared by every process.
 
-Each process keeps the current keys in memory for ``CACHE_SECONDS`` so that
+Each process keeps the current keys in memory for IDP_KEY_CACHE_SECONDS so that
 signing and the JWKS endpoint cost no query; a key added by another process
 is seen within that time. The JWKS document is serialised once per refresh.
 """
@@ -24,7 +24,6 @@ from ..models import SigningKey
 from ..security.clock import now
 from ..security.secrets import new_secret
 
-CACHE_SECONDS = 30
 SUPPORTED_ALGS = ("RS256", "ES256")
 
 
@@ -98,10 +97,11 @@ def ensure_signing_keys() -> None:
 def keyring() -> KeyRing:
     state = current_app.extensions["idp.keys"]
     ring = state.get("ring")
-    if ring is None or time.monotonic() - ring.loaded_at > CACHE_SECONDS:
+    ttl = current_app.config["KEY_CACHE_SECONDS"]
+    if ring is None or time.monotonic() - ring.loaded_at > ttl:
         with state["lock"]:
             ring = state.get("ring")
-            if ring is None or time.monotonic() - ring.loaded_at > CACHE_SECONDS:
+            if ring is None or time.monotonic() - ring.loaded_at > ttl:
                 ring = state["ring"] = _load()
     return ring
 
