@@ -65,6 +65,8 @@ def _throttles() -> tuple[Throttle, Throttle]:
     counters = current_app.extensions["idp.counters"]
     window, max_delay = config["LOGIN_THROTTLE_WINDOW"], config["LOGIN_MAX_DELAY"]
     return (
-        Throttle(counters, Budget(config["LOGIN_FREE_FAILURES_PER_ACCOUNT"], window, max_delay)),
-        Throttle(counters, Budget(config["LOGIN_FREE_FAILURES_PER_ADDRESS"], window, max_delay)),
+        # Fail open: without the counter store, logins go on (argon2 still
+        # bounds guessing); refusing every customer would be the bigger harm.
+        Throttle(counters, Budget(config["LOGIN_FREE_FAILURES_PER_ACCOUNT"], window, max_delay, fail_open=True)),
+        Throttle(counters, Budget(config["LOGIN_FREE_FAILURES_PER_ADDRESS"], window, max_delay, fail_open=True)),
     )

@@ -13,9 +13,18 @@ Counters live in this process (``MemoryCounters``, one node) or in Redis
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from typing import Protocol
+
+
+log = logging.getLogger(__name__)
+UNAVAILABLE_WAIT = 60
+
+
+class CountersUnavailable(Exception):
+    """The shared counter store cannot be reached."""
 
 
 class Counters(Protocol):
@@ -67,17 +76,26 @@ class RedisCounters:
         pipe.hincrby(name, "count", 1)
         pipe.hset(name, "last", now)
         pipe.expire(name, window)
-        (count, last), *_ = pipe.execute()
+        (count, last), *_ = self._run(pipe)
         return int(count or 0), int(last or 0)
 
     def undo(self, key: str, last_before: int) -> None:
         pipe = self._redis.pipeline(transaction=True)
         pipe.hincrby(f"throttle:{key}", "count", -1)
         pipe.hset(f"throttle:{key}", "last", last_before)
-        pipe.execute()
+        self._run(pipe)
 
     def clear(self, key: str) -> None:
-        self._redis.delete(f"throttle:{key}")
+        self._run(self._redis.pipeline().delete(f"throttle:{key}"))
+
+    @staticmethod
+    def _run(pipe):
+        import redis
+
+        try:
+            return pipe.execute()
+        except redis.RedisError as error:
+            raise CountersUnavailable(str(error)) from error
 
 
 @dataclass(frozen=True)
@@ -88,6 +106,9 @@ class Budget:
     # hard: once the budget is spent, refuse until the window has passed
     # since the last failure (for guessable secrets such as 4 digits).
     hard: bool = False
+    # When the shared counter store is down: let the attempt through (open),
+    # or refuse it for UNAVAILABLE_WAIT seconds (closed). See README.
+    fail_open: bool = False
 
     def retry_after(self, failures: int, last: int, now: int) -> int:
         """Seconds until the next attempt is allowed; 0 when it is allowed now."""
@@ -118,30 +139,43 @@ class Attempt:
     def __init__(self, gates: list[tuple[Throttle, str]], now: int) -> None:
         self.gates, self.now = gates, now
         self._counted: list[tuple[Throttle, str, int]] = []
+        self.unavailable = False
 
     def begin(self) -> int:
-        for throttle, key in self.gates:
-            failures, last = throttle.counters.add(key, self.now, throttle.budget.window)
-            self._counted.append((throttle, key, last))
-            wait = throttle.budget.retry_after(failures, last, self.now)
-            if wait:
-                self._take_back()
-                return wait
+        try:
+            for throttle, key in self.gates:
+                failures, last = throttle.counters.add(key, self.now, throttle.budget.window)
+                self._counted.append((throttle, key, last))
+                wait = throttle.budget.retry_after(failures, last, self.now)
+                if wait:
+                    self._take_back()
+                    return wait
+        except CountersUnavailable:
+            self._counted = []
+            self.unavailable = True
+            if all(throttle.budget.fail_open for throttle, _ in self.gates):
+                log.warning("throttle counters unavailable: letting %s through", self.gates[0][1].split(":")[0])
+                return 0
+            log.warning("throttle counters unavailable: refusing %s", self.gates[0][1].split(":")[0])
+            return UNAVAILABLE_WAIT
         return 0
 
     def succeeded(self, clear: tuple[str, ...] = ()) -> None:
-        self._take_back()
-        for throttle, key in self.gates:
-            if key in clear:
-                throttle.counters.clear(key)
+        try:
+            self._take_back()
+            for throttle, key in self.gates:
+                if key in clear:
+                    throttle.counters.clear(key)
+        except CountersUnavailable:
+            pass  # nothing to take back that the store still holds
 
     def failed(self) -> None:
         self._counted = []
 
     def _take_back(self) -> None:
-        for throttle, key, last in self._counted:
+        counted, self._counted = self._counted, []
+        for throttle, key, last in counted:
             throttle.counters.undo(key, last)
-        self._counted = []
 
 
 def make_counters(redis_url: str | None) -> Counters:
@@ -149,4 +183,4 @@ def make_counters(redis_url: str | None) -> Counters:
         return MemoryCounters()
     import redis
 
-    return RedisCounters(redis.Redis.from_url(redis_url, socket_timeout=1.0))
+    return RedisCounters(redis.Redis.from_url(redis_url, socket_timeout=0.5, socket_connect_timeout=0.5))
