@@ -41,6 +41,9 @@ def create_app(test_config: dict | None = None, clock=None) -> Flask:
     from .security.clock import SystemClock
     from .security.throttle import make_counters
 
+    from .oauth.documents import PublicDocuments
+
+    app.wsgi_app = PublicDocuments(app.wsgi_app, app)
     hops = app.config["TRUSTED_PROXIES"]
     if hops:
         from werkzeug.middleware.proxy_fix import ProxyFix

@@ -65,12 +65,17 @@ def discovery_document(issuer: str) -> dict:
     }
 
 
-@bp.route("/.well-known/openid-configuration")
-def discovery():
+def discovery_body() -> bytes:
+    """The discovery document's bytes, serialised once per app."""
     cache = current_app.extensions["idp.discovery"]
     if "body" not in cache:
         cache["body"] = json.dumps(discovery_document(current_app.config["ISSUER"]), ensure_ascii=False).encode()
-    return _cacheable(cache["body"], max_age=3600)
+    return cache["body"]
+
+
+@bp.route("/.well-known/openid-configuration")
+def discovery():
+    return _cacheable(discovery_body(), max_age=3600)
 
 
 @bp.route("/jwks")

@@ -95,3 +95,16 @@ def test_es256_client_gets_es256_id_tokens(app, client, account):
 
     assert pyjwt.get_unverified_header(token)["alg"] == "ES256"
     assert es.verify_id_token(token)["aud"] == es.client_id
+
+
+def test_discovery_and_jwks_below_flask_match_the_views(client):
+    plain = client.get("/jwks")
+    with_origin = client.get("/jwks", headers={"Origin": "https://nowhere.example"})  # through Flask
+    assert plain.get_data() == with_origin.get_data()
+    assert plain.headers["ETag"] == with_origin.headers["ETag"]
+    assert plain.headers["Content-Type"] == "application/jwk-set+json"
+    assert client.get("/jwks", headers={"If-None-Match": plain.headers["ETag"]}).status_code == 304
+    doc = client.get("/.well-known/openid-configuration")
+    assert doc.get_data() == client.get("/.well-known/openid-configuration",
+                                        headers={"Origin": "https://nowhere.example"}).get_data()
+    assert doc.headers["Cache-Control"] == "public, max-age=3600"

@@ -1,0 +1,52 @@
+"""Discovery and JWKS served below Flask.
+
+Both are public, precomputed bytes that every relying party polls; the full
+Flask pipeline (session, CSRF, metrics and header hooks) costs more than
+the document. This WSGI middleware answers plain GETs for them directly,
+with the same body, Content-Type, Cache-Control, ETag (and 304) the views
+give. Requests with an Origin header (CORS) go through Flask as before.
+"""
+
+from __future__ import annotations
+
+from .keys import keyring
+
+DISCOVERY = "/.well-known/openid-configuration"
+JWKS = "/jwks"
+COMMON = [("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer")]
+
+
+class PublicDocuments:
+    def __init__(self, wsgi_app, flask_app) -> None:
+        self.wsgi_app = wsgi_app
+        self.flask_app = flask_app
+        self._discovery: bytes | None = None
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO")
+        if (path not in (DISCOVERY, JWKS) or environ.get("REQUEST_METHOD") != "GET"
+                or "HTTP_ORIGIN" in environ or environ.get("QUERY_STRING")):
+            return self.wsgi_app(environ, start_response)
+        if path == DISCOVERY:
+            body, etag, content_type, max_age = self._discovery_body(), None, "application/json", 3600
+        else:
+            with self.flask_app.app_context():
+                ring = keyring()
+            body, etag, content_type, max_age = ring.jwks_bytes, f'"{ring.etag}"', "application/jwk-set+json", 300
+        headers = [("Cache-Control", f"public, max-age={max_age}"), *COMMON]
+        if etag:
+            headers.append(("ETag", etag))
+            if etag in environ.get("HTTP_IF_NONE_MATCH", ""):
+                start_response("304 Not Modified", headers)
+                return [b""]
+        headers += [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+        start_response("200 OK", headers)
+        return [body]
+
+    def _discovery_body(self) -> bytes:
+        if self._discovery is None:
+            from .views import discovery_body
+
+            with self.flask_app.app_context():
+                self._discovery = discovery_body()
+        return self._discovery
