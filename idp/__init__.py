@@ -33,6 +33,7 @@ def create_app(test_config: dict | None = None, clock=None) -> Flask:
     from .mail.transports import make_transport
     from .oauth import backchannel, keys
     from .oauth.authorize import bp as authorize_bp
+    from .oauth.documents import PublicDocuments
     from .oauth.server import config_oauth
     from .oauth.views import bp as oauth_bp
     from .recovery.views import bp as recovery_bp
@@ -40,8 +41,6 @@ def create_app(test_config: dict | None = None, clock=None) -> Flask:
     from .security import headers
     from .security.clock import SystemClock
     from .security.throttle import make_counters
-
-    from .oauth.documents import PublicDocuments
 
     app.wsgi_app = PublicDocuments(app.wsgi_app, app)
     hops = app.config["TRUSTED_PROXIES"]

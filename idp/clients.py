@@ -18,6 +18,7 @@ from .security.clock import now
 from .security.secrets import digest, new_secret
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+ASSERTION_ALGS = ("RS256", "ES256", "PS256")
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
 DEFAULT_SCOPES = SUPPORTED_SCOPES
 
@@ -52,6 +53,7 @@ def build_metadata(
     id_token_signed_response_alg: str = "RS256",
     jwks: dict | None = None,
     jwks_uri: str | None = None,
+    token_endpoint_auth_signing_alg: str | None = None,
 ) -> dict:
     """Checked RFC 7591 metadata for a client; ClientError says what is wrong."""
     if not name.strip():
@@ -87,6 +89,8 @@ def build_metadata(
             raise ClientError("jwks must hold public keys only")
     if jwks_uri:
         check_redirect_uri(jwks_uri, "jwks_uri")
+    if token_endpoint_auth_signing_alg not in (None, *ASSERTION_ALGS):
+        raise ClientError(f"token_endpoint_auth_signing_alg must be one of {', '.join(ASSERTION_ALGS)}")
     metadata = {
         "client_name": name.strip(),
         "redirect_uris": list(dict.fromkeys(redirect_uris)),
@@ -104,6 +108,8 @@ def build_metadata(
         metadata["jwks"] = jwks
     if jwks_uri:
         metadata["jwks_uri"] = jwks_uri
+    if token_endpoint_auth_signing_alg:
+        metadata["token_endpoint_auth_signing_alg"] = token_endpoint_auth_signing_alg
     return metadata
 
 

@@ -50,6 +50,18 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         g.idp_assertion_client = client
         return KeySet.import_key_set(client_jwks(client))
 
+    def extract_assertion(self, assertion: str):
+        headers, claims = super().extract_assertion(assertion)
+        g.idp_assertion_alg = headers.get("alg")
+        return headers, claims
+
+    def authenticate_client(self, client):
+        # Registration 1.0 2: a registered signing alg is the only one accepted.
+        registered = client.client_metadata.get("token_endpoint_auth_signing_alg")
+        if registered and g.get("idp_assertion_alg") != registered:
+            raise InvalidClientError(description=f"The client assertion must be signed with {registered}.")
+        return super().authenticate_client(client)
+
     def process_assertion_claims(self, assertion, resolve_key):
         try:
             return super().process_assertion_claims(assertion, resolve_key)

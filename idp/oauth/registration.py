@@ -67,6 +67,7 @@ def checked_metadata(data: dict) -> dict:
             data.get("id_token_signed_response_alg") or "RS256",
             jwks=data.get("jwks"),
             jwks_uri=data.get("jwks_uri"),
+            token_endpoint_auth_signing_alg=data.get("token_endpoint_auth_signing_alg"),
         )
     except ClientError as error:
         message = str(error)
@@ -123,14 +124,16 @@ class RegistrationEndpoint(_RegistrationEndpoint):
     def authenticate_token(self, request):
         token = _bearer(request)
         if not token:
-            return None
+            raise InvalidTokenError()
         claimed = db.session.execute(
             update(InitialAccessToken)
             .where(InitialAccessToken.digest == digest(token), InitialAccessToken.used_at.is_(None),
                    InitialAccessToken.expires_at > now())
             .values(used_at=now())
         )
-        return token if claimed.rowcount == 1 else None
+        if claimed.rowcount != 1:
+            raise InvalidTokenError()  # unknown, spent or expired: 401 invalid_token
+        return token
 
     def get_server_metadata(self):
         return _server_metadata()
@@ -150,11 +153,13 @@ class RegistrationEndpoint(_RegistrationEndpoint):
         return info
 
     def extract_client_metadata(self, request):
+        # What we register is what the response says (RFC 7591 3.2.1): our
+        # checked metadata, not an echo of the request.
         _precheck(request)
-        return super().extract_client_metadata(request)
+        return _metadata(request, super().extract_client_metadata(request))
 
     def save_client(self, client_info, client_metadata, request):
-        metadata = _metadata(request, client_metadata)
+        metadata = client_metadata
         secret = client_info.get("client_secret")
         client = Client(
             client_id=client_info["client_id"],
@@ -186,7 +191,7 @@ class ConfigurationEndpoint(_ConfigurationEndpoint):
 
     def extract_client_metadata(self, request):
         _precheck(request)
-        return super().extract_client_metadata(request)
+        return _metadata(request, super().extract_client_metadata(request))
 
     def authenticate_client(self, request):
         return db.session.scalar(db.select(Client).filter_by(client_id=g.get("idp_registration_client_id")))
@@ -207,7 +212,7 @@ class ConfigurationEndpoint(_ConfigurationEndpoint):
         delete_client(client)
 
     def update_client(self, client, client_metadata, request):
-        client.client_metadata = _metadata(request, client_metadata)
+        client.client_metadata = client_metadata
         audit.record("client.updated", client_id=client.client_id)
         return client
 

@@ -18,7 +18,6 @@ import threading
 from dataclasses import dataclass
 from typing import Protocol
 
-
 log = logging.getLogger(__name__)
 UNAVAILABLE_WAIT = 60
 

@@ -1,0 +1,203 @@
+"""Bounded soak on two OP nodes (issue 7 item 6): load without loss.
+
+    .venv/bin/python bench/soak.py            # SOAK_SECONDS=60 SOAK_RATE=300 by default
+
+Two OP processes (granian, one worker each) on loopback ports share one
+PostgreSQL database (idp_soak, recreated) and Redis db 2, with a mail sender
+process and a real SMTP sink (aiosmtpd). For SOAK_SECONDS, a fixed-rate mix
+of discovery, JWKS, client_credentials, introspection and UserInfo requests
+alternates between the nodes, while customers register through the
+registration flow on alternating nodes. Afterwards it checks: no errors,
+every registration's mail arrived, and the nodes' memory stayed flat.
+Traffic goes to 127.0.0.1 only; everything stops by itself.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.mailserver import MailServer, free_port  # noqa: E402 - a real SMTP sink
+
+SECONDS = int(os.environ.get("SOAK_SECONDS", "60"))
+RATE = int(os.environ.get("SOAK_RATE", "300"))
+DB = "idp_soak"
+# Registrations: (kana, phone, item, value) of demo contracts; each contract
+# may send 5 registration mails per 30 minutes, the address 20.
+CUSTOMERS = [
+    ("イツタロウ", "0312345678", "bank_last4", "4821"),
+    ("ヤマダタロウ", "0451234567", "card_last4", "1234"),
+    ("スズキハナコ", "0449876543", "bank_last4", "0077"),
+    ("タカハシミサキ", "08011112222", "bank_last4", "3141"),
+]
+PER_CUSTOMER = 4
+
+
+def main() -> int:
+    subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", DB], check=True)
+    subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", DB], check=True)
+    smtp = MailServer(free_port())
+    smtp.start()
+    ports = [free_port(), free_port()]
+    env = {**os.environ, "IDP_DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{DB}",
+           "IDP_REDIS_URL": "redis://127.0.0.1:6379/2", "IDP_ISSUER": f"http://127.0.0.1:{ports[0]}",
+           "IDP_SECRET_KEY": "soak-secret-key-0123456789abcdefghijklmnop", "IDP_MAIL_URL": smtp.url}
+    env.pop("IDP_ENV", None)
+    flask = [sys.executable, "-m", "flask", "--app", "idp"]
+    subprocess.run(["redis-cli", "-n", "2", "flushdb"], check=True, capture_output=True)
+    subprocess.run([*flask, "db", "upgrade"], env=env, check=True, capture_output=True)
+    demo = subprocess.run([*flask, "demo"], env=env, check=True, capture_output=True, text=True).stdout
+    secret = re.search(r"client_id: mypage-demo\s+client_secret: (\S+)", demo).group(1)
+    granian = str(Path(sys.executable).parent / "granian")
+    nodes = [subprocess.Popen([granian, "--interface", "wsgi", "--workers", "1", "--host", "127.0.0.1",
+                               "--port", str(port), "--factory", "idp:create_app"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for port in ports]
+    sender = subprocess.Popen([*flask, "mail", "send", "--loop", "--interval", "1"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    urls = [f"http://127.0.0.1:{port}" for port in ports]
+    try:
+        for url in urls:
+            _wait(lambda url=url: _up(url))
+        rss_start = _rss(nodes)
+        errors, done, login_ids = _run(urls, secret)
+        _wait(lambda: len(smtp.inbox.messages) >= len(login_ids), timeout=60)
+        rss_end = _rss(nodes)
+    finally:
+        for p in [*nodes, sender]:
+            p.terminate()
+        for p in [*nodes, sender]:
+            p.wait(timeout=10)
+        smtp.stop()
+    received = {m["To"] for m in smtp.inbox.messages}
+    lost = [i for i in login_ids if i not in received]
+    growth = max((rss_end[k] - rss_start[k]) / rss_start[k] for k in rss_start)
+    print(f"{done} requests in {SECONDS}s at {RATE}/s target; errors: {errors}")
+    print(f"registrations: {len(login_ids)}, mails received: {len(received)}, lost: {lost}")
+    print("RSS MiB start/end per node: " + ", ".join(f"{rss_start[k]:.0f}/{rss_end[k]:.0f}" for k in rss_start))
+    ok = errors == 0 and not lost and growth < 0.25
+    print("soak:", "PASS" if ok else "FAIL")
+    return 0 if ok else 1
+
+
+def _run(urls, secret):
+    errors = 0
+    done = 0
+    lock = threading.Lock()
+    stop_at = time.monotonic() + SECONDS
+    session = requests.Session()
+    token = session.post(f"{urls[0]}/token", auth=("mypage-demo", secret),
+                         data={"grant_type": "client_credentials"}).json()["access_token"]
+    requests_mix = [
+        lambda s, u: s.get(f"{u}/.well-known/openid-configuration"),
+        lambda s, u: s.get(f"{u}/jwks"),
+        lambda s, u: s.post(f"{u}/token", auth=("mypage-demo", secret), data={"grant_type": "client_credentials"}),
+        lambda s, u: s.post(f"{u}/introspect", auth=("mypage-demo", secret), data={"token": token}),
+        lambda s, u: s.get(f"{u}/healthz"),
+    ]
+
+    def worker(index: int, per_second: float):
+        nonlocal errors, done
+        s = requests.Session()
+        next_at = time.monotonic()
+        n = index
+        while time.monotonic() < stop_at:
+            next_at += 1 / per_second
+            try:
+                response = requests_mix[n % len(requests_mix)](s, urls[n % 2])
+                bad = response.status_code >= 400
+            except requests.RequestException:
+                bad = True
+            with lock:
+                done += 1
+                errors += bad
+            n += 1
+            time.sleep(max(0.0, next_at - time.monotonic()))
+
+    login_ids = []
+
+    def registrations():
+        nonlocal errors
+        spacing = SECONDS / (len(CUSTOMERS) * PER_CUSTOMER + 1)
+        n = 0
+        for round_ in range(PER_CUSTOMER):
+            for kana, phone, item, value in CUSTOMERS:
+                if time.monotonic() >= stop_at:
+                    return
+                login_id = f"soak{round_}.{n}@example.jp"
+                if _register(urls[n % 2], kana, phone, item, value, login_id):
+                    login_ids.append(login_id)
+                else:
+                    with lock:
+                        errors += 1
+                n += 1
+                time.sleep(spacing)
+
+    threads = [threading.Thread(target=worker, args=(i, RATE / 8)) for i in range(8)]
+    threads.append(threading.Thread(target=registrations))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors, done, login_ids
+
+
+def _register(url, kana, phone, item, value, login_id) -> bool:
+    s = requests.Session()
+
+    def post(path, data):
+        page = s.get(f"{url}{path}").text
+        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+        return s.post(f"{url}{path}", data={"csrf_token": token, **data}, allow_redirects=False)
+
+    steps = [
+        ("/registration/", {"name_kana": kana, "phone": phone, "payment_type": item, "payment_value": value}),
+        ("/registration/terms", {"agreement": "agree"}),
+        ("/registration/account", {"login_id": login_id, "password": "Soak-pass-2026",
+                                   "password_confirm": "Soak-pass-2026"}),
+    ]
+    for path, data in steps:
+        response = post(path, data)
+        if response.status_code != 303:
+            print(f"registration step {path} answered {response.status_code}")
+            return False
+    return True
+
+
+def _up(url) -> bool:
+    try:
+        return requests.get(f"{url}/readyz", timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def _wait(condition, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise SystemExit("soak: a condition was not met in time")
+
+
+def _rss(processes) -> dict[int, float]:
+    """Resident memory (MiB) of each node and its worker children."""
+    result = {}
+    for p in processes:
+        out = subprocess.run(["ps", "--ppid", str(p.pid), "-o", "rss="], capture_output=True, text=True).stdout
+        own = subprocess.run(["ps", "-p", str(p.pid), "-o", "rss="], capture_output=True, text=True).stdout
+        result[p.pid] = sum(int(x) for x in (out + own).split()) / 1024
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
