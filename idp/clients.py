@@ -18,7 +18,8 @@ from .security.clock import now
 from .security.secrets import digest, new_secret
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
-ASSERTION_ALGS = ("RS256", "ES256", "PS256")
+# Algorithms for client assertions: those joserfc recommends and we sign with.
+ASSERTION_ALGS = ("RS256", "ES256")
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
 DEFAULT_SCOPES = SUPPORTED_SCOPES
 
