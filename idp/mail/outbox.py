@@ -22,6 +22,7 @@ from flask import current_app, render_template
 from .. import audit
 from ..extensions import db
 from ..models.mail import OutboxMail
+from ..retry import record_failure
 from ..security.clock import now
 
 SENDER = "mypage@itscom.jp"
@@ -101,15 +102,9 @@ def _claim_next() -> OutboxMail | None:
 
 
 def _record_failure(mail: OutboxMail, error: Exception) -> None:
-    t = now()
-    mail.attempts += 1
-    mail.last_error = f"{type(error).__name__}: {error}"[:1000]
-    if mail.attempts >= MAX_ATTEMPTS:
-        mail.failed_at = t
+    if record_failure(mail, error, max_attempts=MAX_ATTEMPTS, base=BACKOFF_BASE, cap=BACKOFF_MAX):
         mail.body = None
         current_app.logger.error("mail %s to %s given up: %s", mail.id, mail.recipient, mail.last_error)
-    else:
-        mail.next_attempt_at = t + min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (mail.attempts - 1))
 
 
 def _message(mail: OutboxMail) -> EmailMessage:

@@ -24,6 +24,7 @@ from sqlalchemy import or_, update
 from .. import audit
 from ..extensions import db
 from ..models import AuthorizationCode, BackchannelLogout, Client, LoginSession
+from ..retry import record_failure
 from ..security.clock import now
 from ..security.secrets import new_secret
 from .keys import signing_keyset
@@ -158,13 +159,7 @@ def _lease(notice_id: int, t: int) -> bool:
 
 
 def _record_failure(notice: BackchannelLogout, error: Exception) -> None:
-    t = now()
-    notice.attempts += 1
-    notice.last_error = f"{type(error).__name__}: {error}"[:1000]
-    if notice.attempts >= MAX_ATTEMPTS:
-        notice.failed_at = t
-    else:
-        notice.next_attempt_at = t + min(3600, 30 * 2 ** (notice.attempts - 1))
+    record_failure(notice, error, max_attempts=MAX_ATTEMPTS, base=30, cap=3600)
     audit.record("backchannel.failed", "failure", client_id=notice.client_id, attempts=notice.attempts,
                  error=notice.last_error)
 
