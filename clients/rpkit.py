@@ -19,6 +19,7 @@ import sqlite3
 import time
 from functools import wraps
 
+import requests
 from authlib.integrations.flask_client import OAuth, OAuthError
 from flask import (
     Blueprint,
@@ -32,7 +33,7 @@ from flask import (
     session,
     url_for,
 )
-from joserfc import jwt
+from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
@@ -80,7 +81,7 @@ def configure(app: Flask, prefix: str, scope: str, schema: str = "", overrides: 
 
     @app.context_processor
     def _user():
-        return {"user": current_user()}
+        return {"user": current_user(), "form_token": session.get("form_token", "")}
 
 
 def get_db() -> sqlite3.Connection:
@@ -149,12 +150,16 @@ def callback():
     after = session.pop("after_login", None)
     session.clear()
     session["local_session"] = local_id
+    session["form_token"] = secrets.token_urlsafe(24)  # for the logout form (CSRF)
     return redirect(after if after and after.startswith("/") and not after.startswith("//") else "/")
 
 
 @bp.route("/logout", methods=["POST"])
 def logout():
     """End the local session here, then ask the OP to end the single sign-on."""
+    expected = session.get("form_token")
+    if not expected or not secrets.compare_digest(request.form.get("form_token", ""), expected):
+        abort(400)  # not our own logout form
     local_id = session.pop("local_session", None)
     row = None
     if local_id:
@@ -182,9 +187,13 @@ def backchannel_logout():
     """Back-Channel Logout 1.0 section 2.6: validate the logout token, end the sessions."""
     raw = request.form.get("logout_token", "")
     try:
+        jws.extract_compact(raw.encode())  # junk is refused before any network call
         claims = _validate_logout_token(raw)
     except (JoseError, ValueError, KeyError):
         return {"error": "invalid_request"}, 400, {"Cache-Control": "no-store"}
+    except requests.RequestException:
+        # The OP's keys cannot be fetched now: the OP retries later.
+        return {"error": "temporarily_unavailable"}, 503, {"Cache-Control": "no-store"}
     db = get_db()
     try:
         db.execute("INSERT INTO rp_logout_jtis (jti, seen_at) VALUES (?, ?)", (claims["jti"], int(time.time())))

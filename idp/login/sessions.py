@@ -67,17 +67,16 @@ def write_cookie(response):
     value = g.get("idp_set_cookie")
     if value is None:
         return response
+    secure = current_app.config["SESSION_COOKIE_SECURE"]
+    # Over https the SSO cookie also travels with an RP's cross-site POSTed
+    # authorization request (OIDC Core 3.1.2.1); the OP's pages cannot be
+    # framed, and its state-changing forms need the Lax flow cookie's CSRF token.
+    samesite = "None" if secure else "Lax"
     if value:
-        response.set_cookie(
-            COOKIE,
-            value,
-            max_age=current_app.config["SESSION_LIFETIME"],
-            secure=current_app.config["SESSION_COOKIE_SECURE"],
-            httponly=True,
-            samesite="Lax",
-        )
+        response.set_cookie(COOKIE, value, max_age=current_app.config["SESSION_LIFETIME"], secure=secure,
+                            httponly=True, samesite=samesite)
     else:
-        response.delete_cookie(COOKIE, secure=current_app.config["SESSION_COOKIE_SECURE"], httponly=True, samesite="Lax")
+        response.delete_cookie(COOKIE, secure=secure, httponly=True, samesite=samesite)
     return response
 
 

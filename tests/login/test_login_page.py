@@ -58,7 +58,8 @@ def test_successful_login_redirects_303_and_sets_a_fresh_session_cookie(client, 
     assert response.status_code == 303
     cookies = response.headers.getlist("Set-Cookie")
     session_cookie = next(c for c in cookies if c.startswith("idp_session="))
-    assert "HttpOnly" in session_cookie and "SameSite=Lax" in session_cookie and "Secure" in session_cookie
+    # https issuer: SameSite=None so that POSTed authorization requests keep SSO; always Secure.
+    assert "HttpOnly" in session_cookie and "SameSite=None" in session_cookie and "Secure" in session_cookie
     first_value = session_cookie.split(";")[0]
     again = post_login(client, "taro.itsu@example.jp", "itscom-demo1")
     second_value = next(c for c in again.headers.getlist("Set-Cookie") if c.startswith("idp_session=")).split(";")[0]
