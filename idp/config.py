@@ -91,6 +91,8 @@ DEFAULTS = {
     "AUDIT_RETENTION_DAYS": 400,
     # The admin console's session ends after this many idle seconds.
     "ADMIN_IDLE_TIMEOUT": 15 * 60,
+    # ... and in any case this many seconds after sign-in.
+    "ADMIN_SESSION_LIFETIME": 8 * 3600,
     # Seconds a process may use its cached copy of a client registration.
     "CLIENT_CACHE_SECONDS": 5,
     # Seconds a process may use its cached signing keys (rotation visibility).

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import pyotp
 from flask import current_app
+from sqlalchemy import update
 
 from .. import audit
 from ..extensions import db
@@ -35,7 +36,7 @@ def password_problems(password: str, username: str) -> list[str]:
 
 def create_admin(username: str, password: str) -> tuple[Admin, str]:
     """A new administrator and the TOTP secret to enrol in an authenticator app."""
-    username = username.strip()
+    username = username.strip().casefold()
     if not username or len(username) > 64:
         raise AdminError("a username of 1-64 characters is required")
     problems = password_problems(password, username)
@@ -68,14 +69,15 @@ def sign_in(username: str, password: str, code: str, address: str | None) -> Sig
     counters = current_app.extensions["idp.counters"]
     window = config["LOGIN_THROTTLE_WINDOW"]
     budget = Budget(5, window, config["LOGIN_MAX_DELAY"])
-    attempt = Attempt([(Throttle(counters, budget), f"admin:user:{username.lower()}"),
+    username = username.strip().casefold()
+    attempt = Attempt([(Throttle(counters, budget), f"admin:user:{username}"),
                        (Throttle(counters, budget), f"admin:addr:{address}")], now())
     wait = attempt.begin()
     if wait:
         audit.record("admin.login_throttled", "failure", retry_after=wait)
         db.session.commit()
         return SignIn(retry_after=wait)
-    admin = db.session.scalar(db.select(Admin).filter_by(username=username.strip()))
+    admin = db.session.scalar(db.select(Admin).where(db.func.lower(Admin.username) == username))
     password_ok = verify_password(admin.password_hash if admin else None, password)
     step = _accepted_step(admin, code) if password_ok and admin and not admin.disabled else None
     if step is None:
@@ -83,8 +85,15 @@ def sign_in(username: str, password: str, code: str, address: str | None) -> Sig
         audit.record("admin.login_failure", "failure", username=username[:64])
         db.session.commit()
         return SignIn()
-    attempt.succeeded(clear=(f"admin:user:{username.lower()}",))
-    admin.totp_last_step = step
+    # A code works once, also for two sign-ins racing with it.
+    claimed = db.session.execute(
+        update(Admin).where(Admin.id == admin.id, Admin.totp_last_step < step).values(totp_last_step=step))
+    if claimed.rowcount != 1:
+        attempt.failed()
+        audit.record("admin.login_failure", "failure", username=username[:64], reason="totp_reused")
+        db.session.commit()
+        return SignIn()
+    attempt.succeeded(clear=(f"admin:user:{username}",))
     audit.record("admin.login", admin_id=admin.id)
     db.session.commit()
     return SignIn(admin=admin)

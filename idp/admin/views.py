@@ -8,6 +8,8 @@ a CSRF token, answered with 303.
 
 from __future__ import annotations
 
+import re
+import secrets
 from functools import wraps
 
 from flask import (
@@ -35,7 +37,7 @@ from ..clients import (
 )
 from ..contracts import ContractImportError, import_contracts, parse_csv
 from ..extensions import db
-from ..models import Account, AuditEvent, Client, Contract, SigningKey
+from ..models import Account, Admin, AuditEvent, Client, Contract, SigningKey
 from ..oauth import keys
 from ..oauth.claims import SUPPORTED_SCOPES
 from ..security.clock import now
@@ -43,15 +45,28 @@ from .service import sign_in
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 PAGE_SIZE = 50
+DIGITS = re.compile(r"[0-9]{1,12}")
 
 
 def admin_required(view):
+    """A live admin session: the administrator exists and is enabled, this
+    session is the one their last sign-in started (logout ends it everywhere),
+    it is not idle for longer than ADMIN_IDLE_TIMEOUT nor older than
+    ADMIN_SESSION_LIFETIME."""
     @wraps(view)
     def wrapped(*args, **kwargs):
         t = now()
-        admin_id, seen = session.get("admin_id"), session.get("admin_seen", 0)
-        if admin_id is None or t - seen > current_app.config["ADMIN_IDLE_TIMEOUT"]:
-            session.pop("admin_id", None)
+        config = current_app.config
+        admin = db.session.get(Admin, session.get("admin_id", 0)) if session.get("admin_id") else None
+        live = (
+            admin is not None and not admin.disabled and admin.session_nonce
+            and secrets.compare_digest(admin.session_nonce, session.get("admin_nonce", ""))
+            and t - session.get("admin_seen", 0) <= config["ADMIN_IDLE_TIMEOUT"]
+            and t - session.get("admin_since", 0) <= config["ADMIN_SESSION_LIFETIME"]
+        )
+        if not live:
+            for key in ("admin_id", "admin_nonce", "admin_seen", "admin_since"):
+                session.pop(key, None)
             return redirect(url_for("admin.login"), 303)
         session["admin_seen"] = t
         return view(*args, **kwargs)
@@ -70,8 +85,11 @@ def login():
         result = sign_in(request.form.get("username", ""), request.form.get("password", ""),
                          request.form.get("code", ""), request.remote_addr)
         if result.admin is not None:
+            nonce = secrets.token_urlsafe(24)
+            result.admin.session_nonce = nonce  # one live console session per administrator
+            db.session.commit()
             session.clear()  # a fresh session: no fixation, nothing of a customer's flow
-            session.update(admin_id=result.admin.id, admin_seen=now())
+            session.update(admin_id=result.admin.id, admin_nonce=nonce, admin_seen=now(), admin_since=now())
             return redirect(url_for("admin.index"), 303)
         error = (f"しばらくしてから再度お試しください（{result.retry_after}秒後）。" if result.retry_after
                  else "ユーザー名、パスワードまたは確認コードが正しくありません。")
@@ -81,7 +99,10 @@ def login():
 
 @bp.route("/logout", methods=["POST"])
 def logout():
-    record("admin.logout")
+    admin = db.session.get(Admin, session.get("admin_id", 0)) if session.get("admin_id") else None
+    if admin is not None and admin.session_nonce == session.get("admin_nonce"):
+        admin.session_nonce = None  # every copy of this session ends too
+        record("admin.logout")
     db.session.commit()
     session.clear()
     return redirect(url_for("admin.login"), 303)
@@ -294,14 +315,14 @@ def audit_log():
     query = db.select(AuditEvent)
     if args.get("event"):
         query = query.where(AuditEvent.event == args["event"])
-    if args.get("account_id", "").isdigit():
+    if DIGITS.fullmatch(args.get("account_id", "")):
         query = query.where(AuditEvent.account_id == int(args["account_id"]))
     if args.get("client_id"):
         query = query.where(AuditEvent.client_id == args["client_id"])
     for name, op in (("since", "__ge__"), ("until", "__lt__")):
-        if args.get(name, "").isdigit():
+        if DIGITS.fullmatch(args.get(name, "")):
             query = query.where(getattr(AuditEvent.created_at, op)(int(args[name])))
-    page = max(1, int(args["page"])) if args.get("page", "").isdigit() else 1
+    page = max(1, int(args["page"])) if DIGITS.fullmatch(args.get("page", "")) else 1
     rows = db.session.scalars(query.order_by(AuditEvent.id.desc()).offset((page - 1) * PAGE_SIZE)
                               .limit(PAGE_SIZE + 1)).all()
     return render_template("admin/audit.html", rows=rows[:PAGE_SIZE], page=page, more=len(rows) > PAGE_SIZE,

@@ -16,5 +16,8 @@ class Admin(db.Model):
     totp_secret: Mapped[str] = mapped_column(Text)
     # The last TOTP time step accepted: a code works once.
     totp_last_step: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Changes at every sign-in and sign-out: admin sessions carrying another
+    # value (a copied cookie, a session from before logout) are over.
+    session_nonce: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[int] = mapped_column(BigInteger)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -142,9 +142,18 @@ def _post(notice: BackchannelLogout) -> None:
         notice.uri, data=body, method="POST",
         headers={"Content-Type": "application/x-www-form-urlencoded", "Cache-Control": "no-store"},
     )
-    with urllib.request.urlopen(request, timeout=TIMEOUT) as response:  # noqa: S310 - registered http(s) URI
+    # Never follow a redirect: the registered URI was checked, a Location is not.
+    with _NO_REDIRECTS.open(request, timeout=TIMEOUT) as response:
         if response.status not in (200, 204):
             raise ValueError(f"status {response.status}")
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        raise urllib.error.HTTPError(req.full_url, code, f"redirect to {newurl} refused", headers, fp)
+
+
+_NO_REDIRECTS = urllib.request.build_opener(_RefuseRedirects)
 
 
 def _lease(notice_id: int, t: int) -> bool:

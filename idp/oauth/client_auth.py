@@ -27,12 +27,14 @@ from ..security.clock import now
 from ..security.secrets import digest
 
 JWKS_CACHE_SECONDS = 300
+REFETCH_SECONDS = 10  # forced fetches (unknown kid) per URI, at most this often
 FETCH_TIMEOUT = 5
 MAX_JWKS_BYTES = 64 * 1024
 SKEW = 5
 ASSERTION_MAX_LIFETIME = 600
 
 _cache: dict[str, tuple[float, dict]] = {}
+_forced: dict[str, float] = {}
 _cache_lock = threading.Lock()
 
 
@@ -53,6 +55,7 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
     def extract_assertion(self, assertion: str):
         headers, claims = super().extract_assertion(assertion)
         g.idp_assertion_alg = headers.get("alg")
+        g.idp_assertion_kid = headers.get("kid")
         return headers, claims
 
     def authenticate_client(self, client):
@@ -67,9 +70,13 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
             return super().process_assertion_claims(assertion, resolve_key)
         except InvalidClientError:
             client = g.get("idp_assertion_client")
-            if client is None or not client.client_metadata.get("jwks_uri"):
+            kid = g.get("idp_assertion_kid")
+            if client is None or not client.client_metadata.get("jwks_uri") or not kid:
                 raise
-            # Perhaps a key the cache does not know yet: fetch once more.
+            if any(key.get("kid") == kid for key in client_jwks(client).get("keys", [])):
+                raise  # the key is known: the assertion itself is bad
+            # A key the cache does not know yet (the client rotated): fetch once
+            # more, at most every REFETCH_SECONDS per URI.
             fresh = KeySet.import_key_set(client_jwks(client, force=True))
             return super().process_assertion_claims(assertion, fresh)
 
@@ -95,10 +102,16 @@ def client_jwks(client, force: bool = False) -> dict:
         raise InvalidClientError(description="The client has no keys.")
     with _cache_lock:
         cached = _cache.get(uri)
-    if cached and not force and time.monotonic() - cached[0] < JWKS_CACHE_SECONDS:
+    t = time.monotonic()
+    if cached and not force and t - cached[0] < JWKS_CACHE_SECONDS:
         return cached[1]
+    if cached and force:
+        with _cache_lock:
+            if t - _forced.get(uri, -REFETCH_SECONDS) < REFETCH_SECONDS:
+                return cached[1]
+            _forced[uri] = t
     try:
-        response = requests.get(uri, timeout=FETCH_TIMEOUT, stream=True, allow_redirects=False)
+        response = requests.get(uri, timeout=(FETCH_TIMEOUT, FETCH_TIMEOUT), stream=True, allow_redirects=False)
         response.raise_for_status()
         body = response.raw.read(MAX_JWKS_BYTES + 1, decode_content=True)
         if len(body) > MAX_JWKS_BYTES:

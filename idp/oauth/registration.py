@@ -12,6 +12,8 @@ with every response of the configuration endpoint.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from authlib.oauth2.rfc6750.errors import InvalidTokenError
 from authlib.oauth2.rfc7591 import (
     ClientMetadataClaims,
@@ -50,8 +52,28 @@ def issue_initial_token(expires_in: int) -> str:
     return token
 
 
+STRING_MEMBERS = ("client_name", "scope", "backchannel_logout_uri", "jwks_uri", "token_endpoint_auth_method",
+                  "id_token_signed_response_alg", "token_endpoint_auth_signing_alg")
+LIST_MEMBERS = ("redirect_uris", "post_logout_redirect_uris", "grant_types", "response_types")
+# URIs the OP itself fetches or posts to: https only for self-registered clients
+# (no loopback, which would be the OP's own host).
+SERVER_FETCHED = ("jwks_uri", "backchannel_logout_uri")
+
+
 def checked_metadata(data: dict) -> dict:
     """RFC 7591 metadata through our rules; the RFC's error codes on failure."""
+    for name in STRING_MEMBERS:
+        if data.get(name) is not None and not isinstance(data[name], str):
+            raise InvalidClientMetadataError(f"{name} must be a string.")
+    for name in LIST_MEMBERS:
+        value = data.get(name)
+        if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise InvalidClientMetadataError(f"{name} must be a list of strings.")
+    if data.get("jwks") is not None and not isinstance(data["jwks"], dict):
+        raise InvalidClientMetadataError("jwks must be a JWK Set object.")
+    for name in SERVER_FETCHED:
+        if data.get(name) and urlsplit(data[name]).scheme != "https":
+            raise InvalidClientMetadataError(f"{name} must be an https URL.")
     response_types = data.get("response_types", ["code"])
     if response_types not in (["code"], []):
         raise InvalidClientMetadataError("Only the 'code' response type is supported.")

@@ -146,8 +146,14 @@ def _endpoint_response(name: str) -> Response:
 @bp.route("/register", methods=["POST"])
 @csrf.exempt
 def register():
-    """RFC 7591 dynamic client registration (initial access token required)."""
-    return _endpoint_response("client_registration")
+    """RFC 7591 dynamic client registration (initial access token required).
+    A refused registration writes nothing: its initial token stays usable."""
+    response = oauth_server().create_endpoint_response("client_registration")
+    if response.status_code < 400:
+        db.session.commit()
+    else:
+        db.session.rollback()
+    return response
 
 
 @bp.route("/register/<client_id>", methods=["GET", "PUT", "DELETE"])

@@ -160,3 +160,40 @@ def test_audit_log_filters_and_pages(app, client, admin, clock, rp):
     page = client.get("/admin/audit?event=login.success").get_data(as_text=True)
     assert "login.success" in page and "token.issued" not in page
     assert "admin.login" in client.get("/admin/audit").get_data(as_text=True)
+
+
+def test_logout_ends_every_copy_of_the_session(app, client, admin, clock):
+    sign_in(client, admin, clock)
+    copied = client.get_cookie("idp_flow").value
+    token = csrf_token_plain(client.get("/admin/").get_data(as_text=True))
+    client.post("/admin/logout", data={"csrf_token": token})
+    thief = app.test_client()
+    thief.set_cookie("idp_flow", copied)
+    assert thief.get("/admin/").location == "/admin/login"
+
+
+def test_a_disabled_admin_is_out_at_once(app, client, admin, clock):
+    from idp.models import Admin
+
+    sign_in(client, admin, clock)
+    with app.app_context():
+        db.session.scalar(db.select(Admin)).disabled = True
+        db.session.commit()
+    assert client.get("/admin/").location == "/admin/login"
+
+
+def test_sessions_end_after_their_lifetime_even_when_busy(app, client, admin, clock):
+    sign_in(client, admin, clock)
+    for _ in range(40):  # busy every 14 minutes for over 9 hours
+        clock.advance(14 * 60)
+        response = client.get("/admin/")
+        if response.status_code != 200:
+            break
+    assert response.location == "/admin/login"
+
+
+def test_username_variants_share_one_budget(app, admin, clock):
+    for n in range(5):
+        sign_in(app.test_client(), admin, clock, username="ops" + " " * n, password="wrong-password-1",
+                **{})
+    assert sign_in(app.test_client(), admin, clock, username=" OPS ").status_code == 429

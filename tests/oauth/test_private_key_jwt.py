@@ -156,3 +156,17 @@ def test_a_registered_signing_alg_is_the_only_one_accepted(app, client):
     rs = RelyingParty.register(app, client, auth_method="private_key_jwt", jwks={"keys": [public]},
                                token_endpoint_auth_signing_alg="RS256")
     assert token(client, rs.client_id, assertion(rs.client_id, private, "k1")).status_code == 200
+
+
+def test_bad_assertions_with_a_known_kid_do_not_refetch(app, client, jwks_server):
+    key1, public1 = new_key("k1")
+    jwks_server.jwks = {"keys": [public1]}
+    rp = RelyingParty.register(app, client, auth_method="private_key_jwt", jwks_uri=jwks_server.url,
+                               redirect_uris=("http://127.0.0.1/cb",))
+    stranger, _ = new_key("k1")
+    for _ in range(5):
+        assert token(client, rp.client_id, assertion(rp.client_id, stranger, "k1")).status_code in (400, 401)
+    assert jwks_server.fetches == 1
+    for n in range(5):  # unknown kids: one forced fetch, then rate-limited
+        token(client, rp.client_id, assertion(rp.client_id, stranger, f"new{n}"))
+    assert jwks_server.fetches == 2
