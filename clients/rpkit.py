@@ -212,19 +212,24 @@ def backchannel_logout():
 def _validate_logout_token(raw: str) -> dict:
     op = _op()
     metadata = op.load_server_metadata()
-    try:
-        token = jwt.decode(raw, KeySet.import_key_set(op.fetch_jwk_set()))
-    except JoseError:
-        token = jwt.decode(raw, KeySet.import_key_set(op.fetch_jwk_set(force=True)))  # a rotated key
-    claims = token.claims
+    header = jws.extract_compact(raw.encode()).headers()
+    if header.get("typ") != "logout+jwt":
+        raise ValueError("not a logout token (typ)")
+    keys = KeySet.import_key_set(op.fetch_jwk_set())
+    if header.get("kid") and header["kid"] not in {k.kid for k in keys}:
+        keys = KeySet.import_key_set(op.fetch_jwk_set(force=True))  # the OP rotated its keys
+    claims = jwt.decode(raw, keys).claims
     registry = jwt.JWTClaimsRegistry(
         iss={"essential": True, "value": metadata["issuer"]},
         aud={"essential": True, "value": current_app.config["CLIENT_ID"]},
         iat={"essential": True},
+        exp={"essential": True},
         jti={"essential": True},
         leeway=120,
     )
     registry.validate(claims)
+    if claims["iat"] < time.time() - 600:
+        raise ValueError("logout token too old")
     events = claims.get("events")
     if not isinstance(events, dict) or BACKCHANNEL_EVENT not in events:
         raise ValueError("not a logout token")

@@ -131,6 +131,20 @@ def create_client(*args, first_party: bool = False, client_id: str | None = None
     return client, secret
 
 
+def align_secret(client: Client) -> str | None:
+    """After the auth method changed: a method that needs a secret gets one
+    (returned, to be shown once), a method without one drops the old digest."""
+    needs = client.token_endpoint_auth_method in ("client_secret_basic", "client_secret_post")
+    if needs and client.client_secret_digest is None:
+        secret = new_secret(32)
+        client.client_secret_digest = digest(secret)
+        audit.record("client.secret_rotated", client_id=client.client_id)
+        return secret
+    if not needs:
+        client.client_secret_digest = None
+    return None
+
+
 def rotate_secret(client: Client) -> str:
     if client.client_secret_digest is None:
         raise ClientError("a public client has no secret")

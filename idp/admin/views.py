@@ -30,6 +30,7 @@ from ..clients import (
     AUTH_METHODS,
     GRANT_TYPES,
     ClientError,
+    align_secret,
     build_metadata,
     create_client,
     delete_client,
@@ -142,14 +143,20 @@ def client_new():
 def client_edit(client_id):
     client = _client(client_id)
     if request.method == "POST":
+        kept = client.client_metadata  # keys and their alg: not on this form, kept as registered
         try:
-            client.client_metadata = build_metadata(*_client_form_args())
+            client.client_metadata = build_metadata(
+                *_client_form_args(), jwks=kept.get("jwks"), jwks_uri=kept.get("jwks_uri"),
+                token_endpoint_auth_signing_alg=kept.get("token_endpoint_auth_signing_alg"))
         except ClientError as error:
             db.session.rollback()
             return _client_form(client, str(error)), 400
         client.first_party = bool(request.form.get("first_party"))
+        secret = align_secret(client)
         record("admin.client_updated", client_id=client_id)
         db.session.commit()
+        if secret:
+            return render_template("admin/client_secret.html", client=client, secret=secret)
         flash("保存しました。")
         return redirect(url_for("admin.client_edit", client_id=client_id), 303)
     return _client_form(client)

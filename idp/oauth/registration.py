@@ -29,6 +29,7 @@ from sqlalchemy import update
 from .. import audit
 from ..clients import (
     ClientError,
+    align_secret,
     build_metadata,
     check_redirect_uri,
     delete_client,
@@ -60,8 +61,7 @@ LIST_MEMBERS = ("redirect_uris", "post_logout_redirect_uris", "grant_types", "re
 SERVER_FETCHED = ("jwks_uri", "backchannel_logout_uri")
 
 
-def checked_metadata(data: dict) -> dict:
-    """RFC 7591 metadata through our rules; the RFC's error codes on failure."""
+def _check_types(data: dict) -> None:
     for name in STRING_MEMBERS:
         if data.get(name) is not None and not isinstance(data[name], str):
             raise InvalidClientMetadataError(f"{name} must be a string.")
@@ -74,6 +74,11 @@ def checked_metadata(data: dict) -> dict:
     for name in SERVER_FETCHED:
         if data.get(name) and urlsplit(data[name]).scheme != "https":
             raise InvalidClientMetadataError(f"{name} must be an https URL.")
+
+
+def checked_metadata(data: dict) -> dict:
+    """RFC 7591 metadata through our rules; the RFC's error codes on failure."""
+    _check_types(data)
     response_types = data.get("response_types", ["code"])
     if response_types not in (["code"], []):
         raise InvalidClientMetadataError("Only the 'code' response type is supported.")
@@ -103,6 +108,7 @@ def _precheck(request) -> None:
     data = request.payload.data
     if not isinstance(data, dict):
         raise InvalidClientMetadataError("The request body must be a JSON object.")
+    _check_types(data)  # before Authlib's claim classes see the values
     uris = data.get("redirect_uris")
     if uris is not None and not (isinstance(uris, list) and all(isinstance(u, str) for u in uris)):
         raise InvalidRedirectURIError("redirect_uris must be a list of URIs.")
@@ -228,13 +234,18 @@ class ConfigurationEndpoint(_ConfigurationEndpoint):
         return describe(client)
 
     def generate_client_registration_info(self, client, request):
-        return _registration_info(client)
+        info = _registration_info(client)
+        if g.get("idp_new_secret"):
+            info["client_secret"] = g.idp_new_secret  # shown once: the method now needs one
+            info["client_secret_expires_at"] = 0
+        return info
 
     def delete_client(self, client, request):
         delete_client(client)
 
     def update_client(self, client, client_metadata, request):
         client.client_metadata = client_metadata
+        g.idp_new_secret = align_secret(client)
         audit.record("client.updated", client_id=client.client_id)
         return client
 

@@ -106,3 +106,28 @@ def test_wrong_registration_token_is_refused(client, initial_token, runner):
     assert client.get("/register/" + first["client_id"]).status_code in (401, 403)
     assert client.get("/register/" + first["client_id"],
                       headers={"Authorization": "Bearer nonsense"}).status_code in (401, 403)
+
+
+def test_switching_to_a_secret_method_issues_a_secret_once(client, initial_token):
+    body = register(client, initial_token, token_endpoint_auth_method="none",
+                    redirect_uris=["http://127.0.0.1/cb"]).get_json()
+    uri = "/register/" + body["client_id"]
+    update = client.put(uri, headers={"Authorization": f"Bearer {body['registration_access_token']}"}, json={
+        "client_id": body["client_id"], "redirect_uris": ["https://partner.example/cb"],
+        "token_endpoint_auth_method": "client_secret_basic"}).get_json()
+    assert update["client_secret"]
+    got = client.post("/token", auth=(body["client_id"], update["client_secret"]),
+                      data={"grant_type": "authorization_code", "code": "x", "redirect_uri": "https://partner.example/cb"})
+    assert got.get_json()["error"] == "invalid_grant"  # authenticated; only the code is wrong
+
+
+@pytest.mark.parametrize("metadata", [
+    {"client_name": 5}, {"scope": ["openid"]}, {"post_logout_redirect_uris": [5]}, {"jwks": [1]},
+    {"grant_types": [["authorization_code"]]}, {"backchannel_logout_uri": "http://127.0.0.1:6379/"},
+    {"jwks_uri": "http://localhost:8080/keys"},
+])
+def test_malformed_or_inward_metadata_is_refused(client, runner, metadata):
+    token = runner.invoke(args=["clients", "initial-token"]).output.strip()
+    response = register(client, token, **metadata)
+    assert response.status_code == 400 and response.get_json()["error"] == "invalid_client_metadata"
+    assert register(client, token).status_code == 201  # the refused attempt did not spend the token
