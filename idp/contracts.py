@@ -1,7 +1,7 @@
 """Contracts from the billing system: parsing, normalising and importing its CSV.
 
-An import is all or nothing: every row is checked first, and one bad row
-(reported with its line number) leaves the database as it was.
+An import is all or nothing: every row is checked first, and any bad row
+leaves the database as it was; every bad row is reported with its line number.
 """
 
 from __future__ import annotations
@@ -32,9 +32,15 @@ EMAIL = re.compile(r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)+$")
 
 
 class ContractImportError(Exception):
-    def __init__(self, line: int, message: str) -> None:
-        super().__init__(f"line {line}: {message}")
+    """One or more bad rows: every one is reported (up to MAX_REPORTED)."""
+
+    def __init__(self, line: int, message: str, more: list[tuple[int, str]] = ()) -> None:
+        self.problems = [(line, message), *more]
+        super().__init__("; ".join(f"line {n}: {m}" for n, m in self.problems))
         self.line = line
+
+
+MAX_REPORTED = 100
 
 
 @dataclass(frozen=True)
@@ -63,16 +69,24 @@ def parse_csv(text: str) -> list[dict]:
     reader = csv.DictReader(io.StringIO(text))
     if reader.fieldnames != COLUMNS:
         raise ContractImportError(1, f"the header must be: {','.join(COLUMNS)}")
-    rows, seen = [], {}
+    rows, seen, problems = [], {}, []
     for row in reader:
         line = reader.line_num
-        if None in row or None in row.values():
-            raise ContractImportError(line, f"expected {len(COLUMNS)} columns")
-        fields = _parse_row(row, line)
-        if fields["customer_number"] in seen:
-            raise ContractImportError(line, f"customer_number repeats line {seen[fields['customer_number']]}")
+        try:
+            if None in row or None in row.values():
+                raise ContractImportError(line, f"expected {len(COLUMNS)} columns")
+            fields = _parse_row(row, line)
+            if fields["customer_number"] in seen:
+                raise ContractImportError(line, f"customer_number repeats line {seen[fields['customer_number']]}")
+        except ContractImportError as error:
+            problems.extend(error.problems)
+            if len(problems) >= MAX_REPORTED:
+                break
+            continue
         seen[fields["customer_number"]] = line
         rows.append(fields)
+    if problems:
+        raise ContractImportError(*problems[0], more=problems[1:])
     return rows
 
 

@@ -2,6 +2,8 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
+from ..recovery.forms import SecretForm
+
 REQUIRED = "入力してください。"
 
 
@@ -13,3 +15,8 @@ class PasswordChangeForm(FlaskForm):
 
 class ContactChangeForm(FlaskForm):
     contact_email = StringField("新しい連絡先メールアドレス", validators=[DataRequired(REQUIRED), Length(max=254)])
+    current_password = PasswordField("現在のパスワード", validators=[DataRequired(REQUIRED), Length(max=256)])
+
+
+class SecretChangeForm(SecretForm):
+    current_password = PasswordField("現在のパスワード", validators=[DataRequired(REQUIRED), Length(max=256)])

@@ -41,6 +41,15 @@ def change_password(login_session: LoginSession, current: str, new: str, address
     return None
 
 
+def reauthenticate(login_session: LoginSession, password: str, address: str | None) -> int | None:
+    """The current password again (throttled like a login): None when right,
+    0 when wrong, else seconds to wait. Changes that could hand the account
+    to someone else (contact address, 合言葉) ask for it first."""
+    result = authenticate(login_session.account.login_id, password, address)
+    db.session.commit()
+    return None if result.account is not None else result.retry_after
+
+
 def start_contact_change(account: Account, new_email: str) -> None:
     """Mail a confirmation link to the new address; nothing changes before it is opened."""
     token = new_secret()
@@ -51,6 +60,13 @@ def start_contact_change(account: Account, new_email: str) -> None:
             name=account.contract.name_kanji, url=f"{current_app.config['ISSUER']}/account/contact/{token}")
     audit.record("account.contact_change_requested", account=account)
     db.session.commit()
+
+
+def contact_change_pending(token: str) -> bool:
+    if not token or len(token) > 128:
+        return False
+    change = db.session.scalar(db.select(ContactChange).filter_by(token_digest=digest(token)))
+    return change is not None and change.completed_at is None and now() < change.expires_at
 
 
 def confirm_contact_change(token: str) -> Account | None:

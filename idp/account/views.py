@@ -12,11 +12,10 @@ from flask import Blueprint, flash, redirect, render_template, request, session,
 
 from ..login.forms import ConfirmForm
 from ..login.sessions import current_login_session
-from ..recovery.forms import SecretForm
 from ..recovery.service import SECRET_QUESTIONS, answer_problems
 from ..security.credentials import login_id_problems, password_problems
 from . import service
-from .forms import ContactChangeForm, PasswordChangeForm
+from .forms import ContactChangeForm, PasswordChangeForm, SecretChangeForm
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
@@ -45,7 +44,7 @@ def index(login_session, password_form=None, contact_form=None, secret_form=None
         sites=service.connected_sites(account),
         password_form=password_form or PasswordChangeForm(formdata=None),
         contact_form=contact_form or ContactChangeForm(formdata=None),
-        secret_form=secret_form or SecretForm(formdata=None),
+        secret_form=secret_form or SecretChangeForm(formdata=None),
         questions=SECRET_QUESTIONS,
         button_form=ConfirmForm(),
     )
@@ -80,30 +79,48 @@ def contact(login_session):
     if form.validate_on_submit():
         address = form.contact_email.data.strip()
         form.contact_email.errors.extend(p.replace("iTSCOM ID", "連絡先メールアドレス") for p in login_id_problems(address))
-        if not form.contact_email.errors:
+        if not form.contact_email.errors and _reauthenticated(login_session, form):
             service.start_contact_change(login_session.account, address)
             flash("新しい連絡先メールアドレスに確認用メールを送信しました。メールに記載されたURLを開くと変更が完了します。")
             return redirect(url_for(".index"), 303)
     return index.__wrapped__(login_session, contact_form=form), 400
 
 
-@bp.route("/contact/<token>")
+@bp.route("/contact/<token>", methods=["GET", "POST"])
 def contact_confirm(token: str):
+    """The mailed link: a page whose button confirms (mail scanners open links)."""
+    if request.method == "GET":
+        if not service.contact_change_pending(token):
+            return _link_expired()
+        return render_template("account/contact_confirm.html", form=ConfirmForm())
     account = service.confirm_contact_change(token)
     if account is None:
-        message = "このURLは有効期限が切れているか、既に使用されています。お手数ですが、手続きをはじめからやり直してください。"
-        return render_template("errors/error.html", message=message), 400
+        return _link_expired()
     return render_template("account/contact_done.html", account=account)
+
+
+def _link_expired():
+    message = "このURLは有効期限が切れているか、既に使用されています。お手数ですが、手続きをはじめからやり直してください。"
+    return render_template("errors/error.html", message=message), 400
+
+
+def _reauthenticated(login_session, form) -> bool:
+    outcome = service.reauthenticate(login_session, form.current_password.data, request.remote_addr)
+    if outcome is None:
+        return True
+    form.current_password.errors.append(
+        f"しばらくしてから再度お試しください（{outcome}秒後）。" if outcome else "現在のパスワードが正しくありません。")
+    return False
 
 
 @bp.route("/secret", methods=["POST"])
 @login_required
 def secret(login_session):
     """合言葉: choose 秘密の質問 and its 答え."""
-    form = SecretForm()
+    form = SecretChangeForm()
     if form.validate_on_submit():
         form.answer.errors.extend(answer_problems(form.answer.data))
-        if not form.answer.errors:
+        if not form.answer.errors and _reauthenticated(login_session, form):
             service.set_secret(login_session.account, form.question.data, form.answer.data)
             flash("合言葉を登録しました。")
             return redirect(url_for(".index"), 303)

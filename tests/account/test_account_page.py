@@ -49,14 +49,22 @@ def test_password_change_needs_the_current_password_and_keeps_this_session(app, 
 
 def test_contact_address_changes_only_when_the_mailed_link_is_opened(app, rp, client, mail_server):
     rp.login()
-    assert post(client, "/account/contact", {"contact_email": "taro.new@example.jp"}).status_code == 303
+    wrong = post(client, "/account/contact", {"contact_email": "taro.new@example.jp", "current_password": "nope-nope"})
+    assert wrong.status_code == 400 and "現在のパスワードが正しくありません。" in wrong.get_data(as_text=True)
+    assert post(client, "/account/contact", {"contact_email": "taro.new@example.jp",
+                                             "current_password": "itscom-demo1"}).status_code == 303
     with app.app_context():
         assert db.session.scalar(db.select(Account)).contact_email == "taro.itsu@example.jp"
         deliver_due()
     mail = mail_server.inbox.last_to("taro.new@example.jp")
     assert mail["Subject"] == "連絡先メールアドレス確認のご案内"
     path = urlsplit(re.search(r"https?://\S+/account/contact/\S+", body_of(mail)).group(0)).path
-    assert app.test_client().get(path).status_code == 200
+    reader = app.test_client()
+    page = reader.get(path)
+    assert page.status_code == 200  # opening the link changes nothing yet
+    with app.app_context():
+        assert db.session.scalar(db.select(Account)).contact_email == "taro.itsu@example.jp"
+    assert reader.post(path, data={"csrf_token": csrf_token(page.get_data(as_text=True))}).status_code == 200
     assert app.test_client().get(path).status_code == 400  # single use
     with app.app_context():
         account = db.session.scalar(db.select(Account))
@@ -67,9 +75,12 @@ def test_contact_address_changes_only_when_the_mailed_link_is_opened(app, rp, cl
 
 def test_secret_question(app, rp, client):
     rp.login()
-    bad = post(client, "/account/secret", {"question": "ペットの名前", "answer": "po<chi>"})
+    bad = post(client, "/account/secret", {"question": "ペットの名前", "answer": "po<chi>", "current_password": "itscom-demo1"})
     assert "答えに半角記号は使用できません。" in bad.get_data(as_text=True)
-    assert post(client, "/account/secret", {"question": "ペットの名前", "answer": "ポチ"}).status_code == 303
+    unauthenticated = post(client, "/account/secret", {"question": "ペットの名前", "answer": "ポチ", "current_password": "x"})
+    assert unauthenticated.status_code == 400
+    assert post(client, "/account/secret", {"question": "ペットの名前", "answer": "ポチ",
+                                            "current_password": "itscom-demo1"}).status_code == 303
     assert "登録済みの秘密の質問: ペットの名前" in page(client)
     with app.app_context():
         assert db.session.scalar(db.select(Account)).secret_answer_hash.startswith("$argon2id$")

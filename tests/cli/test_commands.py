@@ -35,12 +35,14 @@ def test_contracts_import_reports_bad_row_and_imports_nothing(app, runner, tmp_p
     bad.write_text(
         f"{HEADER}\n"
         "2005120001,一 郎,イチ ロウ,0311112222,,,,,false\n"
-        "2005120002,二 郎,ジ ロウ,0311113333,12345,,,,false\n",  # bank_last4 has 5 digits
+        "2005120002,二 郎,ジ ロウ,0311113333,12345,,,,false\n"  # bank_last4 has 5 digits
+        "2005120003,三 郎,サブ ロウ,0311114444,,,,,maybe\n",  # and every bad row is reported
         encoding="utf-8",
     )
     result = runner.invoke(args=["contracts", "import", str(bad)])
     assert result.exit_code != 0
     assert "line 3" in result.output and "bank_last4" in result.output
+    assert "line 4" in result.output and "additional_auth" in result.output
     assert count(app, Contract) == 0
 
 
