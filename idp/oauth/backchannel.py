@@ -12,8 +12,6 @@ send --loop`` (and the next inline round), and every outcome is audited.
 from __future__ import annotations
 
 import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlencode
 
@@ -25,13 +23,15 @@ from .. import audit
 from ..extensions import db
 from ..models import AuthorizationCode, BackchannelLogout, Client, LoginSession
 from ..retry import record_failure
+from ..security import outbound
 from ..security.clock import now
 from ..security.secrets import new_secret
 from .keys import signing_keyset
 
 EVENT = "http://schemas.openid.net/event/backchannel-logout"
 TOKEN_LIFETIME = 120
-TIMEOUT = 5
+TIMEOUT = 5  # per socket operation
+DEADLINE = 10  # for the whole exchange
 LEASE = 30
 MAX_ATTEMPTS = 10
 
@@ -137,23 +137,12 @@ def _deliver_in_thread(app, ids: list[int]) -> None:
 
 
 def _post(notice: BackchannelLogout) -> None:
-    body = urlencode({"logout_token": logout_token(notice.client_id, notice.subject, notice.sid)}).encode()
-    request = urllib.request.Request(
-        notice.uri, data=body, method="POST",
-        headers={"Content-Type": "application/x-www-form-urlencoded", "Cache-Control": "no-store"},
-    )
-    # Never follow a redirect: the registered URI was checked, a Location is not.
-    with _NO_REDIRECTS.open(request, timeout=TIMEOUT) as response:
-        if response.status not in (200, 204):
-            raise ValueError(f"status {response.status}")
-
-
-class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        raise urllib.error.HTTPError(req.full_url, code, f"redirect to {newurl} refused", headers, fp)
-
-
-_NO_REDIRECTS = urllib.request.build_opener(_RefuseRedirects)
+    body = urlencode({"logout_token": logout_token(notice.client_id, notice.subject, notice.sid)})
+    status, _ = outbound.request("POST", notice.uri, body, {
+        "Content-Type": "application/x-www-form-urlencoded", "Cache-Control": "no-store",
+    }, timeout=TIMEOUT, deadline=DEADLINE)
+    if status not in (200, 204):
+        raise ValueError(f"status {status}")
 
 
 def _lease(notice_id: int, t: int) -> bool:

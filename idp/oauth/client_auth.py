@@ -14,7 +14,6 @@ import json
 import threading
 import time
 
-import requests
 from authlib.oauth2.rfc6749.errors import InvalidClientError
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from flask import current_app, g
@@ -23,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
 from ..models import UsedAssertion
+from ..security import outbound
 from ..security.clock import now
 from ..security.secrets import digest
 
@@ -111,15 +111,14 @@ def client_jwks(client, force: bool = False) -> dict:
                 return cached[1]
             _forced[uri] = t
     try:
-        response = requests.get(uri, timeout=(FETCH_TIMEOUT, FETCH_TIMEOUT), stream=True, allow_redirects=False)
-        response.raise_for_status()
-        body = response.raw.read(MAX_JWKS_BYTES + 1, decode_content=True)
-        if len(body) > MAX_JWKS_BYTES:
-            raise ValueError("JWKS too large")
+        status, body = outbound.request("GET", uri, headers={"Accept": "application/json"},
+                                        timeout=FETCH_TIMEOUT, deadline=2 * FETCH_TIMEOUT, max_bytes=MAX_JWKS_BYTES)
+        if status != 200:
+            raise ValueError(f"status {status}")
         jwks = json.loads(body)
         if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
             raise ValueError("not a JWK Set")
-    except (requests.RequestException, ValueError) as error:
+    except (OSError, ValueError) as error:
         current_app.logger.warning("jwks_uri of %s unusable: %s", client.client_id, error)
         if cached:
             return cached[1]

@@ -123,3 +123,80 @@ def test_discovery_advertises_backchannel_logout(client):
     doc = client.get("/.well-known/openid-configuration").get_json()
     assert doc["backchannel_logout_supported"] is True
     assert doc["backchannel_logout_session_supported"] is True
+
+
+class Trickler:
+    """An RP endpoint that answers one byte every half second, forever (bounded by the test)."""
+
+    def __init__(self):
+        outer = self
+        self.stop = threading.Event()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers["Content-Length"]))
+                self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+                for _ in range(60):
+                    if outer.stop.wait(0.5):
+                        return
+                    try:
+                        self.wfile.write(b"X")
+                        self.wfile.flush()
+                    except OSError:
+                        return
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/bc"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.stop.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_trickling_rp_is_cut_off_at_the_deadline(app, client, account, monkeypatch):
+    import time
+
+    from idp.oauth import backchannel
+
+    monkeypatch.setattr(backchannel, "DEADLINE", 1)
+    slow = Trickler()
+    try:
+        rp = RelyingParty.register(app, client, backchannel_logout_uri=slow.url)
+        rp.sign_in_and_get_code()
+        rp.login()  # ends the session: one notice queued
+        started = time.monotonic()
+        assert deliver(app) == (0, 1)
+        assert time.monotonic() - started < 10  # the trickle would last 30 s
+    finally:
+        slow.close()
+
+
+def test_redirects_are_not_followed(app, client, account, receivers):
+    target = receivers()
+
+    class Redirector(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.send_response(307)
+            self.send_header("Location", target.url)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirector)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        rp = RelyingParty.register(app, client,
+                                   backchannel_logout_uri=f"http://127.0.0.1:{server.server_address[1]}/bc")
+        rp.sign_in_and_get_code()
+        rp.login()
+        assert deliver(app) == (0, 1)
+        assert target.tokens == []
+    finally:
+        server.shutdown()
+        server.server_close()
