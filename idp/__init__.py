@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import click
 from flask import Flask
 
 from . import config
@@ -27,7 +28,7 @@ def create_app(test_config: dict | None = None, clock=None) -> Flask:
     from . import cli, errors, ops
     from .account.views import bp as account_bp
     from .admin.views import bp as admin_bp
-    from .extensions import csrf, db, migrate
+    from .extensions import csrf, db, init_migrations
     from .login import sessions
     from .login.views import bp as login_bp
     from .mail.transports import make_transport
@@ -49,7 +50,8 @@ def create_app(test_config: dict | None = None, clock=None) -> Flask:
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
+    if app.config.get("MIGRATIONS") or click.get_current_context(silent=True) is not None:
+        init_migrations(app, str(PROJECT_ROOT / "migrations"))
     csrf.init_app(app)
     app.extensions["idp.clock"] = clock or SystemClock()
     app.extensions["idp.counters"] = make_counters(app.config["REDIS_URL"])

@@ -97,6 +97,8 @@ DEFAULTS = {
     "CLIENT_CACHE_SECONDS": 5,
     # Seconds a process may use its cached signing keys (rotation visibility).
     "KEY_CACHE_SECONDS": 30,
+    # Load Flask-Migrate outside the 'flask' command too (tests, scripts).
+    "MIGRATIONS": False,
     # Largest request body accepted anywhere (bytes).
     "MAX_CONTENT_LENGTH": 64 * 1024,
 }

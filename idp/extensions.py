@@ -1,6 +1,5 @@
 """Flask extensions, created once and bound to an app in create_app()."""
 
-from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from sqlalchemy import MetaData
@@ -18,5 +17,12 @@ metadata = MetaData(
 )
 
 db = SQLAlchemy(metadata=metadata)
-migrate = Migrate(render_as_batch=True)
 csrf = CSRFProtect()
+
+
+def init_migrations(app, directory: str) -> None:
+    """Flask-Migrate (and Alembic, ~12 MiB) only where migrations run: the
+    'flask db' commands and code that asks for them; web workers never do."""
+    from flask_migrate import Migrate
+
+    Migrate(render_as_batch=True).init_app(app, db, directory=directory)

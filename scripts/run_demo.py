@@ -25,7 +25,7 @@ def main() -> int:
     from idp.demo import LOGIN_ID, MYPAGE_PORT, PASSWORD, SUPPORT_PORT, load
 
     os.environ.setdefault("IDP_ISSUER", f"http://127.0.0.1:{OP_PORT}")
-    app = create_app()
+    app = create_app({"MIGRATIONS": True})
     with app.app_context():
         upgrade()
         clients = load()

@@ -51,7 +51,7 @@ def database_url(tmp_path_factory) -> str:
 def _schema(database_url):
     from flask_migrate import upgrade
 
-    app = create_app({"DATABASE_URL": database_url, "SECRET_KEY": "x" * 40, "ISSUER": ISSUER})
+    app = create_app({"DATABASE_URL": database_url, "SECRET_KEY": "x" * 40, "ISSUER": ISSUER, "MIGRATIONS": True})
     with app.app_context():
         upgrade()
         db.engine.dispose()
