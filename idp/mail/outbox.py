@@ -11,8 +11,6 @@ senders may run at once: on PostgreSQL each claims rows with
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from email.message import EmailMessage
 from email.utils import make_msgid
 
@@ -24,6 +22,7 @@ from ..extensions import db
 from ..models.mail import OutboxMail
 from ..retry import record_failure
 from ..security.clock import now
+from ..security.sealed import derived_fernet
 
 SENDER = "mypage@itscom.jp"
 MAX_ATTEMPTS = 20
@@ -118,8 +117,4 @@ def _message(mail: OutboxMail) -> EmailMessage:
 
 
 def _fernet() -> Fernet:
-    state = current_app.extensions.setdefault("idp.mail.fernet", {})
-    if "fernet" not in state:
-        key = hashlib.sha256(b"idp mail outbox\0" + current_app.secret_key.encode()).digest()
-        state["fernet"] = Fernet(base64.urlsafe_b64encode(key))
-    return state["fernet"]
+    return derived_fernet("idp mail outbox", current_app.secret_key)

@@ -7,7 +7,6 @@ is seen within that time. The JWKS document is serialised once per refresh.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import threading
@@ -22,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from ..extensions import db
 from ..models import SigningKey
 from ..security.clock import now
+from ..security.sealed import derived_fernet
 from ..security.secrets import new_secret
 
 SUPPORTED_ALGS = ("RS256", "ES256")
@@ -166,7 +166,7 @@ def _kek() -> Fernet | None:
     key = current_app.config.get("KEY_ENCRYPTION_KEY")
     if not key:
         return None
-    return Fernet(base64.urlsafe_b64encode(hashlib.sha256(b"idp signing keys\0" + str(key).encode()).digest()))
+    return derived_fernet("idp signing keys", str(key))
 
 
 def _import(row: SigningKey):

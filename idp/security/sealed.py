@@ -11,17 +11,22 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from functools import lru_cache
 
 from cryptography.fernet import Fernet, InvalidToken
 from flask import current_app, session
 
 
+@lru_cache(maxsize=32)
+def derived_fernet(label: str, secret: str) -> Fernet:
+    """A Fernet key for one purpose (``label``) derived from a secret; the
+    one derivation behind sealed session values, mail bodies and signing keys."""
+    key = hashlib.sha256(label.encode() + b"\0" + secret.encode()).digest()
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
 def _fernet() -> Fernet:
-    state = current_app.extensions.setdefault("idp.sealed", {})
-    if "fernet" not in state:
-        key = hashlib.sha256(b"idp sealed session\0" + current_app.secret_key.encode()).digest()
-        state["fernet"] = Fernet(base64.urlsafe_b64encode(key))
-    return state["fernet"]
+    return derived_fernet("idp sealed session", current_app.secret_key)
 
 
 def load(key: str) -> dict:
