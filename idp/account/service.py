@@ -27,24 +27,17 @@ class Site:
     scope: str
 
 
-def change_password(login_session: LoginSession, current: str, new: str, address: str | None) -> int | None:
-    """Re-authenticate with the current password (throttled like a login),
-    then set the new one; other sessions and all tokens end. Returns None
-    on success, 0 for a wrong password, or seconds to wait."""
-    account = login_session.account
-    result = authenticate(account.login_id, current, address)
-    if result.account is None:
-        db.session.commit()
-        return result.retry_after
-    reset_password(account, new, reason="account.password_change", keep=login_session)
+def change_password(login_session: LoginSession, new: str) -> None:
+    """Set the new password (after reauthenticate()); other sessions and all tokens end."""
+    reset_password(login_session.account, new, reason="account.password_change", keep=login_session)
     db.session.commit()
-    return None
 
 
 def reauthenticate(login_session: LoginSession, password: str, address: str | None) -> int | None:
     """The current password again (throttled like a login): None when right,
-    0 when wrong, else seconds to wait. Changes that could hand the account
-    to someone else (contact address, 合言葉) ask for it first."""
+    0 when wrong, else seconds to wait. Asked before a new password and
+    before changes that could hand the account to someone else (contact
+    address, 合言葉)."""
     result = authenticate(login_session.account.login_id, password, address)
     db.session.commit()
     return None if result.account is not None else result.retry_after

@@ -59,15 +59,10 @@ def password(login_session):
         form.password.errors.extend(password_problems(form.password.data, login_session.account.login_id))
         if form.password.data != form.password_confirm.data:
             form.password_confirm.errors.append("パスワードとパスワード再入力が一致しません。")
-        if not (form.password.errors or form.password_confirm.errors):
-            outcome = service.change_password(login_session, form.current_password.data, form.password.data,
-                                              request.remote_addr)
-            if outcome is None:
-                flash("パスワードを変更しました。")
-                return redirect(url_for(".index"), 303)
-            form.current_password.errors.append(
-                f"しばらくしてから再度お試しください（{outcome}秒後）。" if outcome else "現在のパスワードが正しくありません。"
-            )
+        if not (form.password.errors or form.password_confirm.errors) and _reauthenticated(login_session, form):
+            service.change_password(login_session, form.password.data)
+            flash("パスワードを変更しました。")
+            return redirect(url_for(".index"), 303)
     return index.__wrapped__(login_session, password_form=form), 400
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import audit
 from ..accounts import end_everything
-from ..contracts import kana_key, normalise_phone, normalise_stb_id
+from ..contracts import kana_key, normalise_stb_id
 from ..extensions import db
 from ..mail import enqueue
 from ..models import Account, Contract, PendingRegistration
@@ -72,10 +72,6 @@ def normalise_item(kind: str, value: str) -> str:
     if kind == "stb_id":
         return normalise_stb_id(value)
     return re.sub(r"[-\s]", "", unicodedata.normalize("NFKC", value))
-
-
-def normalise_phone_number(value: str) -> str:
-    return normalise_phone(value)
 
 
 # --- step 1 and 2: verifying the contract --------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 from flask import Blueprint, redirect, render_template, request, session, url_for
 
 from .. import audit
+from ..contracts import normalise_phone
 from ..extensions import db
 from ..login.forms import ConfirmForm
 from ..security import sealed
@@ -36,7 +37,6 @@ from .service import (
     needs_additional_item,
     normalise_item,
     normalise_kana,
-    normalise_phone_number,
     start_registration,
     verify_contract,
 )
@@ -91,7 +91,7 @@ def verify(_form_class=VerifyForm):
         _save(reached=VERIFY)
     if form.validate_on_submit():
         kana = normalise_kana(form.name_kana.data)
-        phone = normalise_phone_number(form.phone.data)
+        phone = normalise_phone(form.phone.data)
         value = normalise_item(form.payment_type.data, form.payment_value.data)
         if not is_katakana(kana):
             form.name_kana.errors.append("カタカナで入力してください。")
