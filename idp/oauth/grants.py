@@ -10,12 +10,14 @@ Added through Authlib's hooks, not by copying its protocol code:
 
 from __future__ import annotations
 
+import functools
+
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import grants as oidc_grants
 from flask import current_app, g
-from sqlalchemy import update
+from sqlalchemy import bindparam, select, update
 
 from .. import audit
 from ..extensions import db
@@ -128,8 +130,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         (wrong verifier, wrong redirect URI) leaves it usable. Of two
         concurrent exchanges exactly one wins; the other is reuse."""
         t = now()
-        if not _claim(AuthorizationCode, authorization_code.id, t):
-            db.session.rollback()  # drop the tokens this request was about to issue
+        if not claim_and_store(AuthorizationCode, authorization_code.id, "used_at", t, self.request.idp_token_row):
             _code_reused(db.session.get(AuthorizationCode, authorization_code.id), t)
             raise InvalidGrantError("Invalid 'code' in request.")
 
@@ -203,8 +204,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         rejected request, e.g. a wider scope, leaves it usable). Of two
         concurrent refreshes exactly one wins; the other is replay."""
         t = now()
-        if not _claim(Token, refresh_token.id, t, column="rotated_at"):
-            db.session.rollback()  # drop the token this request was about to issue
+        if not claim_and_store(Token, refresh_token.id, "rotated_at", t, self.request.idp_token_row):
             _refresh_replayed(db.session.get(Token, refresh_token.id), t)
             raise InvalidGrantError()
 
@@ -227,11 +227,56 @@ def _refresh_replayed(row: Token, at: int) -> None:
     audit.record("token.refresh_reuse", "failure", account=row.account, client_id=row.client_id)
 
 
-def _claim(model, row_id: int, at: int, column: str = "used_at") -> bool:
-    """Set ``column`` on one row only if nobody did before: True for the winner."""
-    col = getattr(model, column)
-    result = db.session.execute(update(model).where(model.id == row_id, col.is_(None)).values({column: at}))
-    return result.rowcount == 1
+def store_token(token_row: dict) -> None:
+    """Write a new ``tokens`` row (column values from ``server.token_row``)."""
+    db.session.connection().execute(_insert_token(), token_row)
+
+
+def claim_and_store(model, row_id: int, column: str, at: int, token_row: dict) -> bool:
+    """Spend a code or refresh token and store the token it bought, atomically:
+    ``column`` is set only if nobody set it before, and the new token row is
+    written only by the winner. True for the winner.
+
+    On PostgreSQL this is one statement (a data-modifying CTE), so that with
+    the token endpoint in autocommit mode an exchange costs two round trips:
+    reading the credential, and this."""
+    connection = db.session.connection()
+    params = {"claim_id": row_id, "claim_at": at}
+    if connection.dialect.name != "postgresql":  # SQLite has no DML in CTEs
+        if connection.execute(_claim(model, column), params).rowcount != 1:
+            return False
+        store_token(token_row)
+        return True
+    params.update((f"new_{name}", value) for name, value in token_row.items())
+    return connection.execute(_claim_and_insert(model, column), params).first() is not None
+
+
+# The statements are built once: building and cache-keying a fresh SQLAlchemy
+# statement per request cost more CPU than executing it.
+@functools.cache
+def _insert_token():
+    return Token.__table__.insert()
+
+
+@functools.cache
+def _claim(model, column: str):
+    table = model.__table__
+    return (
+        table.update()
+        .where(table.c.id == bindparam("claim_id"), table.c[column].is_(None))
+        .values({column: bindparam("claim_at")})
+    )
+
+
+@functools.cache
+def _claim_and_insert(model, column: str):
+    claimed = _claim(model, column).returning(model.__table__.c.id).cte("claimed")
+    tokens = Token.__table__
+    names = [c.name for c in tokens.c if c.name not in ("id", "rotated_at", "revoked_at")]
+    # Prefixed bind names: Core would read a parameter named like a column of
+    # the UPDATE's table as a value to SET.
+    row = select(*(bindparam(f"new_{name}", type_=tokens.c[name].type) for name in names)).select_from(claimed)
+    return tokens.insert().from_select(names, row).returning(tokens.c.id)
 
 
 def _error(code: str, description: str) -> InvalidRequestError:

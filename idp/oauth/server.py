@@ -85,36 +85,55 @@ def _detached(row: Client) -> Client:
 
 
 def save_token(token: dict, request) -> None:
-    """Store a token response by digest, continuing the refresh family if any."""
+    """Store a token response by digest, continuing the refresh family if any.
+
+    A token bought with a code or a refresh token is written only together
+    with the claim on that credential, in one statement
+    (``grants.claim_and_store``); any other token is written here."""
+    values = token_row(token, request)
+    if request.refresh_token is not None or request.authorization_code is not None:
+        request.idp_token_row = values
+    else:
+        grants.store_token(values)
+    # Counted, not audited: issuing is routine; reuse and revocation are audited.
+    TOKENS.labels(request.payload.grant_type or "unknown").inc()
+
+
+def token_row(token: dict, request) -> dict:
+    """The ``tokens`` row of a token response, as column values."""
     config = current_app.config
     issued = now()
     previous: Token | None = request.refresh_token
     code = request.authorization_code
-    row = Token(
-        client_id=request.client.client_id,
-        account_id=request.user.id if request.user is not None else None,
-        scope=token.get("scope", ""),
-        access_token_digest=digest(token["access_token"]),
-        issued_at=issued,
-        access_expires_at=issued + token["expires_in"],
-    )
+    row = {
+        "client_id": request.client.client_id,
+        "account_id": request.user.id if request.user is not None else None,
+        "scope": token.get("scope", ""),
+        "access_token_digest": digest(token["access_token"]),
+        "refresh_token_digest": None,
+        "issued_at": issued,
+        "access_expires_at": issued + token["expires_in"],
+        "refresh_expires_at": None,
+        "authorization_code_id": None,
+        "sid": None,
+        "auth_time": None,
+        "claims_request": None,
+    }
+    origin = previous if previous is not None else code
     if previous is not None:
-        row.family_id = previous.family_id
-        row.family_expires_at = previous.family_expires_at
-        row.authorization_code_id = previous.authorization_code_id
-        row.sid, row.auth_time, row.claims_request = previous.sid, previous.auth_time, previous.claims_request
+        row["family_id"], row["family_expires_at"] = previous.family_id, previous.family_expires_at
+        row["authorization_code_id"] = previous.authorization_code_id
     else:
-        row.family_id = new_secret(16)
-        row.family_expires_at = issued + config["REFRESH_TOKEN_ABSOLUTE_LIFETIME"]
+        row["family_id"] = new_secret(16)
+        row["family_expires_at"] = issued + config["REFRESH_TOKEN_ABSOLUTE_LIFETIME"]
         if code is not None:
-            row.authorization_code_id = code.id
-            row.sid, row.auth_time, row.claims_request = code.sid, code.auth_time, code.claims_request
+            row["authorization_code_id"] = code.id
+    if origin is not None:
+        row["sid"], row["auth_time"], row["claims_request"] = origin.sid, origin.auth_time, origin.claims_request
     if "refresh_token" in token:
-        row.refresh_token_digest = digest(token["refresh_token"])
-        row.refresh_expires_at = min(issued + config["REFRESH_TOKEN_IDLE_LIFETIME"], row.family_expires_at)
-    db.session.add(row)
-    # Counted, not audited: issuing is routine; reuse and revocation are audited.
-    TOKENS.labels(request.payload.grant_type or "unknown").inc()
+        row["refresh_token_digest"] = digest(token["refresh_token"])
+        row["refresh_expires_at"] = min(issued + config["REFRESH_TOKEN_IDLE_LIFETIME"], row["family_expires_at"])
+    return row
 
 
 class AccessTokenGenerator(JWTBearerTokenGenerator):
