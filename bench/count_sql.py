@@ -1,15 +1,13 @@
-"""Count the SQL work of one token request of each grant, on the bench database.
+"""Count the SQL round trips of each kind of token request, on the bench database.
 
     IDP_DATABASE_URL=... IDP_SECRET_KEY=... python bench/count_sql.py
 
 Runs the app in-process (Flask test client, same configuration as the
-benchmark server) and counts, per request, with SQLAlchemy events:
-  statements  - SELECT/INSERT/UPDATE sent by the application
-  begin/commit/rollback - transaction control (psycopg 3 sends BEGIN as its own
-                round trip before the first statement of a transaction)
-  pings       - pool_pre_ping "SELECT 1" on connection checkout
-round_trips = statements + begin + commit + rollback + pings.
-The first request of each kind is a warm-up (key ring load) and is not counted.
+benchmark server) and counts, per request, what the driver sends and waits
+for (tests/roundtrips.py, the counter tests/oauth/test_round_trips.py
+asserts with): every statement, BEGIN before the first statement of a
+transaction, COMMIT or ROLLBACK when a transaction is open. The first
+request of each kind is a warm-up (key ring load) and is not counted.
 """
 
 from __future__ import annotations
@@ -21,14 +19,12 @@ import os
 import re
 import secrets
 import sys
-from collections import Counter
 from urllib.parse import parse_qs, urlencode, urlsplit
-
-from sqlalchemy import event
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from idp import create_app  # noqa: E402
 from idp.extensions import db  # noqa: E402
+from tests.roundtrips import RoundTrips  # noqa: E402
 
 CLIENT_ID = os.environ.get("BENCH_CLIENT_ID", "mypage-demo")
 CLIENT_SECRET = os.environ["BENCH_CLIENT_SECRET"]
@@ -36,35 +32,19 @@ REDIRECT_URI = "http://127.0.0.1:5001/auth/callback"
 BASIC = {"Authorization": "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()}
 
 app = create_app()
-counts: Counter = Counter()
-log: list[str] = []
-
 with app.app_context():
     engine = db.engine
 
-    @event.listens_for(engine, "before_cursor_execute")
-    def _statement(conn, cursor, statement, parameters, context, executemany):
-        counts["statements"] += 1
-        log.append(" ".join(statement.split())[:110])
 
-    for name in ("begin", "commit", "rollback"):
-        event.listen(engine, name, lambda conn, name=name: counts.__setitem__(name, counts[name] + 1))
-
-    @event.listens_for(engine.pool, "checkout")
-    def _checkout(dbapi_connection, record, proxy):
-        counts["pings"] += 1  # pool_pre_ping pings every checked-out connection
-
-
-def measured(label: str, send) -> dict:
+def measured(label: str, send, prepare=None) -> dict:
     send()  # warm-up
-    counts.clear()
-    log.clear()
-    response = send()
+    if prepare is not None:
+        prepare()
+    with RoundTrips(engine) as trips:
+        response = send()
     assert response.status_code == 200, (label, response.status_code, response.get_data(as_text=True)[:300])
-    result = dict(counts)
-    result["round_trips"] = sum(counts[k] for k in ("statements", "begin", "commit", "rollback", "pings"))
-    print(f"{label}: {json.dumps(result)}")
-    for line in log:
+    print(f"{label}: {json.dumps({'round_trips': trips.count})}")
+    for line in trips.log:
         print(f"    {line}")
     return response
 
@@ -97,35 +77,19 @@ measured("client_credentials", lambda: client.post("/token", headers=BASIC, data
 
 
 def exchange():
-    code, verifier = code_and_verifier()
+    code, verifier = exchange.next
     answer = client.post("/token", headers=BASIC, data={"grant_type": "authorization_code", "code": code,
                                                         "redirect_uri": REDIRECT_URI, "code_verifier": verifier})
     exchange.last = answer.get_json()
     return answer
 
 
-# exchange() itself runs /authorize first; count only the token request.
-def exchange_counted():
-    code, verifier = code_and_verifier()
-    counts.clear()
-    log.clear()
-    answer = client.post("/token", headers=BASIC, data={"grant_type": "authorization_code", "code": code,
-                                                        "redirect_uri": REDIRECT_URI, "code_verifier": verifier})
-    exchange.last = answer.get_json()
-    return answer
+def next_code() -> None:  # /authorize runs outside the counted request
+    exchange.next = code_and_verifier()
 
 
-exchange()  # warm-up
-counts.clear()
-log.clear()
-response = exchange_counted()
-assert response.status_code == 200
-result = dict(counts)
-result["round_trips"] = sum(counts[k] for k in ("statements", "begin", "commit", "rollback", "pings"))
-print(f"authorization_code: {json.dumps(result)}")
-for line in log:
-    print(f"    {line}")
-
+next_code()
+measured("authorization_code", exchange, prepare=next_code)
 refresh = {"token": exchange.last["refresh_token"]}
 
 

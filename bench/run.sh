@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # The OP benchmark (issue 7 item 4). Not a test, not in CI. One command:
 #
-#     bench/run.sh                        # gunicorn, 2 sync workers (the configuration of record)
-#     BENCH_SERVER=granian bench/run.sh   # granian, 2 WSGI workers, for comparison
+#     bench/run.sh                         # granian, 2 WSGI workers (the production server of record, README)
+#     BENCH_SERVER=gunicorn bench/run.sh   # gunicorn, 2 sync workers, for comparison
 #     BENCH_PROFILE=1 bench/run.sh        # also py-spy each scenario -> bench/profiles/<server>-<scenario>.svg
 #
 # What it does, all on loopback:
 #  1. drops and recreates the PostgreSQL database idp_bench (never "test"),
 #     runs `flask --app idp db upgrade` and `flask --app idp demo`;
 #  2. starts the OP on 127.0.0.1:8000 with 2 workers (IDP_ENV unset, Redis db 1);
+#     with the README's production allocator setting (MALLOC_ARENA_MAX=2);
 #  3. obtains a pool of refresh tokens and one access token through the real
 #     authorize -> login -> code -> token flow (bench/flows.py tokens);
 #  4. runs wrk -t2 -c32 -d10s with the Lua scripts in bench/lua/ for each
@@ -19,7 +20,7 @@
 #
 # Requires: wrk (apt-get install -y wrk), gunicorn (and granian) and py-spy in .venv,
 # PostgreSQL at 127.0.0.1:5432 (user postgres, trust), Redis at 127.0.0.1:6379.
-# Knobs: BENCH_DURATION (10s), BENCH_CONNECTIONS (32), BENCH_REFRESH_POOL (3000),
+# Knobs: BENCH_DURATION (10s), BENCH_CONNECTIONS (32), BENCH_REFRESH_POOL (200),
 # BENCH_LOGIN_PROCS (8), BENCH_SERVER (gunicorn | gunicorn-gthread | granian).
 set -euo pipefail
 
@@ -27,11 +28,11 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BENCH="$ROOT/bench"
 VENV="${VENV:-$ROOT/.venv}"
 PY="$VENV/bin/python"
-SERVER="${BENCH_SERVER:-gunicorn}"
+SERVER="${BENCH_SERVER:-granian}"
 DURATION="${BENCH_DURATION:-10s}"
 CONNECTIONS="${BENCH_CONNECTIONS:-32}"
 THREADS=2
-POOL="${BENCH_REFRESH_POOL:-3000}"
+POOL="${BENCH_REFRESH_POOL:-200}"
 LOGIN_PROCS="${BENCH_LOGIN_PROCS:-8}"
 PROFILE="${BENCH_PROFILE:-0}"
 PORT=8000
@@ -43,6 +44,7 @@ export IDP_DATABASE_URL="postgresql://postgres@127.0.0.1:5432/$DB"
 export IDP_ISSUER="$URL"
 export IDP_SECRET_KEY="bench-only-secret-key-not-for-production-0123456789"
 export IDP_REDIS_URL="redis://127.0.0.1:6379/1"
+export MALLOC_ARENA_MAX=2  # as in production (README)
 unset IDP_ENV IDP_MAIL_URL IDP_TRUSTED_PROXIES || true
 export BENCH_LUA_DIR="$BENCH/lua" BENCH_THREADS=$THREADS BENCH_BASE="$URL" BENCH_CLIENT_ID=mypage-demo
 
@@ -161,7 +163,7 @@ run_wrk() {  # $1 = scenario, $2 = path, $3 = lua script or ""
     p99=$(awk '$1 == "99%" {print $2}' "$WORK/wrk-$1.txt")
     bad=$(awk '/Non-2xx or 3xx/ {print $NF}' "$WORK/wrk-$1.txt")
     sock=$(awk '/Socket errors/ {print $0}' "$WORK/wrk-$1.txt" | sed 's/ *Socket errors: //')
-    extra=$(awk '/pool exhausted/ {print "pool exhausted: " $NF}' "$WORK/wrk-$1.txt")
+    extra=$(awk '/pool exhausted/ && $NF > 0 {print "pool exhausted: " $NF} /without a new token/ && $NF > 0 {print "no new token: " $NF}' "$WORK/wrk-$1.txt" | paste -sd';' -)
     ROWS+=("| $1 | ${rps:-?} | ${p50:-?} | ${p99:-?} | ${bad:-0}${sock:+; sockets $sock}${extra:+; $extra} |")
     echo "   $1: ${rps:-?} req/s, p50 ${p50:-?}, p99 ${p99:-?}, non-2xx ${bad:-0} ${sock:+sockets: $sock} $extra"
 }
@@ -196,7 +198,7 @@ RSS_PID=""
     echo
     echo "Peak RSS per worker (MiB): $(awk '{ if ($2 > m[$1]) m[$1] = $2 } END { for (w in m) printf "%s=%.0f ", w, m[w] / 1024 }' "$WORK/rss.log")"
     echo
-    echo "SQL per request (round_trips = statements + BEGIN + COMMIT + pre-ping):"
+    echo "SQL round trips per request (statements, plus BEGIN and COMMIT where a transaction is open):"
     echo
     grep -E '^[a-z_]+: ' "$WORK/sql.txt" | sed 's/^/    /'
 } | tee "$RESULTS"

@@ -1,15 +1,17 @@
 """Bounded soak on two OP nodes (issue 7 item 6): load without loss.
 
-    .venv/bin/python bench/soak.py            # SOAK_SECONDS=60 SOAK_RATE=300 by default
+    .venv/bin/python bench/soak.py     # SOAK_SECONDS=60 SOAK_LOAD=0.7 by default
 
 Two OP processes (granian, one worker each) on loopback ports share one
 PostgreSQL database (idp_soak, recreated) and Redis db 2, with a mail sender
-process and a real SMTP sink (aiosmtpd). For SOAK_SECONDS, a fixed-rate mix
-of discovery, JWKS, client_credentials, introspection and UserInfo requests
-alternates between the nodes, while customers register through the
-registration flow on alternating nodes. Afterwards it checks: no errors,
-every registration's mail arrived, and the nodes' memory stayed flat.
-Traffic goes to 127.0.0.1 only; everything stops by itself.
+process and a real SMTP sink (aiosmtpd). First wrk measures the capacity of
+the two nodes for a mix of discovery, JWKS, client_credentials and
+introspection requests plus /healthz (bench/lua/mix.lua, one wrk per node,
+closed loop, 10 s). Then, for SOAK_SECONDS, wrk sends the same mix at
+SOAK_LOAD (70 %) of that capacity, paced by wrk's delay(), while customers
+register through the registration flow on alternating nodes. Afterwards it
+checks: no errors, every registration's mail arrived, and the nodes' memory
+stayed flat. Traffic goes to 127.0.0.1 only; everything stops by itself.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ sys.path.insert(0, str(ROOT))
 from tests.mailserver import MailServer, free_port  # noqa: E402 - a real SMTP sink
 
 SECONDS = int(os.environ.get("SOAK_SECONDS", "60"))
-RATE = int(os.environ.get("SOAK_RATE", "300"))
+LOAD = float(os.environ.get("SOAK_LOAD", "0.7"))
+CONNECTIONS = 16  # per node
+CAPACITY_SECONDS = 10
 DB = "idp_soak"
 # Registrations: (kana, phone, item, value) of demo contracts; each contract
 # may send 5 registration mails per 30 minutes, the address 20.
@@ -83,10 +87,10 @@ def main() -> int:
 
         sampler = threading.Thread(target=sample)
         sampler.start()
-        errors, done, login_ids = _run(urls, secret)
+        errors, done, rate, capacity, login_ids = _run(urls, secret)
         sampling.set()
         sampler.join()
-        rss_start = series[max(0, WARM_UP // 10 - 1)] if series else _rss(nodes)
+        rss_start = series[min(len(series) - 1, (CAPACITY_SECONDS + WARM_UP) // 10 - 1)] if series else _rss(nodes)
         _wait(lambda: len(smtp.inbox.messages) >= len(login_ids), timeout=60)
         rss_end = _rss(nodes)
     finally:
@@ -98,54 +102,36 @@ def main() -> int:
     received = {m["To"] for m in smtp.inbox.messages}
     lost = [i for i in login_ids if i not in received]
     growth = max((rss_end[k] - rss_start[k]) / rss_start[k] for k in rss_start)
-    print(f"{done} requests in {SECONDS}s at {RATE}/s target; errors: {errors}")
+    print(f"capacity of the mix on two nodes: {capacity:.0f} requests/s (wrk, closed loop)")
+    print(f"{done} requests in {SECONDS}s: {rate:.0f}/s = {rate / capacity:.0%} of capacity; errors: {errors}")
     print(f"registrations: {len(login_ids)}, mails received: {len(received)}, lost: {lost}")
     print("RSS MiB every 10 s, per node: " + " | ".join(
         ", ".join(f"{v:.0f}" for v in point.values()) for point in series))
-    print(f"RSS MiB after {WARM_UP}s warm-up / at the end, per node: " + ", ".join(f"{rss_start[k]:.0f}/{rss_end[k]:.0f}" for k in rss_start))
+    print(f"RSS MiB after the capacity run and {WARM_UP}s warm-up / at the end, per node: " + ", ".join(f"{rss_start[k]:.0f}/{rss_end[k]:.0f}" for k in rss_start))
     ok = errors == 0 and not lost and growth < 0.25
     print("soak:", "PASS" if ok else "FAIL")
     return 0 if ok else 1
 
 
 def _run(urls, secret):
-    errors = 0
-    done = 0
-    lock = threading.Lock()
+    """Measure the mix's capacity, then hold LOAD of it for SECONDS while
+    customers register: (errors, requests, rate, capacity, login ids)."""
+    token = requests.post(f"{urls[0]}/token", auth=("mypage-demo", secret),
+                          data={"grant_type": "client_credentials"}).json()["access_token"]
+    env = {**os.environ, "BENCH_LUA_DIR": str(ROOT / "bench" / "lua"), "BENCH_CLIENT_ID": "mypage-demo",
+           "BENCH_CLIENT_SECRET": secret, "BENCH_ACCESS_TOKEN": token}
+    capacity = sum(r["rate"] for r in _wrk(urls, env, CAPACITY_SECONDS, delay_ms=0))
+    # A closed loop of CONNECTIONS per node at capacity waits CONNECTIONS/capacity
+    # per request; each connection pauses so that the sum comes to LOAD of it,
+    # counting about half the saturated latency as the latency at that load.
+    per_node = capacity / len(urls)
+    delay_ms = 1000 * CONNECTIONS * (1 / (LOAD * per_node) - 0.5 / per_node)
+    login_ids: list[str] = []
+    failed_registrations = 0
     stop_at = time.monotonic() + SECONDS
-    session = requests.Session()
-    token = session.post(f"{urls[0]}/token", auth=("mypage-demo", secret),
-                         data={"grant_type": "client_credentials"}).json()["access_token"]
-    requests_mix = [
-        lambda s, u: s.get(f"{u}/.well-known/openid-configuration"),
-        lambda s, u: s.get(f"{u}/jwks"),
-        lambda s, u: s.post(f"{u}/token", auth=("mypage-demo", secret), data={"grant_type": "client_credentials"}),
-        lambda s, u: s.post(f"{u}/introspect", auth=("mypage-demo", secret), data={"token": token}),
-        lambda s, u: s.get(f"{u}/healthz"),
-    ]
-
-    def worker(index: int, per_second: float):
-        nonlocal errors, done
-        s = requests.Session()
-        next_at = time.monotonic()
-        n = index
-        while time.monotonic() < stop_at:
-            next_at += 1 / per_second
-            try:
-                response = requests_mix[n % len(requests_mix)](s, urls[n % 2])
-                bad = response.status_code >= 400
-            except requests.RequestException:
-                bad = True
-            with lock:
-                done += 1
-                errors += bad
-            n += 1
-            time.sleep(max(0.0, next_at - time.monotonic()))
-
-    login_ids = []
 
     def registrations():
-        nonlocal errors
+        nonlocal failed_registrations
         spacing = SECONDS / (len(CUSTOMERS) * PER_CUSTOMER + 1)
         n = 0
         for round_ in range(PER_CUSTOMER):
@@ -156,18 +142,32 @@ def _run(urls, secret):
                 if _register(urls[n % 2], kana, phone, item, value, login_id):
                     login_ids.append(login_id)
                 else:
-                    with lock:
-                        errors += 1
+                    failed_registrations += 1
                 n += 1
                 time.sleep(spacing)
 
-    threads = [threading.Thread(target=worker, args=(i, RATE / 8)) for i in range(8)]
-    threads.append(threading.Thread(target=registrations))
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return errors, done, login_ids
+    registering = threading.Thread(target=registrations)
+    registering.start()
+    results = _wrk(urls, env, SECONDS, delay_ms=max(1, round(delay_ms)))
+    registering.join()
+    errors = failed_registrations + sum(r["errors"] for r in results)
+    return errors, sum(r["requests"] for r in results), sum(r["rate"] for r in results), capacity, login_ids
+
+
+def _wrk(urls, env, seconds: int, delay_ms: int) -> list[dict]:
+    """One wrk per node at once with the mix; requests, rate and errors of each."""
+    runs = [subprocess.Popen(["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", "5s",
+                              "-s", str(ROOT / "bench" / "lua" / "mix.lua"), url],
+                             env={**env, "BENCH_DELAY_MS": str(delay_ms)}, stdout=subprocess.PIPE, text=True)
+            for url in urls]
+    results = []
+    for run in runs:
+        out = run.communicate(timeout=seconds + 30)[0]
+        errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
+        errors += sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+        results.append({"requests": int(re.search(r"(\d+) requests in", out).group(1)),
+                        "rate": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), "errors": errors})
+    return results
 
 
 def _register(url, kana, phone, item, value, login_id) -> bool:
