@@ -67,8 +67,8 @@ def main() -> int:
     demo = subprocess.run([*flask, "demo"], env=env, check=True, capture_output=True, text=True).stdout
     secret = re.search(r"client_id: mypage-demo\s+client_secret: (\S+)", demo).group(1)
     granian = str(Path(sys.executable).parent / "granian")
-    nodes = [subprocess.Popen([granian, "--interface", "wsgi", "--workers", "1", "--host", "127.0.0.1",
-                               "--port", str(port), "--factory", "idp:create_app"], env=env,
+    nodes = [subprocess.Popen([granian, "--interface", "wsgi", "--workers", "1", "--blocking-threads", "1",
+                               "--host", "127.0.0.1", "--port", str(port), "--factory", "idp:create_app"], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for port in ports]
     sender = subprocess.Popen([*flask, "mail", "send", "--loop", "--interval", "1"], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -76,21 +76,21 @@ def main() -> int:
     try:
         for url in urls:
             _wait(lambda url=url: _up(url))
-        # Memory is compared from the end of a warm-up (imports, template and
-        # key caches, allocator arenas sized by argon2) to the end of the run.
+        # Memory is compared from WARM_UP seconds into the soak (imports,
+        # template and key caches, an argon2 block per malloc arena) to the end.
         series = []
         sampling = threading.Event()
 
         def sample():
             while not sampling.wait(10):
-                series.append(_rss(nodes))
+                series.append((time.monotonic(), _rss(nodes)))
 
         sampler = threading.Thread(target=sample)
         sampler.start()
-        errors, done, rate, capacity, login_ids = _run(urls, secret)
+        errors, done, rate, capacity, login_ids, started = _run(urls, secret)
         sampling.set()
         sampler.join()
-        rss_start = series[min(len(series) - 1, (CAPACITY_SECONDS + WARM_UP) // 10 - 1)] if series else _rss(nodes)
+        rss_start = next((rss for t, rss in series if t >= started + WARM_UP), series[-1][1])
         _wait(lambda: len(smtp.inbox.messages) >= len(login_ids), timeout=60)
         rss_end = _rss(nodes)
     finally:
@@ -106,8 +106,8 @@ def main() -> int:
     print(f"{done} requests in {SECONDS}s: {rate:.0f}/s = {rate / capacity:.0%} of capacity; errors: {errors}")
     print(f"registrations: {len(login_ids)}, mails received: {len(received)}, lost: {lost}")
     print("RSS MiB every 10 s, per node: " + " | ".join(
-        ", ".join(f"{v:.0f}" for v in point.values()) for point in series))
-    print(f"RSS MiB after the capacity run and {WARM_UP}s warm-up / at the end, per node: " + ", ".join(f"{rss_start[k]:.0f}/{rss_end[k]:.0f}" for k in rss_start))
+        ", ".join(f"{v:.0f}" for v in point.values()) for _, point in series))
+    print(f"RSS MiB {WARM_UP}s into the soak / at the end, per node: " + ", ".join(f"{rss_start[k]:.0f}/{rss_end[k]:.0f}" for k in rss_start))
     ok = errors == 0 and not lost and growth < 0.25
     print("soak:", "PASS" if ok else "FAIL")
     return 0 if ok else 1
@@ -115,24 +115,28 @@ def main() -> int:
 
 def _run(urls, secret):
     """Measure the mix's capacity, then hold LOAD of it for SECONDS while
-    customers register: (errors, requests, rate, capacity, login ids)."""
+    customers register: (errors, requests, rate, capacity, login ids, start)."""
     token = requests.post(f"{urls[0]}/token", auth=("mypage-demo", secret),
                           data={"grant_type": "client_credentials"}).json()["access_token"]
     env = {**os.environ, "BENCH_LUA_DIR": str(ROOT / "bench" / "lua"), "BENCH_CLIENT_ID": "mypage-demo",
            "BENCH_CLIENT_SECRET": secret, "BENCH_ACCESS_TOKEN": token}
     capacity = sum(r["rate"] for r in _wrk(urls, env, CAPACITY_SECONDS, delay_ms=0))
-    # A closed loop of CONNECTIONS per node at capacity waits CONNECTIONS/capacity
-    # per request; each connection pauses so that the sum comes to LOAD of it,
-    # counting about half the saturated latency as the latency at that load.
+    # Each connection pauses before every request, so that CONNECTIONS per
+    # node send CONNECTIONS / (pause + latency) requests/s. A 5 s probe at a
+    # first guess (latency = one request's service time) measures the latency
+    # at about that load; the soak's pause is corrected by it.
     per_node = capacity / len(urls)
-    delay_ms = 1000 * CONNECTIONS * (1 / (LOAD * per_node) - 0.5 / per_node)
+    target_ms = 1000 * CONNECTIONS / (LOAD * per_node)  # pause + latency per request
+    delay_ms = target_ms - 1000 / per_node
+    probed = sum(r["rate"] for r in _wrk(urls, env, 5, delay_ms=max(1, round(delay_ms)))) / len(urls)
+    latency_ms = 1000 * CONNECTIONS / probed - delay_ms
+    delay_ms = target_ms - latency_ms
     login_ids: list[str] = []
     failed_registrations = 0
-    stop_at = time.monotonic() + SECONDS
-
     def registrations():
         nonlocal failed_registrations
         spacing = SECONDS / (len(CUSTOMERS) * PER_CUSTOMER + 1)
+        stop_at = started + SECONDS
         n = 0
         for round_ in range(PER_CUSTOMER):
             for kana, phone, item, value in CUSTOMERS:
@@ -147,11 +151,12 @@ def _run(urls, secret):
                 time.sleep(spacing)
 
     registering = threading.Thread(target=registrations)
+    started = time.monotonic()
     registering.start()
     results = _wrk(urls, env, SECONDS, delay_ms=max(1, round(delay_ms)))
     registering.join()
     errors = failed_registrations + sum(r["errors"] for r in results)
-    return errors, sum(r["requests"] for r in results), sum(r["rate"] for r in results), capacity, login_ids
+    return errors, sum(r["requests"] for r in results), sum(r["rate"] for r in results), capacity, login_ids, started
 
 
 def _wrk(urls, env, seconds: int, delay_ms: int) -> list[dict]:
