@@ -187,7 +187,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     def authenticate_refresh_token(self, refresh_token):
         """A live refresh token of this client; a rotated one presented again
         is replay, and the whole family is revoked."""
-        row = db.session.scalar(db.select(Token).filter_by(refresh_token_digest=digest(refresh_token)))
+        row = token_by_digest("refresh_token", refresh_token)
         if row is None or row.client_id != self.request.client.client_id:
             return None
         if row.rotated_at is not None and row.revoked_at is None:
@@ -225,6 +225,17 @@ def _code_reused(row: AuthorizationCode, at: int) -> None:
 def _refresh_replayed(row: Token, at: int) -> None:
     revoke_tokens(Token.family_id == row.family_id, at)
     audit.record("token.refresh_reuse", "failure", account=row.account, client_id=row.client_id)
+
+
+def token_by_digest(kind: str, presented: str) -> Token | None:
+    """The row of a presented access or refresh token (``kind``), by digest."""
+    return db.session.scalar(_select_token(kind), {"digest": digest(presented)})
+
+
+@functools.cache
+def _select_token(kind: str):
+    column = Token.refresh_token_digest if kind == "refresh_token" else Token.access_token_digest
+    return db.select(Token).where(column == bindparam("digest"))
 
 
 def store_token(token_row: dict) -> None:

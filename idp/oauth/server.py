@@ -142,6 +142,11 @@ class AccessTokenGenerator(JWTBearerTokenGenerator):
     def get_jwks(self):
         return signing_keyset("RS256")
 
+    def get_jti(self, client, grant_type, user, scope) -> str:
+        # 128 bits from one os.urandom call; Authlib's default draws each of
+        # its 16 characters through SystemRandom.choice (a syscall apiece).
+        return new_secret(16)
+
     def generate(self, grant_type, client, user=None, scope=None, expires_in=None, include_refresh_token=True):
         include_refresh_token = include_refresh_token and "offline_access" in scope_to_list(scope or "")
         return super().generate(grant_type, client, user, scope, expires_in, include_refresh_token)
@@ -171,11 +176,9 @@ class PresentedToken:
 
 
 def query_presented_token(token_string: str, token_type_hint: str | None) -> PresentedToken | None:
-    value = digest(token_string)
     kinds = ["refresh_token", "access_token"] if token_type_hint == "refresh_token" else ["access_token", "refresh_token"]
     for kind in kinds:
-        column = Token.refresh_token_digest if kind == "refresh_token" else Token.access_token_digest
-        row = db.session.scalar(db.select(Token).where(column == value))
+        row = grants.token_by_digest(kind, token_string)
         if row is not None:
             return PresentedToken(row, kind)
     return None
@@ -231,7 +234,7 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
 
 class BearerTokenValidator(_BearerTokenValidator):
     def authenticate_token(self, token_string):
-        row = db.session.scalar(db.select(Token).filter_by(access_token_digest=digest(token_string)))
+        row = grants.token_by_digest("access_token", token_string)
         if row is None or (row.account is not None and not row.account.is_active):
             return None
         return row
