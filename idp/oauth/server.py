@@ -73,6 +73,7 @@ def query_client(client_id: str | None) -> Client | None:
 def _forget_cached_clients(mapper, connection, target) -> None:
     if has_app_context():
         current_app.extensions["idp.clients"].clear()
+        current_app.extensions["idp.origins"].clear()
 
 
 def _detached(row: Client) -> Client:
@@ -281,6 +282,7 @@ def config_oauth(app) -> None:
     """One authorization server per app, holding that app's issuer and lifetimes."""
     server = AuthorizationServer()
     app.extensions["idp.clients"] = {}
+    app.extensions["idp.origins"] = {}  # views.registered_origins
     server.init_app(app, query_client=query_client, save_token=save_token)
     # init_app() registered Authlib's opaque bearer generator; ours replaces it.
     server.register_token_generator(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from urllib.parse import urlsplit
 
 from authlib.oauth2.rfc6749.errors import OAuth2Error
@@ -215,14 +216,22 @@ def _cors(response: Response) -> Response:
     return response
 
 
-def registered_origins() -> set[str]:
+def registered_origins() -> frozenset[str]:
+    """Origins of enabled clients' redirect URIs, cached per process like the
+    registrations themselves (server.query_client): a browser RP's every
+    token or UserInfo request asks."""
+    cache = current_app.extensions["idp.origins"]
+    t = time.monotonic()
+    if cache and t - cache["at"] < current_app.config["CLIENT_CACHE_SECONDS"]:
+        return cache["origins"]
     origins = set()
     for metadata in db.session.scalars(db.select(Client.client_metadata).filter_by(disabled=False)):
         for uri in metadata.get("redirect_uris", []):
             parts = urlsplit(uri)
             if parts.scheme in ("http", "https") and parts.netloc:
                 origins.add(f"{parts.scheme}://{parts.netloc}")
-    return origins
+    cache.update(at=t, origins=frozenset(origins))
+    return cache["origins"]
 
 
 def _cacheable(body: bytes, max_age: int, content_type: str = "application/json") -> Response:

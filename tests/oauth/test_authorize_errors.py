@@ -127,3 +127,24 @@ def test_cors_only_for_registered_origins_on_allowed_endpoints(rp, client):
     assert preflight.headers["Access-Control-Allow-Origin"] == "https://rp.example.test"
     login = client.get("/login", headers={"Origin": "https://rp.example.test"})
     assert "Access-Control-Allow-Origin" not in login.headers
+
+
+def test_cors_origins_follow_client_changes_without_a_query_per_request(app, rp, client):
+    from idp.clients import delete_client
+    from idp.extensions import db
+    from idp.models import Client
+    from tests.roundtrips import RoundTrips
+
+    new_origin = "https://spa.example.test"
+    client.get("/jwks", headers={"Origin": new_origin})  # the origins are now cached
+    spa = RelyingParty.register(app, client, auth_method="none", redirect_uris=(f"{new_origin}/cb",))
+    assert client.get("/jwks", headers={"Origin": new_origin}).headers["Access-Control-Allow-Origin"] == new_origin
+    with app.app_context():
+        engine = db.engine
+    with RoundTrips(engine) as trips:
+        client.get("/jwks", headers={"Origin": new_origin})
+    assert trips.count == 0, trips.log
+    with app.app_context():
+        delete_client(db.session.scalar(db.select(Client).filter_by(client_id=spa.client_id)))
+        db.session.commit()
+    assert "Access-Control-Allow-Origin" not in client.get("/jwks", headers={"Origin": new_origin}).headers
