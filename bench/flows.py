@@ -77,12 +77,38 @@ def login(http: requests.Session) -> requests.Response:
 
 
 def code_from(response: requests.Response) -> str:
-    if response.status_code != 302:
-        raise RuntimeError(f"/authorize answered {response.status_code}, not 302 with a code")
+    if response.status_code not in (302, 303):
+        raise RuntimeError(f"/authorize answered {response.status_code}, not a redirect with a code")
     location = response.headers["Location"]
     if not location.startswith(REDIRECT_URI):
         raise RuntimeError(f"unexpected redirect {location}")
     return parse_qs(urlsplit(location).query)["code"][0]
+
+
+def peer_login(http: requests.Session, interaction: str) -> requests.Response:
+    """The login step of the peer (bench/peer/server.mjs): its interaction page."""
+    url = absolute(interaction)
+    page = http.get(url, allow_redirects=False)
+    if page.status_code != 200:
+        raise RuntimeError(f"peer interaction page answered {page.status_code}")
+    answer = http.post(f"{url}/login", data={"login_id": LOGIN_ID, "password": PASSWORD}, allow_redirects=False)
+    if answer.status_code not in (302, 303):
+        raise RuntimeError(f"peer login answered {answer.status_code}")
+    return answer
+
+
+def absolute(location: str) -> str:
+    return location if location.startswith("http") else BASE + location
+
+
+def follow_to_client(http: requests.Session, response: requests.Response) -> requests.Response:
+    """Follow the OP's own redirects until one leads to the client."""
+    for _ in range(5):
+        location = response.headers.get("Location", "")
+        if response.status_code not in (302, 303) or location.startswith(REDIRECT_URI):
+            return response
+        response = http.get(absolute(location), allow_redirects=False)
+    raise RuntimeError("too many redirects before the client's redirect URI")
 
 
 def exchange(http: requests.Session, code: str, verifier: str) -> dict:
@@ -97,12 +123,14 @@ def exchange(http: requests.Session, code: str, verifier: str) -> dict:
 def full_flow(http: requests.Session) -> dict:
     """authorize -> login page -> login POST -> authorize -> code -> token -> userinfo."""
     first, verifier = authorize(http)
-    if first.status_code != 303 or not first.headers["Location"].endswith("/login"):
-        raise RuntimeError(f"/authorize answered {first.status_code} without a session, not 303 to /login")
-    back = login(http)
-    location = back.headers["Location"]
-    second = http.get(location if location.startswith("http") else BASE + location, allow_redirects=False)
-    tokens = exchange(http, code_from(second), verifier)
+    location = first.headers.get("Location", "")
+    if first.status_code == 303 and location.endswith("/login"):
+        back = login(http)
+    elif first.status_code in (302, 303) and "/interaction/" in location:
+        back = peer_login(http, location)
+    else:
+        raise RuntimeError(f"/authorize answered {first.status_code} without a session, not a redirect to a login")
+    tokens = exchange(http, code_from(follow_to_client(http, back)), verifier)
     info = http.get(f"{BASE}/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"})
     if info.status_code != 200:
         raise RuntimeError(f"userinfo answered {info.status_code}")
@@ -119,7 +147,7 @@ def _pool_worker(args) -> list[str]:
     refresh = [tokens["refresh_token"]]
     while len(refresh) < count and time.monotonic() < deadline:
         response, verifier = authorize(http)
-        refresh.append(exchange(http, code_from(response), verifier)["refresh_token"])
+        refresh.append(exchange(http, code_from(follow_to_client(http, response)), verifier)["refresh_token"])
     return refresh
 
 

@@ -3,7 +3,9 @@
 #
 #     bench/run.sh                         # granian, 2 WSGI workers (the production server of record, README)
 #     BENCH_SERVER=gunicorn bench/run.sh   # gunicorn, 2 sync workers, for comparison
-#     BENCH_PROFILE=1 bench/run.sh        # also py-spy each scenario -> bench/profiles/<server>-<scenario>.svg
+#     BENCH_PROFILE=1 bench/run.sh         # also py-spy each scenario -> bench/profiles/<server>-<scenario>.svg
+#     BENCH_PEER=1 bench/run.sh            # then the same scenarios against node-oidc-provider 9
+#                                          # (bench/peer/, 2 node:cluster workers), and our/peer ratios
 #
 # What it does, all on loopback:
 #  1. drops and recreates the PostgreSQL database idp_bench (never "test"),
@@ -19,7 +21,9 @@
 # Results also go to bench/results/<server>-<UTC time>.md.
 #
 # Requires: wrk (apt-get install -y wrk), gunicorn (and granian) and py-spy in .venv,
-# PostgreSQL at 127.0.0.1:5432 (user postgres, trust), Redis at 127.0.0.1:6379.
+# PostgreSQL at 127.0.0.1:5432 (user postgres, trust), Redis at 127.0.0.1:6379;
+# for BENCH_PEER=1 also Node.js and npm (bench/peer/package-lock.json is installed
+# with npm ci on first use; the peer keeps its tokens in Redis db 3).
 # Knobs: BENCH_DURATION (10s), BENCH_CONNECTIONS (32), BENCH_REFRESH_POOL (200),
 # BENCH_LOGIN_PROCS (8), BENCH_SERVER (gunicorn | gunicorn-gthread | granian).
 set -euo pipefail
@@ -35,7 +39,9 @@ THREADS=2
 POOL="${BENCH_REFRESH_POOL:-200}"
 LOGIN_PROCS="${BENCH_LOGIN_PROCS:-8}"
 PROFILE="${BENCH_PROFILE:-0}"
+PEER="${BENCH_PEER:-0}"
 PORT=8000
+PEER_PORT=8001
 URL="http://127.0.0.1:$PORT"
 DB=idp_bench
 PGOPTS=(-h 127.0.0.1 -p 5432 -U postgres)
@@ -49,25 +55,32 @@ unset IDP_ENV IDP_MAIL_URL IDP_TRUSTED_PROXIES || true
 export BENCH_LUA_DIR="$BENCH/lua" BENCH_THREADS=$THREADS BENCH_BASE="$URL" BENCH_CLIENT_ID=mypage-demo
 
 WORK=$(mktemp -d /tmp/idp-bench.XXXXXX)
-export BENCH_TOKENS="$WORK/tokens"
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$BENCH/results"
 RESULTS="$BENCH/results/$SERVER-$STAMP.md"
 SERVER_PID=""
 RSS_PID=""
 
-cleanup() {
+stop_server() {
     [ -n "$RSS_PID" ] && kill "$RSS_PID" 2>/dev/null || true
     if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
         kill -TERM "$SERVER_PID" 2>/dev/null || true
         for _ in $(seq 1 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.2; done
         kill -KILL "$SERVER_PID" 2>/dev/null || true
     fi
+    SERVER_PID=""
+    RSS_PID=""
 }
-trap cleanup EXIT INT TERM
+trap stop_server EXIT INT TERM
 
 command -v wrk >/dev/null || { echo "wrk missing: apt-get install -y wrk" >&2; exit 2; }
-if ss -ltn "sport = :$PORT" | grep -q ":$PORT"; then echo "port $PORT is busy" >&2; exit 2; fi
+for p in $PORT $PEER_PORT; do
+    if ss -ltn "sport = :$p" | grep -q ":$p"; then echo "port $p is busy" >&2; exit 2; fi
+done
+if [ "$PEER" = 1 ]; then
+    command -v node >/dev/null || { echo "BENCH_PEER=1 needs Node.js" >&2; exit 2; }
+    [ -d "$BENCH/peer/node_modules" ] || (cd "$BENCH/peer" && npm ci --no-audit --no-fund --silent)
+fi
 
 echo "== machine: $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg); server $SERVER"
 busy=$(ps -eo pcpu=,comm= --sort=-pcpu | awk '$1 > 20 {print $2 "(" $1 "%)"}' | head -5 | tr '\n' ' ')
@@ -87,6 +100,26 @@ echo "== SQL per request (in-process, same database)"
 "$PY" "$BENCH/count_sql.py" >"$WORK/sql.txt" 2>&1 || { cat "$WORK/sql.txt"; exit 1; }
 grep -E '^[a-z_]+: ' "$WORK/sql.txt"
 
+watch_server() {  # $1 = base URL: wait for it, find the workers, sample their RSS every 0.5 s
+    SERVER_PID=$!
+    for _ in $(seq 1 100); do
+        curl -fsS -o /dev/null "$1/.well-known/openid-configuration" 2>/dev/null && break
+        kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/server.log"; exit 1; }
+        sleep 0.2
+    done
+    curl -fsS -o /dev/null "$1/jwks"   # loads the key ring in one worker
+    WORKERS=$(pgrep -P "$SERVER_PID" | tr '\n' ' ')
+    echo "   master $SERVER_PID, workers $WORKERS"
+    (
+        while kill -0 "$SERVER_PID" 2>/dev/null; do
+            for w in $WORKERS; do echo "$w $(ps -o rss= -p "$w" 2>/dev/null || echo 0)"; done
+            sleep 0.5
+        done
+    ) >"$WORK/rss-$WHO.log" 2>/dev/null &
+    RSS_PID=$!
+}
+
+WHO=ours
 echo "== start $SERVER on $URL"
 case "$SERVER" in
     gunicorn)
@@ -102,27 +135,7 @@ case "$SERVER" in
         ;;
     *) echo "BENCH_SERVER must be gunicorn, gunicorn-gthread or granian" >&2; exit 2 ;;
 esac
-SERVER_PID=$!
-for _ in $(seq 1 100); do
-    curl -fsS -o /dev/null "$URL/.well-known/openid-configuration" 2>/dev/null && break
-    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/server.log"; exit 1; }
-    sleep 0.2
-done
-curl -fsS -o /dev/null "$URL/jwks"   # loads the key ring in one worker
-WORKERS=$(pgrep -P "$SERVER_PID" | tr '\n' ' ')
-echo "   master $SERVER_PID, workers $WORKERS"
-
-# Peak RSS per worker: sample every 0.5 s while the server runs.
-(
-    while kill -0 "$SERVER_PID" 2>/dev/null; do
-        for w in $WORKERS; do echo "$w $(ps -o rss= -p "$w" 2>/dev/null || echo 0)"; done
-        sleep 0.5
-    done
-) >"$WORK/rss.log" 2>/dev/null &
-RSS_PID=$!
-
-echo "== token pool: $POOL refresh tokens via authorize -> login -> code -> token"
-BENCH_BASE="$URL" "$PY" "$BENCH/flows.py" tokens --out "$BENCH_TOKENS" --count "$POOL" --procs 8 --seconds 120
+watch_server "$URL"
 
 profile_start() {  # $1 = scenario. Worker 1 -> flame graph SVG, worker 2 -> raw stacks for a text summary.
     PROFILERS=""
@@ -150,53 +163,84 @@ profile_end() {  # $1 = scenario
     fi
 }
 
-ROWS=()
+declare -A RESULT  # "<who> <scenario>" -> "req/s p50 p99 errors"
 run_wrk() {  # $1 = scenario, $2 = path, $3 = lua script or ""
-    local args=(-t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --timeout 5s --latency)
+    local args=(-t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --timeout 5s --latency) out="$WORK/wrk-$WHO-$1.txt"
     [ -n "$3" ] && args+=(-s "$BENCH/lua/$3")
     profile_start "$1"
-    wrk "${args[@]}" "$URL$2" >"$WORK/wrk-$1.txt" 2>&1 || true
+    wrk "${args[@]}" "$BENCH_BASE$2" >"$out" 2>&1 || true
     profile_end "$1"
     local rps p50 p99 bad sock extra
-    rps=$(awk '/^Requests\/sec/ {print $2}' "$WORK/wrk-$1.txt")
-    p50=$(awk '$1 == "50%" {print $2}' "$WORK/wrk-$1.txt")
-    p99=$(awk '$1 == "99%" {print $2}' "$WORK/wrk-$1.txt")
-    bad=$(awk '/Non-2xx or 3xx/ {print $NF}' "$WORK/wrk-$1.txt")
-    sock=$(awk '/Socket errors/ {print $0}' "$WORK/wrk-$1.txt" | sed 's/ *Socket errors: //')
-    extra=$(awk '/pool exhausted/ && $NF > 0 {print "pool exhausted: " $NF} /without a new token/ && $NF > 0 {print "no new token: " $NF}' "$WORK/wrk-$1.txt" | paste -sd';' -)
-    ROWS+=("| $1 | ${rps:-?} | ${p50:-?} | ${p99:-?} | ${bad:-0}${sock:+; sockets $sock}${extra:+; $extra} |")
+    rps=$(awk '/^Requests\/sec/ {print $2}' "$out")
+    p50=$(awk '$1 == "50%" {print $2}' "$out")
+    p99=$(awk '$1 == "99%" {print $2}' "$out")
+    bad=$(awk '/Non-2xx or 3xx/ {print $NF}' "$out")
+    sock=$(awk '/Socket errors/ {print $0}' "$out" | sed 's/ *Socket errors: //; s/ //g')
+    extra=$(awk '/pool exhausted/ && $NF > 0 {print "pool-exhausted:" $NF} /without a new token/ && $NF > 0 {print "no-new-token:" $NF}' "$out" | paste -sd';' -)
+    RESULT["$WHO $1"]="${rps:-?} ${p50:-?} ${p99:-?} ${bad:-0}${sock:+;sockets:$sock}${extra:+;$extra}"
     echo "   $1: ${rps:-?} req/s, p50 ${p50:-?}, p99 ${p99:-?}, non-2xx ${bad:-0} ${sock:+sockets: $sock} $extra"
 }
 
-echo "== wrk -t$THREADS -c$CONNECTIONS -d$DURATION"
-run_wrk discovery /.well-known/openid-configuration ""
-run_wrk jwks /jwks ""
-run_wrk client_credentials /token client_credentials.lua
-run_wrk userinfo /userinfo userinfo.lua
-run_wrk introspection /introspect introspect.lua
-run_wrk refresh_token /token refresh.lua
+suite() {  # every scenario against $BENCH_BASE, as $WHO
+    export BENCH_TOKENS="$WORK/tokens-$WHO"
+    echo "== $WHO: token pool, $POOL refresh tokens via authorize -> login -> code -> token"
+    "$PY" "$BENCH/flows.py" tokens --out "$BENCH_TOKENS" --count "$POOL" --procs 8 --seconds 120
+    echo "== $WHO: wrk -t$THREADS -c$CONNECTIONS -d$DURATION"
+    run_wrk discovery /.well-known/openid-configuration ""
+    run_wrk jwks /jwks ""
+    run_wrk client_credentials /token client_credentials.lua
+    run_wrk userinfo /userinfo userinfo.lua
+    run_wrk introspection /introspect introspect.lua
+    run_wrk refresh_token /token refresh.lua
+    echo "== $WHO: full password login (authorize -> login POST -> code -> token -> userinfo), $LOGIN_PROCS processes"
+    profile_start login_flow
+    "$PY" "$BENCH/flows.py" logins --procs "$LOGIN_PROCS" --seconds "${DURATION%s}" --json >"$WORK/logins-$WHO.json" 2>"$WORK/logins-$WHO.err" || true
+    profile_end login_flow
+    local line
+    line=$("$PY" -c "import json,sys; d=json.loads(sys.argv[1]); print(d['rate'], f\"{d['p50_ms']}ms\", f\"{d['p99_ms']}ms\", d['errors'])" "$(tail -1 "$WORK/logins-$WHO.json")")
+    RESULT["$WHO login_flow"]="$line"
+    echo "   login_flow: $line (flows/s, p50, p99, errors)"
+    RESULT["$WHO rss"]=$(awk '{ if ($2 > m[$1]) m[$1] = $2 } END { for (w in m) printf "%.0f/", m[w] / 1024 }' "$WORK/rss-$WHO.log" | sed 's#/$##')
+}
 
-echo "== full password login (authorize -> login POST -> code -> token -> userinfo), $LOGIN_PROCS processes"
-profile_start login_flow
-"$PY" "$BENCH/flows.py" logins --procs "$LOGIN_PROCS" --seconds "${DURATION%s}" --json >"$WORK/logins.json" 2>"$WORK/logins.err" || true
-profile_end login_flow
-LOGIN=$(tail -1 "$WORK/logins.json")
-read -r lrate lp50 lp99 lerr < <("$PY" -c "import json,sys; d=json.loads(sys.argv[1]); print(d['rate'], d['p50_ms'], d['p99_ms'], d['errors'])" "$LOGIN")
-ROWS+=("| login_flow (flows/s) | $lrate | ${lp50}ms | ${lp99}ms | $lerr |")
-echo "   login_flow: $lrate flows/s, p50 ${lp50}ms, p99 ${lp99}ms, errors $lerr"
+suite
+stop_server
 
-cleanup
-SERVER_PID=""
-RSS_PID=""
+if [ "$PEER" = 1 ]; then
+    WHO=peer
+    export BENCH_BASE="http://127.0.0.1:$PEER_PORT"
+    PROFILE=0
+    echo "== start the peer, node-oidc-provider $(node -p "require('$BENCH/peer/node_modules/oidc-provider/package.json').version") on Node.js $(node --version), on $BENCH_BASE"
+    PEER_PORT=$PEER_PORT node "$BENCH/peer/server.mjs" >"$WORK/server.log" 2>&1 &
+    watch_server "$BENCH_BASE"
+    suite
+    stop_server
+fi
 
+SCENARIOS=(discovery jwks client_credentials userinfo introspection refresh_token login_flow)
 {
     echo "### $SERVER, 2 workers, $(date -u +%Y-%m-%dT%H:%MZ), wrk -t$THREADS -c$CONNECTIONS -d$DURATION"
     echo
-    echo "| scenario | req/s | p50 | p99 | non-2xx / errors |"
-    echo "|---|---:|---:|---:|---|"
-    printf '%s\n' "${ROWS[@]}"
+    if [ "$PEER" = 1 ]; then
+        echo "| scenario | req/s | p50 | p99 | non-2xx / errors | peer req/s | peer p50 | peer p99 | peer errors | ours/peer |"
+        echo "|---|---:|---:|---:|---|---:|---:|---:|---|---:|"
+    else
+        echo "| scenario | req/s | p50 | p99 | non-2xx / errors |"
+        echo "|---|---:|---:|---:|---|"
+    fi
+    for sc in "${SCENARIOS[@]}"; do
+        read -r r p50 p99 bad <<<"${RESULT["ours $sc"]}"
+        label=$sc; [ "$sc" = login_flow ] && label="login_flow (flows/s)"
+        if [ "$PEER" = 1 ]; then
+            read -r pr pp50 pp99 pbad <<<"${RESULT["peer $sc"]}"
+            ratio=$(awk -v a="$r" -v b="$pr" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "?" }')
+            echo "| $label | $r | $p50 | $p99 | $bad | $pr | $pp50 | $pp99 | $pbad | $ratio |"
+        else
+            echo "| $label | $r | $p50 | $p99 | $bad |"
+        fi
+    done
     echo
-    echo "Peak RSS per worker (MiB): $(awk '{ if ($2 > m[$1]) m[$1] = $2 } END { for (w in m) printf "%s=%.0f ", w, m[w] / 1024 }' "$WORK/rss.log")"
+    echo "Peak RSS per worker (MiB): ours ${RESULT["ours rss"]}${RESULT["peer rss"]:+; peer ${RESULT["peer rss"]}}"
     echo
     echo "SQL round trips per request (statements, plus BEGIN and COMMIT where a transaction is open):"
     echo
