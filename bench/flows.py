@@ -1,17 +1,14 @@
 """Browser-side OIDC flows for the benchmark (loopback only, bounded).
 
     python bench/flows.py tokens  --out DIR --count N      # refresh-token pool + one access token
-    python bench/flows.py logins  --procs P --seconds S    # full password login as flows/s
 
 ``tokens``: signs in once (one argon2 verification), then reuses the OP
 session cookie for N authorize -> code -> token round trips. Each exchange
 starts a new refresh-token family, so the N refresh tokens are independent
 and each may be used exactly once (rotation: reuse revokes the family).
 
-``logins``: P processes, each with a fresh cookie jar per flow, run
-authorize -> GET /login -> POST /login -> authorize -> code -> token ->
-userinfo until S seconds have passed (or --max flows each). Prints flows/s
-and p50/p99 of one whole flow.
+The full password login as flows/s is measured by bench/logins.mjs, a
+generator that costs the shared CPUs far less than this one would.
 """
 
 from __future__ import annotations
@@ -19,12 +16,10 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
-import json
 import multiprocessing as mp
 import os
 import re
 import secrets
-import statistics
 import sys
 import time
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -169,42 +164,6 @@ def make_tokens(out: str, count: int, procs: int, seconds: float) -> None:
     print(f"pool: {len(refresh)} refresh tokens in {took:.1f}s ({len(refresh) / took:.0f} code exchanges/s)", file=sys.stderr)
 
 
-# --- logins: full password login as flows/s ----------------------------
-
-
-def _login_worker(args) -> tuple[list[float], int]:
-    deadline, max_flows = args
-    times, errors = [], 0
-    while time.monotonic() < deadline and len(times) + errors < max_flows:
-        started = time.perf_counter()
-        try:
-            with requests.Session() as http:  # a new browser: no cookies
-                full_flow(http)
-            times.append(time.perf_counter() - started)
-        except Exception as error:  # noqa: BLE001 - counted and reported
-            errors += 1
-            if errors <= 3:
-                print(f"flow error: {error}", file=sys.stderr)
-    return times, errors
-
-
-def run_logins(procs: int, seconds: float, max_flows: int, as_json: bool) -> None:
-    started = time.monotonic()
-    deadline = started + seconds
-    with mp.Pool(procs) as pool:
-        results = pool.map(_login_worker, [(deadline, max_flows)] * procs)
-    elapsed = time.monotonic() - started
-    times = sorted(t for part, _ in results for t in part)
-    errors = sum(e for _, e in results)
-    result = {
-        "scenario": "login_flow", "flows": len(times), "errors": errors, "seconds": round(elapsed, 2),
-        "rate": round(len(times) / elapsed, 1),
-        "p50_ms": round(statistics.median(times) * 1000, 1) if times else None,
-        "p99_ms": round(times[min(len(times) - 1, int(len(times) * 0.99))] * 1000, 1) if times else None,
-    }
-    print(json.dumps(result) if as_json else result)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command", required=True)
@@ -213,16 +172,8 @@ def main() -> None:
     t.add_argument("--count", type=int, default=12000)
     t.add_argument("--procs", type=int, default=8)
     t.add_argument("--seconds", type=float, default=120)
-    g = sub.add_parser("logins")
-    g.add_argument("--procs", type=int, default=8)
-    g.add_argument("--seconds", type=float, default=10)
-    g.add_argument("--max", type=int, default=5000, help="flows per process at most")
-    g.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    if args.command == "tokens":
-        make_tokens(args.out, args.count, args.procs, args.seconds)
-    else:
-        run_logins(args.procs, args.seconds, args.max, args.json)
+    make_tokens(args.out, args.count, args.procs, args.seconds)
 
 
 if __name__ == "__main__":

@@ -15,17 +15,17 @@
 #  3. obtains a pool of refresh tokens and one access token through the real
 #     authorize -> login -> code -> token flow (bench/flows.py tokens);
 #  4. runs wrk -t2 -c32 -d10s with the Lua scripts in bench/lua/ for each
-#     scenario, and the full password login with bench/flows.py logins;
+#     scenario, and the full password login with bench/logins.mjs (Node.js);
 #  5. prints req/s, p50, p99, errors per scenario and peak RSS per worker,
 #     counts SQL per token request (bench/count_sql.py), stops the server.
 # Results also go to bench/results/<server>-<UTC time>.md.
 #
 # Requires: wrk (apt-get install -y wrk), gunicorn (and granian) and py-spy in .venv,
 # PostgreSQL at 127.0.0.1:5432 (user postgres, trust), Redis at 127.0.0.1:6379;
-# for BENCH_PEER=1 also Node.js and npm (bench/peer/package-lock.json is installed
+# Node.js for the login generator; for BENCH_PEER=1 also npm (bench/peer/package-lock.json is installed
 # with npm ci on first use; the peer keeps its tokens in Redis db 3).
 # Knobs: BENCH_DURATION (10s), BENCH_CONNECTIONS (32), BENCH_REFRESH_POOL (200),
-# BENCH_LOGIN_PROCS (8), BENCH_SERVER (gunicorn | gunicorn-gthread | granian).
+# BENCH_LOGIN_CONCURRENCY (8 flows at once), BENCH_SERVER (granian | gunicorn | gunicorn-gthread).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,7 +37,7 @@ DURATION="${BENCH_DURATION:-10s}"
 CONNECTIONS="${BENCH_CONNECTIONS:-32}"
 THREADS=2
 POOL="${BENCH_REFRESH_POOL:-200}"
-LOGIN_PROCS="${BENCH_LOGIN_PROCS:-8}"
+LOGIN_CONCURRENCY="${BENCH_LOGIN_CONCURRENCY:-8}"
 PROFILE="${BENCH_PROFILE:-0}"
 PEER="${BENCH_PEER:-0}"
 PORT=8000
@@ -74,11 +74,11 @@ stop_server() {
 trap stop_server EXIT INT TERM
 
 command -v wrk >/dev/null || { echo "wrk missing: apt-get install -y wrk" >&2; exit 2; }
+command -v node >/dev/null || { echo "Node.js missing (bench/logins.mjs): apt-get install -y nodejs" >&2; exit 2; }
 for p in $PORT $PEER_PORT; do
     if ss -ltn "sport = :$p" | grep -q ":$p"; then echo "port $p is busy" >&2; exit 2; fi
 done
 if [ "$PEER" = 1 ]; then
-    command -v node >/dev/null || { echo "BENCH_PEER=1 needs Node.js" >&2; exit 2; }
     [ -d "$BENCH/peer/node_modules" ] || (cd "$BENCH/peer" && npm ci --no-audit --no-fund --silent)
 fi
 
@@ -192,9 +192,9 @@ suite() {  # every scenario against $BENCH_BASE, as $WHO
     run_wrk userinfo /userinfo userinfo.lua
     run_wrk introspection /introspect introspect.lua
     run_wrk refresh_token /token refresh.lua
-    echo "== $WHO: full password login (authorize -> login POST -> code -> token -> userinfo), $LOGIN_PROCS processes"
+    echo "== $WHO: full password login (authorize -> login POST -> code -> token -> userinfo), $LOGIN_CONCURRENCY at once"
     profile_start login_flow
-    "$PY" "$BENCH/flows.py" logins --procs "$LOGIN_PROCS" --seconds "${DURATION%s}" --json >"$WORK/logins-$WHO.json" 2>"$WORK/logins-$WHO.err" || true
+    node "$BENCH/logins.mjs" "$LOGIN_CONCURRENCY" "${DURATION%s}" >"$WORK/logins-$WHO.json" 2>"$WORK/logins-$WHO.err" || true
     profile_end login_flow
     local line
     line=$("$PY" -c "import json,sys; d=json.loads(sys.argv[1]); print(d['rate'], f\"{d['p50_ms']}ms\", f\"{d['p99_ms']}ms\", d['errors'])" "$(tail -1 "$WORK/logins-$WHO.json")")
