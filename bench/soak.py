@@ -10,8 +10,9 @@ introspection requests plus /healthz (bench/lua/mix.lua, one wrk per node,
 closed loop, 10 s). Then, for SOAK_SECONDS, wrk sends the same mix at
 SOAK_LOAD (70 %) of that capacity, paced by wrk's delay(), while customers
 register through the registration flow on alternating nodes. Afterwards it
-checks: no errors, every registration's mail arrived, and the nodes' memory
-stayed flat. Traffic goes to 127.0.0.1 only; everything stops by itself.
+checks: no errors; every registration's mail arrived, its URL completes the
+registration on the other node and the new iTSCOM ID signs in; and the
+nodes' memory stayed flat. Traffic goes to 127.0.0.1 only; everything stops by itself.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 
@@ -36,15 +38,10 @@ LOAD = float(os.environ.get("SOAK_LOAD", "0.7"))
 CONNECTIONS = 16  # per node
 CAPACITY_SECONDS = 10
 DB = "idp_soak"
-# Registrations: (kana, phone, item, value) of demo contracts; each contract
-# may send 5 registration mails per 30 minutes, the address 20.
-CUSTOMERS = [
-    ("イツタロウ", "0312345678", "bank_last4", "4821"),
-    ("ヤマダタロウ", "0451234567", "card_last4", "1234"),
-    ("スズキハナコ", "0449876543", "bank_last4", "0077"),
-    ("タカハシミサキ", "08011112222", "bank_last4", "3141"),
-]
-PER_CUSTOMER = 4
+# Registrations: one per contract, on contracts made for the soak (imported
+# with `flask contracts import`), so that every one can be completed.
+REGISTRATIONS = 16
+CUSTOMERS = [("ソーク タロウ", f"03{5550000 + n:08d}", "bank_last4", f"{1000 + n}") for n in range(REGISTRATIONS)]
 WARM_UP = max(5, SECONDS // 4)
 
 
@@ -65,6 +62,13 @@ def main() -> int:
     subprocess.run(["redis-cli", "-n", "2", "flushdb"], check=True, capture_output=True)
     subprocess.run([*flask, "db", "upgrade"], env=env, check=True, capture_output=True)
     demo = subprocess.run([*flask, "demo"], env=env, check=True, capture_output=True, text=True).stdout
+    contracts = ROOT / "instance" / "soak-contracts.csv"
+    contracts.parent.mkdir(exist_ok=True)
+    contracts.write_text("customer_number,name_kanji,name_kana,phones,bank_last4,card_last4,stb_ids,"
+                         "contact_emails,additional_auth\n" + "".join(
+                             f"{3000000000 + n},負荷 太郎,{kana},{phone},{value},,,soak.contact{n}@example.jp,false\n"
+                             for n, (kana, phone, _, value) in enumerate(CUSTOMERS)), encoding="utf-8")
+    subprocess.run([*flask, "contracts", "import", str(contracts)], env=env, check=True, capture_output=True)
     secret = re.search(r"client_id: mypage-demo\s+client_secret: (\S+)", demo).group(1)
     granian = str(Path(sys.executable).parent / "granian")
     nodes = [subprocess.Popen([granian, "--interface", "wsgi", "--workers", "1", "--blocking-threads", "1",
@@ -93,6 +97,10 @@ def main() -> int:
         rss_start = next((rss for t, rss in series if t >= started + WARM_UP), series[-1][1])
         _wait(lambda: len(smtp.inbox.messages) >= len(login_ids), timeout=60)
         rss_end = _rss(nodes)
+        # A registration is not lost when its mailed URL completes it (on the
+        # other node) and the new iTSCOM ID then signs in.
+        completed = [login_id for n, login_id in enumerate(login_ids)
+                     if _complete(urls[(n + 1) % 2], smtp.inbox.messages, login_id)]
     finally:
         for p in [*nodes, sender]:
             p.terminate()
@@ -100,11 +108,12 @@ def main() -> int:
             p.wait(timeout=10)
         smtp.stop()
     received = {m["To"] for m in smtp.inbox.messages}
-    lost = [i for i in login_ids if i not in received]
+    lost = [i for i in login_ids if i not in received or i not in completed]
     growth = max((rss_end[k] - rss_start[k]) / rss_start[k] for k in rss_start)
     print(f"capacity of the mix on two nodes: {capacity:.0f} requests/s (wrk, closed loop)")
     print(f"{done} requests in {SECONDS}s: {rate:.0f}/s = {rate / capacity:.0%} of capacity; errors: {errors}")
-    print(f"registrations: {len(login_ids)}, mails received: {len(received)}, lost: {lost}")
+    print(f"registrations: {len(login_ids)}, mails received: {len(received)}, "
+          f"completed from the mail and signed in: {len(completed)}, lost: {lost}")
     print("RSS MiB every 10 s, per node: " + " | ".join(
         ", ".join(f"{v:.0f}" for v in point.values()) for _, point in series))
     print(f"RSS MiB {WARM_UP}s into the soak / at the end, per node: " + ", ".join(f"{rss_start[k]:.0f}/{rss_end[k]:.0f}" for k in rss_start))
@@ -135,20 +144,17 @@ def _run(urls, secret):
     failed_registrations = 0
     def registrations():
         nonlocal failed_registrations
-        spacing = SECONDS / (len(CUSTOMERS) * PER_CUSTOMER + 1)
+        spacing = SECONDS / (len(CUSTOMERS) + 1)
         stop_at = started + SECONDS
-        n = 0
-        for round_ in range(PER_CUSTOMER):
-            for kana, phone, item, value in CUSTOMERS:
-                if time.monotonic() >= stop_at:
-                    return
-                login_id = f"soak{round_}.{n}@example.jp"
-                if _register(urls[n % 2], kana, phone, item, value, login_id):
-                    login_ids.append(login_id)
-                else:
-                    failed_registrations += 1
-                n += 1
-                time.sleep(spacing)
+        for n, (kana, phone, item, value) in enumerate(CUSTOMERS):
+            if time.monotonic() >= stop_at:
+                return
+            login_id = f"soak{n}@example.jp"
+            if _register(urls[n % 2], kana, phone, item, value, login_id):
+                login_ids.append(login_id)
+            else:
+                failed_registrations += 1
+            time.sleep(spacing)
 
     registering = threading.Thread(target=registrations)
     started = time.monotonic()
@@ -194,6 +200,38 @@ def _register(url, kana, phone, item, value, login_id) -> bool:
         if response.status_code != 303:
             print(f"registration step {path} answered {response.status_code}")
             return False
+    return True
+
+
+def _complete(url, messages, login_id) -> bool:
+    """Open the URL mailed to ``login_id``, finish the registration there and
+    sign in with the new iTSCOM ID."""
+    mail = next((m for m in messages if m["To"] == login_id), None)
+    link = mail and re.search(r"https?://\S+/registration/confirm/[\w-]+", mail.get_body(("plain",)).get_content())
+    if not link:
+        print(f"no registration URL in the mail to {login_id}")
+        return False
+    s = requests.Session()
+    path = urlsplit(link.group(0)).path
+
+    def post(page_path, data):
+        page = s.get(f"{url}{page_path}").text
+        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
+        return page, s.post(f"{url}{page_path}", data={"csrf_token": token and token.group(1), **data},
+                            allow_redirects=False)
+
+    _, answer = post(path, {})
+    if answer.status_code == 303 and answer.headers["Location"].endswith("/registration/contact"):
+        page = s.get(f"{url}/registration/contact").text
+        choice = re.search(r'name="contact_email"[^>]*value="([^"]+)"', page)
+        _, answer = post("/registration/contact", {"contact_email": choice and choice.group(1)})
+    if answer.status_code != 303 or not answer.headers["Location"].endswith("/registration/complete"):
+        print(f"completing the registration of {login_id} answered {answer.status_code}")
+        return False
+    _, login = post("/login", {"login_id": login_id, "password": "Soak-pass-2026"})
+    if login.status_code != 303:
+        print(f"signing in as {login_id} answered {login.status_code}")
+        return False
     return True
 
 
