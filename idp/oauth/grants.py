@@ -253,7 +253,7 @@ def claim_and_store(model, row_id: int, column: str, at: int, token_row: dict) -
     reading the credential, and this."""
     connection = db.session.connection()
     params = {"claim_id": row_id, "claim_at": at}
-    if connection.dialect.name != "postgresql":  # SQLite has no DML in CTEs
+    if connection.dialect.name != "postgresql":  # SQLite: no DML in CTEs; one transaction (views.token)
         if connection.execute(_claim(model, column), params).rowcount != 1:
             return False
         store_token(token_row)
