@@ -68,7 +68,7 @@ class Token(db.Model, TokenMixin):
     authorization_code_id: Mapped[int | None] = mapped_column(Integer, index=True)
     sid: Mapped[str | None] = mapped_column(String(64), index=True)
     auth_time: Mapped[int | None] = mapped_column(BigInteger)
-    claims_request: Mapped[dict | None] = mapped_column(JSON)
+    claims_request: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))  # None is SQL NULL, as the ORM leaves it
     issued_at: Mapped[int] = mapped_column(BigInteger)
     access_expires_at: Mapped[int] = mapped_column(BigInteger)
     refresh_expires_at: Mapped[int | None] = mapped_column(BigInteger)

@@ -218,13 +218,22 @@ def revoke_tokens(condition, at: int) -> None:
 
 
 def _code_reused(row: AuthorizationCode, at: int) -> None:
+    _one_transaction()
     revoke_tokens(Token.authorization_code_id == row.id, at)
     audit.record("token.code_reuse", "failure", account=row.account, client_id=row.client_id)
 
 
 def _refresh_replayed(row: Token, at: int) -> None:
+    _one_transaction()
     revoke_tokens(Token.family_id == row.family_id, at)
     audit.record("token.refresh_reuse", "failure", account=row.account, client_id=row.client_id)
+
+
+def _one_transaction() -> None:
+    """Leave the token endpoint's autocommit (PostgreSQL): the revocation and
+    its audit row that follow commit together, when the request ends."""
+    if db.session.connection().get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+        db.session.commit()
 
 
 def token_by_digest(kind: str, presented: str) -> Token | None:
@@ -259,7 +268,7 @@ def claim_and_store(model, row_id: int, column: str, at: int, token_row: dict) -
         store_token(token_row)
         return True
     params.update((f"new_{name}", value) for name, value in token_row.items())
-    return connection.execute(_claim_and_insert(model, column), params).first() is not None
+    return connection.execute(_claim_and_insert(model, column, tuple(token_row)), params).first() is not None
 
 
 # The statements are built once: building and cache-keying a fresh SQLAlchemy
@@ -272,22 +281,22 @@ def _insert_token():
 @functools.cache
 def _claim(model, column: str):
     table = model.__table__
-    return (
-        table.update()
-        .where(table.c.id == bindparam("claim_id"), table.c[column].is_(None))
-        .values({column: bindparam("claim_at")})
-    )
+    unspent = [table.c[column].is_(None)]
+    if "revoked_at" in table.c:  # a refresh token revoked since it was read is spent too
+        unspent.append(table.c.revoked_at.is_(None))
+    return table.update().where(table.c.id == bindparam("claim_id"), *unspent).values({column: bindparam("claim_at")})
 
 
 @functools.cache
-def _claim_and_insert(model, column: str):
+def _claim_and_insert(model, column: str, names: tuple[str, ...]):
+    """The claim as a CTE, and an INSERT of the columns ``names`` (what
+    server.token_row sets; any other column takes its default)."""
     claimed = _claim(model, column).returning(model.__table__.c.id).cte("claimed")
     tokens = Token.__table__
-    names = [c.name for c in tokens.c if c.name not in ("id", "rotated_at", "revoked_at")]
     # Prefixed bind names: Core would read a parameter named like a column of
     # the UPDATE's table as a value to SET.
     row = select(*(bindparam(f"new_{name}", type_=tokens.c[name].type) for name in names)).select_from(claimed)
-    return tokens.insert().from_select(names, row).returning(tokens.c.id)
+    return tokens.insert().from_select(list(names), row).returning(tokens.c.id)
 
 
 def _error(code: str, description: str) -> InvalidRequestError:

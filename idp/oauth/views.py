@@ -3,7 +3,10 @@ revocation, introspection and RP-initiated logout.
 
 Each view hands the request to Authlib and commits what it wrote; a failed
 request commits only what failure itself must record (revocations on reuse,
-audit rows).
+audit rows). On PostgreSQL the token endpoint runs without a transaction:
+there a code or refresh token is spent, and its new token stored, by one
+statement at the very end of the grant (grants.claim_and_store); if the
+response then fails, the client's retry counts as reuse and revokes it.
 """
 
 from __future__ import annotations
@@ -226,16 +229,18 @@ def registered_origins() -> frozenset[str]:
     token or UserInfo request asks."""
     cache = current_app.extensions["idp.origins"]
     t = time.monotonic()
-    if cache and t - cache["at"] < current_app.config["CLIENT_CACHE_SECONDS"]:
-        return cache["origins"]
+    cached = cache.get("entry")  # one read: another thread may clear the cache meanwhile
+    if cached is not None and t - cached[0] < current_app.config["CLIENT_CACHE_SECONDS"]:
+        return cached[1]
     origins = set()
     for metadata in db.session.scalars(db.select(Client.client_metadata).filter_by(disabled=False)):
         for uri in metadata.get("redirect_uris", []):
             parts = urlsplit(uri)
             if parts.scheme in ("http", "https") and parts.netloc:
                 origins.add(f"{parts.scheme}://{parts.netloc}")
-    cache.update(at=t, origins=frozenset(origins))
-    return cache["origins"]
+    found = frozenset(origins)
+    cache["entry"] = (t, found)
+    return found
 
 
 def _cacheable(body: bytes, max_age: int, content_type: str = "application/json") -> Response:

@@ -169,3 +169,28 @@ def test_an_access_token_is_no_id_token_hint(rp, client):
     response = client.get("/session/end", query_string={
         "id_token_hint": tokens["access_token"], "post_logout_redirect_uri": "https://rp.example.test/bye"})
     assert response.status_code == 400
+
+
+def test_a_refresh_token_revoked_after_it_was_read_is_not_rotated(rp, app, client):
+    """The claim that spends a refresh token refuses one revoked meanwhile
+    (e.g. by /revoke between the grant's read and its claim), and then
+    stores no token in the revoked family."""
+    from idp.models import Token
+    from idp.oauth.grants import claim_and_store
+    from idp.security.secrets import digest
+
+    refresh = rp.tokens()["refresh_token"]
+    with app.app_context():
+        row = db.session.scalar(db.select(Token).filter_by(refresh_token_digest=digest(refresh)))
+        row_id, family = row.id, row.family_id
+    assert client.post("/revoke", data={"token": refresh}, headers=rp.auth()).status_code == 200
+    with app.app_context():
+        before = db.session.scalar(db.select(db.func.count()).select_from(Token).filter_by(family_id=family))
+        new_row = {"client_id": rp.client_id, "account_id": None, "scope": "openid", "access_token_digest": "x" * 64,
+                   "refresh_token_digest": None, "issued_at": 1, "access_expires_at": 2, "refresh_expires_at": None,
+                   "authorization_code_id": None, "sid": None, "auth_time": None, "claims_request": None,
+                   "family_id": family, "family_expires_at": 3}
+        assert claim_and_store(Token, row_id, "rotated_at", 1, new_row) is False
+        db.session.commit()
+        after = db.session.scalar(db.select(db.func.count()).select_from(Token).filter_by(family_id=family))
+    assert after == before
