@@ -83,6 +83,9 @@ if [ "$PEER" = 1 ]; then
 fi
 
 echo "== machine: $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg); server $SERVER"
+# This CPU's RS256 ceiling: every client_credentials or refresh response signs once.
+RSA_SIGNS=$(openssl speed -seconds 2 rsa2048 2>/dev/null | awk '/^rsa 2048 bits/ {print $(NF-1)}')
+echo "   RS256 signatures per core (openssl speed rsa2048): ${RSA_SIGNS:-?}/s"
 busy=$(ps -eo pcpu=,comm= --sort=-pcpu | awk '$1 > 20 {print $2 "(" $1 "%)"}' | head -5 | tr '\n' ' ')
 [ -n "$busy" ] && echo "!! other busy processes share the CPUs: $busy -- numbers will be low" >&2
 
@@ -220,6 +223,8 @@ fi
 SCENARIOS=(discovery jwks client_credentials userinfo introspection refresh_token login_flow)
 {
     echo "### $SERVER, 2 workers, $(date -u +%Y-%m-%dT%H:%MZ), wrk -t$THREADS -c$CONNECTIONS -d$DURATION"
+    echo
+    echo "Machine: $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)); RS256 signatures per core: ${RSA_SIGNS:-?}/s (openssl speed rsa2048)."
     echo
     if [ "$PEER" = 1 ]; then
         echo "| scenario | req/s | p50 | p99 | non-2xx / errors | peer req/s | peer p50 | peer p99 | peer errors | ours/peer |"
