@@ -136,9 +136,11 @@ def load(app, overrides: dict | None = None) -> None:
 
     secure = config["ISSUER"].startswith("https://")
     config.update(
-        # No pre-ping: it costs a round trip on every request; connections are
-        # recycled before servers or proxies would drop them instead.
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_recycle": 1800},
+        # Pre-ping: a pooled connection that the server dropped (restart,
+        # failover, a proxy's idle timeout) is replaced before a request uses
+        # it. It costs one round trip per request, within the token
+        # endpoint's budget of three (BENCHMARKS.md).
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "pool_recycle": 1800},
         SESSION_COOKIE_NAME="idp_flow",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",

@@ -1,9 +1,10 @@
 """Database round trips, counted from SQLAlchemy's events on the real engine.
 
-A round trip is what the driver sends and waits for: every statement; the
-BEGIN that psycopg sends before the first statement of a transaction; and a
-COMMIT or ROLLBACK only when a transaction is open (psycopg sends nothing
-for either on an idle or autocommit connection). SQLAlchemy's own begin and
+A round trip is what the driver sends and waits for: the pool's pre-ping
+when a connection is checked out; every statement; the BEGIN that psycopg
+sends before the first statement of a transaction; and a COMMIT or ROLLBACK
+only when a transaction is open (psycopg sends nothing for either on an
+idle or autocommit connection). SQLAlchemy's own begin and
 commit events fire in autocommit mode too, so they are not counted as such.
 Used by tests/oauth/test_round_trips.py and bench/count_sql.py.
 """
@@ -48,7 +49,12 @@ class RoundTrips:
         self.count += 1
         self.log.append(what)
 
+    def _checkout(self, dbapi_connection, record, proxy):
+        if self.engine.pool._pre_ping:  # SQLAlchemy pings before this event, not through cursor events
+            self._sent("SELECT 1 (pre-ping)")
+
     def __enter__(self):
+        event.listen(self.engine.pool, "checkout", self._checkout)
         event.listen(self.engine, "before_cursor_execute", self._statement)
         event.listen(self.engine, "commit", self._commit)
         event.listen(self.engine, "rollback", self._rollback)
@@ -61,6 +67,7 @@ class RoundTrips:
         self._end(conn, "ROLLBACK")
 
     def __exit__(self, *exc):
+        event.remove(self.engine.pool, "checkout", self._checkout)
         event.remove(self.engine, "before_cursor_execute", self._statement)
         event.remove(self.engine, "commit", self._commit)
         event.remove(self.engine, "rollback", self._rollback)

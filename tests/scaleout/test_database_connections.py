@@ -1,0 +1,36 @@
+"""Pooled connections that PostgreSQL dropped (a restart, a failover, an idle
+timeout in a proxy) are noticed before use: the next request succeeds."""
+
+import os
+
+import pytest
+import sqlalchemy as sa
+
+from idp.extensions import db
+
+pytestmark = pytest.mark.skipif(
+    not os.environ.get("IDP_TEST_DATABASE_URL", "").startswith("postgresql"),
+    reason="needs PostgreSQL (make test's second pass)",
+)
+
+
+def _drop_the_apps_connections(app) -> int:
+    with app.app_context():
+        url = db.engine.url
+    killer = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with killer.begin() as conn:
+        dropped = conn.execute(sa.text(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
+    killer.dispose()
+    return dropped
+
+
+def test_requests_succeed_after_the_server_dropped_every_pooled_connection(rp, client, app):
+    token = rp.tokens()["access_token"]  # the pool now holds live connections
+    assert _drop_the_apps_connections(app) >= 1
+    assert rp.token_request({"grant_type": "client_credentials"}).status_code == 200
+    assert _drop_the_apps_connections(app) >= 1
+    assert client.get("/userinfo", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    assert _drop_the_apps_connections(app) >= 1
+    assert client.get("/readyz").status_code == 200
