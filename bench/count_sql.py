@@ -5,8 +5,8 @@
 Runs the app in-process (Flask test client, same configuration as the
 benchmark server) and counts, per request, what the driver sends and waits
 for (tests/roundtrips.py, the counter tests/oauth/test_round_trips.py
-asserts with): every statement, BEGIN before the first statement of a
-transaction, COMMIT or ROLLBACK when a transaction is open. The first
+asserts with): the pool's pre-ping, every statement, BEGIN before the first
+statement of a transaction, COMMIT or ROLLBACK when a transaction is open. The first
 request of each kind is a warm-up (key ring load) and is not counted.
 """
 
