@@ -247,7 +247,7 @@ SCENARIOS=(discovery jwks client_credentials userinfo introspection refresh_toke
     echo
     echo "Peak RSS per worker (MiB): ours ${RESULT["ours rss"]}${RESULT["peer rss"]:+; peer ${RESULT["peer rss"]}}"
     echo
-    echo "SQL round trips per request (statements, plus BEGIN and COMMIT where a transaction is open):"
+    echo "SQL round trips per request (pre-ping, statements, and BEGIN and COMMIT where a transaction is open):"
     echo
     grep -E '^[a-z_]+: ' "$WORK/sql.txt" | sed 's/^/    /'
 } | tee "$RESULTS"
