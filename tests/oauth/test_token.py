@@ -4,7 +4,15 @@ import base64
 
 import pytest
 
+from idp.extensions import db
+from idp.models import AuditEvent
+
 from ..helpers import RelyingParty
+
+
+def audited(app, event) -> list[AuditEvent]:
+    with app.app_context():
+        return db.session.scalars(db.select(AuditEvent).filter_by(event=event)).all()
 
 
 def introspect(rp, token, hint=None):
@@ -25,6 +33,9 @@ def test_code_reuse_fails_and_revokes_what_the_code_issued(rp):
     assert introspect(rp, tokens["access_token"])["active"] is False
     refresh = rp.token_request({"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
     assert refresh.get_json()["error"] == "invalid_grant"
+    # The revocation and its audit row are written together (on PostgreSQL
+    # the token endpoint otherwise runs without a transaction).
+    assert [(e.outcome, e.client_id) for e in audited(rp.app, "token.code_reuse")] == [("failure", rp.client_id)]
 
 
 def test_expired_code_is_refused(rp, clock):
@@ -83,6 +94,7 @@ def test_refresh_rotates_and_replay_revokes_the_family(rp):
     again = rp.token_request({"grant_type": "refresh_token", "refresh_token": new["refresh_token"]})
     assert again.get_json()["error"] == "invalid_grant"
     assert introspect(rp, new["access_token"])["active"] is False
+    assert [e.client_id for e in audited(rp.app, "token.refresh_reuse")] == [rp.client_id]
 
 
 def test_refresh_token_has_an_absolute_lifetime(rp, clock):
