@@ -31,6 +31,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.helpers import csrf_token  # noqa: E402
 from tests.mailserver import MailServer, free_port  # noqa: E402 - a real SMTP sink
 
 SECONDS = int(os.environ.get("SOAK_SECONDS", "60"))
@@ -181,14 +182,16 @@ def _wrk(urls, env, seconds: int, delay_ms: int) -> list[dict]:
     return results
 
 
+def _submit(s: requests.Session, url: str, path: str, fill) -> requests.Response:
+    """Open a form page, then post it with its CSRF token; ``fill`` is the
+    form data, or a function of the page that returns it. No redirect is followed."""
+    page = s.get(f"{url}{path}").text
+    data = fill(page) if callable(fill) else fill
+    return s.post(f"{url}{path}", data={"csrf_token": csrf_token(page), **data}, allow_redirects=False)
+
+
 def _register(url, kana, phone, item, value, login_id) -> bool:
     s = requests.Session()
-
-    def post(path, data):
-        page = s.get(f"{url}{path}").text
-        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
-        return s.post(f"{url}{path}", data={"csrf_token": token, **data}, allow_redirects=False)
-
     steps = [
         ("/registration/", {"name_kana": kana, "phone": phone, "payment_type": item, "payment_value": value}),
         ("/registration/terms", {"agreement": "agree"}),
@@ -196,7 +199,7 @@ def _register(url, kana, phone, item, value, login_id) -> bool:
                                    "password_confirm": "Soak-pass-2026"}),
     ]
     for path, data in steps:
-        response = post(path, data)
+        response = _submit(s, url, path, data)
         if response.status_code != 303:
             print(f"registration step {path} answered {response.status_code}")
             return False
@@ -212,23 +215,14 @@ def _complete(url, messages, login_id) -> bool:
         print(f"no registration URL in the mail to {login_id}")
         return False
     s = requests.Session()
-    path = urlsplit(link.group(0)).path
-
-    def post(page_path, data):
-        page = s.get(f"{url}{page_path}").text
-        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
-        return page, s.post(f"{url}{page_path}", data={"csrf_token": token and token.group(1), **data},
-                            allow_redirects=False)
-
-    _, answer = post(path, {})
+    answer = _submit(s, url, urlsplit(link.group(0)).path, {})
     if answer.status_code == 303 and answer.headers["Location"].endswith("/registration/contact"):
-        page = s.get(f"{url}/registration/contact").text
-        choice = re.search(r'name="contact_email"[^>]*value="([^"]+)"', page)
-        _, answer = post("/registration/contact", {"contact_email": choice and choice.group(1)})
+        answer = _submit(s, url, "/registration/contact", lambda page: {
+            "contact_email": re.search(r'name="contact_email"[^>]*value="([^"]+)"', page).group(1)})
     if answer.status_code != 303 or not answer.headers["Location"].endswith("/registration/complete"):
         print(f"completing the registration of {login_id} answered {answer.status_code}")
         return False
-    _, login = post("/login", {"login_id": login_id, "password": "Soak-pass-2026"})
+    login = _submit(s, url, "/login", {"login_id": login_id, "password": "Soak-pass-2026"})
     if login.status_code != 303:
         print(f"signing in as {login_id} answered {login.status_code}")
         return False
