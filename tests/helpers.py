@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import re
 import secrets
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import jwt as pyjwt  # PyJWT: an independent JOSE implementation to check our tokens
+import pytest
 
 from idp.clients import create_client
 from idp.extensions import db
 
 ISSUER = "https://id.example.test"
 REDIRECT_URI = "https://rp.example.test/callback"
+
+# Tests that need PostgreSQL itself run in make test's second pass only.
+needs_postgresql = pytest.mark.skipif(
+    not os.environ.get("IDP_TEST_DATABASE_URL", "").startswith("postgresql"),
+    reason="needs PostgreSQL (set IDP_TEST_DATABASE_URL; make test's second pass does)",
+)
 
 
 class FrozenClock:

@@ -258,8 +258,8 @@ def claim_and_store(model, row_id: int, column: str, at: int, token_row: dict) -
     written only by the winner. True for the winner.
 
     On PostgreSQL this is one statement (a data-modifying CTE), so that with
-    the token endpoint in autocommit mode an exchange costs two round trips:
-    reading the credential, and this."""
+    the token endpoint in autocommit mode an exchange costs three round trips:
+    the pool's pre-ping, reading the credential, and this."""
     connection = db.session.connection()
     params = {"claim_id": row_id, "claim_at": at}
     if connection.dialect.name != "postgresql":  # SQLite: no DML in CTEs; one transaction (views.token)

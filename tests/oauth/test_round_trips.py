@@ -4,17 +4,14 @@ pass of `make test`: SQLite runs in-process, has no round trips to save, and
 keeps a transaction around a token request (views._without_transaction).
 """
 
-import os
-
 import pytest
 
 from idp.extensions import db
-from tests.roundtrips import RoundTrips
 
-pytestmark = pytest.mark.skipif(
-    not os.environ.get("IDP_TEST_DATABASE_URL", "").startswith("postgresql"),
-    reason="round trips are counted on PostgreSQL (make test's second pass)",
-)
+from ..helpers import needs_postgresql
+from ..roundtrips import RoundTrips
+
+pytestmark = needs_postgresql
 
 
 @pytest.fixture

@@ -1,17 +1,14 @@
 """Pooled connections that PostgreSQL dropped (a restart, a failover, an idle
 timeout in a proxy) are noticed before use: the next request succeeds."""
 
-import os
 
-import pytest
 import sqlalchemy as sa
 
 from idp.extensions import db
 
-pytestmark = pytest.mark.skipif(
-    not os.environ.get("IDP_TEST_DATABASE_URL", "").startswith("postgresql"),
-    reason="needs PostgreSQL (make test's second pass)",
-)
+from ..helpers import needs_postgresql
+
+pytestmark = needs_postgresql
 
 
 def _drop_the_apps_connections(app) -> int:

@@ -14,13 +14,10 @@ import requests
 from idp.extensions import db
 from idp.oauth import keys
 
-from ..helpers import RelyingParty, pkce_pair
+from ..helpers import RelyingParty, needs_postgresql, pkce_pair
 from ..mailserver import free_port
 
-pytestmark = pytest.mark.skipif(
-    not os.environ.get("IDP_TEST_DATABASE_URL"),
-    reason="the two-node test needs a shared PostgreSQL (set IDP_TEST_DATABASE_URL; make test does)",
-)
+pytestmark = needs_postgresql
 
 
 @pytest.fixture
