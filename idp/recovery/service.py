@@ -119,14 +119,8 @@ def check_code(procedure: RecoveryProcedure, code: str) -> bool:
     parallel guesses cannot exceed the five allowed; RecoveryError after."""
     _reserve_try(procedure)
     code = unicodedata.normalize("NFKC", code).strip()
-    if procedure.account is not None and hmac.compare_digest(_code_digest(code), procedure.code_digest or ""):
-        procedure.verified_at = now()
-        audit.record("recovery.code_verified", account=procedure.account)
-        db.session.commit()
-        return True
-    audit.record("recovery.code_failed", "failure", account=procedure.account)
-    db.session.commit()
-    return False
+    right = procedure.account is not None and hmac.compare_digest(_code_digest(code), procedure.code_digest or "")
+    return _verdict(procedure, right, "recovery.code_verified", "recovery.code_failed")
 
 
 # --- 3-A: 合言葉登録, mail, 合言葉入力 (p.19–21) ------------------------------
@@ -179,14 +173,20 @@ def check_secret(procedure: RecoveryProcedure, question: str, answer: str) -> bo
     before the comparison, and five wrong end the procedure."""
     _reserve_try(procedure)
     right_answer = verify_password(procedure.answer_hash, normalise_answer(answer))
-    if right_answer and hmac.compare_digest(question.encode(), (procedure.question or "").encode()):
+    right = right_answer and hmac.compare_digest(question.encode(), (procedure.question or "").encode())
+    return _verdict(procedure, right, "recovery.secret_verified", "recovery.secret_failed")
+
+
+def _verdict(procedure: RecoveryProcedure, right: bool, verified: str, failed: str) -> bool:
+    """Record one counted try of a code or secret: the procedure is verified,
+    or the failure is audited."""
+    if right:
         procedure.verified_at = now()
-        audit.record("recovery.secret_verified", account=procedure.account)
-        db.session.commit()
-        return True
-    audit.record("recovery.secret_failed", "failure", account=procedure.account)
+        audit.record(verified, account=procedure.account)
+    else:
+        audit.record(failed, "failure", account=procedure.account)
     db.session.commit()
-    return False
+    return right
 
 
 # --- the new password (p.23, p.21) -----------------------------------------
