@@ -12,6 +12,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+import jaconv
+
 from .extensions import db
 from .models import Contract
 from .security.clock import now
@@ -27,7 +29,14 @@ COLUMNS = [
     "contact_emails",
     "additional_auth",
 ]
-KATAKANA = re.compile(r"^[\u30a0-\u30ff]+$")  # full-width katakana and ー
+# A kana key: full-width katakana letters and ー, nothing else.
+KANA_KEY = re.compile(r"^[\u30a1-\u30fa\u30fc]+$")
+# Between names, or inside foreign ones: spaces, 中黒 (・, half-width ･), dots, ＝.
+NAME_SEPARATORS = re.compile(r"[\s\u30fb\u00b7\u2027\u2022=\u30a0.,\u3001]")
+# Dashes that stand for the long vowel mark in a typed or exported name.
+DASHES = re.compile(r"[-\u2010-\u2015\u2212\uff0d\uff70]")
+# Small kana jaconv leaves alone: ヮ and the Ainu small kana of U+31F0–U+31FF.
+MORE_SMALL_KANA = str.maketrans("ヮㇰㇱㇲㇳㇴㇵㇶㇷㇸㇹㇺㇻㇼㇽㇾㇿ", "ワクシストヌハヒフヘホムラリルレロ")
 EMAIL = re.compile(r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)+$")
 
 
@@ -50,8 +59,37 @@ class ImportReport:
 
 
 def kana_key(name: str) -> str:
-    """Katakana as registration compares it: full width, no spaces ("ｲﾂ ﾀﾛｳ" -> "イツタロウ")."""
-    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", name))
+    """The one form in which a contract holder's kana name is compared.
+
+    Billing exports and customers write the same name differently: full or
+    half width, hiragana, with or without spaces or 中黒 between names
+    ("ｽﾐｽ･ｼﾞｮﾝ", "スミス・ジョン", "すみす じょん"), iteration marks
+    ("サヽキ"), and small kana where an older system had only large ones
+    ("キャ" / "ｷﾔ"). All of them map to one key ("スミスジヨン"); import and
+    every form use this function and nothing else. A name that is not kana
+    gives a key that ``is_kana_key`` refuses.
+    """
+    # Spacing voiced marks (゛゜) become combining ones, so that NFKC joins them.
+    text = name.replace("\u309b", "\u3099").replace("\u309c", "\u309a")
+    text = jaconv.hira2kata(jaconv.normalize(text, "NFKC"))
+    text = DASHES.sub("ー", NAME_SEPARATORS.sub("", text))
+    text = _expand_iteration_marks(text)
+    return jaconv.enlarge_smallkana(text).translate(MORE_SMALL_KANA)
+
+
+def is_kana_key(key: str) -> bool:
+    return len(key) <= 100 and bool(KANA_KEY.match(key))
+
+
+def _expand_iteration_marks(text: str) -> str:
+    """ヽ repeats the kana before it, ヾ repeats it voiced ("イスヾ" -> "イスズ")."""
+    out: list[str] = []
+    for char in text:
+        if char in "\u30fd\u30fe" and out:
+            base = unicodedata.normalize("NFD", out[-1])[0]
+            char = unicodedata.normalize("NFC", base + ("\u3099" if char == "\u30fe" else ""))
+        out.append(char)
+    return "".join(out)
 
 
 def normalise_stb_id(value: str) -> str:
@@ -124,7 +162,7 @@ def _parse_row(row: dict, line: int) -> dict:
     if not values["name_kanji"] or len(values["name_kanji"]) > 100:
         fail("name_kanji must be 1-100 characters")
     key = kana_key(values["name_kana"])
-    if not KATAKANA.fullmatch(key) or len(values["name_kana"]) > 100:
+    if not is_kana_key(key) or len(values["name_kana"]) > 100:
         fail("name_kana must be katakana")
     phones = _split(values["phones"])
     if not phones or not all(re.fullmatch(r"0\d{9,10}", p) for p in phones):

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import audit
 from ..accounts import end_everything
-from ..contracts import kana_key, normalise_stb_id
+from ..contracts import normalise_stb_id
 from ..extensions import db
 from ..mail import enqueue
 from ..models import Account, Contract, PendingRegistration
@@ -32,7 +32,6 @@ PAYMENT_ITEMS = {
     "card_last4": "クレジットカード番号 下4桁",
     "stb_id": "セットトップボックス (STB/Hit pot) のID",
 }
-KATAKANA = re.compile(r"^[\u30a1-\u30fa\u30fc]+$")
 MAIL_SUBJECT = "マイページ本登録のご案内"
 
 
@@ -57,16 +56,6 @@ class Verification:
 
 
 # --- normalising what customers type (normalise, don't reject) ----------
-
-def normalise_kana(value: str) -> str:
-    """Full-width katakana without spaces; half-width kana and hiragana are converted."""
-    text = kana_key(value)
-    return "".join(chr(ord(c) + 0x60) if "\u3041" <= c <= "\u3096" else c for c in text)
-
-
-def is_katakana(value: str) -> bool:
-    return bool(KATAKANA.match(value))
-
 
 def normalise_item(kind: str, value: str) -> str:
     if kind == "stb_id":

@@ -12,7 +12,7 @@ from __future__ import annotations
 from flask import Blueprint, redirect, render_template, request, session, url_for
 
 from .. import audit
-from ..contracts import normalise_phone
+from ..contracts import is_kana_key, kana_key, normalise_phone
 from ..extensions import db
 from ..login.forms import ConfirmForm
 from ..security import sealed
@@ -31,12 +31,10 @@ from .service import (
     complete_registration,
     contact_choices,
     find_pending,
-    is_katakana,
     login_id_taken,
     mail_gate,
     needs_additional_item,
     normalise_item,
-    normalise_kana,
     start_registration,
     verify_contract,
 )
@@ -90,10 +88,10 @@ def verify(_form_class=VerifyForm):
     if request.method == "GET" and not _flow():
         _save(reached=VERIFY)
     if form.validate_on_submit():
-        kana = normalise_kana(form.name_kana.data)
+        kana = kana_key(form.name_kana.data)
         phone = normalise_phone(form.phone.data)
         value = normalise_item(form.payment_type.data, form.payment_value.data)
-        if not is_katakana(kana):
+        if not is_kana_key(kana):
             form.name_kana.errors.append("カタカナで入力してください。")
         elif not phone.isdigit():
             form.phone.errors.append("半角数字で入力してください。")
