@@ -1,11 +1,13 @@
 """iTSCOM ID・パスワードが分からなくなったら (manual p.17–24): the rules.
 
 本人認証 starts a procedure for whatever ID was typed. Accounts whose
-contact address is confirmed get a mailed 6-digit code (3-B); others set a
-secret question and get a mailed link (3-A); an unknown ID gets a 3-B
-procedure that no code can satisfy, and no mail. Neither the link nor the
-answer resets anything alone: the link is opened, then the question and
-answer chosen by the person who started are given.
+contact address is confirmed get a mailed 6-digit code (3-B); others get a
+mailed link bound to the account's one 合言葉 (3-A): the question and answer
+set on the account page, or, when none is set yet, at 合言葉登録 (3-A-1),
+kept for the account once the procedure completes. An unknown ID takes one
+of these paths too (fixed per ID), with a code nobody can know and no mail.
+Neither the link nor the answer resets anything alone: the link is opened,
+then the account's question and answer are given.
 """
 
 from __future__ import annotations
@@ -97,6 +99,11 @@ def start(login_id: str, address: str | None) -> Started:
                        "recovery_code.txt", name=account.contract.name_kanji if account else "", code=code)
         if account is None:
             db.session.expunge(mail)
+    elif (account.secret_answer_hash is not None) if account is not None else _unknown_has_secret(login_id):
+        # The account's 合言葉 binds the link: 合言葉登録 is skipped.
+        if account is not None:
+            procedure.question, procedure.answer_hash = account.secret_question, account.secret_answer_hash
+        _mail_link(procedure, account)
     db.session.add(procedure)
     audit.record("recovery.started", account=account, method=method, known=account is not None)
     db.session.commit()
@@ -142,20 +149,27 @@ def answer_problems(answer: str) -> list[str]:
 
 
 def set_secret_and_mail_link(procedure: RecoveryProcedure, question: str, answer: str) -> None:
-    """3-A-1/2: keep the question and hashed answer, mail the link (30 minutes).
-    For an unknown ID everything happens but the mail."""
-    token = new_secret()
-    t = now()
+    """3-A-1/2: an account without a 合言葉 registers one (kept on the
+    procedure until it completes), and the link is mailed."""
     procedure.question = question
     procedure.answer_hash = hash_password(normalise_answer(answer))
-    procedure.link_digest = digest(token)
-    procedure.expires_at = t + current_app.config["RECOVERY_LIFETIME"]
-    account = procedure.account
-    if account is not None:
-        enqueue("recovery_link", account.contact_email, "本人認証確認用メール", "recovery_link.txt",
-                name=account.contract.name_kanji, url=f"{current_app.config['ISSUER']}/recovery/link/{token}")
-    audit.record("recovery.link_mailed", account=account, known=account is not None)
+    _mail_link(procedure, procedure.account)
     db.session.commit()
+
+
+def _mail_link(procedure: RecoveryProcedure, account) -> None:
+    """3-A-2: mail the link, valid 30 minutes from now; for an unknown ID
+    everything happens but the mail."""
+    token = new_secret()
+    procedure.link_digest = digest(token)
+    procedure.expires_at = now() + current_app.config["RECOVERY_LIFETIME"]
+    # Composed for an unknown ID too (same cost), but never queued.
+    mail = enqueue("recovery_link", account.contact_email if account else "", "本人認証確認用メール",
+                   "recovery_link.txt", name=account.contract.name_kanji if account else "",
+                   url=f"{current_app.config['ISSUER']}/recovery/link/{token}")
+    if account is None:
+        db.session.expunge(mail)
+    audit.record("recovery.link_mailed", account=account, known=account is not None)
 
 
 def procedure_for_link(token: str) -> RecoveryProcedure:
@@ -214,6 +228,10 @@ def complete(procedure: RecoveryProcedure, password: str) -> None:
     reset_password(account, password, reason=f"recovery.{procedure.method}")
     if procedure.method == "secret":
         account.contact_email_verified = True  # the link reached it
+        if account.secret_answer_hash is None:
+            # The 合言葉 registered at 3-A-1 is now the account's one 合言葉.
+            account.secret_question, account.secret_answer_hash = procedure.question, procedure.answer_hash
+            audit.record("account.secret_set", account=account, via="recovery")
     audit.record("recovery.completed", account=account, method=procedure.method)
     db.session.commit()
 
@@ -246,9 +264,18 @@ def _reserve_try(procedure: RecoveryProcedure) -> None:
 def _method_for_unknown(login_id: str) -> str:
     """An unknown ID takes the path a real account might, fixed per ID, so that
     the next screen tells nothing: most accounts have a confirmed contact."""
-    mac = hmac.new(current_app.secret_key.encode(), b"recovery method\0" + login_id.strip().lower().encode(),
-                   hashlib.sha256).digest()
-    return "secret" if mac[0] < 64 else "code"
+    return "secret" if _unknown_id_mac(login_id)[0] < 64 else "code"
+
+
+def _unknown_has_secret(login_id: str) -> bool:
+    """On 3-A, whether an unknown ID skips 合言葉登録 as an account with a
+    合言葉 does; fixed per ID like the path itself."""
+    return _unknown_id_mac(login_id)[1] < 128
+
+
+def _unknown_id_mac(login_id: str) -> bytes:
+    return hmac.new(current_app.secret_key.encode(), b"recovery method\0" + login_id.strip().lower().encode(),
+                    hashlib.sha256).digest()
 
 
 def _code_digest(code: str) -> str:

@@ -46,8 +46,7 @@ def identify(_form_class=IdentifyForm):
         else:
             session["recovery"] = {"id": started.procedure.id, "binding": started.binding}
             session.pop("recovery_link", None)
-            target = ".secret" if started.procedure.method == "secret" else ".code"
-            return redirect(url_for(target), 303)
+            return redirect(url_for(_next_step(started.procedure)), 303)
     return render_template("recovery/identify.html", form=form, error=error), status
 
 
@@ -163,6 +162,14 @@ def done():
     if not session.get("recovery_done"):
         return redirect(url_for(".choose"))
     return render_template("recovery/done.html")
+
+
+def _next_step(procedure) -> str:
+    """After 本人認証 (p.18): 認証コード入力 (3-B), 合言葉登録 (3-A-1), or, when
+    the account already has its 合言葉, straight to 本人認証完了 (3-A-2)."""
+    if procedure.method == "code":
+        return ".code"
+    return ".secret_sent" if procedure.link_digest is not None else ".secret"
 
 
 def _bound(method: str):

@@ -96,12 +96,18 @@ def test_3b_code_to_a_new_password(app, client, account, mail_server):
     assert {"recovery.started", "recovery.code_verified", "account.password_reset", "recovery.completed"} <= events
 
 
-def unknown_ids(app, method: str, count: int = 1) -> list[str]:
-    """Unknown IDs that take the given path (fixed per ID by the OP's secret)."""
-    from idp.recovery.service import _method_for_unknown
+def unknown_ids(app, method: str, count: int = 1, has_secret: bool = False) -> list[str]:
+    """Unknown IDs that take the given path (fixed per ID by the OP's secret);
+    on 3-A, those that act as an account with (or without) a 合言葉."""
+    from idp.recovery.service import _method_for_unknown, _unknown_has_secret
+
+    def takes(login_id: str) -> bool:
+        if _method_for_unknown(login_id) != method:
+            return False
+        return method == "code" or _unknown_has_secret(login_id) == has_secret
 
     with app.app_context():
-        return [i for i in (f"nobody{n}@example.jp" for n in range(200)) if _method_for_unknown(i) == method][:count]
+        return [i for i in (f"nobody{n}@example.jp" for n in range(400)) if takes(i)][:count]
 
 
 def test_unknown_id_looks_like_a_known_one_and_sends_nothing(app, account, mail_server):
@@ -261,3 +267,72 @@ def test_parallel_code_guesses_stay_within_five(app, client, account, mail_serve
         from idp.models import RecoveryProcedure
 
         assert db.session.scalar(db.select(RecoveryProcedure)).failures == 5
+
+
+# --- one 合言葉 per account: set on the account page or at 3-A-1 ------------
+
+def set_secret_on_account_page(app, question="好きな食べ物", answer="カレー"):
+    browser = app.test_client()
+    rp = RelyingParty.register(app, browser)
+    rp.login = lambda **kw: RelyingParty.login(rp, "yamada@example.jp", "Yamada-2025")
+    rp.sign_in_and_get_code()
+    token = csrf_token(browser.get("/account/").get_data(as_text=True))
+    response = browser.post("/account/secret", data={"csrf_token": token, "question": question, "answer": answer,
+                                                      "current_password": "Yamada-2025"})
+    assert response.status_code == 303, response.get_data(as_text=True)
+
+
+def reissue_through_link(app, path, question, answer, password="Yamada-2026"):
+    phone = app.test_client()
+    form = phone.get(path).get_data(as_text=True)
+    response = phone.post(path, data={"csrf_token": csrf_token(form), "question": question, "answer": answer})
+    if response.status_code != 303:
+        return response
+    reissue = phone.get(response.location).get_data(as_text=True)
+    return phone.post("/recovery/reissue", data={"csrf_token": csrf_token(reissue), "password": password,
+                                                 "password_confirm": password})
+
+
+def test_3a_with_the_accounts_secret_skips_registration_and_the_link_asks_it(app, client, yamada, mail_server):
+    set_secret_on_account_page(app)
+    response = start_3b(client, "yamada@example.jp")
+    assert response.location == "/recovery/secret/sent"  # no 合言葉登録
+    assert "本人認証が完了しました。" in client.get("/recovery/secret/sent").get_data(as_text=True)
+    path = mailed_link(app, mail_server, "yamada.mobile@example.com")
+    refused = reissue_through_link(app, path, "ペットの名前", "カレー")
+    assert "秘密の質問または答えが正しくありません。" in refused.get_data(as_text=True)
+    assert reissue_through_link(app, path, "好きな食べ物", "かれー").location == "/recovery/done"
+
+
+def test_the_secret_registered_at_3a_becomes_the_accounts_one(app, client, yamada, mail_server):
+    start_3b(client, "yamada@example.jp")
+    post(client, "/recovery/secret", {"question": "ペットの名前", "answer": "ぽち"})
+    path = mailed_link(app, mail_server, "yamada.mobile@example.com")
+    assert reissue_through_link(app, path, "ペットの名前", "ぽち").location == "/recovery/done"
+    with app.app_context():
+        assert db.session.scalar(db.select(Account).filter_by(login_id="yamada@example.jp")).secret_question == "ペットの名前"
+        # The link confirmed the contact address; the next 3-A needs it unconfirmed again.
+        account = db.session.scalar(db.select(Account).filter_by(login_id="yamada@example.jp"))
+        account.contact_email_verified = False
+        db.session.commit()
+    again = app.test_client()
+    assert start_3b(again, "yamada@example.jp").location == "/recovery/secret/sent"
+    path = mailed_link(app, mail_server, "yamada.mobile@example.com")
+    assert reissue_through_link(app, path, "ペットの名前", "ポチ", "Yamada-2027").location == "/recovery/done"
+
+
+def test_a_secret_registered_by_someone_who_never_completes_is_not_kept(app, client, yamada, mail_server):
+    """Whoever types an ID can reach 合言葉登録; only the mailbox's owner completes."""
+    start_3b(client, "yamada@example.jp")
+    post(client, "/recovery/secret", {"question": "母親の旧姓", "answer": "すずき"})
+    with app.app_context():
+        assert db.session.scalar(db.select(Account).filter_by(login_id="yamada@example.jp")).secret_answer_hash is None
+    assert start_3b(app.test_client(), "yamada@example.jp").location == "/recovery/secret"
+
+
+def test_unknown_ids_also_skip_registration_as_accounts_with_a_secret_do(app, client, yamada, mail_server):
+    [nobody] = unknown_ids(app, "secret", has_secret=True)
+    assert start_3b(client, nobody).location == "/recovery/secret/sent"
+    assert "本人認証が完了しました。" in client.get("/recovery/secret/sent").get_data(as_text=True)
+    deliver(app)
+    assert mail_server.inbox.messages == []
