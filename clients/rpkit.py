@@ -78,10 +78,18 @@ def configure(app: Flask, prefix: str, scope: str, schema: str = "", overrides: 
     app.extensions["rp.oauth"] = oauth
     app.register_blueprint(bp)
     app.teardown_appcontext(_close_db)
+    app.after_request(_private_pages)
 
     @app.context_processor
     def _user():
         return {"user": current_user(), "form_token": session.get("form_token", "")}
+
+
+def _private_pages(response):
+    """A relying party's pages show the customer's bills and contract: never cached."""
+    if response.mimetype == "text/html":
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
 
 
 def get_db() -> sqlite3.Connection:

@@ -15,6 +15,10 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def _security_headers(response: Response) -> Response:
         headers = response.headers
+        # Every page of the OP carries a CSRF token or a customer's data (or
+        # both): no browser or shared cache may keep a copy (SPEC §6).
+        if response.mimetype == "text/html":
+            headers.setdefault("Cache-Control", "no-store")
         headers.setdefault("Content-Security-Policy", CSP)
         headers.setdefault("X-Frame-Options", "DENY")
         headers.setdefault("X-Content-Type-Options", "nosniff")
