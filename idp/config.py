@@ -140,7 +140,9 @@ def load(app, overrides: dict | None = None) -> None:
         # failover, a proxy's idle timeout) is replaced before a request uses
         # it. It costs one round trip per request, within the token
         # endpoint's budget of three (BENCHMARKS.md).
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "pool_recycle": 1800},
+        # hide_parameters: a failed statement's message (logged) never
+        # carries bound values — login IDs, password hashes, token digests.
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "pool_recycle": 1800, "hide_parameters": True},
         SESSION_COOKIE_NAME="idp_flow",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",

@@ -31,9 +31,15 @@ def init_app(app: Flask) -> None:
     @app.before_request
     def _refuse_nul_characters():
         # No field of ours may hold U+0000, and PostgreSQL cannot store one:
-        # refuse it at the door rather than fail deep inside.
-        values = [*request.args.values(), *(request.form.values() if request.mimetype in FORM_TYPES else [])]
-        if any("\x00" in value for value in values):
+        # refuse it at the door rather than fail deep inside. In the path it
+        # can name nothing (404); in a parameter, header or cookie it is
+        # malformed (RFC 9110 5.5 forbids it in header fields).
+        if "\x00" in request.path:
+            return _respond(404)
+        fields = [request.args, request.form] if request.mimetype in FORM_TYPES else [request.args]
+        texts = [text for values in fields for key, value in values.items(multi=True) for text in (key, value)]
+        texts += [text for pair in request.headers.items() for text in pair]
+        if any("\x00" in text for text in texts):
             return _respond(400)
         return None
 

@@ -46,6 +46,11 @@ from .server import oauth_server
 bp = Blueprint("authorize", __name__)
 
 MAX_PENDING_CONSENTS = 3
+# The parameters of a request waiting for login or consent travel in the
+# flow cookie, and a browser drops a cookie over 4 kB without a word: a
+# longer request (a 60 kB state, say) is refused with a page instead. 2 kB
+# leaves room for a signed JWT as state or an id_token_hint.
+MAX_REQUEST_LENGTH = 2048
 
 SCOPE_LABELS = {
     "openid": "iTSCOM IDでのログイン",
@@ -61,7 +66,11 @@ SCOPE_LABELS = {
 @csrf.exempt  # an RP may POST an authorization request (Core 3.1.2.1); it changes nothing a GET could not
 def authorize():
     params = _request_params()
-    request_digest = digest(urlencode(sorted(params)))
+    encoded = urlencode(sorted(params))
+    if len(encoded) > MAX_REQUEST_LENGTH:
+        error = InvalidRequestError(f"The authorization request is too long (over {MAX_REQUEST_LENGTH} characters).")
+        return render_template("oauth/error.html", error=error), 400
+    request_digest = digest(encoded)
     login_session = current_login_session()
     server = oauth_server()
     try:
@@ -90,9 +99,10 @@ def authorize():
         if "none" in prompts:
             return _error_response(ConsentRequiredError(redirect_uri=grant.redirect_uri, state=data.get("state")))
         pending = dict(session.get("consent_pending", {}))
-        pending[request_digest] = {"params": params, "client_id": grant.client.client_id, "scope": scope}
-        # Several tabs may each show a consent page; keep the latest few.
-        session["consent_pending"] = dict(list(pending.items())[-MAX_PENDING_CONSENTS:])
+        pending.pop(request_digest, None)
+        pending[request_digest] = {"params": params, "client_id": grant.client.client_id, "scope": scope,
+                                   "length": len(encoded)}
+        session["consent_pending"] = _latest_fitting(pending)
         return render_template(
             "oauth/consent.html",
             client=grant.client,
@@ -133,6 +143,18 @@ def consent():
     else:
         session["consent_denied"] = request_digest
     return redirect(url_for("authorize.authorize") + "?" + urlencode(params), 303)
+
+
+def _latest_fitting(pending: dict) -> dict:
+    """Several tabs may each show a consent page: keep the latest few whose
+    requests together stay within one request's length (the flow cookie)."""
+    kept, length = [], 0
+    for key, asked in reversed(list(pending.items())[-MAX_PENDING_CONSENTS:]):
+        length += asked.get("length", MAX_REQUEST_LENGTH)
+        if kept and length > MAX_REQUEST_LENGTH:
+            break
+        kept.append((key, asked))
+    return dict(reversed(kept))
 
 
 def _request_params() -> list[tuple[str, str]]:

@@ -77,6 +77,15 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
 
     @staticmethod
+    def validate_no_multiple_request_parameter(request):
+        """RFC 6749 3.1 for every parameter, not only the five Authlib checks:
+        a repeated nonce, code_challenge or prompt is as ambiguous as a
+        repeated redirect_uri. Raised without a redirect URI: a page."""
+        for name, values in request.payload.datalist.items():
+            if len(values) > 1:
+                raise InvalidRequestError(f"The parameter '{name[:40]}' is repeated.")
+
+    @staticmethod
     def validate_authorization_redirect_uri(request, client):
         # Authlib would quote the presented URI in the error description, and
         # refuse to build that error when the URI holds characters RFC 6749

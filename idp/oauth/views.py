@@ -97,22 +97,37 @@ CLIENT_AUTH_ENDPOINTS = {"oauth.token", "oauth.revoke", "oauth.introspect"}
 
 
 @bp.before_app_request
-def _refuse_malformed_basic_auth():
-    """Authlib cannot decode HTTP Basic credentials that are not UTF-8; answer
-    invalid_client before it tries (RFC 6749 5.2), rather than a 500."""
-    if request.endpoint not in CLIENT_AUTH_ENDPOINTS:
+def _refuse_malformed_requests():
+    """What Authlib would read wrongly or fail on, answered first:
+    - a parameter given twice (RFC 6749 3.1, 3.2: "MUST NOT be included more
+      than once"; Authlib would silently take the first value) is
+      invalid_request;
+    - HTTP Basic credentials that are not UTF-8 or hold a NUL (which no
+      client_id has and PostgreSQL cannot compare) are invalid_client
+      (RFC 6749 5.2)."""
+    if request.endpoint not in CLIENT_AUTH_ENDPOINTS and request.endpoint != "oauth.userinfo":
         return None
+    repeated = next((key for key, values in request.values.lists() if len(values) > 1), None)
+    if repeated is not None:
+        return _oauth_error(400, "invalid_request", f"The parameter '{repeated[:40]}' is repeated.")
     header = request.headers.get("Authorization", "")
-    if header[:6].lower() != "basic ":
+    if request.endpoint not in CLIENT_AUTH_ENDPOINTS or header[:6].lower() != "basic ":
         return None
     try:
-        base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+        usable = "\x00" not in base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
     except (ValueError, UnicodeDecodeError):
-        response = Response(json.dumps({"error": "invalid_client"}), status=401, content_type="application/json")
+        usable = False
+    if not usable:
+        response = _oauth_error(401, "invalid_client")
         response.headers["WWW-Authenticate"] = 'Basic error="invalid_client"'
-        response.headers["Cache-Control"] = "no-store"
         return response
     return None
+
+
+def _oauth_error(status: int, error: str, description: str | None = None) -> Response:
+    body = {"error": error, **({"error_description": description} if description else {})}
+    return Response(json.dumps(body), status=status, content_type="application/json",
+                    headers={"Cache-Control": "no-store"})
 
 
 @bp.route("/token", methods=["POST"])
