@@ -30,9 +30,16 @@ DEFAULTS = {
     # smtp://host:port (smtp+starttls://, smtps://, user:pass@ allowed).
     # Unset: mails go to the development outbox under instance/.
     "MAIL_URL": None,
-    # redis://host:port/db for counters shared by several nodes. Unset:
-    # counters live in this process (single node).
+    # redis://host:port/db for the throttle counters. Unset: they live in the
+    # database (table throttle_counters), which every worker and node shares
+    # too; Redis takes those writes off the database.
     "REDIS_URL": None,
+    # How long one Redis call may take (connect or answer) before the counts
+    # go to the database; then Redis is left alone for REDIS_BREAKER_RESET
+    # seconds (a circuit breaker per process), so that a silent Redis costs
+    # one timeout per that many seconds, not one per request.
+    "REDIS_TIMEOUT_MS": 500,
+    "REDIS_BREAKER_RESET": 30,
     # The address customers use for My Page; encoded in the login page's QR.
     "MYPAGE_URL": "https://mypage.itscom.net/",
     # Links of the login page (manual p.2) to the operator's own web site.

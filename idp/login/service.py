@@ -17,7 +17,7 @@ from ..models import Account
 from ..security.clock import now
 from ..security.passwords import hash_password, needs_rehash, verify_password
 from ..security.secrets import digest
-from ..security.throttle import Attempt, Budget, Throttle
+from ..security.throttle import Attempt, Budget
 
 
 @dataclass(frozen=True)
@@ -38,9 +38,13 @@ def find_account(login_id: str) -> Account | None:
 
 
 def authenticate(login_id: str, password: str, address: str | None) -> LoginResult:
-    by_account, by_address = _throttles()
+    config = current_app.config
+    window, max_delay = config["LOGIN_THROTTLE_WINDOW"], config["LOGIN_MAX_DELAY"]
     account_key = "login:id:" + digest(normalise_login_id(login_id))
-    attempt = Attempt([(by_account, account_key), (by_address, f"login:addr:{address}")], now())
+    attempt = Attempt(current_app.extensions["idp.counters"], [
+        (Budget(config["LOGIN_FREE_FAILURES_PER_ACCOUNT"], window, max_delay), account_key),
+        (Budget(config["LOGIN_FREE_FAILURES_PER_ADDRESS"], window, max_delay), f"login:addr:{address}"),
+    ], now())
     wait = attempt.begin()
     if wait:
         audit.record("login.throttled", "failure", retry_after=wait)
@@ -58,15 +62,3 @@ def authenticate(login_id: str, password: str, address: str | None) -> LoginResu
     attempt.failed()
     audit.record("login.failure", "failure", account=account, reason="locked" if valid else "credentials")
     return LoginResult()
-
-
-def _throttles() -> tuple[Throttle, Throttle]:
-    config = current_app.config
-    counters = current_app.extensions["idp.counters"]
-    window, max_delay = config["LOGIN_THROTTLE_WINDOW"], config["LOGIN_MAX_DELAY"]
-    return (
-        # Fail open: without the counter store, logins go on (argon2 still
-        # bounds guessing); refusing every customer would be the bigger harm.
-        Throttle(counters, Budget(config["LOGIN_FREE_FAILURES_PER_ACCOUNT"], window, max_delay, fail_open=True)),
-        Throttle(counters, Budget(config["LOGIN_FREE_FAILURES_PER_ADDRESS"], window, max_delay, fail_open=True)),
-    )

@@ -23,7 +23,7 @@ from ..models import Account, Contract, PendingRegistration
 from ..security.clock import now
 from ..security.passwords import hash_password
 from ..security.secrets import digest, new_secret
-from ..security.throttle import Attempt, Budget, Throttle
+from ..security.throttle import Attempt, Budget
 
 # お支払情報等 (p.12): the four items, in the manual's order and words.
 PAYMENT_ITEMS = {
@@ -84,8 +84,7 @@ def verify_contract(
     Failures count against the contract identity (kana name + phone) and the
     client address; the answer never says which field was wrong.
     """
-    throttle = _verification_throttle()
-    attempt = Attempt([(throttle, "reg:who:" + digest(f"{kana}\0{phone}")), (throttle, f"reg:addr:{address}")], now())
+    attempt = Attempt(current_app.extensions["idp.counters"], _verification_gates(kana, phone, address), now())
     wait = attempt.begin()
     if wait:
         audit.record("registration.verify_throttled", "failure", retry_after=wait)
@@ -127,13 +126,11 @@ def _has_item(contract: Contract, kind: str, value: str) -> bool:
     return False
 
 
-def _verification_throttle() -> Throttle:
+def _verification_gates(kana: str, phone: str, address: str | None) -> list[tuple[Budget, str]]:
     config = current_app.config
     window = config["REGISTRATION_VERIFY_WINDOW"]
-    return Throttle(
-        current_app.extensions["idp.counters"],
-        Budget(config["REGISTRATION_VERIFY_FAILURES"], window, window, hard=True),
-    )
+    budget = Budget(config["REGISTRATION_VERIFY_FAILURES"], window, window, hard=True)
+    return [(budget, "reg:who:" + digest(f"{kana}\0{phone}")), (budget, f"reg:addr:{address}")]
 
 
 # --- step 4 and 5: choosing the ID and mailing the URL -------------------
@@ -144,10 +141,10 @@ def mail_gate(contract_id: int, address: str | None) -> Attempt:
     service for iTSCOM IDs nor a way to flood mailboxes."""
     config = current_app.config
     window = config["REGISTRATION_VERIFY_WINDOW"]
-    counters = current_app.extensions["idp.counters"]
-    per_contract = Throttle(counters, Budget(config["REGISTRATION_MAILS_PER_CONTRACT"], window, window, hard=True))
-    per_address = Throttle(counters, Budget(config["REGISTRATION_MAILS_PER_ADDRESS"], window, window, hard=True))
-    return Attempt([(per_contract, f"reg:mail:contract:{contract_id}"), (per_address, f"reg:mail:addr:{address}")],
+    per_contract = Budget(config["REGISTRATION_MAILS_PER_CONTRACT"], window, window, hard=True)
+    per_address = Budget(config["REGISTRATION_MAILS_PER_ADDRESS"], window, window, hard=True)
+    return Attempt(current_app.extensions["idp.counters"],
+                   [(per_contract, f"reg:mail:contract:{contract_id}"), (per_address, f"reg:mail:addr:{address}")],
                    now())
 
 

@@ -212,7 +212,8 @@ def test_throttle_per_client_address_across_identities(app, registrant):
     app.config["REGISTRATION_VERIFY_FAILURES"] = 3
     for name in ["アアア", "イイイ", "ウウウ"]:
         registrant.verify(name_kana=name)
-    assert registrant.verify().status_code == 429
+    refused = registrant.verify()
+    assert refused.status_code == 429 and refused.headers["Retry-After"] == "1800"
 
 
 def test_expired_url(registrant, clock):
