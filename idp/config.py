@@ -60,6 +60,15 @@ DEFAULTS = {
     "LOGIN_FREE_FAILURES_PER_ADDRESS": 20,
     "LOGIN_THROTTLE_WINDOW": 15 * 60,
     "LOGIN_MAX_DELAY": 15 * 60,
+    # Device cookies (OWASP "Slow Down Online Guessing Attacks with Device
+    # Cookies"): a browser that signed in to an ID before presents its cookie
+    # and is then held only to that cookie's own budget, not to the budgets
+    # above, which strangers can spend. Free failures per device cookie (same
+    # window and delays), the cookie's lifetime, and how many IDs one browser
+    # keeps a cookie for.
+    "LOGIN_FREE_FAILURES_PER_DEVICE": 5,
+    "LOGIN_DEVICE_COOKIE_LIFETIME": 365 * 24 * 3600,
+    "LOGIN_DEVICE_COOKIES_PER_BROWSER": 5,
     # Registration (manual p.11–16): failed contract verifications allowed per
     # contract identity and per client address within the window; lifetime of
     # the mailed URL (the manual says 30 minutes).

@@ -11,6 +11,7 @@ from flask import (
 )
 
 from ..extensions import db
+from ..security import devices
 from ..security.throttle import retry_after_header, retry_after_text
 from .forms import ConfirmForm, LoginForm
 from .service import authenticate
@@ -30,14 +31,17 @@ def login(_form_class=LoginForm):
     if request.method == "GET" and not form.login_id.data:
         form.login_id.data = session.get("login_hint", "")
     if form.validate_on_submit():
-        result = authenticate(form.login_id.data, form.password.data, request.remote_addr)
+        result = authenticate(form.login_id.data, form.password.data, request.remote_addr,
+                              request.cookies.get(devices.COOKIE))
         if result.account is not None:
             reauth = session.get("reauth_pending")
             start_login_session(result.account, keep=FLOW_KEYS)
             if reauth:
                 session["reauth_done"] = session.pop("reauth_pending")
             db.session.commit()
-            return redirect(session.pop("login_next", None) or url_for("login.home"), 303)
+            response = redirect(session.pop("login_next", None) or url_for("login.home"), 303)
+            devices.set_cookie(response, result.device_cookie)
+            return response
         db.session.commit()
         wait = result.retry_after
         if wait:
