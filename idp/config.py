@@ -69,10 +69,15 @@ DEFAULTS = {
     "LOGIN_FREE_FAILURES_PER_DEVICE": 5,
     "LOGIN_DEVICE_COOKIE_LIFETIME": 365 * 24 * 3600,
     "LOGIN_DEVICE_COOKIES_PER_BROWSER": 5,
-    # Registration (manual p.11–16): failed contract verifications allowed per
-    # contract identity and per client address within the window; lifetime of
-    # the mailed URL (the manual says 30 minutes).
+    # Registration (manual p.11–16): failed contract verifications within the
+    # window. The 4-digit items (口座番号 / クレジットカード番号 下4桁) have a hard
+    # budget per contract identity (kana name + phone); the 10-digit お客さま番号
+    # and 12-hex STB ID cannot be guessed and are budgeted per client address
+    # only (large enough for a shared NAT), so that strangers' guesses never
+    # lock the holder out. Also the lifetime of the mailed URL (the manual
+    # says 30 minutes).
     "REGISTRATION_VERIFY_FAILURES": 5,
+    "REGISTRATION_VERIFY_FAILURES_PER_ADDRESS": 30,
     "REGISTRATION_VERIFY_WINDOW": 30 * 60,
     "REGISTRATION_URL_LIFETIME": 30 * 60,
     # Step 4 (ID check and mail) per contract and per client address, per window.

@@ -82,6 +82,15 @@ def _throttled_message(seconds: int) -> str:
     return f"一定回数以上認証に失敗したため、受付を一時停止しています。{retry_after_text(seconds)}に再度お試しください。"
 
 
+def _refusal(result) -> str:
+    """Why a verification was refused, and what the customer can do now."""
+    if result.guessable_locked:
+        return ("口座番号 下4桁・クレジットカード番号 下4桁による認証は、一定回数以上失敗したため一時停止しています。"
+                f"お客さま番号またはセットトップボックス (STB/Hit pot) のIDで認証いただくか、"
+                f"{retry_after_text(result.retry_after)}に再度お試しください。")
+    return _throttled_message(result.retry_after)
+
+
 @bp.route("/", methods=["GET", "POST"])
 def verify(_form_class=VerifyForm):
     """Step 1 (p.12): 契約者情報 認証 — kana name, phone, one payment item."""
@@ -103,7 +112,7 @@ def verify(_form_class=VerifyForm):
             result = verify_contract(kana, phone, form.payment_type.data, value, request.remote_addr)
             db.session.commit()
             if result.retry_after:
-                error, status, wait = _throttled_message(result.retry_after), 429, result.retry_after
+                error, status, wait = _refusal(result), 429, result.retry_after
             elif result.failed:
                 error = NOT_VERIFIED
             else:
@@ -135,7 +144,7 @@ def additional(_form_class=AdditionalForm):
         result = verify_contract(kana, phone, form.payment_type.data, value, request.remote_addr, among=flow["candidates"])
         db.session.commit()
         if result.retry_after:
-            error, status, wait = _throttled_message(result.retry_after), 429, result.retry_after
+            error, status, wait = _refusal(result), 429, result.retry_after
         elif result.failed or len(result.contract_ids) != 1:
             error = NOT_VERIFIED
         else:
