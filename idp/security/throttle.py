@@ -53,9 +53,9 @@ class Counters(Protocol):
 class DatabaseCounters:
     """Counters in the ``throttle_counters`` table.
 
-    Each call is one statement in its own transaction on its own connection:
-    a count is durable and visible to every process at once, and stays
-    counted when the request's own transaction rolls back. Expired rows are
+    Each call is one statement on its own connection in autocommit: a count
+    is durable and visible to every process at once, and stays counted when
+    the request's own transaction rolls back. Expired rows are
     removed every ``PRUNE_EVERY`` counts of a process (and by
     ``flask audit prune``), so a spray of keys cannot grow the table beyond
     what one window holds.
@@ -68,8 +68,7 @@ class DatabaseCounters:
 
     def add(self, keys: Sequence[tuple[str, int]], now: int) -> list[tuple[int, int]]:
         table = ThrottleCounter.__table__
-        engine = db.engine
-        insert = (postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert)(table)
+        insert = (postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert)(table)
         expired = table.c.expires_at <= insert.excluded.last
         statement = (
             insert.values([{"key": _stored(key), "count": 1, "last": now, "prev_last": 0, "expires_at": now + window}
@@ -82,7 +81,7 @@ class DatabaseCounters:
             })
             .returning(table.c.key, table.c.count, table.c.prev_last)
         )
-        with engine.begin() as connection:
+        with _autocommit() as connection:
             rows = {key: (count - 1, prev_last) for key, count, prev_last in connection.execute(statement)}
         if next(self._adds) % self.PRUNE_EVERY == 0:
             self.prune(now)
@@ -95,20 +94,24 @@ class DatabaseCounters:
             .where(table.c.key == bindparam("counter"))
             .values(count=case((table.c.count > 0, table.c.count - 1), else_=0), last=bindparam("last_before"))
         )
-        with db.engine.begin() as connection:
+        with _autocommit() as connection:
             connection.execute(statement, [{"counter": _stored(key), "last_before": last} for key, last in counted])
 
     def clear(self, keys: Sequence[str]) -> None:
         table = ThrottleCounter.__table__
-        with db.engine.begin() as connection:
+        with _autocommit() as connection:
             connection.execute(delete(table).where(table.c.key.in_([_stored(key) for key in keys])))
 
     @staticmethod
     def prune(now: int) -> int:
         """Remove expired counters; returns how many."""
         table = ThrottleCounter.__table__
-        with db.engine.begin() as connection:
+        with _autocommit() as connection:
             return connection.execute(delete(table).where(table.c.expires_at <= now)).rowcount
+
+
+def _autocommit():
+    return db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
 
 
 def _stored(key: str) -> str:
