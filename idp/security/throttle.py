@@ -71,8 +71,9 @@ class DatabaseCounters:
         insert = (postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert)(table)
         expired = table.c.expires_at <= insert.excluded.last
         statement = (
+            # Rows in one order, so that two attempts sharing keys cannot deadlock.
             insert.values([{"key": _stored(key), "count": 1, "last": now, "prev_last": 0, "expires_at": now + window}
-                           for key, window in keys])
+                           for key, window in sorted(keys)])
             .on_conflict_do_update(index_elements=[table.c.key], set_={
                 "count": case((expired, 1), else_=table.c.count + 1),
                 "prev_last": case((expired, 0), else_=table.c.last),
@@ -95,7 +96,8 @@ class DatabaseCounters:
             .values(count=case((table.c.count > 0, table.c.count - 1), else_=0), last=bindparam("last_before"))
         )
         with _autocommit() as connection:
-            connection.execute(statement, [{"counter": _stored(key), "last_before": last} for key, last in counted])
+            connection.execute(statement, [{"counter": _stored(key), "last_before": last}
+                                           for key, last in sorted(counted)])
 
     def clear(self, keys: Sequence[str]) -> None:
         table = ThrottleCounter.__table__
