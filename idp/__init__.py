@@ -54,7 +54,7 @@ def create_app(test_config: dict | None = None, clock=None) -> Flask:
         init_migrations(app, str(PROJECT_ROOT / "migrations"))
     csrf.init_app(app)
     app.extensions["idp.clock"] = clock or SystemClock()
-    app.extensions["idp.counters"] = make_counters(app.config["REDIS_URL"])
+    app.extensions["idp.counters"] = make_counters(app.config)
     app.extensions["idp.mail"] = make_transport(app.config["MAIL_URL"])
     app.extensions["idp.discovery"] = {}
     app.extensions["idp.qr"] = {}

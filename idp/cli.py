@@ -28,6 +28,7 @@ from .mail import deliver_due
 from .models import AuditEvent, Client, SigningKey
 from .oauth import backchannel, keys
 from .security.clock import now
+from .security.throttle import DatabaseCounters
 
 contracts_cli = AppGroup("contracts", help="Contract data from the billing system.")
 accounts_cli = AppGroup("accounts", help="iTSCOM IDs.")
@@ -211,14 +212,16 @@ def audit_export(since, until, event):
 
 @audit_cli.command("prune")
 def audit_prune():
-    """Remove audit events older than IDP_AUDIT_RETENTION_DAYS, and used assertion IDs."""
+    """Remove audit events older than IDP_AUDIT_RETENTION_DAYS, used assertion IDs and expired throttle counters."""
     from .oauth.client_auth import prune_used_assertions
 
     cutoff = now() - current_app.config["AUDIT_RETENTION_DAYS"] * 86400
     removed = db.session.execute(db.delete(AuditEvent).where(AuditEvent.created_at < cutoff)).rowcount
     prune_used_assertions()
     db.session.commit()
+    counters = DatabaseCounters.prune(now())
     click.echo(f"removed {removed} audit events older than {current_app.config['AUDIT_RETENTION_DAYS']} days")
+    click.echo(f"removed {counters} expired throttle counters")
 
 
 @admins_cli.command("create")

@@ -30,9 +30,16 @@ DEFAULTS = {
     # smtp://host:port (smtp+starttls://, smtps://, user:pass@ allowed).
     # Unset: mails go to the development outbox under instance/.
     "MAIL_URL": None,
-    # redis://host:port/db for counters shared by several nodes. Unset:
-    # counters live in this process (single node).
+    # redis://host:port/db for the throttle counters. Unset: they live in the
+    # database (table throttle_counters), which every worker and node shares
+    # too; Redis takes those writes off the database.
     "REDIS_URL": None,
+    # How long one Redis call may take (connect or answer) before the counts
+    # go to the database; then Redis is left alone for REDIS_BREAKER_RESET
+    # seconds (a circuit breaker per process), so that a silent Redis costs
+    # one timeout per that many seconds, not one per request.
+    "REDIS_TIMEOUT_MS": 500,
+    "REDIS_BREAKER_RESET": 30,
     # The address customers use for My Page; encoded in the login page's QR.
     "MYPAGE_URL": "https://mypage.itscom.net/",
     # Links of the login page (manual p.2) to the operator's own web site.
@@ -53,10 +60,24 @@ DEFAULTS = {
     "LOGIN_FREE_FAILURES_PER_ADDRESS": 20,
     "LOGIN_THROTTLE_WINDOW": 15 * 60,
     "LOGIN_MAX_DELAY": 15 * 60,
-    # Registration (manual p.11–16): failed contract verifications allowed per
-    # contract identity and per client address within the window; lifetime of
-    # the mailed URL (the manual says 30 minutes).
+    # Device cookies (OWASP "Slow Down Online Guessing Attacks with Device
+    # Cookies"): a browser that signed in to an ID before presents its cookie
+    # and is then held only to that cookie's own budget, not to the budgets
+    # above, which strangers can spend. Free failures per device cookie (same
+    # window and delays), the cookie's lifetime, and how many IDs one browser
+    # keeps a cookie for.
+    "LOGIN_FREE_FAILURES_PER_DEVICE": 5,
+    "LOGIN_DEVICE_COOKIE_LIFETIME": 365 * 24 * 3600,
+    "LOGIN_DEVICE_COOKIES_PER_BROWSER": 5,
+    # Registration (manual p.11–16): failed contract verifications within the
+    # window. The 4-digit items (口座番号 / クレジットカード番号 下4桁) have a hard
+    # budget per contract identity (kana name + phone); the 10-digit お客さま番号
+    # and 12-hex STB ID cannot be guessed and are budgeted per client address
+    # only (large enough for a shared NAT), so that strangers' guesses never
+    # lock the holder out. Also the lifetime of the mailed URL (the manual
+    # says 30 minutes).
     "REGISTRATION_VERIFY_FAILURES": 5,
+    "REGISTRATION_VERIFY_FAILURES_PER_ADDRESS": 30,
     "REGISTRATION_VERIFY_WINDOW": 30 * 60,
     "REGISTRATION_URL_LIFETIME": 30 * 60,
     # Step 4 (ID check and mail) per contract and per client address, per window.

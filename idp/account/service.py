@@ -33,12 +33,13 @@ def change_password(login_session: LoginSession, new: str) -> None:
     db.session.commit()
 
 
-def reauthenticate(login_session: LoginSession, password: str, address: str | None) -> int | None:
-    """The current password again (throttled like a login): None when right,
-    0 when wrong, else seconds to wait. Asked before a new password and
-    before changes that could hand the account to someone else (contact
-    address, 合言葉)."""
-    result = authenticate(login_session.account.login_id, password, address)
+def reauthenticate(login_session: LoginSession, password: str, address: str | None,
+                   device_cookie: str | None) -> int | None:
+    """The current password again (throttled like a login, the browser's
+    device cookie included): None when right, 0 when wrong, else seconds to
+    wait. Asked before a new password and before changes that could hand the
+    account to someone else (contact address, 合言葉)."""
+    result = authenticate(login_session.account.login_id, password, address, device_cookie)
     db.session.commit()
     return None if result.account is not None else result.retry_after
 

@@ -13,7 +13,9 @@ from flask import Blueprint, flash, redirect, render_template, request, session,
 from ..login.forms import ConfirmForm
 from ..login.sessions import current_login_session
 from ..recovery.service import SECRET_QUESTIONS, answer_problems
+from ..security import devices
 from ..security.credentials import login_id_problems, password_problems
+from ..security.throttle import retry_after_text
 from . import service
 from .forms import ContactChangeForm, PasswordChangeForm, SecretChangeForm
 
@@ -100,11 +102,13 @@ def _link_expired():
 
 
 def _reauthenticated(login_session, form) -> bool:
-    outcome = service.reauthenticate(login_session, form.current_password.data, request.remote_addr)
+    outcome = service.reauthenticate(login_session, form.current_password.data, request.remote_addr,
+                                     request.cookies.get(devices.COOKIE))
     if outcome is None:
         return True
     form.current_password.errors.append(
-        f"しばらくしてから再度お試しください（{outcome}秒後）。" if outcome else "現在のパスワードが正しくありません。")
+        f"しばらくしてから再度お試しください（{retry_after_text(outcome)}）。" if outcome
+        else "現在のパスワードが正しくありません。")
     return False
 
 

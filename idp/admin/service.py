@@ -15,7 +15,7 @@ from ..security import sealed
 from ..security.clock import now
 from ..security.credentials import common_passwords
 from ..security.passwords import hash_password, verify_password
-from ..security.throttle import Attempt, Budget, Throttle
+from ..security.throttle import Attempt, Budget
 
 TOTP_STEP = 30
 
@@ -66,12 +66,10 @@ class SignIn:
 def sign_in(username: str, password: str, code: str, address: str | None) -> SignIn:
     """Both factors or nothing; the same answer for every kind of failure."""
     config = current_app.config
-    counters = current_app.extensions["idp.counters"]
-    window = config["LOGIN_THROTTLE_WINDOW"]
-    budget = Budget(5, window, config["LOGIN_MAX_DELAY"])
+    budget = Budget(5, config["LOGIN_THROTTLE_WINDOW"], config["LOGIN_MAX_DELAY"])
     username = username.strip().casefold()
-    attempt = Attempt([(Throttle(counters, budget), f"admin:user:{username}"),
-                       (Throttle(counters, budget), f"admin:addr:{address}")], now())
+    attempt = Attempt(current_app.extensions["idp.counters"],
+                      [(budget, f"admin:user:{username}"), (budget, f"admin:addr:{address}")], now())
     wait = attempt.begin()
     if wait:
         audit.record("admin.login_throttled", "failure", retry_after=wait)
@@ -93,9 +91,11 @@ def sign_in(username: str, password: str, code: str, address: str | None) -> Sig
         audit.record("admin.login_failure", "failure", username=username[:64], reason="totp_reused")
         db.session.commit()
         return SignIn()
-    attempt.succeeded(clear=(f"admin:user:{username}",))
     audit.record("admin.login", admin_id=admin.id)
     db.session.commit()
+    # After the commit: the counters are written on their own connection,
+    # which on SQLite would wait for this transaction's write lock.
+    attempt.succeeded(clear=(f"admin:user:{username}",))
     return SignIn(admin=admin)
 
 

@@ -42,6 +42,7 @@ from ..models import Account, Admin, AuditEvent, Client, Contract, SigningKey
 from ..oauth import keys
 from ..oauth.claims import SUPPORTED_SCOPES
 from ..security.clock import now
+from ..security.throttle import retry_after_header, retry_after_text
 from .service import sign_in
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -81,7 +82,7 @@ def record(event: str, **details) -> None:
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
-    error, status = None, 200
+    error, status, wait = None, 200, 0
     if request.method == "POST":
         result = sign_in(request.form.get("username", ""), request.form.get("password", ""),
                          request.form.get("code", ""), request.remote_addr)
@@ -92,10 +93,11 @@ def login():
             session.clear()  # a fresh session: no fixation, nothing of a customer's flow
             session.update(admin_id=result.admin.id, admin_nonce=nonce, admin_seen=now(), admin_since=now())
             return redirect(url_for("admin.index"), 303)
-        error = (f"しばらくしてから再度お試しください（{result.retry_after}秒後）。" if result.retry_after
+        wait = result.retry_after
+        error = (f"しばらくしてから再度お試しください（{retry_after_text(wait)}）。" if wait
                  else "ユーザー名、パスワードまたは確認コードが正しくありません。")
-        status = 429 if result.retry_after else 401
-    return render_template("admin/login.html", error=error), status
+        status = 429 if wait else 401
+    return render_template("admin/login.html", error=error), status, retry_after_header(wait)
 
 
 @bp.route("/logout", methods=["POST"])

@@ -11,6 +11,8 @@ from flask import (
 )
 
 from ..extensions import db
+from ..security import devices
+from ..security.throttle import retry_after_header, retry_after_text
 from .forms import ConfirmForm, LoginForm
 from .service import authenticate
 from .sessions import current_login_session, start_login_session
@@ -25,26 +27,30 @@ FLOW_KEYS = ("login_next", "reauth_pending")
 def login(_form_class=LoginForm):
     """p.2 (1)–(3): enter the iTSCOM ID and password, press ログイン."""
     form = _form_class()
-    error, status = None, 200
+    error, status, wait = None, 200, 0
     if request.method == "GET" and not form.login_id.data:
         form.login_id.data = session.get("login_hint", "")
     if form.validate_on_submit():
-        result = authenticate(form.login_id.data, form.password.data, request.remote_addr)
+        result = authenticate(form.login_id.data, form.password.data, request.remote_addr,
+                              request.cookies.get(devices.COOKIE))
         if result.account is not None:
             reauth = session.get("reauth_pending")
             start_login_session(result.account, keep=FLOW_KEYS)
             if reauth:
                 session["reauth_done"] = session.pop("reauth_pending")
             db.session.commit()
-            return redirect(session.pop("login_next", None) or url_for("login.home"), 303)
+            response = redirect(session.pop("login_next", None) or url_for("login.home"), 303)
+            devices.set_cookie(response, result.device_cookie)
+            return response
         db.session.commit()
-        if result.retry_after:
-            error = f"ログインの試行回数が上限を超えました。{result.retry_after}秒後に再度お試しください。"
-            status = 429
+        wait = result.retry_after
+        if wait:
+            error, status = f"ログインの試行回数が上限を超えました。{retry_after_text(wait)}に再度お試しください。", 429
         else:
             error = "iTSCOM IDまたはパスワードが正しくありません。"
     form.password.data = ""
-    return render_template("login/login.html", form=form, error=error, qr_svg=_qr_svg()), status
+    html = render_template("login/login.html", form=form, error=error, qr_svg=_qr_svg())
+    return html, status, retry_after_header(wait)
 
 
 @bp.route("/")

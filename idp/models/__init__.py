@@ -15,6 +15,7 @@ from .recovery import RecoveryProcedure
 from .registration import PendingRegistration
 from .registration_token import InitialAccessToken
 from .session import LoginSession
+from .throttle import ThrottleCounter
 
 __all__ = [
     "Account",
@@ -32,6 +33,7 @@ __all__ = [
     "PendingRegistration",
     "RecoveryProcedure",
     "SigningKey",
+    "ThrottleCounter",
     "Token",
     "UsedAssertion",
 ]

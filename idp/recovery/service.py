@@ -31,7 +31,7 @@ from ..models import RecoveryProcedure
 from ..security.clock import now
 from ..security.passwords import hash_password, verify_password
 from ..security.secrets import digest, new_secret
-from ..security.throttle import Attempt, Budget, Throttle
+from ..security.throttle import Attempt, Budget
 
 MAX_FAILURES = 5
 # 秘密の質問 (p.19): a fixed list.
@@ -65,7 +65,7 @@ def start(login_id: str, address: str | None) -> Started:
     Every request counts against the ID and the client address, so that
     the flow cannot flood anybody's mailbox.
     """
-    attempt = Attempt(_throttle_gates(login_id, address), now())
+    attempt = Attempt(current_app.extensions["idp.counters"], _throttle_gates(login_id, address), now())
     wait = attempt.begin()
     if wait:
         audit.record("recovery.throttled", "failure", retry_after=wait)
@@ -283,13 +283,11 @@ def _code_digest(code: str) -> str:
     return hmac.new(current_app.secret_key.encode(), b"recovery code\0" + code.encode(), hashlib.sha256).hexdigest()
 
 
-def _throttle_gates(login_id: str, address: str | None):
+def _throttle_gates(login_id: str, address: str | None) -> list[tuple[Budget, str]]:
     config = current_app.config
     window = config["RECOVERY_THROTTLE_WINDOW"]
-    counters = current_app.extensions["idp.counters"]
-    per_id = Throttle(counters, Budget(config["RECOVERY_REQUESTS_PER_ID"], window, window, hard=True))
-    per_address = Throttle(counters, Budget(config["RECOVERY_REQUESTS_PER_ADDRESS"], window, window, hard=True))
     return [
-        (per_id, "recovery:id:" + digest(login_id.strip().lower())),
-        (per_address, f"recovery:addr:{address}"),
+        (Budget(config["RECOVERY_REQUESTS_PER_ID"], window, window, hard=True),
+         "recovery:id:" + digest(login_id.strip().lower())),
+        (Budget(config["RECOVERY_REQUESTS_PER_ADDRESS"], window, window, hard=True), f"recovery:addr:{address}"),
     ]

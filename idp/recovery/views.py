@@ -15,6 +15,7 @@ from flask import Blueprint, redirect, render_template, request, session, url_fo
 from .. import audit
 from ..extensions import db
 from ..security.credentials import password_problems
+from ..security.throttle import retry_after_header, retry_after_text
 from . import service
 from .forms import ChoiceForm, CodeForm, IdentifyForm, NewPasswordForm, SecretForm
 from .service import SECRET_QUESTIONS, RecoveryError
@@ -37,17 +38,17 @@ def choose(_form_class=ChoiceForm):
 def identify(_form_class=IdentifyForm):
     """Step 2 (p.18): 本人認証 — enter the iTSCOM ID, 次へ."""
     form = _form_class()
-    error, status = None, 200
+    error, status, wait = None, 200, 0
     if form.validate_on_submit():
         started = service.start(form.login_id.data, request.remote_addr)
-        if started.retry_after:
-            minutes = max(1, -(-started.retry_after // 60))
-            error, status = f"お手続きの回数が上限に達しました。{minutes}分後に再度お試しください。", 429
+        wait = started.retry_after
+        if wait:
+            error, status = f"お手続きの回数が上限に達しました。{retry_after_text(wait)}に再度お試しください。", 429
         else:
             session["recovery"] = {"id": started.procedure.id, "binding": started.binding}
             session.pop("recovery_link", None)
             return redirect(url_for(_next_step(started.procedure)), 303)
-    return render_template("recovery/identify.html", form=form, error=error), status
+    return render_template("recovery/identify.html", form=form, error=error), status, retry_after_header(wait)
 
 
 @bp.route("/code", methods=["GET", "POST"])

@@ -23,7 +23,7 @@ from ..models import Account, Contract, PendingRegistration
 from ..security.clock import now
 from ..security.passwords import hash_password
 from ..security.secrets import digest, new_secret
-from ..security.throttle import Attempt, Budget, Throttle
+from ..security.throttle import Attempt, Budget
 
 # お支払情報等 (p.12): the four items, in the manual's order and words.
 PAYMENT_ITEMS = {
@@ -32,6 +32,8 @@ PAYMENT_ITEMS = {
     "card_last4": "クレジットカード番号 下4桁",
     "stb_id": "セットトップボックス (STB/Hit pot) のID",
 }
+# The items of four digits: guessable, so budgeted per contract identity.
+GUESSABLE_ITEMS = {"bank_last4", "card_last4"}
 MAIL_SUBJECT = "マイページ本登録のご案内"
 
 
@@ -49,6 +51,9 @@ class Verification:
 
     contract_ids: list[int] = field(default_factory=list)
     retry_after: int = 0  # > 0: refused by the throttle, nothing was checked
+    # Refused only because this identity's 4-digit items are locked: the
+    # お客さま番号 or the STB ID still works now.
+    guessable_locked: bool = False
 
     @property
     def failed(self) -> bool:
@@ -70,15 +75,21 @@ def verify_contract(
 ) -> Verification:
     """Contracts matching the answers; ``among`` narrows to an earlier step's matches.
 
-    Failures count against the contract identity (kana name + phone) and the
-    client address; the answer never says which field was wrong.
+    The answer never says which field was wrong. Failures count against the
+    client address; those with a 4-digit item also against the contract
+    identity (kana name + phone), with a hard budget, so that guessing them
+    stays infeasible. The お客さま番号 (10 digits) and the STB ID (12 hex)
+    cannot be guessed within any budget and are not counted per identity:
+    strangers' guesses never keep the holder from registering with them.
     """
-    throttle = _verification_throttle()
-    attempt = Attempt([(throttle, "reg:who:" + digest(f"{kana}\0{phone}")), (throttle, f"reg:addr:{address}")], now())
+    identity_key = "reg:who:" + digest(f"{kana}\0{phone}")
+    attempt = Attempt(current_app.extensions["idp.counters"], _verification_gates(kind, identity_key, address), now())
     wait = attempt.begin()
     if wait:
-        audit.record("registration.verify_throttled", "failure", retry_after=wait)
-        return Verification(retry_after=wait)
+        guessable_locked = attempt.refused == (identity_key,)
+        audit.record("registration.verify_throttled", "failure", retry_after=wait, item=kind,
+                     guessable_locked=guessable_locked)
+        return Verification(retry_after=wait, guessable_locked=guessable_locked)
 
     candidates = db.session.scalars(db.select(Contract).filter_by(kana_key=kana)).all()
     matches = [
@@ -116,13 +127,13 @@ def _has_item(contract: Contract, kind: str, value: str) -> bool:
     return False
 
 
-def _verification_throttle() -> Throttle:
+def _verification_gates(kind: str, identity_key: str, address: str | None) -> list[tuple[Budget, str]]:
     config = current_app.config
     window = config["REGISTRATION_VERIFY_WINDOW"]
-    return Throttle(
-        current_app.extensions["idp.counters"],
-        Budget(config["REGISTRATION_VERIFY_FAILURES"], window, window, hard=True),
-    )
+    gates = [(Budget(config["REGISTRATION_VERIFY_FAILURES_PER_ADDRESS"], window, window), f"reg:addr:{address}")]
+    if kind in GUESSABLE_ITEMS:
+        gates.append((Budget(config["REGISTRATION_VERIFY_FAILURES"], window, window, hard=True), identity_key))
+    return gates
 
 
 # --- step 4 and 5: choosing the ID and mailing the URL -------------------
@@ -133,10 +144,10 @@ def mail_gate(contract_id: int, address: str | None) -> Attempt:
     service for iTSCOM IDs nor a way to flood mailboxes."""
     config = current_app.config
     window = config["REGISTRATION_VERIFY_WINDOW"]
-    counters = current_app.extensions["idp.counters"]
-    per_contract = Throttle(counters, Budget(config["REGISTRATION_MAILS_PER_CONTRACT"], window, window, hard=True))
-    per_address = Throttle(counters, Budget(config["REGISTRATION_MAILS_PER_ADDRESS"], window, window, hard=True))
-    return Attempt([(per_contract, f"reg:mail:contract:{contract_id}"), (per_address, f"reg:mail:addr:{address}")],
+    per_contract = Budget(config["REGISTRATION_MAILS_PER_CONTRACT"], window, window, hard=True)
+    per_address = Budget(config["REGISTRATION_MAILS_PER_ADDRESS"], window, window, hard=True)
+    return Attempt(current_app.extensions["idp.counters"],
+                   [(per_contract, f"reg:mail:contract:{contract_id}"), (per_address, f"reg:mail:addr:{address}")],
                    now())
 
 

@@ -17,6 +17,7 @@ from ..extensions import db
 from ..login.forms import ConfirmForm
 from ..security import sealed
 from ..security.credentials import login_id_problems, password_problems
+from ..security.throttle import retry_after_header, retry_after_text
 from .forms import (
     AccountForm,
     AdditionalForm,
@@ -76,15 +77,23 @@ def _restart_page(status: int = 400):
 
 
 def _throttled_message(seconds: int) -> str:
-    minutes = max(1, -(-seconds // 60))
-    return f"一定回数以上認証に失敗したため、受付を一時停止しています。{minutes}分後に再度お試しください。"
+    return f"一定回数以上認証に失敗したため、受付を一時停止しています。{retry_after_text(seconds)}に再度お試しください。"
+
+
+def _refusal(result) -> str:
+    """Why a verification was refused, and what the customer can do now."""
+    if result.guessable_locked:
+        return ("口座番号 下4桁・クレジットカード番号 下4桁による認証は、一定回数以上失敗したため一時停止しています。"
+                f"お客さま番号またはセットトップボックス (STB/Hit pot) のIDで認証いただくか、"
+                f"{retry_after_text(result.retry_after)}に再度お試しください。")
+    return _throttled_message(result.retry_after)
 
 
 @bp.route("/", methods=["GET", "POST"])
 def verify(_form_class=VerifyForm):
     """Step 1 (p.12): 契約者情報 認証 — kana name, phone, one payment item."""
     form = _prefilled(_form_class, _flow().get("verify"))
-    error, status = None, 200
+    error, status, wait = None, 200, 0
     if request.method == "GET" and not _flow():
         _save(reached=VERIFY)
     if form.validate_on_submit():
@@ -101,7 +110,7 @@ def verify(_form_class=VerifyForm):
             result = verify_contract(kana, phone, form.payment_type.data, value, request.remote_addr)
             db.session.commit()
             if result.retry_after:
-                error, status = _throttled_message(result.retry_after), 429
+                error, status, wait = _refusal(result), 429, result.retry_after
             elif result.failed:
                 error = NOT_VERIFIED
             else:
@@ -111,7 +120,7 @@ def verify(_form_class=VerifyForm):
                       contract_id=None if additional else result.contract_ids[0])
                 return redirect(url_for(".additional" if additional else ".terms"), 303)
     return render_template("registration/verify.html", form=form, error=error, items=PAYMENT_ITEMS,
-                           steps=STEPS, current=0), status
+                           steps=STEPS, current=0), status, retry_after_header(wait)
 
 
 @bp.route("/additional", methods=["GET", "POST"])
@@ -126,21 +135,22 @@ def additional(_form_class=AdditionalForm):
     if request.method == "POST" and "back" in request.form:
         _save(additional={"payment_type": form.payment_type.data, "payment_value": form.payment_value.data})
         return redirect(url_for(".verify"), 303)
-    error, status = None, 200
+    error, status, wait = None, 200, 0
     if form.validate_on_submit():
         kana, phone = flow["identity"]
         value = normalise_item(form.payment_type.data, form.payment_value.data)
         result = verify_contract(kana, phone, form.payment_type.data, value, request.remote_addr, among=flow["candidates"])
         db.session.commit()
         if result.retry_after:
-            error, status = _throttled_message(result.retry_after), 429
+            error, status, wait = _refusal(result), 429, result.retry_after
         elif result.failed or len(result.contract_ids) != 1:
             error = NOT_VERIFIED
         else:
             _save(additional={"payment_type": form.payment_type.data, "payment_value": form.payment_value.data},
                   contract_id=result.contract_ids[0], reached=TERMS)
             return redirect(url_for(".terms"), 303)
-    return render_template("registration/additional.html", form=form, error=error, steps=STEPS, current=0), status
+    html = render_template("registration/additional.html", form=form, error=error, steps=STEPS, current=0)
+    return html, status, retry_after_header(wait)
 
 
 @bp.route("/terms", methods=["GET", "POST"])
@@ -167,7 +177,7 @@ def account(_form_class=AccountForm):
     if not _allowed(ACCOUNT) or not flow.get("contract_id"):
         return redirect(url_for(".verify"))
     form = _prefilled(_form_class, {"login_id": flow.get("login_id", "")})
-    error, status = None, 200
+    error, status, wait = None, 200, 0
     if request.method == "POST" and "back" in request.form:
         _save(login_id=form.login_id.data or "")
         return redirect(url_for(".terms"), 303)
@@ -193,7 +203,8 @@ def account(_form_class=AccountForm):
                 return redirect(url_for(".sent"), 303)
         form.login_id.data = login_id
     form.password.data = form.password_confirm.data = ""
-    return render_template("registration/account.html", form=form, error=error, steps=STEPS, current=2), status
+    html = render_template("registration/account.html", form=form, error=error, steps=STEPS, current=2)
+    return html, status, retry_after_header(wait)
 
 
 @bp.route("/sent")

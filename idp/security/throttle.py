@@ -1,100 +1,206 @@
-"""Failure budgets with progressive delay, behind one small interface.
+"""Failure budgets with progressive delay, counted in one store that every
+worker and node shares.
 
-A key (an account's login ID, a client address, a contract identity) may fail
-``free`` times within ``window`` seconds; after that each further attempt must
-wait twice as long as the one before (1 s, 2 s, 4 s … up to ``max_delay``)
-counted from the last failure, or, for a ``hard`` budget, until the window has
-passed. Nothing is locked permanently: the count expires with the window, so a
-stranger cannot lock a customer out for good.
+A key (an account's login ID, a client address, a device cookie, a contract
+identity) may fail ``free`` times within ``window`` seconds; after that each
+further attempt must wait twice as long as the one before (1 s, 2 s, 4 s … up
+to ``max_delay``) counted from the last failure, or, for a ``hard`` budget,
+until the window has passed. Nothing is locked permanently: the count expires
+with the window, so a stranger cannot lock a customer out for good.
 
-Counters live in this process (``MemoryCounters``, one node) or in Redis
-(``RedisCounters``, several nodes), chosen by ``IDP_REDIS_URL``.
+Counters live in Redis when ``IDP_REDIS_URL`` is set (``RedisCounters``),
+otherwise in the database (``DatabaseCounters``); never in a process, since a
+budget counted per worker multiplies with the workers. While Redis does not
+answer, a circuit breaker sends the counts to the database, so that budgets
+keep holding (their counts restart there) and a silent Redis costs one
+timeout per ``IDP_REDIS_BREAKER_RESET`` seconds and process, not one per call.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
-import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+import pybreaker
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from sqlalchemy import bindparam, case, delete, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ..extensions import db
+from ..models import ThrottleCounter
+from .secrets import digest
+
 log = logging.getLogger(__name__)
-UNAVAILABLE_WAIT = 60
-
-
-class CountersUnavailable(Exception):
-    """The shared counter store cannot be reached."""
 
 
 class Counters(Protocol):
-    def add(self, key: str, now: int, window: int) -> tuple[int, int]:
-        """Atomically count one attempt at ``now`` and return (count, last)
-        as they were before it; (0, 0) when none. The key expires ``window``
-        seconds after its last attempt."""
+    def add(self, keys: Sequence[tuple[str, int]], now: int) -> list[tuple[int, int]]:
+        """Atomically count one attempt at ``now`` for each (key, window) and
+        return each key's (count, last) as they were before it; (0, 0) when
+        none. A key expires ``window`` seconds after its last attempt."""
 
-    def undo(self, key: str, last_before: int) -> None:
-        """Take back one counted attempt (it was refused, or it succeeded)."""
+    def undo(self, counted: Sequence[tuple[str, int]]) -> None:
+        """Take back one counted attempt per (key, its last before the attempt)."""
 
-    def clear(self, key: str) -> None: ...
+    def clear(self, keys: Sequence[str]) -> None: ...
 
 
-class MemoryCounters:
+class DatabaseCounters:
+    """Counters in the ``throttle_counters`` table.
+
+    Each call is one statement on its own connection in autocommit: a count
+    is durable and visible to every process at once, and stays counted when
+    the request's own transaction rolls back. Expired rows are
+    removed every ``PRUNE_EVERY`` counts of a process (and by
+    ``flask audit prune``), so a spray of keys cannot grow the table beyond
+    what one window holds.
+    """
+
+    PRUNE_EVERY = 1000
+
     def __init__(self) -> None:
-        self._data: dict[str, tuple[int, int, int]] = {}
-        self._lock = threading.Lock()
+        self._adds = itertools.count(1)
 
-    def add(self, key: str, now: int, window: int) -> tuple[int, int]:
-        with self._lock:
-            count, last, expires = self._data.get(key, (0, 0, 0))
-            if now >= expires:
-                count, last = 0, 0
-            self._data[key] = (count + 1, now, now + window)
-            if len(self._data) > 100_000:  # bound memory under a spray of keys
-                self._data = {k: v for k, v in self._data.items() if v[2] > now}
-            return count, last
+    def add(self, keys: Sequence[tuple[str, int]], now: int) -> list[tuple[int, int]]:
+        table = ThrottleCounter.__table__
+        insert = (postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert)(table)
+        expired = table.c.expires_at <= insert.excluded.last
+        statement = (
+            # Rows in one order, so that two attempts sharing keys cannot deadlock.
+            insert.values([{"key": _stored(key), "count": 1, "last": now, "prev_last": 0, "expires_at": now + window}
+                           for key, window in sorted(keys)])
+            .on_conflict_do_update(index_elements=[table.c.key], set_={
+                "count": case((expired, 1), else_=table.c.count + 1),
+                "prev_last": case((expired, 0), else_=table.c.last),
+                "last": insert.excluded.last,
+                "expires_at": insert.excluded.expires_at,
+            })
+            .returning(table.c.key, table.c.count, table.c.prev_last)
+        )
+        with _autocommit() as connection:
+            rows = {key: (count - 1, prev_last) for key, count, prev_last in connection.execute(statement)}
+        if next(self._adds) % self.PRUNE_EVERY == 0:
+            self.prune(now)
+        return [rows[_stored(key)] for key, _ in keys]
 
-    def undo(self, key: str, last_before: int) -> None:
-        with self._lock:
-            if key in self._data:
-                count, _, expires = self._data[key]
-                self._data[key] = (max(0, count - 1), last_before, expires)
+    def undo(self, counted: Sequence[tuple[str, int]]) -> None:
+        table = ThrottleCounter.__table__
+        statement = (
+            update(table)
+            .where(table.c.key == bindparam("counter"))
+            .values(count=case((table.c.count > 0, table.c.count - 1), else_=0), last=bindparam("last_before"))
+        )
+        with _autocommit() as connection:
+            connection.execute(statement, [{"counter": _stored(key), "last_before": last}
+                                           for key, last in sorted(counted)])
 
-    def clear(self, key: str) -> None:
-        with self._lock:
-            self._data.pop(key, None)
+    def clear(self, keys: Sequence[str]) -> None:
+        table = ThrottleCounter.__table__
+        with _autocommit() as connection:
+            connection.execute(delete(table).where(table.c.key.in_([_stored(key) for key in keys])))
+
+    @staticmethod
+    def prune(now: int) -> int:
+        """Remove expired counters; returns how many."""
+        table = ThrottleCounter.__table__
+        with _autocommit() as connection:
+            return connection.execute(delete(table).where(table.c.expires_at <= now)).rowcount
+
+
+def _autocommit():
+    return db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
+
+def _stored(key: str) -> str:
+    """Keys carry client addresses, which a proxy header can make long."""
+    return key if len(key) <= 160 else digest(key)
+
+
+# One script per call: atomic in Redis, and expiry follows the app's clock
+# (``now``) like the database's; the TTL only frees memory.
+_ADD = """
+local now = tonumber(ARGV[1])
+local out = {}
+for i, key in ipairs(KEYS) do
+  local window = tonumber(ARGV[i + 1])
+  local v = redis.call('HMGET', key, 'count', 'last', 'expires')
+  local count, last = tonumber(v[1]) or 0, tonumber(v[2]) or 0
+  if (tonumber(v[3]) or 0) <= now then count, last = 0, 0 end
+  redis.call('HSET', key, 'count', count + 1, 'last', now, 'expires', now + window)
+  redis.call('EXPIRE', key, window)
+  out[2 * i - 1] = count
+  out[2 * i] = last
+end
+return out
+"""
+_UNDO = """
+for i, key in ipairs(KEYS) do
+  local count = tonumber(redis.call('HGET', key, 'count'))
+  if count then redis.call('HSET', key, 'count', math.max(count - 1, 0), 'last', ARGV[i]) end
+end
+"""
 
 
 class RedisCounters:
-    def __init__(self, client) -> None:
-        self._redis = client
+    """Counters in Redis; in ``fallback`` while a circuit breaker is open.
 
-    def add(self, key: str, now: int, window: int) -> tuple[int, int]:
-        name = f"throttle:{key}"
-        pipe = self._redis.pipeline(transaction=True)  # MULTI/EXEC: one atomic step
-        pipe.hmget(name, "count", "last")
-        pipe.hincrby(name, "count", 1)
-        pipe.hset(name, "last", now)
-        pipe.expire(name, window)
-        (count, last), *_ = self._run(pipe)
-        return int(count or 0), int(last or 0)
+    One failed call (refused, or no answer within the socket timeout) opens
+    the breaker for ``reset_timeout`` seconds; then one call tries Redis
+    again. pybreaker runs calls one at a time per process, which costs
+    nothing with one request thread per worker and means that requests
+    queued behind a hanging call fail over at once when it times out.
+    """
 
-    def undo(self, key: str, last_before: int) -> None:
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.hincrby(f"throttle:{key}", "count", -1)
-        pipe.hset(f"throttle:{key}", "last", last_before)
-        self._run(pipe)
+    def __init__(self, client: redis.Redis, fallback: Counters, reset_timeout: int) -> None:
+        self._redis, self._fallback = client, fallback
+        self._add, self._undo = client.register_script(_ADD), client.register_script(_UNDO)
+        self._breaker = pybreaker.CircuitBreaker(fail_max=1, reset_timeout=reset_timeout, listeners=[_LogState()],
+                                                 name="redis throttle counters")
 
-    def clear(self, key: str) -> None:
-        self._run(self._redis.pipeline().delete(f"throttle:{key}"))
-
-    @staticmethod
-    def _run(pipe):
-        import redis
-
+    def add(self, keys: Sequence[tuple[str, int]], now: int) -> list[tuple[int, int]]:
+        names = [f"throttle:{key}" for key, _ in keys]
         try:
-            return pipe.execute()
-        except redis.RedisError as error:
-            raise CountersUnavailable(str(error)) from error
+            flat = self._breaker.call(self._add, keys=names, args=[now, *(window for _, window in keys)])
+        except (redis.RedisError, pybreaker.CircuitBreakerError):
+            return self._fallback.add(keys, now)
+        return [(int(flat[i]), int(flat[i + 1])) for i in range(0, len(flat), 2)]
+
+    def undo(self, counted: Sequence[tuple[str, int]]) -> None:
+        try:
+            self._breaker.call(self._undo, keys=[f"throttle:{key}" for key, _ in counted],
+                               args=[last for _, last in counted])
+        except (redis.RedisError, pybreaker.CircuitBreakerError):
+            self._fallback.undo(counted)
+
+    def clear(self, keys: Sequence[str]) -> None:
+        try:
+            self._breaker.call(self._redis.delete, *(f"throttle:{key}" for key in keys))
+        except (redis.RedisError, pybreaker.CircuitBreakerError):
+            self._fallback.clear(keys)
+
+
+class _LogState(pybreaker.CircuitBreakerListener):
+    def state_change(self, breaker, old_state, new_state) -> None:
+        if new_state.name == pybreaker.STATE_OPEN:
+            log.warning("Redis did not answer: throttle counters in the database for %d s", breaker.reset_timeout)
+        elif new_state.name == pybreaker.STATE_CLOSED:
+            log.warning("Redis answers again: throttle counters back in Redis")
+
+
+def make_counters(config) -> Counters:
+    database = DatabaseCounters()
+    if not config["REDIS_URL"]:
+        return database
+    timeout = config["REDIS_TIMEOUT_MS"] / 1000
+    # No retries: the breaker decides when Redis is worth another try.
+    client = redis.Redis.from_url(config["REDIS_URL"], socket_timeout=timeout, socket_connect_timeout=timeout,
+                                  retry=Retry(NoBackoff(), 0))
+    return RedisCounters(client, database, config["REDIS_BREAKER_RESET"])
 
 
 @dataclass(frozen=True)
@@ -105,9 +211,6 @@ class Budget:
     # hard: once the budget is spent, refuse until the window has passed
     # since the last failure (for guessable secrets such as 4 digits).
     hard: bool = False
-    # When the shared counter store is down: let the attempt through (open),
-    # or refuse it for UNAVAILABLE_WAIT seconds (closed). See README.
-    fail_open: bool = False
 
     def retry_after(self, failures: int, last: int, now: int) -> int:
         """Seconds until the next attempt is allowed; 0 when it is allowed now."""
@@ -119,67 +222,55 @@ class Budget:
         return max(0, last + delay - now)
 
 
-class Throttle:
-    def __init__(self, counters: Counters, budget: Budget) -> None:
-        self.counters = counters
-        self.budget = budget
-
-
 class Attempt:
-    """One guarded attempt, counted before the check it guards, so that
-    concurrent requests cannot all slip through a nearly spent budget.
+    """One guarded attempt, counted against every gate (a budget and a key)
+    before the check it guards, so that concurrent requests cannot all slip
+    through a nearly spent budget.
 
-    ``begin()`` counts the attempt against every gate and returns how long
-    to wait (refused attempts are taken back: waiting is not failing).
-    Then ``succeeded()`` takes the attempt back and clears chosen keys, or
-    ``failed()`` leaves it counted.
+    ``begin()`` counts the attempt and returns how long to wait, the longest
+    any gate asks (refused attempts are taken back: waiting is not failing;
+    ``refused`` names the keys that refused). Then ``succeeded()`` takes the
+    attempt back and clears chosen keys, or ``failed()`` leaves it counted.
     """
 
-    def __init__(self, gates: list[tuple[Throttle, str]], now: int) -> None:
-        self.gates, self.now = gates, now
-        self._counted: list[tuple[Throttle, str, int]] = []
-        self.unavailable = False
+    def __init__(self, counters: Counters, gates: Sequence[tuple[Budget, str]], now: int) -> None:
+        if len({key for _, key in gates}) != len(gates):
+            raise ValueError("each gate of an attempt needs its own key")
+        self.counters, self.gates, self.now = counters, list(gates), now
+        self.refused: tuple[str, ...] = ()
+        self._counted: list[tuple[str, int]] = []
 
     def begin(self) -> int:
-        try:
-            for throttle, key in self.gates:
-                failures, last = throttle.counters.add(key, self.now, throttle.budget.window)
-                self._counted.append((throttle, key, last))
-                wait = throttle.budget.retry_after(failures, last, self.now)
-                if wait:
-                    self._take_back()
-                    return wait
-        except CountersUnavailable:
-            self._counted = []
-            self.unavailable = True
-            if all(throttle.budget.fail_open for throttle, _ in self.gates):
-                log.warning("throttle counters unavailable: letting %s through", self.gates[0][1].split(":")[0])
-                return 0
-            log.warning("throttle counters unavailable: refusing %s", self.gates[0][1].split(":")[0])
-            return UNAVAILABLE_WAIT
+        counts = self.counters.add([(key, budget.window) for budget, key in self.gates], self.now)
+        self._counted = [(key, last) for (_, key), (_, last) in zip(self.gates, counts)]
+        waits = {key: budget.retry_after(failures, last, self.now)
+                 for (budget, key), (failures, last) in zip(self.gates, counts)}
+        self.refused = tuple(key for key, wait in waits.items() if wait)
+        if self.refused:
+            self._take_back()
+            return max(waits.values())
         return 0
 
-    def succeeded(self, clear: tuple[str, ...] = ()) -> None:
-        try:
-            self._take_back()
-            for throttle, key in self.gates:
-                if key in clear:
-                    throttle.counters.clear(key)
-        except CountersUnavailable:
-            pass  # nothing to take back that the store still holds
+    def succeeded(self, clear: Sequence[str] = ()) -> None:
+        self._counted = [(key, last) for key, last in self._counted if key not in clear]
+        self._take_back()
+        if clear:
+            self.counters.clear(list(clear))
 
     def failed(self) -> None:
         self._counted = []
 
     def _take_back(self) -> None:
         counted, self._counted = self._counted, []
-        for throttle, key, last in counted:
-            throttle.counters.undo(key, last)
+        if counted:
+            self.counters.undo(counted)
 
 
-def make_counters(redis_url: str | None) -> Counters:
-    if not redis_url:
-        return MemoryCounters()
-    import redis
+def retry_after_text(seconds: int) -> str:
+    """How long to wait, as the customer pages say it: 「30秒後」, 「15分後」."""
+    return f"{seconds}秒後" if seconds < 60 else f"{-(-seconds // 60)}分後"
 
-    return RedisCounters(redis.Redis.from_url(redis_url, socket_timeout=0.5, socket_connect_timeout=0.5))
+
+def retry_after_header(seconds: int) -> dict[str, str]:
+    """The Retry-After header of a refused (429) answer; none when not refused."""
+    return {"Retry-After": str(seconds)} if seconds else {}

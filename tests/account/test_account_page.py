@@ -117,3 +117,13 @@ def test_connected_sites_can_be_revoked(app, client, account):
     with app.app_context():
         assert db.session.scalar(db.select(Consent)).revoked_at is not None
     assert third.authorize(scope="openid email offline_access").status_code == 200  # asks again
+
+
+def test_strangers_guesses_do_not_block_the_owners_password_change(app, rp, client, mail_server):
+    rp.login()  # this browser now holds a device cookie for the ID
+    for _ in range(6):  # unknown browsers guess the password
+        RelyingParty(app, app.test_client(), rp.client_id, rp.client_secret).login(password="wrong-pass")
+    assert RelyingParty(app, app.test_client(), rp.client_id, rp.client_secret).login().status_code == 429
+    done = post(client, "/account/password", {"current_password": "itscom-demo1", "password": "Taro-2026x",
+                                              "password_confirm": "Taro-2026x"})
+    assert done.status_code == 303

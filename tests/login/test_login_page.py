@@ -93,7 +93,7 @@ def test_failures_are_throttled_with_progressive_delay(app, client, clock, accou
         assert post_login(client, "taro.itsu@example.jp", "wrong-pass").status_code == 200
     # The budget is spent: even the right password waits now, and says how long.
     refused = post_login(client, "taro.itsu@example.jp", "itscom-demo1")
-    assert refused.status_code == 429
+    assert refused.status_code == 429 and refused.headers["Retry-After"] == "1"
     assert "1秒後に再度お試しください" in refused.get_data(as_text=True)
     clock.advance(1)
     assert post_login(client, "taro.itsu@example.jp", "wrong-pass").status_code == 200  # 6th failure

@@ -225,7 +225,8 @@ def test_repeated_requests_for_one_id_are_throttled(app, account, mail_server):
     for _ in range(3):
         assert start_3b(app.test_client()).status_code == 303
     refused = start_3b(app.test_client())
-    assert refused.status_code == 429 and "分後に再度お試しください。" in refused.get_data(as_text=True)
+    assert refused.status_code == 429 and "30分後に再度お試しください。" in refused.get_data(as_text=True)
+    assert refused.headers["Retry-After"] == "1800"
     deliver(app)
     assert len(mail_server.inbox.messages) == 3
     # An unknown ID is throttled the same way.

@@ -13,12 +13,14 @@ SUZUKI = {"name_kana": "スズキハナコ", "phone": "0449876543", "payment_typ
 
 
 class Registrant:
-    def __init__(self, app, client, mail_server=None) -> None:
+    def __init__(self, app, client, mail_server=None, address: str = "127.0.0.1") -> None:
         self.app, self.client, self.mail_server = app, client, mail_server
+        self.environ = {"REMOTE_ADDR": address}
 
     def post(self, path: str, data: dict):
-        page = self.client.get(path)
-        return self.client.post(path, data={"csrf_token": csrf_token(page.get_data(as_text=True)), **data})
+        page = self.client.get(path, environ_base=self.environ)
+        return self.client.post(path, environ_base=self.environ,
+                                data={"csrf_token": csrf_token(page.get_data(as_text=True)), **data})
 
     def verify(self, **answers):
         return self.post("/registration/", {**SUZUKI, **answers})

@@ -209,10 +209,55 @@ def test_verification_is_throttled_then_reset_after_the_window(app, registrant, 
 
 
 def test_throttle_per_client_address_across_identities(app, registrant):
-    app.config["REGISTRATION_VERIFY_FAILURES"] = 3
+    app.config["REGISTRATION_VERIFY_FAILURES_PER_ADDRESS"] = 3
     for name in ["アアア", "イイイ", "ウウウ"]:
         registrant.verify(name_kana=name)
-    assert registrant.verify().status_code == 429
+    refused = registrant.verify()
+    assert refused.status_code == 429 and refused.headers["Retry-After"] == "1"
+
+
+SUZUKI_CUSTOMER_NUMBER = {"payment_type": "customer_number", "payment_value": "2005128464"}
+USE_ANOTHER_ITEM = "お客さま番号またはセットトップボックス (STB/Hit pot) のIDで認証いただくか、30分後に再度お試しください。"
+
+
+def test_a_strangers_bank_digit_guesses_do_not_keep_the_holder_from_registering(app, contracts, mail_server):
+    stranger = Registrant(app, app.test_client(), address="198.51.100.7")
+    for digits in ["1111", "2222", "3333", "4444", "5555"]:
+        assert stranger.verify(payment_value=digits).status_code == 200
+
+    holder = Registrant(app, app.test_client(), mail_server, address="192.0.2.50")
+    refused = holder.verify()  # the right 口座番号 下4桁, but those are locked for this name and phone
+    assert refused.status_code == 429 and refused.headers["Retry-After"] == "1800"
+    assert USE_ANOTHER_ITEM in refused.get_data(as_text=True)
+    # The お客さま番号 printed on every bill still works, all the way through.
+    path = holder.up_to_mail("hanako.new@example.jp", **SUZUKI_CUSTOMER_NUMBER)
+    assert holder.confirm(path, contact="hanako.new@example.jp").location == "/registration/complete"
+
+
+def test_four_digit_guessing_stays_refused_after_five_tries(app, registrant, clock):
+    for digits in ["1111", "2222", "3333", "4444", "5555"]:
+        assert registrant.verify(payment_value=digits).status_code == 200
+    elsewhere = Registrant(app, app.test_client(), address="203.0.113.9")
+    for answers in [{}, {"payment_type": "card_last4", "payment_value": "5599"}]:  # right digits, any address
+        refused = elsewhere.verify(**answers)
+        assert refused.status_code == 429 and USE_ANOTHER_ITEM in refused.get_data(as_text=True)
+    # A name and phone of no contract answer the same: nothing tells whether it exists.
+    nobody = {"name_kana": "ダレモイナイ", "phone": "0300000000"}
+    for digits in ["1111", "2222", "3333", "4444", "5555"]:
+        assert elsewhere.verify(payment_value=digits, **nobody).status_code == 200
+    ghost = elsewhere.verify(**nobody)
+    assert ghost.status_code == 429 and USE_ANOTHER_ITEM in ghost.get_data(as_text=True)
+    clock.advance(30 * 60)
+    assert registrant.verify().location == "/registration/terms"
+
+
+def test_customer_number_guesses_are_budgeted_per_address_only(app, registrant):
+    guesser = Registrant(app, app.test_client(), address="198.51.100.7")
+    for n in range(30):  # a shared NAT's worth of mistakes, not a lock on anybody
+        assert guesser.verify(payment_type="customer_number", payment_value=f"{2005000000 + n}").status_code == 200
+    refused = guesser.verify(**SUZUKI_CUSTOMER_NUMBER)
+    assert refused.status_code == 429 and "受付を一時停止しています。1秒後に再度お試しください。" in refused.get_data(as_text=True)
+    assert registrant.verify(**SUZUKI_CUSTOMER_NUMBER).location == "/registration/terms"
 
 
 def test_expired_url(registrant, clock):
