@@ -112,6 +112,7 @@ def client_jwks(client, force: bool = False) -> dict:
             _forced[uri] = t
     try:
         status, body = outbound.request("GET", uri, headers={"Accept": "application/json"},
+                                        allow_private=current_app.config["ALLOW_PRIVATE_OUTBOUND"],
                                         timeout=FETCH_TIMEOUT, deadline=2 * FETCH_TIMEOUT, max_bytes=MAX_JWKS_BYTES)
         if status != 200:
             raise ValueError(f"status {status}")

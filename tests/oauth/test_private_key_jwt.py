@@ -43,6 +43,11 @@ class JwksServer:
 
 
 @pytest.fixture
+def config_overrides():
+    return {"ALLOW_PRIVATE_OUTBOUND": True}  # the jwks_uri servers are on loopback
+
+
+@pytest.fixture
 def clock():
     """Real time: the client signs its assertions by the wall clock."""
     from idp.security.clock import SystemClock
