@@ -8,6 +8,7 @@ import ipaddress
 import socket
 import ssl
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -18,11 +19,13 @@ from cryptography.x509.oid import NameOID
 
 from idp.extensions import db
 from idp.models import BackchannelLogout
+from idp.oauth import client_auth
 from idp.oauth.backchannel import deliver_due
 from idp.security import outbound
 from idp.security.outbound import ForbiddenDestination, OutboundError, forbidden_because
 
-from ..helpers import RelyingParty
+from ..helpers import FrozenClock, RelyingParty
+from ..oauth.client_keys import assertion, new_key, token
 
 
 @pytest.mark.parametrize("address", [
@@ -187,6 +190,12 @@ def test_a_silent_server_is_cut_off_at_the_deadline():
 # --- through the OP: a client's URI that turns inward after registration ------
 
 @pytest.fixture
+def clock():
+    """The wall clock's time: the client signs its assertion by it."""
+    return FrozenClock(int(time.time()))
+
+
+@pytest.fixture
 def inside():
     """A service on the OP's own host that nobody outside should reach."""
     with socket.create_server(("127.0.0.1", 0)) as service:
@@ -200,6 +209,19 @@ def reached(service) -> bool:
     except BlockingIOError:
         return False
     return True
+
+
+def test_a_jwks_uri_rebound_to_loopback_is_not_fetched(app, client, dns, inside, monkeypatch):
+    monkeypatch.setattr(client_auth, "FETCH_WAIT", 10)  # the request sees its fetch end
+    uri = f"https://keys.rebind.test:{inside.getsockname()[1]}/jwks"
+    dns.answer("keys.rebind.test", "93.184.215.14")  # public when registered ...
+    rp = RelyingParty.register(app, client, auth_method="private_key_jwt", jwks_uri=uri)
+    dns.answer("keys.rebind.test", "127.0.0.1")  # ... inward when fetched
+    private, _ = new_key("k1")
+    response = token(client, rp.client_id, assertion(rp.client_id, private, "k1"))
+    assert response.status_code in (400, 401) and response.get_json()["error"] == "invalid_client"
+    assert dns.lookups.count("keys.rebind.test") == 2  # at registration, and at connect time
+    assert not reached(inside)
 
 
 @pytest.mark.parametrize("config_overrides", [{"BACKCHANNEL_INLINE": False}])  # delivered by the test
