@@ -246,7 +246,12 @@ def demo():
     """Load demo contracts, the demo iTSCOM ID and the demo relying parties (idempotent)."""
     from .demo import LOGIN_ID, PASSWORD, load
 
-    clients = load()
+    try:
+        clients = load()
+    except ClientError as error:
+        db.session.rollback()
+        # The demo sites listen on loopback, where the OP may post only in development.
+        raise click.ClickException(f"{error} (set IDP_ALLOW_PRIVATE_OUTBOUND=1 for the demo)") from None
     click.echo(f"demo loaded: issuer {current_app.config['ISSUER']}")
     click.echo(f"  login: {LOGIN_ID} / {PASSWORD}")
     for c in clients.values():

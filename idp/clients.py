@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from flask import current_app
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
@@ -14,6 +15,7 @@ from .models.client import is_loopback
 from .oauth.claims import SUPPORTED_SCOPES
 from .oauth.grants import revoke_tokens
 from .oauth.keys import SUPPORTED_ALGS
+from .security import outbound
 from .security.clock import now
 from .security.secrets import digest, new_secret
 
@@ -41,6 +43,19 @@ def check_redirect_uri(uri: str, what: str = "redirect URI") -> None:
         raise ClientError(f"{what} {uri!r} may use http only on a loopback host")
     if "#" in uri:
         raise ClientError(f"{what} {uri!r} must not have a fragment")
+
+
+def check_fetched_uri(uri: str, what: str) -> None:
+    """A URI the OP itself fetches or posts to (jwks_uri, back-channel logout):
+    the rules of redirect URIs, and a public destination (no SSRF; checked
+    again at connect time, see security.outbound)."""
+    check_redirect_uri(uri, what)
+    try:
+        outbound.vet_url(uri, allow_private=current_app.config["ALLOW_PRIVATE_OUTBOUND"])
+    except outbound.ForbiddenDestination as error:
+        raise ClientError(f"{what} {uri!r} must be on a public address: {error}") from None
+    except outbound.OutboundError:
+        raise ClientError(f"{what} {uri!r} is not a valid URL") from None
 
 
 def build_metadata(
@@ -78,7 +93,7 @@ def build_metadata(
     for uri in post_logout_redirect_uris:
         check_redirect_uri(uri, "post-logout redirect URI")
     if backchannel_logout_uri:
-        check_redirect_uri(backchannel_logout_uri, "back-channel logout URI")
+        check_fetched_uri(backchannel_logout_uri, "back-channel logout URI")
     if auth_method == "private_key_jwt" and not (jwks or jwks_uri):
         raise ClientError("private_key_jwt needs the client's jwks or jwks_uri")
     if jwks is not None:
@@ -89,7 +104,7 @@ def build_metadata(
         if any("d" in key for key in jwks.get("keys", [])):
             raise ClientError("jwks must hold public keys only")
     if jwks_uri:
-        check_redirect_uri(jwks_uri, "jwks_uri")
+        check_fetched_uri(jwks_uri, "jwks_uri")
     if token_endpoint_auth_signing_alg not in (None, *ASSERTION_ALGS):
         raise ClientError(f"token_endpoint_auth_signing_alg must be one of {', '.join(ASSERTION_ALGS)}")
     metadata = {

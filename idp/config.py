@@ -97,6 +97,11 @@ DEFAULTS = {
     # trusted for exactly that many hops; 0 trusts none (direct exposure).
     # Client addresses feed throttling and the audit log, so set this right.
     "TRUSTED_PROXIES": 0,
+    # Development and tests only: let the OP fetch and post to non-public
+    # addresses (loopback, private, link-local ...) that clients registered
+    # as jwks_uri or backchannel_logout_uri. Off, every such destination must
+    # be a public address (security/outbound.py: no SSRF). Refused in production.
+    "ALLOW_PRIVATE_OUTBOUND": False,
     # Send back-channel logout notices from this process right after the
     # request that ended a session (retries: flask backchannel send --loop).
     "BACKCHANNEL_INLINE": True,
@@ -148,6 +153,9 @@ def load(app, overrides: dict | None = None) -> None:
         _require_scheme("IDP_MAIL_URL", config["MAIL_URL"], {"smtp", "smtps", "smtp+starttls"})
     if config["REDIS_URL"] is not None:
         _require_scheme("IDP_REDIS_URL", config["REDIS_URL"], {"redis", "rediss", "unix"})
+    config["ALLOW_PRIVATE_OUTBOUND"] = _flag("IDP_ALLOW_PRIVATE_OUTBOUND", config["ALLOW_PRIVATE_OUTBOUND"])
+    if production and config["ALLOW_PRIVATE_OUTBOUND"]:
+        raise ConfigError("IDP_ALLOW_PRIVATE_OUTBOUND must not be set when IDP_ENV=production")
     for name, default in DEFAULTS.items():
         if isinstance(default, int) and not isinstance(default, bool):
             value, least = config[name], 0 if name == "TRUSTED_PROXIES" else 1
@@ -218,6 +226,13 @@ def _secret_key(config, instance_path: str, production: bool) -> str:
         path.write_text(secrets.token_urlsafe(48))
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def _flag(name: str, value) -> bool:
+    """A yes/no setting: from the environment as 1/0 or true/false."""
+    if value in (True, False, 1, 0, "1", "0", "true", "false"):
+        return value in (True, 1, "1", "true")
+    raise ConfigError(f"{name} must be 1 or 0, not {value!r}")
 
 
 def _require_scheme(name: str, value, schemes: set[str]) -> None:

@@ -25,6 +25,8 @@ def main() -> int:
     from idp.demo import LOGIN_ID, MYPAGE_PORT, PASSWORD, SUPPORT_PORT, load
 
     os.environ.setdefault("IDP_ISSUER", f"http://127.0.0.1:{OP_PORT}")
+    # The demo sites' back-channel logout URIs are on loopback: development only.
+    os.environ.setdefault("IDP_ALLOW_PRIVATE_OUTBOUND", "1")
     app = create_app({"MIGRATIONS": True})
     with app.app_context():
         upgrade()

@@ -8,6 +8,7 @@ by the migrations, once per run; each test starts from empty tables.
 from __future__ import annotations
 
 import os
+import socket
 import time
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import sqlalchemy as sa
 from idp import create_app
 from idp.extensions import db
 
-from .helpers import FrozenClock, RelyingParty
+from .helpers import FakeDNS, FrozenClock, RelyingParty
 
 ISSUER = "https://id.example.test"
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -74,6 +75,15 @@ def mail_server():
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def dns(monkeypatch):
+    """Made-up host names and what they resolve to (FakeDNS)."""
+    fake = FakeDNS(socket.getaddrinfo)
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+    yield fake
+    fake.release()
 
 
 @pytest.fixture

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 import os
 import re
 import secrets
+import socket
+import threading
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -35,6 +38,43 @@ class FrozenClock:
 
     def advance(self, seconds: int) -> None:
         self.current += seconds
+
+
+class FakeDNS:
+    """Answers for made-up host names, as ``socket.getaddrinfo`` (the boundary
+    we do not own); every other name resolves as usual.
+
+    ``answer(host, *addresses)`` sets what the next lookups return;
+    ``hang(host)`` makes lookups of ``host`` block until ``release()``."""
+
+    def __init__(self, real) -> None:
+        self.real = real
+        self.answers: dict[str, list[str] | None] = {}
+        self.lookups: list[str] = []
+        self.released = threading.Event()
+
+    def answer(self, host: str, *addresses: str) -> None:
+        self.answers[host] = list(addresses)
+
+    def hang(self, host: str) -> None:
+        self.answers[host] = None
+
+    def release(self) -> None:
+        self.released.set()
+
+    def __call__(self, host, port, family=0, type=0, proto=0, flags=0):
+        if host not in self.answers:
+            return self.real(host, port, family, type, proto, flags)
+        self.lookups.append(host)
+        addresses = self.answers[host]
+        if addresses is None:
+            self.released.wait(30)
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return [
+            (socket.AF_INET6, socket.SOCK_STREAM, 6, "", (a, port, 0, 0)) if ipaddress.ip_address(a).version == 6
+            else (socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port))
+            for a in addresses
+        ]
 
 
 def csrf_token(html: str) -> str:

@@ -21,6 +21,10 @@ from idp import create_app
         ({"ENV": "production", "ISSUER": "http://id.example"}, "must use https"),
         ({"ENV": "production", "ISSUER": "https://id.example"}, "IDP_DATABASE_URL is required"),
         ({"ACCESS_TOKEN_LIFETIME": -5}, "positive whole number"),
+        ({"ALLOW_PRIVATE_OUTBOUND": "yes"}, "IDP_ALLOW_PRIVATE_OUTBOUND must be 1 or 0"),
+        ({"ENV": "production", "ISSUER": "https://id.example", "DATABASE_URL": "postgresql://db/idp",
+          "SECRET_KEY": "k" * 40, "ALLOW_PRIVATE_OUTBOUND": True},
+         "IDP_ALLOW_PRIVATE_OUTBOUND must not be set when IDP_ENV=production"),
     ],
 )
 def test_bad_settings_stop_the_start(settings, message):
@@ -38,3 +42,11 @@ def test_bad_environment_variable_gives_one_line_and_no_traceback(tmp_path):
     assert result.returncode != 0
     assert "IDP_ISSUER must be an absolute http(s) URL" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("value, allowed", [("1", True), ("0", False), ("true", True), (None, False)])
+def test_private_outbound_is_a_development_switch(monkeypatch, tmp_path, value, allowed):
+    if value is not None:
+        monkeypatch.setenv("IDP_ALLOW_PRIVATE_OUTBOUND", value)
+    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'x.sqlite3'}", "SECRET_KEY": "k" * 40})
+    assert app.config["ALLOW_PRIVATE_OUTBOUND"] is allowed

@@ -140,7 +140,7 @@ def _post(notice: BackchannelLogout) -> None:
     body = urlencode({"logout_token": logout_token(notice.client_id, notice.subject, notice.sid)})
     status, _ = outbound.request("POST", notice.uri, body, {
         "Content-Type": "application/x-www-form-urlencoded", "Cache-Control": "no-store",
-    }, timeout=TIMEOUT, deadline=DEADLINE)
+    }, allow_private=current_app.config["ALLOW_PRIVATE_OUTBOUND"], timeout=TIMEOUT, deadline=DEADLINE)
     if status not in (200, 204):
         raise ValueError(f"status {status}")
 

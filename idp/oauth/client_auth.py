@@ -1,11 +1,19 @@
 """private_key_jwt client authentication (RFC 7523, OIDC Core 9) through Authlib.
 
+In order: Authlib parses the assertion without verifying it (joserfc's
+``extract_compact``) and finds the client named by ``sub``. Before it asks for
+that client's keys (``resolve_client_public_key``), ``check_without_key``
+checks everything that needs none: the client authenticates this way, the
+alg is one it may use (never "none"), iss = sub = client_id, aud names this
+OP, exp is present, not past and at most ASSERTION_MAX_LIFETIME ahead, jti
+is present. So junk never makes the OP fetch a jwks_uri. Then Authlib checks
+the signature and the claims again, and the ``jti`` is accepted once across
+every node (a unique row); a few seconds of clock skew are allowed.
+
 The client's public keys come from its registered ``jwks``, or from its
-``jwks_uri``: fetched with a timeout, cached per process for
-``JWKS_CACHE_SECONDS``, and fetched again at once when an assertion names a
-key the cache does not know (the client rotated). Each assertion's ``jti``
-is accepted once, across every node (a unique row); a few seconds of clock
-skew are allowed.
+``jwks_uri`` through this app's ``JwksFetcher`` (below): cached, fetched off
+the request thread, failures remembered, and fetched again at once when an
+assertion names a key the cache does not know (the client rotated).
 """
 
 from __future__ import annotations
@@ -13,29 +21,41 @@ from __future__ import annotations
 import json
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FetchStillRunning
+from dataclasses import dataclass
 
 from authlib.oauth2.rfc6749.errors import InvalidClientError
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from cachetools import LRUCache, TTLCache
 from flask import current_app, g
+from joserfc import jwt
+from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from sqlalchemy.exc import IntegrityError
 
+from ..clients import ASSERTION_ALGS
 from ..extensions import db
 from ..models import UsedAssertion
 from ..security import outbound
 from ..security.clock import now
 from ..security.secrets import digest
 
-JWKS_CACHE_SECONDS = 300
-REFETCH_SECONDS = 10  # forced fetches (unknown kid) per URI, at most this often
-FETCH_TIMEOUT = 5
-MAX_JWKS_BYTES = 64 * 1024
 SKEW = 5
 ASSERTION_MAX_LIFETIME = 600
 
-_cache: dict[str, tuple[float, dict]] = {}
-_forced: dict[str, float] = {}
-_cache_lock = threading.Lock()
+# --- fetching jwks_uri (see JwksFetcher for why these numbers) ---------------
+FETCH_WAIT = 0.1  # seconds a request may wait for one fetch, all its requests together
+FETCH_DEADLINE = 3  # seconds a fetch may take in all
+FETCH_TIMEOUT = 2  # seconds per socket operation of a fetch
+FETCH_THREADS = 2  # fetches under way at once, per process
+FAILURE_BACKOFF = 10  # seconds a failed URI is not fetched again; doubles per failure ...
+JWKS_CACHE_SECONDS = 300  # ... up to this, which is also how long a fetched set is fresh
+JWKS_STALE_SECONDS = 3600  # a set older than fresh is still used while it is refreshed
+FAILURE_MEMORY = 2 * JWKS_CACHE_SECONDS  # a quiet URI's failures are forgotten after this
+REFETCH_SECONDS = 10  # forced fetches (unknown kid) per URI, at most this often
+MAX_JWKS_BYTES = 64 * 1024
+MAX_URIS = 4096  # URIs remembered per process
 
 
 class PrivateKeyJWT(JWTBearerClientAssertion):
@@ -48,29 +68,48 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         issuer = current_app.config["ISSUER"]
         return [f"{issuer}/token", issuer, f"{issuer}/revoke", f"{issuer}/introspect"]
 
+    def extract_assertion(self, assertion: str):
+        headers, claims = super().extract_assertion(assertion)
+        g.idp_assertion_header = headers
+        g.idp_assertion_claims = claims
+        return headers, claims
+
     def resolve_client_public_key(self, client):
+        self.check_without_key(client, g.idp_assertion_header, g.idp_assertion_claims)
         g.idp_assertion_client = client
         return KeySet.import_key_set(client_jwks(client))
 
-    def extract_assertion(self, assertion: str):
-        headers, claims = super().extract_assertion(assertion)
-        g.idp_assertion_alg = headers.get("alg")
-        g.idp_assertion_kid = headers.get("kid")
-        return headers, claims
-
-    def authenticate_client(self, client):
+    def check_without_key(self, client, header: dict, claims: dict) -> None:
+        """Everything that needs no key, before any key is looked for."""
+        if not client.check_endpoint_auth_method(self.CLIENT_AUTH_METHOD, "token"):
+            raise InvalidClientError(description=f"The client cannot authenticate with {self.CLIENT_AUTH_METHOD}.")
         # Registration 1.0 2: a registered signing alg is the only one accepted.
         registered = client.client_metadata.get("token_endpoint_auth_signing_alg")
-        if registered and g.get("idp_assertion_alg") != registered:
-            raise InvalidClientError(description=f"The client assertion must be signed with {registered}.")
-        return super().authenticate_client(client)
+        allowed = (registered,) if registered else ASSERTION_ALGS
+        if header.get("alg") not in allowed:
+            raise InvalidClientError(description=f"The client assertion must be signed with {' or '.join(allowed)}.")
+        expected = jwt.JWTClaimsRegistry(
+            now=now, leeway=SKEW,
+            iss={"essential": True, "value": client.client_id},
+            sub={"essential": True, "value": client.client_id},
+            aud={"essential": True, "values": self.get_audiences()},
+            exp={"essential": True},
+            jti={"essential": True},
+        )
+        try:
+            expected.validate(claims)
+        except JoseError as error:
+            raise InvalidClientError(description=error.description) from None
+        if not isinstance(claims["exp"], int) or claims["exp"] > now() + ASSERTION_MAX_LIFETIME:
+            # A long-lived assertion could be replayed for too long.
+            raise InvalidClientError(description="The client assertion lives too long.")
 
     def process_assertion_claims(self, assertion, resolve_key):
         try:
             return super().process_assertion_claims(assertion, resolve_key)
         except InvalidClientError:
             client = g.get("idp_assertion_client")
-            kid = g.get("idp_assertion_kid")
+            kid = g.get("idp_assertion_header", {}).get("kid")
             if client is None or not client.client_metadata.get("jwks_uri") or not kid:
                 raise
             if any(key.get("kid") == kid for key in client_jwks(client).get("keys", [])):
@@ -81,10 +120,7 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
             return super().process_assertion_claims(assertion, fresh)
 
     def validate_jti(self, claims, jti):
-        exp = claims.get("exp")
-        if not isinstance(exp, int) or exp > now() + ASSERTION_MAX_LIFETIME:
-            return False  # a long-lived assertion could be replayed for too long
-        db.session.add(UsedAssertion(digest=digest(f"{claims['sub']}\0{jti}"), expires_at=exp + SKEW))
+        db.session.add(UsedAssertion(digest=digest(f"{claims['sub']}\0{jti}"), expires_at=claims["exp"] + SKEW))
         try:
             db.session.flush()
         except IntegrityError:
@@ -94,38 +130,147 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
 
 
 def client_jwks(client, force: bool = False) -> dict:
+    """The client's public JWK Set: registered, or from its jwks_uri."""
     metadata = client.client_metadata
     if metadata.get("jwks"):
         return metadata["jwks"]
     uri = metadata.get("jwks_uri")
     if not uri:
         raise InvalidClientError(description="The client has no keys.")
-    with _cache_lock:
-        cached = _cache.get(uri)
-    t = time.monotonic()
-    if cached and not force and t - cached[0] < JWKS_CACHE_SECONDS:
-        return cached[1]
-    if cached and force:
-        with _cache_lock:
-            if t - _forced.get(uri, -REFETCH_SECONDS) < REFETCH_SECONDS:
-                return cached[1]
-            _forced[uri] = t
     try:
-        status, body = outbound.request("GET", uri, headers={"Accept": "application/json"},
-                                        timeout=FETCH_TIMEOUT, deadline=2 * FETCH_TIMEOUT, max_bytes=MAX_JWKS_BYTES)
-        if status != 200:
-            raise ValueError(f"status {status}")
-        jwks = json.loads(body)
-        if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
-            raise ValueError("not a JWK Set")
-    except (OSError, ValueError) as error:
-        current_app.logger.warning("jwks_uri of %s unusable: %s", client.client_id, error)
-        if cached:
-            return cached[1]
-        raise InvalidClientError(description="The client's jwks_uri could not be read.") from None
-    with _cache_lock:
-        _cache[uri] = (time.monotonic(), jwks)
+        return current_app.extensions["idp.jwks"].keys(uri, force=force)
+    except KeysUnavailable as error:
+        raise InvalidClientError(description=f"The client's jwks_uri {error}.") from None
+
+
+class KeysUnavailable(Exception):
+    """The keys at a jwks_uri cannot be had now; the message says why."""
+
+
+@dataclass
+class _Fetch:
+    future: Future
+    wait_until: float  # time.monotonic(): requests may wait for this fetch until then
+
+
+class JwksFetcher:
+    """The JWK Sets at clients' jwks_uri, for one app (one process).
+
+    The production server runs one request thread per worker (granian
+    ``--blocking-threads 1``), and a worker whose thread is blocked queues
+    everything else it accepts, customers' pages included. A jwks_uri is
+    chosen by whoever registered the client, so no request thread may wait
+    long for one. Hence:
+
+    - Fetches run on a pool of FETCH_THREADS (2) threads, each ended after
+      FETCH_DEADLINE (3 s) in all; when both are busy a request needing a
+      new fetch fails at once instead of queueing.
+    - Concurrent needs for one URI share one fetch. Requests wait for it
+      until FETCH_WAIT (0.1 s) after it started, all of them together: a fetch
+      costs a worker at most 0.1 s of its thread however many requests name
+      that URI, so a page queued behind it still answers well within 200 ms.
+      A fetch that is not done by then goes on in the background and fills
+      the cache: a slow but honest jwks_uri works on the client's retry.
+    - A failed fetch is remembered: requests naming that URI fail at once for
+      FAILURE_BACKOFF (10 s), doubling with each further failure up to
+      JWKS_CACHE_SECONDS (300 s). A jwks_uri that never answers therefore sees
+      one connection per worker per 13 s at most (3 s + 10 s), then fewer,
+      and costs each worker 0.1 s of thread time per fetch.
+    - A fetched set is fresh for JWKS_CACHE_SECONDS; after that it is still
+      used, up to JWKS_STALE_SECONDS, while a refresh runs in the background
+      or after a refresh failed, so honest clients never wait for a refresh.
+      An assertion naming a kid the set lacks forces a fetch (the client
+      rotated its keys), at most once per REFETCH_SECONDS per URI.
+
+    Cache times follow the app's clock; waits and deadlines are real time.
+    """
+
+    def __init__(self, clock, allow_private: bool, logger) -> None:
+        self.clock = clock
+        self.allow_private = allow_private
+        self.logger = logger
+        self.lock = threading.Lock()
+        self.sets = LRUCache(maxsize=MAX_URIS)  # uri -> (fetched_at, jwks)
+        self.failures = TTLCache(maxsize=MAX_URIS, ttl=FAILURE_MEMORY, timer=clock.now)  # uri -> (count, retry_at)
+        self.forced = TTLCache(maxsize=MAX_URIS, ttl=REFETCH_SECONDS, timer=clock.now)  # uri -> True
+        self.fetching: dict[str, _Fetch] = {}
+        self.pool = ThreadPoolExecutor(max_workers=FETCH_THREADS, thread_name_prefix="jwks")
+
+    def keys(self, uri: str, force: bool = False) -> dict:
+        """The JWK Set at ``uri``; KeysUnavailable when it cannot be had now."""
+        with self.lock:
+            t = self.clock.now()
+            fetched_at, jwks = self.sets.get(uri, (None, None))
+            if jwks is not None and not force and t - fetched_at < JWKS_CACHE_SECONDS:
+                return jwks
+            usable = jwks if jwks is not None and t - fetched_at < JWKS_STALE_SECONDS else None
+            failure = self.failures.get(uri)
+            if (force and uri in self.forced) or (failure and t < failure[1]):
+                if usable is not None:
+                    return usable
+                raise KeysUnavailable("could not be read lately; try again later")
+            fetch = self.fetching.get(uri) or self._start(uri)
+            if force and fetch is not None:
+                self.forced[uri] = True
+        if usable is not None and (fetch is None or not force):
+            return usable
+        if fetch is None:
+            raise KeysUnavailable("cannot be read now; try again later")
+        try:
+            fetched = fetch.future.result(timeout=max(0.0, fetch.wait_until - time.monotonic()))
+        except FetchStillRunning:
+            raise KeysUnavailable("is being read; try again shortly") from None
+        if fetched is None:
+            raise KeysUnavailable("could not be read")
+        return fetched
+
+    def _start(self, uri: str) -> _Fetch | None:
+        """Under the lock: a fetch of ``uri`` on the pool, None when it is full."""
+        if len(self.fetching) >= FETCH_THREADS:
+            return None
+        fetch = _Fetch(self.pool.submit(self._fetch, uri), time.monotonic() + FETCH_WAIT)
+        self.fetching[uri] = fetch
+        return fetch
+
+    def _fetch(self, uri: str) -> dict | None:
+        """On a pool thread: fetch, then record the set or the failure."""
+        try:
+            jwks = download_jwks(uri, self.allow_private)
+        except (OSError, ValueError) as error:
+            self.logger.warning("jwks_uri %s unusable: %s", uri, error)
+            jwks = None
+        except Exception:  # a pool thread has nobody to report to but the log
+            self.logger.exception("fetching jwks_uri %s failed", uri)
+            jwks = None
+        with self.lock:
+            t = self.clock.now()
+            if jwks is None:
+                count = min(self.failures.get(uri, (0, 0))[0] + 1, 10)
+                self.failures[uri] = (count, t + min(JWKS_CACHE_SECONDS, FAILURE_BACKOFF * 2 ** (count - 1)))
+            else:
+                self.sets[uri] = (t, jwks)
+                self.failures.pop(uri, None)
+            del self.fetching[uri]
+        return jwks
+
+
+def download_jwks(uri: str, allow_private: bool) -> dict:
+    """The JWK Set at ``uri``: OSError when unreachable, ValueError when unusable."""
+    status, body = outbound.request("GET", uri, headers={"Accept": "application/json"}, allow_private=allow_private,
+                                    timeout=FETCH_TIMEOUT, deadline=FETCH_DEADLINE, max_bytes=MAX_JWKS_BYTES)
+    if status != 200:
+        raise ValueError(f"status {status}")
+    jwks = json.loads(body)
+    try:
+        KeySet.import_key_set(jwks)
+    except (ValueError, TypeError, KeyError, AttributeError, JoseError):
+        raise ValueError("not a JWK Set") from None
     return jwks
+
+
+def init_app(app) -> None:
+    app.extensions["idp.jwks"] = JwksFetcher(app.extensions["idp.clock"], app.config["ALLOW_PRIVATE_OUTBOUND"],
+                                             app.logger)
 
 
 def prune_used_assertions() -> int:

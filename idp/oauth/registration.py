@@ -4,7 +4,8 @@ Authlib's endpoints.
 Registration needs a single-use initial access token from ``flask clients
 initial-token``. Metadata passes Authlib's RFC 7591 / OIDC checks and then
 ours (idp.clients.build_metadata: https redirect URIs except loopback, no
-fragments, known grant and response types, auth methods, keys). Clients
+fragments, known grant and response types, auth methods, keys, and public
+addresses for the URIs the OP itself fetches). Clients
 registered here are never first-party. The registration access token that
 lets a client manage itself is stored as a digest and therefore re-issued
 with every response of the configuration endpoint.
@@ -56,8 +57,8 @@ def issue_initial_token(expires_in: int) -> str:
 STRING_MEMBERS = ("client_name", "scope", "backchannel_logout_uri", "jwks_uri", "token_endpoint_auth_method",
                   "id_token_signed_response_alg", "token_endpoint_auth_signing_alg")
 LIST_MEMBERS = ("redirect_uris", "post_logout_redirect_uris", "grant_types", "response_types")
-# URIs the OP itself fetches or posts to: https only for self-registered clients
-# (no loopback, which would be the OP's own host).
+# URIs the OP itself fetches or posts to: https only for self-registered
+# clients, and (for every client) on a public address: clients.check_fetched_uri.
 SERVER_FETCHED = ("jwks_uri", "backchannel_logout_uri")
 
 

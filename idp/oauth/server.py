@@ -30,9 +30,8 @@ from ..models import Client, Token
 from ..ops import TOKENS
 from ..security.clock import now
 from ..security.secrets import digest, new_secret
-from . import grants
+from . import client_auth, grants
 from .claims import SUPPORTED_SCOPES, claims_for
-from .client_auth import PrivateKeyJWT
 from .keys import keyring, signing_keyset
 from .registration import ConfigurationEndpoint, RegistrationEndpoint
 
@@ -294,7 +293,8 @@ def config_oauth(app) -> None:
         ),
     )
     server.scopes_supported = SUPPORTED_SCOPES
-    server.register_client_auth_method("private_key_jwt", PrivateKeyJWT())
+    server.register_client_auth_method("private_key_jwt", client_auth.PrivateKeyJWT())
+    client_auth.init_app(app)
     server.register_grant(
         grants.AuthorizationCodeGrant,
         [grants.AuthorizationRequestChecks(), grants.S256CodeChallenge(required=True), grants.OpenIDCode()],

@@ -102,6 +102,18 @@ def test_client_created_in_the_console_logs_a_customer_in(app, client, admin, cl
     assert {"admin.client_created", "admin.client_disabled"} <= set(events(app))
 
 
+def test_the_console_refuses_a_back_channel_uri_inside_our_network(app, client, admin, clock):
+    sign_in(client, admin, clock)
+    response = post(client, "/admin/clients/new", {
+        "name": "Partner", "redirect_uris": "https://partner.example/cb", "grant_types": "authorization_code",
+        "scope": "openid", "auth_method": "client_secret_basic",
+        "backchannel_logout_uri": "https://169.254.169.254/latest/meta-data/",
+    })
+    assert response.status_code == 400
+    assert "must be on a public address: 169.254.169.254 is link-local" in response.get_data(as_text=True)
+    assert "admin.client_created" not in events(app)
+
+
 def test_contract_import_previews_then_imports(app, client, admin, clock):
     sign_in(client, admin, clock)
     from io import BytesIO

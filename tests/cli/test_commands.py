@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from idp.extensions import db
 from idp.models import Account, Client, Contract
 
@@ -118,6 +120,23 @@ def test_clients_create_refuses_bad_redirect_uris(app, runner):
     assert count(app, Client) == 0
 
 
+def test_clients_create_refuses_uris_the_op_would_fetch_from_its_own_network(app, runner):
+    for option, uri in [("--backchannel-logout-uri", "https://169.254.169.254/latest/meta-data/"),
+                        ("--jwks-uri", "https://127.0.0.1:6379/"), ("--jwks-uri", "https://[::ffff:10.0.0.1]/jwks")]:
+        result = runner.invoke(args=["clients", "create", "--name", "X", "--redirect-uri", "https://rp.example/cb",
+                                     "--auth-method", "private_key_jwt", option, uri, "--json"])
+        assert result.exit_code == 1 and "must be on a public address" in result.output, result.output
+        assert "Traceback" not in result.output
+    assert count(app, Client) == 0
+
+
+def test_demo_needs_private_outbound_for_its_loopback_sites(app, runner):
+    result = runner.invoke(args=["demo"])
+    assert result.exit_code == 1 and "IDP_ALLOW_PRIVATE_OUTBOUND=1" in result.output
+    assert count(app, Client) == 0
+
+
+@pytest.mark.parametrize("config_overrides", [{"ALLOW_PRIVATE_OUTBOUND": True}])  # as make run sets it
 def test_demo_is_idempotent(app, runner):
     first = runner.invoke(args=["demo"])
     second = runner.invoke(args=["demo"])

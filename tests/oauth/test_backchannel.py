@@ -45,7 +45,8 @@ class Receiver:
 
 @pytest.fixture
 def config_overrides():
-    return {"BACKCHANNEL_INLINE": False}  # delivered by the test, deterministically
+    # Delivered by the test, deterministically, to receivers on loopback.
+    return {"BACKCHANNEL_INLINE": False, "ALLOW_PRIVATE_OUTBOUND": True}
 
 
 @pytest.fixture

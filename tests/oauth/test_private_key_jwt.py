@@ -1,45 +1,25 @@
 """private_key_jwt client authentication (RFC 7523), with PyJWT making the assertions."""
 
-import json
-import threading
 import time
-import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import jwt as pyjwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ..helpers import ISSUER, RelyingParty
+from idp.oauth import client_auth
 
-
-def new_key(kid):
-    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    public = json.loads(pyjwt.algorithms.RSAAlgorithm.to_jwk(private.public_key()))
-    return private, {**public, "kid": kid, "alg": "RS256", "use": "sig"}
+from ..helpers import RelyingParty
+from .client_keys import JwksServer, assertion, new_key, token
 
 
-class JwksServer:
-    def __init__(self):
-        self.jwks = {"keys": []}
-        self.fetches = 0
-        outer = self
+@pytest.fixture
+def config_overrides():
+    return {"ALLOW_PRIVATE_OUTBOUND": True}  # the jwks_uri servers are on loopback
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                outer.fetches += 1
-                body = json.dumps(outer.jwks).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(body)
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+@pytest.fixture(autouse=True)
+def patient_fetches(monkeypatch):
+    """Wait for each jwks_uri fetch to end: a loopback server answers at once,
+    and these tests are about keys, not about slow servers."""
+    monkeypatch.setattr(client_auth, "FETCH_WAIT", 10)
 
 
 @pytest.fixture
@@ -54,23 +34,7 @@ def clock():
 def jwks_server():
     server = JwksServer()
     yield server
-    server.server.shutdown()
-    server.server.server_close()
-
-
-def assertion(client_id, private, kid, **overrides):
-    now = int(time.time())
-    claims = {"iss": client_id, "sub": client_id, "aud": f"{ISSUER}/token", "iat": now, "exp": now + 60,
-              "jti": str(uuid.uuid4()), **overrides}
-    return pyjwt.encode(claims, private, algorithm="RS256", headers={"kid": kid})
-
-
-def token(client, client_id, signed):
-    return client.post("/token", data={
-        "grant_type": "client_credentials",
-        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-        "client_assertion": signed,
-    })
+    server.close()
 
 
 @pytest.fixture

@@ -124,10 +124,49 @@ def test_switching_to_a_secret_method_issues_a_secret_once(client, initial_token
 @pytest.mark.parametrize("metadata", [
     {"client_name": 5}, {"scope": ["openid"]}, {"post_logout_redirect_uris": [5]}, {"jwks": [1]},
     {"grant_types": [["authorization_code"]]}, {"backchannel_logout_uri": "http://127.0.0.1:6379/"},
-    {"jwks_uri": "http://localhost:8080/keys"},
+    {"jwks_uri": "http://localhost:8080/keys"}, {"jwks_uri": "https://user@/keys"},
 ])
 def test_malformed_or_inward_metadata_is_refused(client, runner, metadata):
     token = runner.invoke(args=["clients", "initial-token"]).output.strip()
     response = register(client, token, **metadata)
     assert response.status_code == 400 and response.get_json()["error"] == "invalid_client_metadata"
     assert register(client, token).status_code == 201  # the refused attempt did not spend the token
+
+
+INWARD = [
+    "https://127.0.0.1:6379/", "https://169.254.169.254/latest/meta-data/", "https://10.0.0.8/keys",
+    "https://100.64.1.1/keys", "https://192.168.0.1/keys", "https://0.0.0.0/keys", "https://224.0.0.1/keys",
+    "https://[::1]/keys", "https://[::ffff:127.0.0.1]/keys", "https://[fd00::1]/keys", "https://[fe80::1]/keys",
+    "https://[64:ff9b::a9fe:a9fe]/keys", "https://localhost/keys", "https://redis.localhost/keys",
+]
+
+
+@pytest.mark.parametrize("uri", INWARD)
+@pytest.mark.parametrize("member", ["jwks_uri", "backchannel_logout_uri"])
+def test_uris_the_op_fetches_must_be_public(client, runner, member, uri):
+    token = runner.invoke(args=["clients", "initial-token"]).output.strip()
+    response = register(client, token, **{member: uri})
+    assert response.status_code == 400, response.get_json()
+    assert response.get_json()["error"] == "invalid_client_metadata"
+    assert "public address" in response.get_json()["error_description"]
+
+
+def test_a_name_is_judged_by_what_it_resolves_to(client, runner, dns):
+    dns.answer("keys.inside.test", "10.20.30.40")
+    dns.answer("keys.partner.test", "93.184.215.14")
+    token = runner.invoke(args=["clients", "initial-token"]).output.strip()
+    response = register(client, token, jwks_uri="https://keys.inside.test/jwks")
+    assert response.status_code == 400 and response.get_json()["error"] == "invalid_client_metadata"
+    assert register(client, token, jwks_uri="https://keys.partner.test/jwks").status_code == 201
+    # A name that does not resolve (yet) is registered; each fetch checks it again.
+    token = runner.invoke(args=["clients", "initial-token"]).output.strip()
+    assert register(client, token, jwks_uri="https://keys.unknown.invalid/jwks").status_code == 201
+
+
+def test_an_update_cannot_point_inward_either(client, initial_token):
+    body = register(client, initial_token).get_json()
+    update = client.put(f"/register/{body['client_id']}",
+                        headers={"Authorization": f"Bearer {body['registration_access_token']}"},
+                        json={"client_id": body["client_id"], "redirect_uris": ["https://partner.example/cb"],
+                              "backchannel_logout_uri": "https://169.254.169.254/latest/meta-data/"})
+    assert update.status_code == 400 and update.get_json()["error"] == "invalid_client_metadata"
