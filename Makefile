@@ -19,7 +19,7 @@ ARGON2_FOR_THIS_CPU = CFLAGS="-O3 -march=native" $(VENV)/bin/python -m pip insta
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet -e '.[test,server]'  # server: the tests run granian workers
+	$(VENV)/bin/python -m pip install --quiet -e '.[test]'
 	$(ARGON2_FOR_THIS_CPU)
 	touch $(STAMP)
 
