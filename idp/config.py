@@ -123,6 +123,11 @@ DEFAULTS = {
     "CLIENT_CACHE_SECONDS": 5,
     # Seconds a process may use its cached signing keys (rotation visibility).
     "KEY_CACHE_SECONDS": 30,
+    # PostgreSQL: seconds to open a connection, and to wait for a free one in
+    # this process's pool, before a request gives up with 503 (the database
+    # is unreachable or overloaded): no request waits for it unbounded.
+    "DATABASE_CONNECT_TIMEOUT": 5,
+    "DATABASE_POOL_TIMEOUT": 5,
     # Load Flask-Migrate outside the 'flask' command too (tests, scripts).
     "MIGRATIONS": False,
     # Largest request body accepted anywhere (bytes).
@@ -171,7 +176,8 @@ def load(app, overrides: dict | None = None) -> None:
         # endpoint's budget of three (BENCHMARKS.md).
         # hide_parameters: a failed statement's message (logged) never
         # carries bound values — login IDs, password hashes, token digests.
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "pool_recycle": 1800, "hide_parameters": True},
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "pool_recycle": 1800, "hide_parameters": True,
+                                   **_database_deadlines(config)},
         SESSION_COOKIE_NAME="idp_flow",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
@@ -210,6 +216,27 @@ def _database_url(config, instance_path: str, production: bool) -> str:
         # psycopg 3 is the driver we ship; "postgresql://" alone would pick psycopg2.
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed.render_as_string(hide_password=False)
+
+
+def _database_deadlines(config) -> dict:
+    """Engine options that bound every wait for PostgreSQL (SQLite has its own busy timeout)."""
+    if make_url(config["SQLALCHEMY_DATABASE_URI"]).get_backend_name() != "postgresql":
+        return {}
+    return {
+        "pool_timeout": config["DATABASE_POOL_TIMEOUT"],
+        "connect_args": {
+            "connect_timeout": config["DATABASE_CONNECT_TIMEOUT"],
+            # A server that vanished without closing the connection (its host
+            # down, the network cut) is given up on within about 15 s, not
+            # after TCP's retransmissions (~15 min): keepalive probes for an
+            # idle wait, tcp_user_timeout for data never acknowledged.
+            "keepalives": 1,
+            "keepalives_idle": 5,
+            "keepalives_interval": 5,
+            "keepalives_count": 2,
+            "tcp_user_timeout": 15_000,
+        },
+    }
 
 
 def _secret_key(config, instance_path: str, production: bool) -> str:

@@ -1,11 +1,18 @@
 """Errors as the customer or the client sees them: a Japanese page, or OAuth JSON.
 
-No stack trace ever reaches a response; an unexpected exception is logged,
-its transaction rolled back, and answered with a plain 500 page.
+No stack trace ever reaches a response. An unreachable database (down,
+restarting, out of connections) is an outage, not a bug: wherever it
+surfaces — a view, a before/after_request hook, the session's close at
+teardown — the request answers 503 with Retry-After and the log gets one
+line. Any other unexpected exception is logged with its traceback, its
+transaction rolled back, and answered with a plain 500 page.
 """
 
-from flask import Flask, jsonify, render_template, request
+import logging
+
+from flask import Flask, current_app, g, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
+from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from .extensions import db
@@ -24,10 +31,41 @@ MESSAGES = {
     415: "送信された形式には対応していません。",
     429: "しばらくしてから再度お試しください。",
     500: "システムエラーが発生しました。しばらくしてから再度お試しください。",
+    503: "ただいまサービスを一時的にご利用いただけません。しばらくしてから再度お試しください。",
 }
+
+# Seconds a client should wait before trying again while the database is
+# unreachable: a restart takes a few, and the pool reconnects at once after.
+RETRY_AFTER = 5
+
+# SQLite reports bad SQL as OperationalError too; only these result codes
+# (and their extended forms) mean the database cannot serve right now.
+SQLITE_UNAVAILABLE = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_FULL")
+
+
+def database_unavailable(error: BaseException | None) -> bool:
+    """Whether ``error`` says the database cannot serve now — unreachable,
+    restarting, out of connections or locked — rather than that our code or
+    our schema is wrong (those stay 500s with a traceback)."""
+    if isinstance(error, sa_exc.TimeoutError):  # no pooled connection came free in time
+        return True
+    if not isinstance(error, (sa_exc.OperationalError, sa_exc.InterfaceError)):
+        return False
+    if error.connection_invalidated:
+        return True
+    sqlite_name = getattr(error.orig, "sqlite_errorname", None)
+    if sqlite_name is not None:
+        return sqlite_name.startswith(SQLITE_UNAVAILABLE)
+    # psycopg raises these for a failed or lost connection and for SQLSTATE
+    # classes 08 (connection), 40 (rollback), 53 (resources), 55/57 (state,
+    # operator intervention: shutdown, starting up) and 58 (system).
+    return True
 
 
 def init_app(app: Flask) -> None:
+    if not any(isinstance(f, _NoOutageTracebacks) for f in app.logger.filters):
+        app.logger.addFilter(_NoOutageTracebacks())
+
     @app.before_request
     def _refuse_nul_characters():
         # No field of ours may hold U+0000, and PostgreSQL cannot store one:
@@ -50,19 +88,69 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException):
+        # An exception from an after_request hook reaches us wrapped (Flask's
+        # handle_exception): an outage there is an outage too.
+        if isinstance(error, InternalServerError) and database_unavailable(error.original_exception):
+            return _outage(error.original_exception)
         return _respond(error.code or 500)
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):
+        if database_unavailable(error):
+            return _outage(error)  # the session is closed at teardown
         app.logger.exception("unhandled error on %s", request.path)
         db.session.rollback()
         return _respond(InternalServerError.code)
+
+    @app.teardown_request
+    def _close_session(error):
+        # Closing the session rolls back what it read. On a connection the
+        # server has dropped that raises, and from Flask-SQLAlchemy's own
+        # teardown (which runs after this one) it would escape the request
+        # after its response was made. The server has undone that
+        # transaction already: log the outage and throw the connection away.
+        try:
+            db.session.remove()
+        except Exception as close_error:
+            if not database_unavailable(close_error):
+                raise
+            _log_outage(close_error, "database unavailable after the answer")
+            db.session.remove()
+
+
+def _outage(error: BaseException):
+    _log_outage(error)
+    response = current_app.make_response(_respond(503))
+    response.headers["Retry-After"] = str(RETRY_AFTER)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _log_outage(error: BaseException, what: str = "database unavailable") -> None:
+    """One line per request, however many places the outage surfaced in."""
+    if g.get("idp_outage_logged"):
+        return
+    g.idp_outage_logged = True
+    cause = getattr(error, "orig", None) or error
+    summary = str(cause).strip().splitlines() or [type(cause).__name__]
+    current_app.logger.error("%s: %s %s: %s", what, request.method, request.path, summary[0])
+
+
+class _NoOutageTracebacks(logging.Filter):
+    """Flask logs an exception from an after_request hook with its traceback
+    before our handler sees it, and logs again if a hook fails while the
+    error response is finalised. For an outage, _log_outage's line is all."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and database_unavailable(record.exc_info[1]))
 
 
 def _respond(status: int):
     path = request.path
     if path in JSON_PATHS or path.startswith(("/.well-known/", "/register/")) or path == "/register":
         error = "server_error" if status >= 500 else "invalid_request"
+        if status == 503:
+            error = "temporarily_unavailable"  # RFC 6749 4.1.2.1's word for it
         return jsonify(error=error), status, {"Cache-Control": "no-store"}
     message = MESSAGES.get(status, MESSAGES[400 if status < 500 else 500])
     return render_template("errors/error.html", message=message), status

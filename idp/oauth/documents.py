@@ -30,8 +30,14 @@ class PublicDocuments:
         if path == DISCOVERY:
             body, etag, content_type, max_age = self._discovery_body(), None, "application/json", 3600
         else:
-            with self.flask_app.app_context():
-                ring = keyring()
+            try:
+                with self.flask_app.app_context():
+                    ring = keyring()
+            except Exception:
+                # Keys not cached and not loadable here (the database is
+                # unreachable): Flask's view tries again, and its error
+                # handlers answer a failure (503 for an outage).
+                return self.wsgi_app(environ, start_response)
             body, etag, content_type, max_age = ring.jwks_bytes, f'"{ring.etag}"', "application/jwk-set+json", 300
         headers = [("Cache-Control", f"public, max-age={max_age}"), *COMMON]
         if etag:

@@ -17,6 +17,7 @@ from cryptography.fernet import Fernet
 from flask import current_app
 from joserfc.jwk import ECKey, KeySet, RSAKey
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from ..extensions import db
 from ..models import SigningKey
@@ -25,6 +26,13 @@ from ..security.sealed import derived_fernet
 from ..security.secrets import new_secret
 
 SUPPORTED_ALGS = ("RS256", "ES256")
+
+# The first key of an algorithm signs from the beginning: no relying party
+# can hold an older JWKS, so it needs no publish delay, and every process
+# finds it signing whatever its clock says. Only one key per algorithm can
+# carry this value (a partial unique index, migration 0012), which makes
+# creating the first keys exactly-once across workers and nodes.
+FIRST_KEY_ACTIVATES_AT = 0
 
 
 @dataclass(frozen=True)
@@ -83,15 +91,20 @@ def state(row: SigningKey, t: int) -> str:
 
 
 def ensure_signing_keys() -> None:
-    """Create an RS256 and an ES256 key when none is usable (first start)."""
+    """Create the first key of each algorithm that has no signing key (first
+    start). Workers and nodes starting together all try: the unique index on
+    first keys lets one per algorithm in, and the others use it. Each insert
+    is its own transaction on its own connection, so that it neither commits
+    nor rolls back the work of the request that needed the keys."""
     t = now()
     for alg in SUPPORTED_ALGS:
-        if _signing_row(alg, t) is None:
-            db.session.add(generate_key(alg, t))
-    try:
-        db.session.commit()
-    except IntegrityError:  # another process won the race; its keys will do
-        db.session.rollback()
+        if _signing_row(alg, t) is not None:
+            continue
+        try:
+            with Session(db.engine) as session, session.begin():
+                session.add(generate_key(alg, t, activates_at=FIRST_KEY_ACTIVATES_AT))
+        except IntegrityError:
+            pass  # another process created it first; that one signs
 
 
 def keyring() -> KeyRing:
@@ -132,10 +145,15 @@ def _signing_row(alg: str, t: int) -> SigningKey | None:
 
 
 def _load() -> KeyRing:
-    t = now()
-    if any(_signing_row(alg, t) is None for alg in SUPPORTED_ALGS):
+    t = now()  # one instant for the whole ring: every row below is chosen at t
+    rows = {alg: _signing_row(alg, t) for alg in SUPPORTED_ALGS}
+    if None in rows.values():
         ensure_signing_keys()
-    signing = {alg: KeySet([_import(_signing_row(alg, t))]) for alg in SUPPORTED_ALGS}
+        rows = {alg: _signing_row(alg, t) for alg in SUPPORTED_ALGS}
+    unsigned = [alg for alg, row in rows.items() if row is None]
+    if unsigned:  # only a hand-edited table gets here: first keys always sign
+        raise RuntimeError(f"no {', '.join(unsigned)} key signs now; see flask keys list")
+    signing = {alg: KeySet([_import(row)]) for alg, row in rows.items()}
     published = db.session.scalars(
         db.select(SigningKey)
         .where(SigningKey.removed_at.is_(None) | (SigningKey.removed_at > t))

@@ -1,6 +1,7 @@
 """Signing-key rotation without breaking anyone (publish, sign, retire, remove)."""
 
 import json
+import time
 
 import jwt as pyjwt
 import pytest
@@ -8,6 +9,8 @@ import pytest
 from idp.extensions import db
 from idp.models import SigningKey
 from idp.oauth import keys
+
+from ..helpers import FrozenClock
 
 
 @pytest.fixture
@@ -64,3 +67,53 @@ def test_private_keys_are_encrypted_at_rest_with_a_kek(app, client):
         assert stored.startswith("fernet:") and '"d"' not in stored
         keys.forget_cached_keys()
     assert row.kid in kids(client, "ES256")
+
+
+class TickingClock(FrozenClock):
+    """A clock that moves on a second every time it is read: whatever reads
+    the time twice sees two instants."""
+
+    def now(self) -> int:
+        self.current += 1
+        return self.current
+
+
+def _first_start(app) -> None:
+    """As on a freshly migrated database: no signing key yet, none cached."""
+    with app.app_context():
+        db.session.execute(db.delete(SigningKey))
+        db.session.commit()
+        keys.forget_cached_keys()
+
+
+def _stored_algs(app) -> list[str]:
+    with app.app_context():
+        return sorted(db.session.scalars(db.select(SigningKey.alg)))
+
+
+class TestFirstStartWithAClockThatTicks:
+    @pytest.fixture
+    def clock(self):
+        return TickingClock(int(time.time()) - 600)
+
+    def test_jwks(self, app, client):
+        _first_start(app)
+        response = client.get("/jwks")
+        assert response.status_code == 200
+        assert sorted(k["alg"] for k in response.get_json()["keys"]) == ["ES256", "RS256"]
+        assert _stored_algs(app) == ["ES256", "RS256"]
+
+    def test_token_endpoint(self, app, rp):
+        _first_start(app)
+        response = rp.token_request({"grant_type": "client_credentials"})
+        assert response.status_code == 200, response.get_data(as_text=True)
+        header = pyjwt.get_unverified_header(response.get_json()["access_token"])
+        assert header["kid"] in {k["kid"] for k in rp.client.get("/jwks").get_json()["keys"]}
+
+    def test_id_token(self, app, rp):
+        code = rp.sign_in_and_get_code()["code"]  # signs nothing yet
+        _first_start(app)
+        response = rp.exchange(code)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        assert rp.verify_id_token(response.get_json()["id_token"])["aud"] == rp.client_id
+        assert _stored_algs(app) == ["ES256", "RS256"]
