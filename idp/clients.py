@@ -30,6 +30,15 @@ class ClientError(Exception):
     pass
 
 
+def new_client_id() -> str:
+    """128 random bits, URL-safe, never starting with "-": operators pass
+    client IDs to `flask clients delete ID` and the like, where a leading
+    dash would be read as an option."""
+    while (client_id := new_secret(16)).startswith("-"):
+        pass
+    return client_id
+
+
 def check_redirect_uri(uri: str, what: str = "redirect URI") -> None:
     """https, or http on a loopback host; absolute; no fragment (SPEC §6)."""
     try:
@@ -135,7 +144,7 @@ def create_client(*args, first_party: bool = False, client_id: str | None = None
     metadata = build_metadata(*args, **kwargs)
     secret = None if metadata["token_endpoint_auth_method"] in ("none", "private_key_jwt") else new_secret(32)
     client = Client(
-        client_id=client_id or new_secret(16),
+        client_id=client_id or new_client_id(),
         client_secret_digest=digest(secret) if secret else None,
         client_id_issued_at=now(),
         first_party=first_party,

@@ -35,6 +35,7 @@ from ..clients import (
     check_redirect_uri,
     delete_client,
     describe,
+    new_client_id,
 )
 from ..extensions import db
 from ..models import Client, InitialAccessToken
@@ -168,7 +169,7 @@ class RegistrationEndpoint(_RegistrationEndpoint):
         return _server_metadata()
 
     def generate_client_id(self, request):
-        return new_secret(16)
+        return new_client_id()
 
     def generate_client_secret(self, request):
         method = request.payload.data.get("token_endpoint_auth_method", "client_secret_basic")

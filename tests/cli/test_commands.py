@@ -145,3 +145,10 @@ def test_demo_is_idempotent(app, runner):
     assert first.output == second.output  # the same credentials every time
     assert "client_id: mypage-demo" in second.output and "client_id: support-demo" in second.output
     assert count(app, Account) == 1 and count(app, Client) == 2 and count(app, Contract) == 8
+
+
+def test_client_ids_never_look_like_an_option():
+    """`flask clients delete -x…` would read a leading dash as an option."""
+    from idp.clients import new_client_id
+
+    assert not any(new_client_id().startswith("-") for _ in range(2000))
