@@ -77,7 +77,7 @@ def init_app(app: Flask) -> None:
         fields = [request.args, request.form] if request.mimetype in FORM_TYPES else [request.args]
         texts = [text for values in fields for key, value in values.items(multi=True) for text in (key, value)]
         texts += [text for pair in request.headers.items() for text in pair]
-        if any("\x00" in text for text in texts):
+        if any("\x00" in text for text in texts) or (request.is_json and _holds_nul(request.get_json(silent=True))):
             return _respond(400)
         return None
 
@@ -116,6 +116,17 @@ def init_app(app: Flask) -> None:
                 raise
             _log_outage(close_error, "database unavailable after the answer")
             db.session.remove()
+
+
+def _holds_nul(value) -> bool:
+    """Whether a parsed JSON body (client metadata) holds U+0000 anywhere."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    if isinstance(value, dict):
+        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
+    return False
 
 
 def _outage(error: BaseException):

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from idp.extensions import db
-from idp.models import AuditEvent
+from idp.models import AuditEvent, Client
 
 from .helpers import RelyingParty, csrf_token
 
@@ -99,3 +99,18 @@ def test_logs_never_carry_bound_values(app, caplog):
         db.session.rollback()
     assert "taro.itsu@example.jp" not in str(failure.value)
     assert "taro.itsu@example.jp" not in caplog.text
+
+
+@pytest.mark.parametrize("metadata", [
+    {"client_name": "a\u0000b"},
+    {"redirect_uris": ["https://partner.example/c\u0000b"]},
+    {"contacts": ["a\u0000@example.jp"]},
+    {"jwks": {"keys": [{"kty": "RSA", "n\u0000": "x", "e": "AQAB"}]}},
+])
+def test_nul_in_client_metadata_is_refused_and_nothing_registered(app, client, runner, metadata):
+    token = runner.invoke(args=["clients", "initial-token"]).output.strip()
+    body = {"client_name": "Partner", "redirect_uris": ["https://partner.example/cb"], **metadata}
+    response = client.post("/register", json=body, headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 400 and response.get_json()["error"] == "invalid_request"
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count()).select_from(Client)) == 0
