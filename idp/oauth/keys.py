@@ -95,7 +95,9 @@ def ensure_signing_keys() -> None:
     start). Workers and nodes starting together all try: the unique index on
     first keys lets one per algorithm in, and the others use it. Each insert
     is its own transaction on its own connection, so that it neither commits
-    nor rolls back the work of the request that needed the keys."""
+    nor rolls back the work of the request that needed the keys; on SQLite
+    (one writer at a time) that request must not have written yet, so the
+    token endpoint loads the keys first."""
     t = now()
     for alg in SUPPORTED_ALGS:
         if _signing_row(alg, t) is not None:

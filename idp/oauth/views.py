@@ -136,6 +136,11 @@ def token():
     # Every write of a token request is one atomic statement on PostgreSQL
     # (save_token, grants.claim_and_store): no transaction around them.
     _without_transaction()
+    # The keys next, before this request writes anything (a client
+    # assertion's jti, a spent code): on a fresh SQLite database creating
+    # them takes a connection of its own (keys.ensure_signing_keys), which
+    # would wait for this request's own write lock.
+    keyring()
     response = oauth_server().create_token_response()
     db.session.commit()
     return response

@@ -134,3 +134,17 @@ def test_bad_assertions_with_a_known_kid_do_not_refetch(app, client, jwks_server
     for n in range(5):  # unknown kids: one forced fetch, then rate-limited
         token(client, rp.client_id, assertion(rp.client_id, stranger, f"new{n}"))
     assert jwks_server.fetches == 2
+
+
+def test_a_fresh_installs_first_token_request_may_be_private_key_jwt(app, registered, client):
+    """Its jti is written before anything is signed: creating the first keys
+    then must not wait for that write (SQLite has one writer)."""
+    from idp.extensions import db
+    from idp.models import SigningKey
+
+    with app.app_context():
+        db.session.execute(db.delete(SigningKey))
+        db.session.commit()
+    rp, private = registered
+    response = token(client, rp.client_id, assertion(rp.client_id, private, "k1"))
+    assert response.status_code == 200, response.get_json()
