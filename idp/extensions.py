@@ -3,6 +3,7 @@
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from sqlalchemy import MetaData
+from sqlalchemy.dialects import postgresql, sqlite
 
 # Named constraints so that Alembic migrations are identical on SQLite and
 # PostgreSQL and can be altered later.
@@ -26,3 +27,9 @@ def init_migrations(app, directory: str) -> None:
     from flask_migrate import Migrate
 
     Migrate(render_as_batch=True).init_app(app, db, directory=directory)
+
+
+def upsert(table):
+    """An INSERT that can take ``on_conflict_do_update`` on the database in
+    use (PostgreSQL, or SQLite 3.24 and later)."""
+    return (postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert)(table)

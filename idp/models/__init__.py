@@ -8,6 +8,7 @@ from .backchannel import BackchannelLogout
 from .client import Client
 from .contact_change import ContactChange
 from .contract import Contract
+from .fetched_keys import FetchedKeySet
 from .grant import AuthorizationCode, Consent, Token
 from .key import SigningKey
 from .mail import OutboxMail
@@ -27,6 +28,7 @@ __all__ = [
     "Consent",
     "ContactChange",
     "Contract",
+    "FetchedKeySet",
     "InitialAccessToken",
     "LoginSession",
     "OutboxMail",

@@ -28,15 +28,16 @@ from dataclasses import dataclass
 from authlib.oauth2.rfc6749.errors import InvalidClientError
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from cachetools import LRUCache, TTLCache
-from flask import current_app, g
+from flask import current_app, g, has_app_context
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import event
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ..clients import ASSERTION_ALGS
-from ..extensions import db
-from ..models import UsedAssertion
+from ..extensions import db, upsert
+from ..models import Client, FetchedKeySet, UsedAssertion
 from ..security import outbound
 from ..security.clock import now
 from ..security.secrets import digest
@@ -181,14 +182,24 @@ class JwksFetcher:
       or after a refresh failed, so honest clients never wait for a refresh.
       An assertion naming a kid the set lacks forces a fetch (the client
       rotated its keys), at most once per REFETCH_SECONDS per URI.
+    - A client's keys are fetched as soon as it is registered or changed
+      (``prefetch``), so even an honest jwks_uri slower than FETCH_WAIT is
+      normally read before the client's first request needs it.
+    - On PostgreSQL every fetched set is also kept in the database
+      (``FetchedKeySet``), where a worker without a fresh copy looks before
+      fetching: one successful fetch serves every worker and node. Not on
+      SQLite, whose one writer at a time would make a fetch's write wait for
+      (and deadlock with) the request that is waiting for the fetch.
 
     Cache times follow the app's clock; waits and deadlines are real time.
     """
 
-    def __init__(self, clock, allow_private: bool, logger) -> None:
-        self.clock = clock
-        self.allow_private = allow_private
-        self.logger = logger
+    def __init__(self, app) -> None:
+        self.app = app
+        self.clock = clock = app.extensions["idp.clock"]
+        self.allow_private = app.config["ALLOW_PRIVATE_OUTBOUND"]
+        self.logger = app.logger
+        self.shared = app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql")
         self.lock = threading.Lock()
         self.sets = LRUCache(maxsize=MAX_URIS)  # uri -> (fetched_at, jwks)
         self.failures = TTLCache(maxsize=MAX_URIS, ttl=FAILURE_MEMORY, timer=clock.now)  # uri -> (count, retry_at)
@@ -203,9 +214,20 @@ class JwksFetcher:
             fetched_at, jwks = self.sets.get(uri, (None, None))
             if jwks is not None and not force and t - fetched_at < JWKS_CACHE_SECONDS:
                 return jwks
-            usable = jwks if jwks is not None and t - fetched_at < JWKS_STALE_SECONDS else None
             failure = self.failures.get(uri)
-            if (force and uri in self.forced) or (failure and t < failure[1]):
+            failing = (force and uri in self.forced) or (failure and t < failure[1])
+            in_flight = uri in self.fetching
+        if self.shared and not (force or failing or in_flight):
+            shared = self._shared(uri)  # another worker's fetch, or the one made at registration
+            if shared is not None and (fetched_at is None or shared[0] > fetched_at):
+                fetched_at, jwks = shared
+                with self.lock:
+                    self.sets[uri] = shared
+                if t - fetched_at < JWKS_CACHE_SECONDS:
+                    return jwks
+        usable = jwks if jwks is not None and t - fetched_at < JWKS_STALE_SECONDS else None
+        with self.lock:
+            if failing:
                 if usable is not None:
                     return usable
                 raise KeysUnavailable("could not be read lately; try again later")
@@ -223,6 +245,39 @@ class JwksFetcher:
         if fetched is None:
             raise KeysUnavailable("could not be read")
         return fetched
+
+    def prefetch(self, uri: str) -> None:
+        """Fetch ``uri`` in the background now, unless it is fresh, being
+        fetched or failing (a client was registered or changed)."""
+        with self.lock:
+            t = self.clock.now()
+            fetched_at, _ = self.sets.get(uri, (None, None))
+            failure = self.failures.get(uri)
+            if uri in self.fetching or (fetched_at is not None and t - fetched_at < JWKS_CACHE_SECONDS) or (
+                    failure and t < failure[1]):
+                return
+            self._start(uri)
+
+    @staticmethod
+    def _shared(uri: str) -> tuple[int, dict] | None:
+        row = db.session.get(FetchedKeySet, digest(uri))
+        return (row.fetched_at, row.jwks) if row is not None and row.uri == uri else None
+
+    def _share(self, uri: str, fetched_at: int, jwks: dict) -> None:
+        """On a pool thread: keep a fetched set for every worker and node."""
+        table = FetchedKeySet.__table__
+        with self.app.app_context():
+            statement = upsert(table).values(uri_digest=digest(uri), uri=uri, jwks=jwks, fetched_at=fetched_at)
+            statement = statement.on_conflict_do_update(
+                index_elements=[table.c.uri_digest],
+                set_={"uri": uri, "jwks": statement.excluded.jwks, "fetched_at": statement.excluded.fetched_at})
+            try:
+                db.session.execute(statement)
+                db.session.commit()
+            except SQLAlchemyError as error:  # the set still serves this worker
+                self.logger.warning("could not share the keys of jwks_uri %s: %s", uri, type(error).__name__)
+            finally:
+                db.session.remove()
 
     def _start(self, uri: str) -> _Fetch | None:
         """Under the lock: a fetch of ``uri`` on the pool, None when it is full."""
@@ -242,8 +297,10 @@ class JwksFetcher:
         except Exception:  # a pool thread has nobody to report to but the log
             self.logger.exception("fetching jwks_uri %s failed", uri)
             jwks = None
+        t = self.clock.now()
+        if jwks is not None and self.shared:
+            self._share(uri, t, jwks)
         with self.lock:
-            t = self.clock.now()
             if jwks is None:
                 count = min(self.failures.get(uri, (0, 0))[0] + 1, 10)
                 self.failures[uri] = (count, t + min(JWKS_CACHE_SECONDS, FAILURE_BACKOFF * 2 ** (count - 1)))
@@ -269,8 +326,17 @@ def download_jwks(uri: str, allow_private: bool) -> dict:
 
 
 def init_app(app) -> None:
-    app.extensions["idp.jwks"] = JwksFetcher(app.extensions["idp.clock"], app.config["ALLOW_PRIVATE_OUTBOUND"],
-                                             app.logger)
+    app.extensions["idp.jwks"] = JwksFetcher(app)
+
+
+@event.listens_for(Client, "after_insert")
+@event.listens_for(Client, "after_update")
+def _prefetch_keys(mapper, connection, target) -> None:
+    """A private_key_jwt client registered or changed: read its keys now."""
+    metadata = target.client_metadata or {}
+    uri = metadata.get("jwks_uri") if metadata.get("token_endpoint_auth_method") == "private_key_jwt" else None
+    if uri and has_app_context() and "idp.jwks" in current_app.extensions:
+        current_app.extensions["idp.jwks"].prefetch(uri)
 
 
 def prune_used_assertions() -> int:

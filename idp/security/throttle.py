@@ -29,9 +29,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from sqlalchemy import bindparam, case, delete, update
-from sqlalchemy.dialects import postgresql, sqlite
 
-from ..extensions import db
+from ..extensions import db, upsert
 from ..models import ThrottleCounter
 from .secrets import digest
 
@@ -68,7 +67,7 @@ class DatabaseCounters:
 
     def add(self, keys: Sequence[tuple[str, int]], now: int) -> list[tuple[int, int]]:
         table = ThrottleCounter.__table__
-        insert = (postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert)(table)
+        insert = upsert(table)
         expired = table.c.expires_at <= insert.excluded.last
         statement = (
             # Rows in one order, so that two attempts sharing keys cannot deadlock.

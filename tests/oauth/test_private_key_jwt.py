@@ -6,7 +6,9 @@ import pytest
 
 from idp.oauth import client_auth
 
-from ..helpers import RelyingParty
+from idp.security.secrets import digest
+
+from ..helpers import RelyingParty, needs_postgresql
 from .client_keys import JwksServer, assertion, new_key, token
 
 
@@ -96,6 +98,42 @@ def test_jwks_uri_is_cached_and_refreshed_on_an_unknown_kid(app, client, jwks_se
     jwks_server.jwks = {"keys": [public1, public2]}  # the client rotated
     assert token(client, rp.client_id, assertion(rp.client_id, key2, "k2")).status_code == 200
     assert jwks_server.fetches == 2
+
+
+def test_keys_are_read_as_soon_as_the_client_is_registered(app, client, jwks_server):
+    """Before its first token request: a jwks_uri slower than a request may
+    wait for (FETCH_WAIT) must not cost the client its first request."""
+    key, public = new_key("k1")
+    jwks_server.jwks = {"keys": [public]}
+    rp = RelyingParty.register(app, client, auth_method="private_key_jwt", jwks_uri=jwks_server.url)
+    assert jwks_server.reached(1)  # no request has asked yet
+    assert token(client, rp.client_id, assertion(rp.client_id, key, "k1")).status_code == 200
+    assert jwks_server.fetches == 1
+
+
+@needs_postgresql
+def test_keys_one_worker_fetched_serve_every_other(app, client, jwks_server):
+    from idp import create_app
+    from idp.extensions import db
+    from idp.models import FetchedKeySet
+
+    key, public = new_key("k1")
+    jwks_server.jwks = {"keys": [public]}
+    rp = RelyingParty.register(app, client, auth_method="private_key_jwt", jwks_uri=jwks_server.url)
+    assert token(client, rp.client_id, assertion(rp.client_id, key, "k1")).status_code == 200
+    with app.app_context():  # the fetch's own write may land just after the answer it served
+        stored = time.monotonic() + 10
+        while db.session.get(FetchedKeySet, digest(jwks_server.url)) is None and time.monotonic() < stored:
+            db.session.rollback()
+    other = create_app({"DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"], "SECRET_KEY": app.secret_key,
+                        "ISSUER": app.config["ISSUER"], "ALLOW_PRIVATE_OUTBOUND": True})
+    try:
+        response = token(other.test_client(), rp.client_id, assertion(rp.client_id, key, "k1"))
+        assert response.status_code == 200, response.get_json()
+        assert jwks_server.fetches == 1
+    finally:
+        with other.app_context():
+            db.engine.dispose()
 
 
 def test_code_flow_with_private_key_jwt(app, client, account):
