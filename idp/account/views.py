@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from functools import wraps
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 
+from ..login import pending
 from ..login.forms import ConfirmForm
 from ..login.sessions import current_login_session
 from ..recovery.service import SECRET_QUESTIONS, answer_problems
@@ -27,8 +28,7 @@ def login_required(view):
     def wrapped(*args, **kwargs):
         login_session = current_login_session()
         if login_session is None:
-            session["login_next"] = url_for("account.index")
-            return redirect(url_for("login.login"), 303)
+            return redirect(pending.remember("account", url_for("account.index")), 303)
         return view(login_session, *args, **kwargs)
 
     return wrapped

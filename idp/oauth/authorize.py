@@ -35,6 +35,7 @@ from flask import (
 
 from .. import audit
 from ..extensions import csrf, db
+from ..login import pending
 from ..login.forms import ConfirmForm
 from ..login.sessions import current_login_session
 from ..models import Consent
@@ -87,7 +88,7 @@ def authorize():
     if login_session is None or _needs_login(login_session, data, prompts, request_digest):
         if "none" in prompts:
             return _error_response(LoginRequiredError(redirect_uri=grant.redirect_uri, state=data.get("state")))
-        return _send_to_login(params, data, request_digest=request_digest)
+        return _send_to_login(params, data, request_digest=request_digest, client_id=grant.client.client_id)
 
     if session.pop("consent_denied", None) == request_digest:
         audit.record("consent.denied", account=login_session.account, client_id=grant.client.client_id)
@@ -173,15 +174,16 @@ def _needs_login(login_session, data, prompts: set[str], request_digest: str) ->
     return max_age is not None and now() - login_session.auth_time > int(max_age)
 
 
-def _send_to_login(params, data, *, request_digest: str):
-    session["login_next"] = url_for("authorize.authorize") + "?" + urlencode(params)
-    # The login about to happen satisfies prompt=login and max_age for this
-    # request, whether or not the browser had a session before.
-    session["reauth_pending"] = request_digest
+def _send_to_login(params, data, *, request_digest: str, client_id: str):
+    """To the login page, which names the client that asked and comes back
+    here afterwards; the login satisfies prompt=login and max_age for this
+    request, whether or not the browser had a session before."""
     hint = data.get("login_hint")
-    if hint and len(hint) <= 254:
-        session["login_hint"] = hint
-    return redirect(url_for("login.login"), 303)
+    login_url = pending.remember(
+        request_digest, url_for("authorize.authorize") + "?" + urlencode(params), client_id=client_id,
+        hint=hint if hint and len(hint) <= 254 else None, reauth=request_digest,
+    )
+    return redirect(login_url, 303)
 
 
 def _consent_scope(grant) -> str:
