@@ -41,7 +41,7 @@ from ..login.sessions import current_login_session
 from ..models import Consent
 from ..security.clock import now
 from ..security.secrets import digest
-from .claims import allowed_claims_request, scopes_implied
+from .claims import allowed_claims_request, in_reading_order, scopes_implied
 from .server import oauth_server
 
 bp = Blueprint("authorize", __name__)
@@ -52,15 +52,6 @@ MAX_PENDING_CONSENTS = 3
 # longer request (a 60 kB state, say) is refused with a page instead. 2 kB
 # leaves room for a signed JWT as state or an id_token_hint.
 MAX_REQUEST_LENGTH = 2048
-
-SCOPE_LABELS = {
-    "openid": "iTSCOM IDでのログイン",
-    "profile": "ご契約者氏名",
-    "email": "iTSCOM ID（メールアドレス）",
-    "phone": "登録済みの電話番号",
-    "contract": "お客さま番号",
-    "offline_access": "ログアウト後も続く利用",
-}
 
 
 @bp.route("/authorize", methods=["GET", "POST"])
@@ -107,7 +98,7 @@ def authorize():
         return render_template(
             "oauth/consent.html",
             client=grant.client,
-            scopes=[SCOPE_LABELS.get(s, s) for s in scope.split()],
+            scopes=in_reading_order(scope.split()),
             request_digest=request_digest,
             form=ConfirmForm(),
         )
