@@ -74,6 +74,7 @@ def test_prompt_login_in_one_tab_is_met_by_that_tabs_login(app, client, account)
     support_tab = support.authorize(prompt="login").location
     mypage.authorize(prompt="login")  # another tab asks for a fresh login too
     back = login_at(client, support_tab)
+    assert query_of(back.location)["client_id"] == support.client_id
     answer = client.get(back.location)
     assert answer.status_code == 302 and "code" in query_of(answer.location), "asked to log in again"
 
