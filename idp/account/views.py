@@ -62,7 +62,7 @@ def password(login_session):
             form.password_confirm.errors.append("パスワードとパスワード再入力が一致しません。")
         if not (form.password.errors or form.password_confirm.errors) and _reauthenticated(login_session, form):
             service.change_password(login_session, form.password.data)
-            flash("パスワードを変更しました。この端末以外のログインと、連携サイトのログイン状態は終了しました。")
+            flash("パスワードを変更しました。ほかの端末はログアウトしました。")
             return redirect(url_for(".index"), 303)
     return index.__wrapped__(login_session, password_form=form), 400
 

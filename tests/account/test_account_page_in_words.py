@@ -116,7 +116,7 @@ def test_each_action_says_what_happened(app, client, account, mail_server):
 
     post(windows, "/account/password", {"current_password": "itscom-demo1", "password": "Taro-2026x",
                                         "password_confirm": "Taro-2026x"})
-    assert notices(page(windows)) == ["パスワードを変更しました。この端末以外のログインと、連携サイトのログイン状態は終了しました。"]
+    assert notices(page(windows)) == ["パスワードを変更しました。ほかの端末はログアウトしました。"]
 
     this = re.search(r'aria-current="true">.*?/account/sessions/([^/]+)/end', page(windows), re.S).group(1)
     ended = post(windows, f"/account/sessions/{this}/end", {})
