@@ -119,7 +119,7 @@ def full_flow(http: requests.Session) -> dict:
     """authorize -> login page -> login POST -> authorize -> code -> token -> userinfo."""
     first, verifier = authorize(http)
     location = first.headers.get("Location", "")
-    if first.status_code == 303 and location.endswith("/login"):
+    if first.status_code == 303 and urlsplit(location).path == "/login":
         back = login(http)
     elif first.status_code in (302, 303) and "/interaction/" in location:
         back = peer_login(http, location)

@@ -42,6 +42,11 @@ DEFAULTS = {
     "REDIS_BREAKER_RESET": 30,
     # The address customers use for My Page; encoded in the login page's QR.
     "MYPAGE_URL": "https://mypage.itscom.net/",
+    # The home site (My Page): where a customer lands after signing in on the
+    # OP's own login page with no site asking (a bookmark of /login, the
+    # login after registering or recovering), and where every page's header
+    # and the account page lead. An absolute http(s) URL; https in production.
+    "HOME_URL": "https://mypage.itscom.net/",
     # Links of the login page (manual p.2) to the operator's own web site.
     "FAQ_URL": "https://www.itscom.co.jp/support/faq/",
     "SITE_POLICY_URL": "https://www.itscom.co.jp/info/site_policy/",
@@ -154,6 +159,7 @@ def load(app, overrides: dict | None = None) -> None:
     config["ISSUER"] = _issuer(config["ISSUER"], production)
     config["SQLALCHEMY_DATABASE_URI"] = _database_url(config, app.instance_path, production)
     config["SECRET_KEY"] = _secret_key(config, app.instance_path, production)
+    config["HOME_URL"] = _home_url(config["HOME_URL"], production)
     if config["MAIL_URL"] is not None:
         _require_scheme("IDP_MAIL_URL", config["MAIL_URL"], {"smtp", "smtps", "smtp+starttls"})
     if config["REDIS_URL"] is not None:
@@ -197,6 +203,15 @@ def _issuer(value: str, production: bool) -> str:
     if production and parts.scheme != "https":
         raise ConfigError("IDP_ISSUER must use https when IDP_ENV=production")
     return value.rstrip("/")
+
+
+def _home_url(value, production: bool) -> str:
+    parts = urlsplit(value if isinstance(value, str) else "")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"IDP_HOME_URL must be an absolute http(s) URL, not {value!r}")
+    if production and parts.scheme != "https":
+        raise ConfigError("IDP_HOME_URL must use https when IDP_ENV=production")
+    return value
 
 
 def _database_url(config, instance_path: str, production: bool) -> str:

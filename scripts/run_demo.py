@@ -25,6 +25,8 @@ def main() -> int:
     from idp.demo import LOGIN_ID, MYPAGE_PORT, PASSWORD, SUPPORT_PORT, load
 
     os.environ.setdefault("IDP_ISSUER", f"http://127.0.0.1:{OP_PORT}")
+    # Signing in on the OP's own login page lands on the local My Page.
+    os.environ.setdefault("IDP_HOME_URL", f"http://127.0.0.1:{MYPAGE_PORT}/")
     # The demo sites' back-channel logout URIs are on loopback: development only.
     os.environ.setdefault("IDP_ALLOW_PRIVATE_OUTBOUND", "1")
     app = create_app({"MIGRATIONS": True})

@@ -108,12 +108,12 @@ class RelyingParty:
     @classmethod
     def register(cls, app, client, *, first_party=True, auth_method="client_secret_basic",
                  grant_types=("authorization_code", "refresh_token", "client_credentials"),
-                 redirect_uris=(REDIRECT_URI,), post_logout=("https://rp.example.test/bye",), **kwargs):
+                 redirect_uris=(REDIRECT_URI,), post_logout=("https://rp.example.test/bye",), name="Test RP", **kwargs):
         if auth_method == "none":
             grant_types = [g for g in grant_types if g != "client_credentials"]
         with app.app_context():
             registered, secret = create_client(
-                "Test RP", list(redirect_uris), list(post_logout), grant_types=list(grant_types),
+                name, list(redirect_uris), list(post_logout), grant_types=list(grant_types),
                 auth_method=auth_method, first_party=first_party, **kwargs,
             )
             db.session.commit()
@@ -149,7 +149,7 @@ class RelyingParty:
     def sign_in_and_get_code(self, **overrides) -> dict:
         """authorize -> login page -> login -> back to authorize -> redirect with code."""
         response = self.authorize(**overrides)
-        if response.status_code == 303 and response.location.endswith("/login"):
+        if response.status_code == 303 and urlsplit(response.location).path == "/login":
             login = self.login()
             assert login.status_code == 303, login.get_data(as_text=True)
             response = self.client.get(login.location)

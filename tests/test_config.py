@@ -25,6 +25,10 @@ from idp import create_app
         ({"ENV": "production", "ISSUER": "https://id.example", "DATABASE_URL": "postgresql://db/idp",
           "SECRET_KEY": "k" * 40, "ALLOW_PRIVATE_OUTBOUND": True},
          "IDP_ALLOW_PRIVATE_OUTBOUND must not be set when IDP_ENV=production"),
+        ({"HOME_URL": "javascript:alert(1)"}, "IDP_HOME_URL must be an absolute http(s) URL"),
+        ({"HOME_URL": "/mypage"}, "IDP_HOME_URL must be an absolute http(s) URL"),
+        ({"ENV": "production", "ISSUER": "https://id.example", "DATABASE_URL": "postgresql://db/idp",
+          "SECRET_KEY": "k" * 40, "HOME_URL": "http://mypage.example/"}, "IDP_HOME_URL must use https"),
     ],
 )
 def test_bad_settings_stop_the_start(settings, message):

@@ -7,16 +7,23 @@ from ..recovery.forms import SecretForm
 REQUIRED = "入力してください。"
 
 
+# The page holds three forms that each ask the current password: each
+# field gets its own id, so that each label names its own input.
+
+
 class PasswordChangeForm(FlaskForm):
-    current_password = PasswordField("現在のパスワード", validators=[DataRequired(REQUIRED), Length(max=256)])
+    current_password = PasswordField("現在のパスワード", id="password_current_password",
+                                     validators=[DataRequired(REQUIRED), Length(max=256)])
     password = PasswordField("新しいパスワード", validators=[DataRequired(REQUIRED), Length(max=256)])
     password_confirm = PasswordField("新しいパスワード再入力", validators=[DataRequired(REQUIRED), Length(max=256)])
 
 
 class ContactChangeForm(FlaskForm):
     contact_email = StringField("新しい連絡先メールアドレス", validators=[DataRequired(REQUIRED), Length(max=254)])
-    current_password = PasswordField("現在のパスワード", validators=[DataRequired(REQUIRED), Length(max=256)])
+    current_password = PasswordField("現在のパスワード", id="contact_current_password",
+                                     validators=[DataRequired(REQUIRED), Length(max=256)])
 
 
 class SecretChangeForm(SecretForm):
-    current_password = PasswordField("現在のパスワード", validators=[DataRequired(REQUIRED), Length(max=256)])
+    current_password = PasswordField("現在のパスワード", id="secret_current_password",
+                                     validators=[DataRequired(REQUIRED), Length(max=256)])

@@ -14,17 +14,28 @@ from ..login.service import authenticate
 from ..mail import enqueue
 from ..models import Account, Client, Consent, ContactChange, LoginSession, Token
 from ..oauth import backchannel
+from ..oauth.claims import in_reading_order
 from ..oauth.grants import revoke_tokens
 from ..recovery.service import normalise_answer
 from ..security.clock import now
 from ..security.passwords import hash_password
 from ..security.secrets import digest, new_secret
+from .user_agents import Device, device_of
 
 
 @dataclass
 class Site:
     client: Client
-    scope: str
+    scopes: list[str]  # in the order the customer reads them
+
+
+@dataclass
+class SignedIn:
+    """One live session of the customer, as the account page lists it."""
+
+    session: LoginSession
+    device: Device
+    current: bool
 
 
 def change_password(login_session: LoginSession, new: str) -> None:
@@ -98,23 +109,26 @@ def set_secret(account: Account, question: str, answer: str) -> None:
     db.session.commit()
 
 
-def live_sessions(account: Account) -> list[LoginSession]:
+def live_sessions(current: LoginSession) -> list[SignedIn]:
+    """The customer's live sessions, newest first, each with its device."""
     t = now()
     rows = db.session.scalars(
-        db.select(LoginSession).filter_by(account_id=account.id, ended_at=None).order_by(LoginSession.auth_time.desc())
+        db.select(LoginSession).filter_by(account_id=current.account_id, ended_at=None)
+        .order_by(LoginSession.auth_time.desc())
     )
-    return [s for s in rows if s.is_live(t)]
+    return [SignedIn(s, device_of(s.user_agent), s.sid == current.sid) for s in rows if s.is_live(t)]
 
 
-def end_session(account: Account, sid: str) -> bool:
+def end_session(account: Account, sid: str) -> SignedIn | None:
+    """End one of the customer's sessions; None when it is not (or no longer) theirs."""
     login_session = db.session.scalar(db.select(LoginSession).filter_by(account_id=account.id, sid=sid, ended_at=None))
     if login_session is None:
-        return False
+        return None
     login_session.ended_at = now()
     backchannel.queue_for([login_session])
     audit.record("account.session_ended", account=account)
     db.session.commit()
-    return True
+    return SignedIn(login_session, device_of(login_session.user_agent), False)
 
 
 def connected_sites(account: Account) -> list[Site]:
@@ -127,11 +141,15 @@ def connected_sites(account: Account) -> list[Site]:
         if token.is_refresh_usable(t) or t < token.access_expires_at:
             scopes.setdefault(token.client_id, set()).update(token.scope.split())
     clients = db.session.scalars(db.select(Client).where(Client.client_id.in_(scopes))).all()
-    return [Site(c, " ".join(sorted(scopes[c.client_id]))) for c in clients]
+    return [Site(c, in_reading_order(scopes[c.client_id])) for c in clients]
 
 
-def revoke_site(account: Account, client_id: str) -> None:
-    """Forget the consent and end every token this client holds for the customer."""
+def revoke_site(account: Account, client_id: str) -> Client | None:
+    """Forget the consent and end every token this client holds for the
+    customer; the client, or None when there is no such site."""
+    client = db.session.scalar(db.select(Client).filter_by(client_id=client_id))
+    if client is None:
+        return None
     t = now()
     db.session.execute(
         update(Consent).where(Consent.account_id == account.id, Consent.client_id == client_id,
@@ -140,3 +158,4 @@ def revoke_site(account: Account, client_id: str) -> None:
     revoke_tokens((Token.account_id == account.id) & (Token.client_id == client_id), t)
     audit.record("account.site_revoked", account=account, client_id=client_id)
     db.session.commit()
+    return client

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from functools import wraps
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 
+from ..login import pending
 from ..login.forms import ConfirmForm
 from ..login.sessions import current_login_session
 from ..recovery.service import SECRET_QUESTIONS, answer_problems
@@ -27,8 +28,7 @@ def login_required(view):
     def wrapped(*args, **kwargs):
         login_session = current_login_session()
         if login_session is None:
-            session["login_next"] = url_for("account.index")
-            return redirect(url_for("login.login"), 303)
+            return redirect(pending.remember("account", url_for("account.index")), 303)
         return view(login_session, *args, **kwargs)
 
     return wrapped
@@ -41,8 +41,7 @@ def index(login_session, password_form=None, contact_form=None, secret_form=None
     return render_template(
         "account/index.html",
         account=account,
-        current_sid=login_session.sid,
-        sessions=service.live_sessions(account),
+        sessions=service.live_sessions(login_session),
         sites=service.connected_sites(account),
         password_form=password_form or PasswordChangeForm(formdata=None),
         contact_form=contact_form or ContactChangeForm(formdata=None),
@@ -63,7 +62,7 @@ def password(login_session):
             form.password_confirm.errors.append("パスワードとパスワード再入力が一致しません。")
         if not (form.password.errors or form.password_confirm.errors) and _reauthenticated(login_session, form):
             service.change_password(login_session, form.password.data)
-            flash("パスワードを変更しました。")
+            flash("パスワードを変更しました。ほかの端末はログアウトしました。")
             return redirect(url_for(".index"), 303)
     return index.__wrapped__(login_session, password_form=form), 400
 
@@ -78,7 +77,7 @@ def contact(login_session):
         form.contact_email.errors.extend(p.replace("iTSCOM ID", "連絡先メールアドレス") for p in login_id_problems(address))
         if not form.contact_email.errors and _reauthenticated(login_session, form):
             service.start_contact_change(login_session.account, address)
-            flash("新しい連絡先メールアドレスに確認用メールを送信しました。メールに記載されたURLを開くと変更が完了します。")
+            flash(f"{address} に確認用メールを送信しました。メールに記載されたURLを開くと、連絡先メールアドレスの変更が完了します。")
             return redirect(url_for(".index"), 303)
     return index.__wrapped__(login_session, contact_form=form), 400
 
@@ -121,7 +120,7 @@ def secret(login_session):
         form.answer.errors.extend(answer_problems(form.answer.data))
         if not form.answer.errors and _reauthenticated(login_session, form):
             service.set_secret(login_session.account, form.question.data, form.answer.data)
-            flash("合言葉を登録しました。")
+            flash(f"合言葉を登録しました（秘密の質問: {form.question.data}）。")
             return redirect(url_for(".index"), 303)
     return index.__wrapped__(login_session, secret_form=form), 400
 
@@ -130,10 +129,14 @@ def secret(login_session):
 @login_required
 def end_session(login_session, sid: str):
     """ログイン中の端末: end one session (this one included)."""
-    if service.end_session(login_session.account, sid):
-        flash("ログアウトさせました。")
+    ended = service.end_session(login_session.account, sid)
     if sid == login_session.sid:
+        flash("この端末からログアウトしました。")
         return redirect(url_for("login.login"), 303)
+    if ended is None:
+        flash("その端末は既にログアウトしています。")
+    else:
+        flash(f"{ended.device.label} の端末をログアウトさせました。")
     return redirect(url_for(".index"), 303)
 
 
@@ -141,6 +144,6 @@ def end_session(login_session, sid: str):
 @login_required
 def revoke_site(login_session, client_id: str):
     """連携サイト: forget consent and revoke tokens of one site."""
-    service.revoke_site(login_session.account, client_id)
-    flash("連携を解除しました。")
+    client = service.revoke_site(login_session.account, client_id)
+    flash(f"「{client.name}」との連携を解除しました。" if client else "そのサイトとは連携していません。")
     return redirect(url_for(".index"), 303)

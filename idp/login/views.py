@@ -11,35 +11,41 @@ from flask import (
 )
 
 from ..extensions import db
+from ..oauth.server import query_client
 from ..security import devices
 from ..security.throttle import retry_after_header, retry_after_text
-from .forms import ConfirmForm, LoginForm
+from . import pending
+from .forms import LoginForm
 from .service import authenticate
 from .sessions import current_login_session, start_login_session
 
 bp = Blueprint("login", __name__)
 
-# Flow state that survives the session reset at login.
-FLOW_KEYS = ("login_next", "reauth_pending")
-
 
 @bp.route("/login", methods=["GET", "POST"])
 def login(_form_class=LoginForm):
-    """p.2 (1)–(3): enter the iTSCOM ID and password, press ログイン."""
+    """p.2 (1)–(3): enter the iTSCOM ID and password, press ログイン.
+
+    ``?request=`` names the sign-in a site asked for (pending.py): the page
+    names that site, and the login continues there; without one, at the
+    home site."""
+    key = request.args.get("request")
+    waiting = pending.find(key)
     form = _form_class()
     error, status, wait = None, 200, 0
-    if request.method == "GET" and not form.login_id.data:
-        form.login_id.data = session.get("login_hint", "")
+    if request.method == "GET" and not form.login_id.data and waiting:
+        form.login_id.data = waiting.get("hint") or ""
     if form.validate_on_submit():
         result = authenticate(form.login_id.data, form.password.data, request.remote_addr,
                               request.cookies.get(devices.COOKIE))
         if result.account is not None:
-            reauth = session.get("reauth_pending")
-            start_login_session(result.account, keep=FLOW_KEYS)
-            if reauth:
-                session["reauth_done"] = session.pop("reauth_pending")
+            waiting = pending.take(key)
+            start_login_session(result.account, keep=(pending.SESSION_KEY,))
+            if waiting and waiting.get("reauth"):
+                # This login satisfies prompt=login and max_age for that request.
+                session["reauth_done"] = waiting["reauth"]
             db.session.commit()
-            response = redirect(session.pop("login_next", None) or url_for("login.home"), 303)
+            response = redirect(waiting["next"] if waiting else current_app.config["HOME_URL"], 303)
             devices.set_cookie(response, result.device_cookie)
             return response
         db.session.commit()
@@ -49,17 +55,24 @@ def login(_form_class=LoginForm):
         else:
             error = "iTSCOM IDまたはパスワードが正しくありません。"
     form.password.data = ""
-    html = render_template("login/login.html", form=form, error=error, qr_svg=_qr_svg())
+    html = render_template("login/login.html", form=form, error=error, qr_svg=_qr_svg(),
+                           action=url_for("login.login", request=key), site=_asking_site(waiting))
     return html, status, retry_after_header(wait)
 
 
 @bp.route("/")
 def home():
-    """Where a customer lands after signing in directly at the OP."""
-    login_session = current_login_session()
-    if login_session is None:
+    """The OP has no home page of its own: signed in, the customer goes on to
+    the home site (My Page); otherwise to the login page."""
+    if current_login_session() is None:
         return redirect(url_for("login.login"))
-    return render_template("login/home.html", account=login_session.account, form=ConfirmForm())
+    return redirect(current_app.config["HOME_URL"])
+
+
+def _asking_site(waiting: dict | None) -> str | None:
+    """The registered name of the client whose request waits for this login."""
+    client = query_client(waiting.get("client_id")) if waiting else None
+    return client.name if client is not None else None
 
 
 def _qr_svg() -> str:

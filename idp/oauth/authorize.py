@@ -35,12 +35,13 @@ from flask import (
 
 from .. import audit
 from ..extensions import csrf, db
+from ..login import pending
 from ..login.forms import ConfirmForm
 from ..login.sessions import current_login_session
 from ..models import Consent
 from ..security.clock import now
 from ..security.secrets import digest
-from .claims import allowed_claims_request, scopes_implied
+from .claims import allowed_claims_request, in_reading_order, scopes_implied
 from .server import oauth_server
 
 bp = Blueprint("authorize", __name__)
@@ -51,15 +52,6 @@ MAX_PENDING_CONSENTS = 3
 # longer request (a 60 kB state, say) is refused with a page instead. 2 kB
 # leaves room for a signed JWT as state or an id_token_hint.
 MAX_REQUEST_LENGTH = 2048
-
-SCOPE_LABELS = {
-    "openid": "iTSCOM IDでのログイン",
-    "profile": "ご契約者氏名",
-    "email": "iTSCOM ID（メールアドレス）",
-    "phone": "登録済みの電話番号",
-    "contract": "お客さま番号",
-    "offline_access": "ログアウト後も続く利用",
-}
 
 
 @bp.route("/authorize", methods=["GET", "POST"])
@@ -87,7 +79,7 @@ def authorize():
     if login_session is None or _needs_login(login_session, data, prompts, request_digest):
         if "none" in prompts:
             return _error_response(LoginRequiredError(redirect_uri=grant.redirect_uri, state=data.get("state")))
-        return _send_to_login(params, data, request_digest=request_digest)
+        return _send_to_login(params, data, request_digest=request_digest, client_id=grant.client.client_id)
 
     if session.pop("consent_denied", None) == request_digest:
         audit.record("consent.denied", account=login_session.account, client_id=grant.client.client_id)
@@ -106,7 +98,7 @@ def authorize():
         return render_template(
             "oauth/consent.html",
             client=grant.client,
-            scopes=[SCOPE_LABELS.get(s, s) for s in scope.split()],
+            scopes=in_reading_order(scope.split()),
             request_digest=request_digest,
             form=ConfirmForm(),
         )
@@ -173,15 +165,16 @@ def _needs_login(login_session, data, prompts: set[str], request_digest: str) ->
     return max_age is not None and now() - login_session.auth_time > int(max_age)
 
 
-def _send_to_login(params, data, *, request_digest: str):
-    session["login_next"] = url_for("authorize.authorize") + "?" + urlencode(params)
-    # The login about to happen satisfies prompt=login and max_age for this
-    # request, whether or not the browser had a session before.
-    session["reauth_pending"] = request_digest
+def _send_to_login(params, data, *, request_digest: str, client_id: str):
+    """To the login page, which names the client that asked and comes back
+    here afterwards; the login satisfies prompt=login and max_age for this
+    request, whether or not the browser had a session before."""
     hint = data.get("login_hint")
-    if hint and len(hint) <= 254:
-        session["login_hint"] = hint
-    return redirect(url_for("login.login"), 303)
+    login_url = pending.remember(
+        request_digest, url_for("authorize.authorize") + "?" + urlencode(params), client_id=client_id,
+        hint=hint if hint and len(hint) <= 254 else None, reauth=request_digest,
+    )
+    return redirect(login_url, 303)
 
 
 def _consent_scope(grant) -> str:

@@ -18,6 +18,14 @@ SUPPORTED_SCOPES = [*SCOPE_CLAIMS, "offline_access"]
 SUPPORTED_CLAIMS = list(CLAIM_SCOPE)
 
 
+def in_reading_order(scopes) -> list[str]:
+    """Scopes as the consent and account pages list them (their words are in
+    templates/_scopes.html): the supported ones in SUPPORTED_SCOPES order, then others."""
+    unique = set(scopes)
+    rank = {scope: i for i, scope in enumerate(SUPPORTED_SCOPES)}
+    return sorted(unique, key=lambda s: (rank.get(s, len(rank)), s))
+
+
 def all_claims(account: Account) -> dict:
     contract = account.contract
     claims = {

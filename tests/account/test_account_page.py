@@ -21,7 +21,7 @@ def post(client, path, data):
 
 def test_account_page_needs_a_login_and_comes_back(rp, client):
     response = client.get("/account/")
-    assert response.status_code == 303 and response.location == "/login"
+    assert response.status_code == 303 and response.location == "/login?request=account"
     login = rp.login()
     assert login.location == "/account/"
     html = page(client)

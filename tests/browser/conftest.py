@@ -40,8 +40,11 @@ def _port() -> int:
 
 @pytest.fixture
 def config_overrides(_port, mail_server):
-    # The sites' back-channel logout URIs are on loopback.
-    return {"ISSUER": f"http://127.0.0.1:{_port}", "MAIL_URL": mail_server.url, "ALLOW_PRIVATE_OUTBOUND": True}
+    # The sites' back-channel logout URIs are on loopback. A login no site
+    # asked for lands on the home site: here the OP's own account page, so
+    # that no test browser leaves loopback (My Page runs only with `sites`).
+    return {"ISSUER": f"http://127.0.0.1:{_port}", "MAIL_URL": mail_server.url, "ALLOW_PRIVATE_OUTBOUND": True,
+            "HOME_URL": f"http://127.0.0.1:{_port}/account/"}
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ def test_show_password_toggle_reset_and_login(page, live_server, account):
     page.get_by_label("iTSCOM ID").fill("taro.itsu@example.jp")
     password.fill("itscom-demo1")
     page.get_by_role("button", name="ログイン", exact=True).click()
-    page.wait_for_url(f"{live_server}/")
+    page.wait_for_url(f"{live_server}/account/")  # the home site (conftest)
     assert "逸 太郎" in page.content()
 
 

@@ -35,5 +35,5 @@ def test_password_recovery_by_mailed_code(app, page, live_server, account, mail_
     page.get_by_label("iTSCOM ID").fill("taro.itsu@example.jp")
     page.get_by_label("パスワード", exact=True).fill("Taro-new-2026")
     page.get_by_role("button", name="ログイン", exact=True).click()
-    page.wait_for_url(f"{live_server}/")
+    page.wait_for_url(f"{live_server}/account/")  # the home site (conftest)
     assert "逸 太郎" in page.content()

@@ -47,7 +47,7 @@ def test_registration_from_the_login_page_to_a_login(app, page, live_server, con
     page.get_by_label("iTSCOM ID").fill("hanako.b@example.jp")
     page.get_by_label("パスワード", exact=True).fill("Hanako-2026")
     page.get_by_role("button", name="ログイン", exact=True).click()
-    page.wait_for_url(f"{live_server}/")
+    page.wait_for_url(f"{live_server}/account/")  # the home site (conftest)
     assert "鈴木 花子" in page.content()
 
 
