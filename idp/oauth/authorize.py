@@ -90,11 +90,10 @@ def authorize():
     if _needs_consent(grant, login_session, scope, prompts, request_digest):
         if "none" in prompts:
             return _error_response(ConsentRequiredError(redirect_uri=grant.redirect_uri, state=data.get("state")))
-        pending = dict(session.get("consent_pending", {}))
-        pending.pop(request_digest, None)
-        pending[request_digest] = {"params": params, "client_id": grant.client.client_id, "scope": scope,
-                                   "length": len(encoded)}
-        session["consent_pending"] = _latest_fitting(pending)
+        waiting = [entry for entry in _pending_consents() if entry["request"] != request_digest]
+        waiting.append({"request": request_digest, "params": params, "client_id": grant.client.client_id,
+                        "scope": scope, "length": len(encoded)})
+        session["consent_pending"] = _latest_fitting(waiting)
         return render_template(
             "oauth/consent.html",
             client=grant.client,
@@ -113,9 +112,9 @@ def consent():
     form = ConfirmForm()
     # The answer applies to the request the page showed, named in the form.
     request_digest = request.form.get("request", "")
-    pending = dict(session.get("consent_pending", {}))
-    asked = pending.pop(request_digest, None)
-    session["consent_pending"] = pending
+    waiting = _pending_consents()
+    asked = next((entry for entry in waiting if entry["request"] == request_digest), None)
+    session["consent_pending"] = [entry for entry in waiting if entry is not asked]
     login_session = current_login_session()
     if not form.validate_on_submit() or asked is None or login_session is None:
         return render_template("errors/error.html", message="手続きをはじめからやり直してください。"), 400
@@ -137,16 +136,23 @@ def consent():
     return redirect(url_for("authorize.authorize") + "?" + urlencode(params), 303)
 
 
-def _latest_fitting(pending: dict) -> dict:
+def _pending_consents() -> list[dict]:
+    """Consent pages this browser shows, oldest first. A list: Flask stores
+    the session's dicts with their keys sorted, which would lose the order."""
+    entries = session.get("consent_pending")
+    return entries if isinstance(entries, list) else []
+
+
+def _latest_fitting(entries: list[dict]) -> list[dict]:
     """Several tabs may each show a consent page: keep the latest few whose
     requests together stay within one request's length (the flow cookie)."""
     kept, length = [], 0
-    for key, asked in reversed(list(pending.items())[-MAX_PENDING_CONSENTS:]):
-        length += asked.get("length", MAX_REQUEST_LENGTH)
+    for entry in reversed(entries[-MAX_PENDING_CONSENTS:]):
+        length += entry["length"]
         if kept and length > MAX_REQUEST_LENGTH:
             break
-        kept.append((key, asked))
-    return dict(reversed(kept))
+        kept.append(entry)
+    return kept[::-1]
 
 
 def _request_params() -> list[tuple[str, str]]:

@@ -101,3 +101,14 @@ def test_logout_with_a_forged_hint_is_refused(rp, client):
     response = client.get("/session/end?id_token_hint=eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.")
     assert response.status_code == 400
     assert "code" in query_of(rp.authorize(prompt="none").location), "still signed in"
+
+
+def test_consent_pages_in_several_tabs_keep_the_latest_three(app, client, account):
+    """Four tabs each show a consent page: the three opened last can still be
+    answered, the first was let go, whatever their requests' digests."""
+    rp = third_party(app, client)
+    rp.login()
+    pages = [rp.authorize(scope="openid email", state=f"tab{n}").get_data(as_text=True) for n in range(4)]
+    assert answer_consent(rp, pages[0], "approve").status_code == 400
+    for page in pages[1:]:
+        assert answer_consent(rp, page, "deny").status_code == 303
