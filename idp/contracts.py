@@ -38,6 +38,18 @@ DASHES = re.compile(r"[-\u2010-\u2015\u2212\uff0d\uff70]")
 # Small kana jaconv leaves alone: ヮ and the Ainu small kana of U+31F0–U+31FF.
 MORE_SMALL_KANA = str.maketrans("ヮㇰㇱㇲㇳㇴㇵㇶㇷㇸㇹㇺㇻㇼㇽㇾㇿ", "ワクシストヌハヒフヘホムラリルレロ")
 EMAIL = re.compile(r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)+$")
+# What may stand between the digits of a typed number (after NFKC, which
+# makes full-width digits, "－", "（）" and the ideographic space ASCII):
+# every dash a Japanese keyboard or IME produces (‐ ‑ ‒ – — ― − ー ｰ and the
+# ASCII hyphen), spaces and parentheses.
+NUMBER_SEPARATORS = re.compile(r"[\s()\-\u2010-\u2015\u2212\u30fc]")
+
+# The formats of what identifies a contract (SPEC §2), in the normalised
+# forms below; import and the registration forms check against these.
+CUSTOMER_NUMBER = re.compile(r"[0-9]{10}")
+LAST4 = re.compile(r"[0-9]{4}")
+STB_ID = re.compile(r"[0-9A-F]{12}")
+PHONE = re.compile(r"0[0-9]{9,10}")
 
 
 class ContractImportError(Exception):
@@ -93,13 +105,21 @@ def _expand_iteration_marks(text: str) -> str:
 
 
 def normalise_stb_id(value: str) -> str:
-    """STB / Hit pot IDs: drop "-" and ":", upper-case ("00:a0:de…" -> "00A0DE…")."""
-    return re.sub(r"[-:\s]", "", unicodedata.normalize("NFKC", value)).upper()
+    """STB / Hit pot IDs: drop "-", ":" and spaces, upper-case ("00:a0:de…" -> "00A0DE…")."""
+    return NUMBER_SEPARATORS.sub("", unicodedata.normalize("NFKC", value).replace(":", "")).upper()
 
 
 def normalise_phone(value: str) -> str:
-    """Digits only, full-width digits and hyphens tolerated."""
-    return re.sub(r"[-\s()]", "", unicodedata.normalize("NFKC", value))
+    """A phone number as typed or exported, as its digits: full-width digits,
+    any dash, spaces and parentheses are tolerated ("（０４４）９８７－６５４３"
+    -> "0449876543"). Import and every form compare phones in this form; what
+    is left besides digits makes ``PHONE`` refuse it."""
+    return normalise_number(value)
+
+
+def normalise_number(value: str) -> str:
+    """Any number a customer types (phone, お客さま番号, 下4桁): NFKC, separators dropped."""
+    return NUMBER_SEPARATORS.sub("", unicodedata.normalize("NFKC", value))
 
 
 def parse_csv(text: str) -> list[dict]:
@@ -157,21 +177,21 @@ def _parse_row(row: dict, line: int) -> dict:
         raise ContractImportError(line, message)
 
     values = {k: (v or "").strip() for k, v in row.items()}
-    if not re.fullmatch(r"\d{10}", values["customer_number"]):
+    if not CUSTOMER_NUMBER.fullmatch(values["customer_number"]):
         fail("customer_number must be 10 digits")
     if not values["name_kanji"] or len(values["name_kanji"]) > 100:
         fail("name_kanji must be 1-100 characters")
     key = kana_key(values["name_kana"])
     if not is_kana_key(key) or len(values["name_kana"]) > 100:
         fail("name_kana must be katakana")
-    phones = _split(values["phones"])
-    if not phones or not all(re.fullmatch(r"0\d{9,10}", p) for p in phones):
+    phones = [normalise_phone(p) for p in _split(values["phones"])]
+    if not phones or not all(PHONE.fullmatch(p) for p in phones):
         fail("phones must be ;-separated numbers of 10-11 digits starting with 0")
     for column in ("bank_last4", "card_last4"):
-        if values[column] and not re.fullmatch(r"\d{4}", values[column]):
+        if values[column] and not LAST4.fullmatch(values[column]):
             fail(f"{column} must be 4 digits or empty")
     stb_ids = [normalise_stb_id(s) for s in _split(values["stb_ids"])]
-    if not all(re.fullmatch(r"[0-9A-F]{12}", s) for s in stb_ids):
+    if not all(STB_ID.fullmatch(s) for s in stb_ids):
         fail("stb_ids must be 12 hexadecimal characters each")
     emails = _split(values["contact_emails"])
     if not all(EMAIL.fullmatch(e) and len(e) <= 254 for e in emails):
