@@ -160,6 +160,14 @@ def mail_gate(contract_id: int, address: str | None) -> Attempt:
                    now())
 
 
+def replaces_an_id(contract_id: int) -> bool:
+    """Whether completing replaces the contract's current iTSCOM ID (p.17, p.24:
+    「再度、新規登録をしていただくことにより、現在のご登録情報が更新されます。」).
+    Only for the person who verified the contract, or who holds the URL
+    mailed after that."""
+    return db.session.scalar(db.select(Account.id).filter_by(contract_id=contract_id)) is not None
+
+
 def login_id_taken(login_id: str, contract_id: int) -> bool:
     """True when another contract's account uses this iTSCOM ID."""
     owner = db.session.scalar(db.select(Account.contract_id).filter_by(login_id=login_id.lower()))

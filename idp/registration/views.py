@@ -36,6 +36,7 @@ from .service import (
     mail_gate,
     needs_additional_item,
     normalise_item,
+    replaces_an_id,
     start_registration,
     verify_contract,
 )
@@ -198,7 +199,8 @@ def account(_form_class=AccountForm):
                 return redirect(url_for(".sent"), 303)
         form.login_id.data = login_id
     form.password.data = form.password_confirm.data = ""
-    html = render_template("registration/account.html", form=form, error=error, steps=STEPS, current=2)
+    html = render_template("registration/account.html", form=form, error=error, steps=STEPS, current=2,
+                           replaces=replaces_an_id(flow["contract_id"]))
     return html, status, retry_after_header(wait)
 
 
@@ -226,7 +228,8 @@ def confirm(token: str):
             return _complete(pending.id, choices[0])
         session["registration_confirm"] = token
         return redirect(url_for(".contact"), 303)
-    return render_template("registration/confirm.html", pending=pending, form=ConfirmForm(), steps=STEPS, current=4)
+    return render_template("registration/confirm.html", pending=pending, form=ConfirmForm(), steps=STEPS, current=4,
+                           replaces=replaces_an_id(pending.contract_id))
 
 
 @bp.route("/contact", methods=["GET", "POST"])
