@@ -38,6 +38,8 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+# The operator's contact page (<PREFIX>_CONTACT_URL), as the OP's IDP_CONTACT_URL.
+DEFAULT_CONTACT_URL = "http://www.itscom.net/info/contact/index.html"
 
 SESSION_SCHEMA = """
 CREATE TABLE IF NOT EXISTS rp_sessions (
@@ -56,7 +58,8 @@ CREATE TABLE IF NOT EXISTS rp_logout_jtis (jti TEXT PRIMARY KEY, seen_at INTEGER
 
 def configure(app: Flask, prefix: str, scope: str, schema: str = "", overrides: dict | None = None) -> None:
     """Settings from ``<PREFIX>_*`` (then ``overrides``): ISSUER, CLIENT_ID,
-    CLIENT_SECRET, SECRET_KEY, DATABASE."""
+    CLIENT_SECRET, SECRET_KEY, DATABASE; CONTACT_URL optional."""
+    app.config["CONTACT_URL"] = DEFAULT_CONTACT_URL
     app.config.from_prefixed_env(prefix)
     app.config.update(overrides or {})
     missing = [k for k in ("ISSUER", "CLIENT_ID", "CLIENT_SECRET", "SECRET_KEY", "DATABASE") if not app.config.get(k)]
