@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from flask import Flask
+from flask import Flask, send_from_directory
 
 from . import config
 
@@ -70,11 +70,17 @@ def create_app(test_config: dict | None = None, clock=None) -> Flask:
         app.register_blueprint(devmail_bp)
     app.after_request(sessions.write_cookie)
     app.add_template_filter(_datetime, "datetime")
+    app.add_url_rule("/favicon.ico", "favicon", _favicon)
     headers.init_app(app)
     ops.init_app(app)
     errors.init_app(app)
     cli.init_app(app)
     return app
+
+
+def _favicon():
+    """Browsers ask every site for /favicon.ico: the icon, not a 404 per page view."""
+    return send_from_directory(Path(__file__).parent / "static", "favicon.ico", max_age=7 * 24 * 3600)
 
 
 def _datetime(epoch: int) -> str:
