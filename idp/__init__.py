@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import click
 from flask import Flask, send_from_directory
 
 from . import config
+from .security.clock import JAPAN
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -85,6 +87,4 @@ def _favicon():
 
 def _datetime(epoch: int) -> str:
     """Epoch seconds as Japan time, for customer pages."""
-    from datetime import datetime, timedelta, timezone
-
-    return datetime.fromtimestamp(epoch, timezone(timedelta(hours=9))).strftime("%Y年%m月%d日 %H:%M")
+    return datetime.fromtimestamp(epoch, JAPAN).strftime("%Y年%m月%d日 %H:%M")
