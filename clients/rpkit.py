@@ -18,6 +18,7 @@ import secrets
 import sqlite3
 import time
 from functools import wraps
+from pathlib import Path
 
 import requests
 from authlib.integrations.flask_client import OAuth, OAuthError
@@ -30,6 +31,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    send_from_directory,
     session,
     url_for,
 )
@@ -38,6 +40,9 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+# The operator's contact page (<PREFIX>_CONTACT_URL), as the OP's IDP_CONTACT_URL.
+DEFAULT_CONTACT_URL = "http://www.itscom.net/info/contact/index.html"
+STATIC = Path(__file__).resolve().parent / "static"
 
 SESSION_SCHEMA = """
 CREATE TABLE IF NOT EXISTS rp_sessions (
@@ -56,7 +61,8 @@ CREATE TABLE IF NOT EXISTS rp_logout_jtis (jti TEXT PRIMARY KEY, seen_at INTEGER
 
 def configure(app: Flask, prefix: str, scope: str, schema: str = "", overrides: dict | None = None) -> None:
     """Settings from ``<PREFIX>_*`` (then ``overrides``): ISSUER, CLIENT_ID,
-    CLIENT_SECRET, SECRET_KEY, DATABASE."""
+    CLIENT_SECRET, SECRET_KEY, DATABASE; CONTACT_URL optional."""
+    app.config["CONTACT_URL"] = DEFAULT_CONTACT_URL
     app.config.from_prefixed_env(prefix)
     app.config.update(overrides or {})
     missing = [k for k in ("ISSUER", "CLIENT_ID", "CLIENT_SECRET", "SECRET_KEY", "DATABASE") if not app.config.get(k)]
@@ -127,6 +133,12 @@ bp = Blueprint("rp", __name__)
 
 def _op():
     return current_app.extensions["rp.oauth"].op
+
+
+@bp.route("/favicon.ico")
+def favicon():
+    """The iTSCOM icon, as every site of the operator shows it (not a 404 per page view)."""
+    return send_from_directory(STATIC, "favicon.ico", max_age=7 * 24 * 3600)
 
 
 @bp.route("/login")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import click
-from flask import Flask
+from flask import Flask, send_from_directory
 
 from . import config
+from .security.clock import JAPAN
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,6 +72,7 @@ def create_app(test_config: dict | None = None, clock=None) -> Flask:
         app.register_blueprint(devmail_bp)
     app.after_request(sessions.write_cookie)
     app.add_template_filter(_datetime, "datetime")
+    app.add_url_rule("/favicon.ico", "favicon", _favicon)
     headers.init_app(app)
     ops.init_app(app)
     errors.init_app(app)
@@ -77,8 +80,11 @@ def create_app(test_config: dict | None = None, clock=None) -> Flask:
     return app
 
 
+def _favicon():
+    """Browsers ask every site for /favicon.ico: the icon, not a 404 per page view."""
+    return send_from_directory(Path(__file__).parent / "static", "favicon.ico", max_age=7 * 24 * 3600)
+
+
 def _datetime(epoch: int) -> str:
     """Epoch seconds as Japan time, for customer pages."""
-    from datetime import datetime, timedelta, timezone
-
-    return datetime.fromtimestamp(epoch, timezone(timedelta(hours=9))).strftime("%Y年%m月%d日 %H:%M")
+    return datetime.fromtimestamp(epoch, JAPAN).strftime("%Y年%m月%d日 %H:%M")

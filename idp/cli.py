@@ -226,7 +226,8 @@ def audit_prune():
 
 @admins_cli.command("create")
 @click.option("--username", required=True)
-@click.option("--password", required=True, help="At least 12 characters, not a common password.")
+@click.option("--password", required=True,
+              help="At least 12 characters, not a common password, not containing the username.")
 def admins_create(username, password):
     """Create an administrator; prints the TOTP secret to enrol in an authenticator app."""
     from .admin.service import AdminError, create_admin, provisioning_uri

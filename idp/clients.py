@@ -27,7 +27,23 @@ DEFAULT_SCOPES = SUPPORTED_SCOPES
 
 
 class ClientError(Exception):
-    pass
+    """Metadata that breaks a rule. str() is the English sentence of the CLI
+    and of RFC 7591 answers; ``rule`` names the rule and ``field`` the
+    metadata at fault (with ``value``), so that the console can say it in
+    Japanese (admin/words.py)."""
+
+    def __init__(self, message: str, rule: str, field: str = "", value: str = "") -> None:
+        super().__init__(message)
+        self.rule, self.field, self.value = rule, field, value
+
+
+# What check_redirect_uri calls each URI field in its messages.
+URI_FIELDS = {
+    "redirect_uris": "redirect URI",
+    "post_logout_redirect_uris": "post-logout redirect URI",
+    "backchannel_logout_uri": "back-channel logout URI",
+    "jwks_uri": "jwks_uri",
+}
 
 
 def new_client_id() -> str:
@@ -39,32 +55,38 @@ def new_client_id() -> str:
     return client_id
 
 
-def check_redirect_uri(uri: str, what: str = "redirect URI") -> None:
+def check_redirect_uri(uri: str, field: str = "redirect_uris") -> None:
     """https, or http on a loopback host; absolute; no fragment (SPEC §6)."""
+    what = URI_FIELDS[field]
+
+    def refuse(problem: str, rule: str):
+        return ClientError(f"{what} {uri!r} {problem}", rule, field, uri)
+
     try:
         parts = urlsplit(uri)
         parts.port  # noqa: B018 - raises on a malformed port
     except ValueError:
-        raise ClientError(f"{what} {uri!r} is not a valid URL") from None
+        raise refuse("is not a valid URL", "invalid_url") from None
     if not parts.netloc or parts.scheme not in ("https", "http"):
-        raise ClientError(f"{what} {uri!r} must be an absolute https URL")
+        raise refuse("must be an absolute https URL", "not_absolute_https")
     if parts.scheme == "http" and not is_loopback(parts.hostname):
-        raise ClientError(f"{what} {uri!r} may use http only on a loopback host")
+        raise refuse("may use http only on a loopback host", "http_not_loopback")
     if "#" in uri:
-        raise ClientError(f"{what} {uri!r} must not have a fragment")
+        raise refuse("must not have a fragment", "fragment")
 
 
-def check_fetched_uri(uri: str, what: str) -> None:
+def check_fetched_uri(uri: str, field: str) -> None:
     """A URI the OP itself fetches or posts to (jwks_uri, back-channel logout):
     the rules of redirect URIs, and a public destination (no SSRF; checked
     again at connect time, see security.outbound)."""
-    check_redirect_uri(uri, what)
+    check_redirect_uri(uri, field)
+    what = URI_FIELDS[field]
     try:
         outbound.vet_url(uri, allow_private=current_app.config["ALLOW_PRIVATE_OUTBOUND"])
     except outbound.ForbiddenDestination as error:
-        raise ClientError(f"{what} {uri!r} must be on a public address: {error}") from None
+        raise ClientError(f"{what} {uri!r} must be on a public address: {error}", "not_public", field, uri) from None
     except outbound.OutboundError:
-        raise ClientError(f"{what} {uri!r} is not a valid URL") from None
+        raise ClientError(f"{what} {uri!r} is not a valid URL", "invalid_url", field, uri) from None
 
 
 def build_metadata(
@@ -82,40 +104,47 @@ def build_metadata(
 ) -> dict:
     """Checked RFC 7591 metadata for a client; ClientError says what is wrong."""
     if not name.strip():
-        raise ClientError("a client needs a name")
+        raise ClientError("a client needs a name", "name_required", "client_name")
     if auth_method not in AUTH_METHODS:
-        raise ClientError(f"auth method must be one of {', '.join(AUTH_METHODS)}")
+        raise ClientError(f"auth method must be one of {', '.join(AUTH_METHODS)}", "unsupported",
+                          "token_endpoint_auth_method", auth_method)
     unknown = set(grant_types) - set(GRANT_TYPES)
     if unknown:
-        raise ClientError(f"unsupported grant types: {', '.join(sorted(unknown))}")
+        raise ClientError(f"unsupported grant types: {', '.join(sorted(unknown))}", "unsupported", "grant_types",
+                          ", ".join(sorted(unknown)))
     if "authorization_code" in grant_types and not redirect_uris:
-        raise ClientError("the authorization_code grant needs at least one redirect URI")
+        raise ClientError("the authorization_code grant needs at least one redirect URI", "redirect_uri_required",
+                          "redirect_uris")
     if auth_method == "none" and "client_credentials" in grant_types:
-        raise ClientError("a public client (auth method none) cannot use client_credentials")
+        raise ClientError("a public client (auth method none) cannot use client_credentials",
+                          "public_client_credentials", "grant_types")
     unknown = set(scopes) - set(SUPPORTED_SCOPES)
     if unknown:
-        raise ClientError(f"unsupported scopes: {', '.join(sorted(unknown))}")
+        raise ClientError(f"unsupported scopes: {', '.join(sorted(unknown))}", "unsupported", "scope",
+                          ", ".join(sorted(unknown)))
     if id_token_signed_response_alg not in SUPPORTED_ALGS:
-        raise ClientError(f"id_token_signed_response_alg must be one of {', '.join(SUPPORTED_ALGS)}")
+        raise ClientError(f"id_token_signed_response_alg must be one of {', '.join(SUPPORTED_ALGS)}", "unsupported",
+                          "id_token_signed_response_alg", id_token_signed_response_alg)
     for uri in redirect_uris:
         check_redirect_uri(uri)
     for uri in post_logout_redirect_uris:
-        check_redirect_uri(uri, "post-logout redirect URI")
+        check_redirect_uri(uri, "post_logout_redirect_uris")
     if backchannel_logout_uri:
-        check_fetched_uri(backchannel_logout_uri, "back-channel logout URI")
+        check_fetched_uri(backchannel_logout_uri, "backchannel_logout_uri")
     if auth_method == "private_key_jwt" and not (jwks or jwks_uri):
-        raise ClientError("private_key_jwt needs the client's jwks or jwks_uri")
+        raise ClientError("private_key_jwt needs the client's jwks or jwks_uri", "keys_required", "jwks")
     if jwks is not None:
         try:
             KeySet.import_key_set(jwks)
         except (ValueError, TypeError, KeyError, JoseError):
-            raise ClientError("jwks is not a valid JWK Set") from None
+            raise ClientError("jwks is not a valid JWK Set", "invalid_jwks", "jwks") from None
         if any("d" in key for key in jwks.get("keys", [])):
-            raise ClientError("jwks must hold public keys only")
+            raise ClientError("jwks must hold public keys only", "private_jwks", "jwks")
     if jwks_uri:
         check_fetched_uri(jwks_uri, "jwks_uri")
     if token_endpoint_auth_signing_alg not in (None, *ASSERTION_ALGS):
-        raise ClientError(f"token_endpoint_auth_signing_alg must be one of {', '.join(ASSERTION_ALGS)}")
+        raise ClientError(f"token_endpoint_auth_signing_alg must be one of {', '.join(ASSERTION_ALGS)}",
+                          "unsupported", "token_endpoint_auth_signing_alg", str(token_endpoint_auth_signing_alg))
     metadata = {
         "client_name": name.strip(),
         "redirect_uris": list(dict.fromkeys(redirect_uris)),
@@ -171,7 +200,7 @@ def align_secret(client: Client) -> str | None:
 
 def rotate_secret(client: Client) -> str:
     if client.client_secret_digest is None:
-        raise ClientError("a public client has no secret")
+        raise ClientError("a public client has no secret", "no_secret")
     secret = new_secret(32)
     client.client_secret_digest = digest(secret)
     audit.record("client.secret_rotated", client_id=client.client_id)

@@ -52,6 +52,10 @@ DEFAULTS = {
     "SITE_POLICY_URL": "https://www.itscom.co.jp/info/site_policy/",
     "GUIDE_URL": "https://www.itscom.co.jp/support/mypage/",
     "ACCOUNT_LOGIN_URL": "https://www.itscom.co.jp/support/account/",
+    # The operator's contact page: every 「こちらからお問い合わせください」 of
+    # the customer pages and the contact form named in every mail lead there
+    # (default: the form the manual's mails name). An absolute http(s) URL.
+    "CONTACT_URL": "http://www.itscom.net/info/contact/index.html",
     # Lifetimes in seconds.
     "AUTHORIZATION_CODE_LIFETIME": 60,
     "ACCESS_TOKEN_LIFETIME": 3600,
@@ -164,6 +168,7 @@ def load(app, overrides: dict | None = None) -> None:
         _require_scheme("IDP_MAIL_URL", config["MAIL_URL"], {"smtp", "smtps", "smtp+starttls"})
     if config["REDIS_URL"] is not None:
         _require_scheme("IDP_REDIS_URL", config["REDIS_URL"], {"redis", "rediss", "unix"})
+    _require_web_address("IDP_CONTACT_URL", config["CONTACT_URL"])
     config["ALLOW_PRIVATE_OUTBOUND"] = _flag("IDP_ALLOW_PRIVATE_OUTBOUND", config["ALLOW_PRIVATE_OUTBOUND"])
     if production and config["ALLOW_PRIVATE_OUTBOUND"]:
         raise ConfigError("IDP_ALLOW_PRIVATE_OUTBOUND must not be set when IDP_ENV=production")
@@ -275,6 +280,13 @@ def _flag(name: str, value) -> bool:
     if value in (True, False, 1, 0, "1", "0", "true", "false"):
         return value in (True, 1, "1", "true")
     raise ConfigError(f"{name} must be 1 or 0, not {value!r}")
+
+
+def _require_web_address(name: str, value) -> None:
+    """A page customers are sent to: an absolute http(s) URL."""
+    parts = urlsplit(value) if isinstance(value, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{name} must be an absolute http(s) URL, not {value!r}")
 
 
 def _require_scheme(name: str, value, schemes: set[str]) -> None:

@@ -38,15 +38,40 @@ DASHES = re.compile(r"[-\u2010-\u2015\u2212\uff0d\uff70]")
 # Small kana jaconv leaves alone: ヮ and the Ainu small kana of U+31F0–U+31FF.
 MORE_SMALL_KANA = str.maketrans("ヮㇰㇱㇲㇳㇴㇵㇶㇷㇸㇹㇺㇻㇼㇽㇾㇿ", "ワクシストヌハヒフヘホムラリルレロ")
 EMAIL = re.compile(r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)+$")
+# What may stand between the digits of a typed number (after NFKC, which
+# makes full-width digits, "－", "（）" and the ideographic space ASCII):
+# every dash a Japanese keyboard or IME produces (‐ ‑ ‒ – — ― − ー ｰ and the
+# ASCII hyphen), spaces and parentheses.
+NUMBER_SEPARATORS = re.compile(r"[\s()\-\u2010-\u2015\u2212\u30fc]")
+
+# The formats of what identifies a contract (SPEC §2), in the normalised
+# forms below; import and the registration forms check against these.
+CUSTOMER_NUMBER = re.compile(r"[0-9]{10}")
+LAST4 = re.compile(r"[0-9]{4}")
+STB_ID = re.compile(r"[0-9A-F]{12}")
+PHONE = re.compile(r"0[0-9]{9,10}")
+
+
+@dataclass(frozen=True)
+class ImportProblem:
+    """One bad row. ``rule`` names what it breaks: a column, "header",
+    "columns", or "repeat" (of the customer number first seen on line
+    ``first``); ``message`` says it in English for the CLI, and the console
+    words ``rule`` in Japanese (admin/words.py)."""
+
+    line: int
+    rule: str
+    message: str
+    first: int = 0
 
 
 class ContractImportError(Exception):
     """One or more bad rows: every one is reported (up to MAX_REPORTED)."""
 
-    def __init__(self, line: int, message: str, more: list[tuple[int, str]] = ()) -> None:
-        self.problems = [(line, message), *more]
-        super().__init__("; ".join(f"line {n}: {m}" for n, m in self.problems))
-        self.line = line
+    def __init__(self, problems: list[ImportProblem]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(f"line {p.line}: {p.message}" for p in self.problems))
+        self.line = self.problems[0].line
 
 
 MAX_REPORTED = 100
@@ -93,29 +118,39 @@ def _expand_iteration_marks(text: str) -> str:
 
 
 def normalise_stb_id(value: str) -> str:
-    """STB / Hit pot IDs: drop "-" and ":", upper-case ("00:a0:de…" -> "00A0DE…")."""
-    return re.sub(r"[-:\s]", "", unicodedata.normalize("NFKC", value)).upper()
+    """STB / Hit pot IDs: drop "-", ":" and spaces, upper-case ("00:a0:de…" -> "00A0DE…")."""
+    return NUMBER_SEPARATORS.sub("", unicodedata.normalize("NFKC", value).replace(":", "")).upper()
 
 
 def normalise_phone(value: str) -> str:
-    """Digits only, full-width digits and hyphens tolerated."""
-    return re.sub(r"[-\s()]", "", unicodedata.normalize("NFKC", value))
+    """A phone number as typed or exported, as its digits: full-width digits,
+    any dash, spaces and parentheses are tolerated ("（０４４）９８７－６５４３"
+    -> "0449876543"). Import and every form compare phones in this form; what
+    is left besides digits makes ``PHONE`` refuse it."""
+    return normalise_number(value)
+
+
+def normalise_number(value: str) -> str:
+    """Any number a customer types (phone, お客さま番号, 下4桁): NFKC, separators dropped."""
+    return NUMBER_SEPARATORS.sub("", unicodedata.normalize("NFKC", value))
 
 
 def parse_csv(text: str) -> list[dict]:
     """Rows of a billing export as Contract fields; ContractImportError on the first bad row."""
     reader = csv.DictReader(io.StringIO(text))
     if reader.fieldnames != COLUMNS:
-        raise ContractImportError(1, f"the header must be: {','.join(COLUMNS)}")
+        raise ContractImportError([ImportProblem(1, "header", f"the header must be: {','.join(COLUMNS)}")])
     rows, seen, problems = [], {}, []
     for row in reader:
         line = reader.line_num
         try:
             if None in row or None in row.values():
-                raise ContractImportError(line, f"expected {len(COLUMNS)} columns")
+                raise ContractImportError([ImportProblem(line, "columns", f"expected {len(COLUMNS)} columns")])
             fields = _parse_row(row, line)
-            if fields["customer_number"] in seen:
-                raise ContractImportError(line, f"customer_number repeats line {seen[fields['customer_number']]}")
+            first = seen.get(fields["customer_number"])
+            if first:
+                raise ContractImportError([ImportProblem(line, "repeat", f"customer_number repeats line {first}",
+                                                         first)])
         except ContractImportError as error:
             problems.extend(error.problems)
             if len(problems) >= MAX_REPORTED:
@@ -124,7 +159,7 @@ def parse_csv(text: str) -> list[dict]:
         seen[fields["customer_number"]] = line
         rows.append(fields)
     if problems:
-        raise ContractImportError(*problems[0], more=problems[1:])
+        raise ContractImportError(problems)
     return rows
 
 
@@ -153,31 +188,31 @@ def import_contracts(text: str) -> ImportReport:
 
 
 def _parse_row(row: dict, line: int) -> dict:
-    def fail(message: str):
-        raise ContractImportError(line, message)
+    def fail(column: str, message: str):
+        raise ContractImportError([ImportProblem(line, column, message)])
 
     values = {k: (v or "").strip() for k, v in row.items()}
-    if not re.fullmatch(r"\d{10}", values["customer_number"]):
-        fail("customer_number must be 10 digits")
+    if not CUSTOMER_NUMBER.fullmatch(values["customer_number"]):
+        fail("customer_number", "customer_number must be 10 digits")
     if not values["name_kanji"] or len(values["name_kanji"]) > 100:
-        fail("name_kanji must be 1-100 characters")
+        fail("name_kanji", "name_kanji must be 1-100 characters")
     key = kana_key(values["name_kana"])
     if not is_kana_key(key) or len(values["name_kana"]) > 100:
-        fail("name_kana must be katakana")
-    phones = _split(values["phones"])
-    if not phones or not all(re.fullmatch(r"0\d{9,10}", p) for p in phones):
-        fail("phones must be ;-separated numbers of 10-11 digits starting with 0")
+        fail("name_kana", "name_kana must be katakana")
+    phones = [normalise_phone(p) for p in _split(values["phones"])]
+    if not phones or not all(PHONE.fullmatch(p) for p in phones):
+        fail("phones", "phones must be ;-separated numbers of 10-11 digits starting with 0")
     for column in ("bank_last4", "card_last4"):
-        if values[column] and not re.fullmatch(r"\d{4}", values[column]):
-            fail(f"{column} must be 4 digits or empty")
+        if values[column] and not LAST4.fullmatch(values[column]):
+            fail(column, f"{column} must be 4 digits or empty")
     stb_ids = [normalise_stb_id(s) for s in _split(values["stb_ids"])]
-    if not all(re.fullmatch(r"[0-9A-F]{12}", s) for s in stb_ids):
-        fail("stb_ids must be 12 hexadecimal characters each")
+    if not all(STB_ID.fullmatch(s) for s in stb_ids):
+        fail("stb_ids", "stb_ids must be 12 hexadecimal characters each")
     emails = _split(values["contact_emails"])
     if not all(EMAIL.fullmatch(e) and len(e) <= 254 for e in emails):
-        fail("contact_emails must be ;-separated e-mail addresses")
+        fail("contact_emails", "contact_emails must be ;-separated e-mail addresses")
     if values["additional_auth"] not in ("true", "false"):
-        fail("additional_auth must be true or false")
+        fail("additional_auth", "additional_auth must be true or false")
     return {
         "customer_number": values["customer_number"],
         "name_kanji": values["name_kanji"],

@@ -22,6 +22,8 @@ from idp import create_app
         ({"ENV": "production", "ISSUER": "https://id.example"}, "IDP_DATABASE_URL is required"),
         ({"ACCESS_TOKEN_LIFETIME": -5}, "positive whole number"),
         ({"ALLOW_PRIVATE_OUTBOUND": "yes"}, "IDP_ALLOW_PRIVATE_OUTBOUND must be 1 or 0"),
+        ({"CONTACT_URL": "www.itscom.net/info/contact/"}, "IDP_CONTACT_URL must be an absolute http(s) URL"),
+        ({"CONTACT_URL": "javascript:alert(1)"}, "IDP_CONTACT_URL must be an absolute http(s) URL"),
         ({"ENV": "production", "ISSUER": "https://id.example", "DATABASE_URL": "postgresql://db/idp",
           "SECRET_KEY": "k" * 40, "ALLOW_PRIVATE_OUTBOUND": True},
          "IDP_ALLOW_PRIVATE_OUTBOUND must not be set when IDP_ENV=production"),

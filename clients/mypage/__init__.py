@@ -3,7 +3,8 @@
 It knows the OP only through discovery and its client id and secret, and
 keeps its own data (bills, services, notices) keyed by the ``customer_number``
 claim. Settings: MYPAGE_ISSUER, MYPAGE_CLIENT_ID, MYPAGE_CLIENT_SECRET,
-MYPAGE_SECRET_KEY, MYPAGE_DATABASE.
+MYPAGE_SECRET_KEY, MYPAGE_DATABASE; MYPAGE_CONTACT_URL (ヘルプ's お問い合わせ,
+by default the operator's contact form).
 """
 
 from __future__ import annotations

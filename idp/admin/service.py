@@ -24,13 +24,19 @@ class AdminError(Exception):
     pass
 
 
+# Administrators need more than customers (console's words: Japanese).
+PASSWORD_RULES = "管理者のパスワードは12文字以上で、よく使われるパスワードやユーザー名を含むものは使用できません。"
+
+
 def password_problems(password: str, username: str) -> list[str]:
     """Administrators need more than customers: 12+ characters, not common, not the name."""
     problems = []
     if len(password) < 12:
-        problems.append("at least 12 characters")
-    if password.lower() in common_passwords() or username.lower() in password.lower():
-        problems.append("not a common password and not containing the username")
+        problems.append("パスワードが12文字未満です。")
+    if password.lower() in common_passwords():
+        problems.append("よく使われるパスワードです。")
+    if username.lower() in password.lower():
+        problems.append("パスワードにユーザー名が含まれています。")
     return problems
 
 
@@ -38,12 +44,12 @@ def create_admin(username: str, password: str) -> tuple[Admin, str]:
     """A new administrator and the TOTP secret to enrol in an authenticator app."""
     username = username.strip().casefold()
     if not username or len(username) > 64:
-        raise AdminError("a username of 1-64 characters is required")
+        raise AdminError("ユーザー名は1～64文字にしてください。")
     problems = password_problems(password, username)
     if problems:
-        raise AdminError("password: " + "; ".join(problems))
+        raise AdminError(PASSWORD_RULES + "（" + "".join(problems) + "）")
     if db.session.scalar(db.select(Admin.id).filter_by(username=username)) is not None:
-        raise AdminError(f"administrator {username} exists")
+        raise AdminError(f"管理者 {username} は既に登録されています。")
     secret = pyotp.random_base32()
     admin = Admin(username=username, password_hash=hash_password(password),
                   totp_secret=sealed.seal_text(secret), totp_last_step=0, created_at=now(), disabled=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from datetime import date, datetime, time, timedelta
 from functools import wraps
 
 from flask import (
@@ -41,13 +42,19 @@ from ..extensions import db
 from ..models import Account, Admin, AuditEvent, Client, Contract, SigningKey
 from ..oauth import keys
 from ..oauth.claims import SUPPORTED_SCOPES
-from ..security.clock import now
+from ..security.clock import JAPAN, now
 from ..security.throttle import retry_after_header, retry_after_text
+from . import words
 from .service import sign_in
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 PAGE_SIZE = 50
 DIGITS = re.compile(r"[0-9]{1,12}")
+
+
+@bp.context_processor
+def _words():
+    return {"words": words}
 
 
 def admin_required(view):
@@ -133,7 +140,7 @@ def client_new():
         try:
             client, secret = create_client(*_client_form_args(), first_party=bool(request.form.get("first_party")))
         except ClientError as error:
-            return _client_form(None, str(error)), 400
+            return _client_form(None, words.client_error(error)), 400
         record("admin.client_created", client_id=client.client_id)
         db.session.commit()
         return render_template("admin/client_secret.html", client=client, secret=secret)
@@ -152,7 +159,7 @@ def client_edit(client_id):
                 token_endpoint_auth_signing_alg=kept.get("token_endpoint_auth_signing_alg"))
         except ClientError as error:
             db.session.rollback()
-            return _client_form(client, str(error)), 400
+            return _client_form(client, words.client_error(error)), 400
         client.first_party = bool(request.form.get("first_party"))
         secret = align_secret(client)
         record("admin.client_updated", client_id=client_id)
@@ -171,7 +178,7 @@ def client_rotate(client_id):
     try:
         secret = rotate_secret(client)
     except ClientError as error:
-        flash(str(error))
+        flash(words.client_error(error))
         return redirect(url_for("admin.client_edit", client_id=client_id), 303)
     record("admin.client_secret_rotated", client_id=client_id)
     db.session.commit()
@@ -243,7 +250,7 @@ def contracts():
         try:
             rows = parse_csv(text)
         except ContractImportError as error:
-            errors = str(error)
+            errors = [words.import_problem(problem) for problem in error.problems]
         else:
             if request.form.get("confirm"):
                 report = import_contracts(text)
@@ -277,10 +284,11 @@ def accounts():
 @admin_required
 def account_lock(account_id):
     account = db.session.get(Account, account_id) or abort(404)
-    account.status = "active" if account.status == "locked" else "locked"
-    if account.status == "locked":
+    locked = account.status != "locked"  # the one button locks and unlocks
+    account.status = "locked" if locked else "active"
+    if locked:
         end_everything(account, now())
-    record("admin.account_" + ("locked" if account.status == "locked" else "unlocked"), account_id=account_id)
+    record("admin.account_locked" if locked else "admin.account_unlocked", account_id=account_id)
     db.session.commit()
     return redirect(url_for("admin.accounts", q=account.login_id), 303)
 
@@ -308,7 +316,8 @@ def signing_keys():
         row = keys.rotate(alg)
         record("key.rotated", kid=row.kid, alg=alg)
         db.session.commit()
-        flash(f"{alg} の新しい鍵 {row.kid} を追加しました。")
+        delay = retry_after_text(current_app.config["KEY_PUBLISH_DELAY"])
+        flash(f"{alg} の新しい署名鍵を追加し、公開しました。{delay}から署名に使います。")
         return redirect(url_for("admin.signing_keys"), 303)
     t = now()
     rows = [(k, keys.state(k, t)) for k in db.session.scalars(db.select(SigningKey).order_by(SigningKey.id))]
@@ -320,6 +329,7 @@ def signing_keys():
 @bp.route("/audit")
 @admin_required
 def audit_log():
+    """Filtered by event, account, client and a period given as date and time in Japan time."""
     args = request.args
     query = db.select(AuditEvent)
     if args.get("event"):
@@ -328,11 +338,34 @@ def audit_log():
         query = query.where(AuditEvent.account_id == int(args["account_id"]))
     if args.get("client_id"):
         query = query.where(AuditEvent.client_id == args["client_id"])
-    for name, op in (("since", "__ge__"), ("until", "__lt__")):
-        if DIGITS.fullmatch(args.get(name, "")):
-            query = query.where(getattr(AuditEvent.created_at, op)(int(args[name])))
+    try:
+        since = _japan_time(args.get("since_date", ""), args.get("since_time", ""), end_of_day=False)
+        until = _japan_time(args.get("until_date", ""), args.get("until_time", ""), end_of_day=True)
+    except (ValueError, OverflowError):
+        return render_template("admin/audit.html", rows=[], page=1, more=False, args=args,
+                               error="日付は「2026-01-31」、時刻は「09:30」の形式で入力してください。"), 400
+    if since is not None:
+        query = query.where(AuditEvent.created_at >= since)
+    if until is not None:
+        query = query.where(AuditEvent.created_at < until)
     page = max(1, int(args["page"])) if DIGITS.fullmatch(args.get("page", "")) else 1
     rows = db.session.scalars(query.order_by(AuditEvent.id.desc()).offset((page - 1) * PAGE_SIZE)
                               .limit(PAGE_SIZE + 1)).all()
     return render_template("admin/audit.html", rows=rows[:PAGE_SIZE], page=page, more=len(rows) > PAGE_SIZE,
-                           args=args)
+                           args=args, error=None)
+
+
+def _japan_time(day: str, clock: str, end_of_day: bool) -> int | None:
+    """Epoch seconds of a date (YYYY-MM-DD) and optional time (HH:MM) in Japan
+    time; None without a date. Without a time, a period starts at the start
+    of its first day and ends with the end of its last; with one, it ends at
+    the end of that minute. ValueError when malformed."""
+    if not day.strip():
+        if clock.strip():
+            raise ValueError("a time without a date")
+        return None
+    moment = datetime.combine(date.fromisoformat(day.strip()),
+                              time.fromisoformat(clock.strip()) if clock.strip() else time(0), JAPAN)
+    if end_of_day:
+        moment += timedelta(minutes=1) if clock.strip() else timedelta(days=1)
+    return int(moment.timestamp())

@@ -47,7 +47,13 @@ HALF_WIDTH_SYMBOLS = re.compile(r"[!-/:-@\[-`{-~]")
 
 
 class RecoveryError(Exception):
-    """The procedure cannot go on; the customer starts again."""
+    """The procedure cannot go on; the customer starts again. ``reason`` is
+    "used_up" when its tries of a code or 合言葉 (``method``) are spent,
+    "ended" for everything else (expired, completed, altered, another browser)."""
+
+    def __init__(self, reason: str = "ended", method: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason, self.method = reason, method
 
 
 @dataclass
@@ -191,6 +197,11 @@ def check_secret(procedure: RecoveryProcedure, question: str, answer: str) -> bo
     return _verdict(procedure, right, "recovery.secret_verified", "recovery.secret_failed")
 
 
+def tries_left(procedure: RecoveryProcedure) -> int:
+    """How many more codes or answers this procedure takes."""
+    return max(0, MAX_FAILURES - procedure.failures)
+
+
 def _verdict(procedure: RecoveryProcedure, right: bool, verified: str, failed: str) -> bool:
     """Record one counted try of a code or secret: the procedure is verified,
     or the failure is audited."""
@@ -239,13 +250,10 @@ def complete(procedure: RecoveryProcedure, password: str) -> None:
 # --- helpers ---------------------------------------------------------------
 
 def _check_live(procedure: RecoveryProcedure, method: str) -> None:
-    if (
-        procedure.method != method
-        or procedure.completed_at is not None
-        or procedure.failures >= MAX_FAILURES
-        or now() >= procedure.expires_at
-    ):
+    if procedure.method != method or procedure.completed_at is not None or now() >= procedure.expires_at:
         raise RecoveryError()
+    if procedure.failures >= MAX_FAILURES:
+        raise RecoveryError("used_up", method)
 
 
 def _reserve_try(procedure: RecoveryProcedure) -> None:
@@ -258,6 +266,7 @@ def _reserve_try(procedure: RecoveryProcedure) -> None:
     )
     db.session.commit()
     if reserved.rowcount != 1:
+        _check_live(procedure, procedure.method)  # reloaded: which way it ended
         raise RecoveryError()
 
 

@@ -56,18 +56,19 @@ def code(_form_class=CodeForm):
     """3-B-1 (p.22): 認証コード入力."""
     try:
         procedure = _bound("code")
-    except RecoveryError:
-        return _restart()
+    except RecoveryError as error:
+        return _restart(error)
     form = _form_class()
     if form.validate_on_submit():
         try:
             if service.check_code(procedure, form.code.data):
                 return redirect(url_for(".password"), 303)
-        except RecoveryError:
-            return _restart()
-        if procedure.failures >= service.MAX_FAILURES:
-            return _restart()
-        form.code.errors.append("認証コードが正しくありません。")
+        except RecoveryError as error:
+            return _restart(error)
+        left = service.tries_left(procedure)
+        if not left:
+            return _restart(RecoveryError("used_up", "code"))
+        form.code.errors.append(f"認証コードが正しくありません。あと{left}回入力できます。")
     form.code.data = ""
     return render_template("recovery/code.html", form=form)
 
@@ -77,8 +78,8 @@ def password(_form_class=NewPasswordForm):
     """3-B-2 (p.23): the new パスワード and パスワード再入力, 次へ."""
     try:
         procedure = _bound("code")
-    except RecoveryError:
-        return _restart()
+    except RecoveryError as error:
+        return _restart(error)
     if procedure.verified_at is None:
         return redirect(url_for(".code"))
     form = _form_class()
@@ -93,8 +94,8 @@ def secret(_form_class=SecretForm):
     """3-A-1 (p.19): 合言葉登録 — choose 秘密の質問, enter 答え, 次へ."""
     try:
         procedure = _bound("secret")
-    except RecoveryError:
-        return _restart()
+    except RecoveryError as error:
+        return _restart(error)
     if procedure.link_digest is not None:
         return redirect(url_for(".secret_sent"))
     form = _form_class()
@@ -112,8 +113,8 @@ def secret_sent():
     """3-A-2 (p.20): 本人認証完了 — the confirmation mail is on its way."""
     try:
         procedure = _bound("secret")
-    except RecoveryError:
-        return _restart()
+    except RecoveryError as error:
+        return _restart(error)
     if procedure.link_digest is None:
         return redirect(url_for(".secret"))
     return render_template("recovery/secret_sent.html")
@@ -124,19 +125,20 @@ def link(token: str, _form_class=SecretForm):
     """3-A-3/4 (p.20–21): the mailed URL asks 合言葉入力; ID・パスワード再発行 continues."""
     try:
         procedure = service.procedure_for_link(token)
-    except RecoveryError:
-        return _restart()
+    except RecoveryError as error:
+        return _restart(error)
     form = _form_class()
     if form.validate_on_submit():
         try:
             if service.check_secret(procedure, form.question.data, form.answer.data):
                 session["recovery_link"] = token
                 return redirect(url_for(".reissue"), 303)
-        except RecoveryError:
-            return _restart()
-        if procedure.failures >= service.MAX_FAILURES:
-            return _restart()
-        form.answer.errors.append("秘密の質問または答えが正しくありません。")
+        except RecoveryError as error:
+            return _restart(error)
+        left = service.tries_left(procedure)
+        if not left:
+            return _restart(RecoveryError("used_up", "secret"))
+        form.answer.errors.append(f"秘密の質問または答えが正しくありません。あと{left}回入力できます。")
     form.answer.data = ""
     return render_template("recovery/link.html", form=form, token=token)
 
@@ -146,8 +148,8 @@ def reissue(_form_class=NewPasswordForm):
     """3-A-4 (p.21): ID・パスワード再発行 — shows the iTSCOM ID, sets a new password."""
     try:
         procedure = service.procedure_for_link(session.get("recovery_link", ""))
-    except RecoveryError:
-        return _restart()
+    except RecoveryError as error:
+        return _restart(error)
     if procedure.verified_at is None:
         return _restart()
     form = _form_class()
@@ -188,16 +190,18 @@ def _password_ok(form, login_id: str) -> bool:
 def _complete(procedure, password: str):
     try:
         service.complete(procedure, password)
-    except RecoveryError:
-        return _restart()
+    except RecoveryError as error:
+        return _restart(error)
     session.pop("recovery", None)
     session.pop("recovery_link", None)
     session["recovery_done"] = True
     return redirect(url_for(".done"), 303)
 
 
-def _restart():
-    """Expired, used up, altered, or from another browser: start again (p.20, p.22)."""
-    audit.record("recovery.refused", "failure")
+def _restart(error: RecoveryError | None = None):
+    """Expired, used up, altered, or from another browser: start again (p.20,
+    p.22). Spent tries say so, and what to do next."""
+    error = error or RecoveryError()
+    audit.record("recovery.refused", "failure", reason=error.reason)
     db.session.commit()
-    return render_template("recovery/restart.html"), 400
+    return render_template("recovery/restart.html", reason=error.reason, method=error.method), 400

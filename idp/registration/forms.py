@@ -1,20 +1,40 @@
 """The registration forms, labelled with the manual's words (p.12–16)."""
 
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, RadioField, SelectChoice, StringField
+from wtforms import PasswordField, RadioField, SelectChoice, StringField, ValidationError
 from wtforms.validators import DataRequired, Length
 
-from .service import PAYMENT_ITEMS
+from ..contracts import is_kana_key, kana_key
+from .service import PAYMENT_ITEMS, item_well_formed, phone_well_formed
 
 REQUIRED = "入力してください。"
 INVALID_CHOICE = "選択肢の中から選択してください。"
+# Why a payment item is refused before any contract is looked at: its
+# format alone, next to the field, naming the item chosen.
+ITEM_FORMATS = {
+    "customer_number": "お客さま番号は10桁の数字でご入力ください。",
+    "bank_last4": "口座番号 下4桁は4桁の数字でご入力ください。",
+    "card_last4": "クレジットカード番号 下4桁は4桁の数字でご入力ください。",
+    "stb_id": "セットトップボックス (STB/Hit pot) のIDは12桁の英数字（0～9、A～F）でご入力ください。",
+}
 
 
 def choices(pairs) -> list[SelectChoice]:
     return [SelectChoice(value, label) for value, label in pairs]
 
 
-class VerifyForm(FlaskForm):
+class PaymentItemForm(FlaskForm):
+    """One お支払情報等 chosen and its value, checked by format only: a
+    malformed value is answered here, before verify_contract, so it neither
+    spends a throttle budget nor tells anything about contracts."""
+
+    def validate_payment_value(self, field) -> None:
+        kind = self.payment_type.data
+        if kind in PAYMENT_ITEMS and field.data and not item_well_formed(kind, field.data):
+            raise ValidationError(ITEM_FORMATS[kind])
+
+
+class VerifyForm(PaymentItemForm):
     """契約者情報 認証 (p.12)."""
 
     name_kana = StringField("ご契約者氏名（カナ）", validators=[DataRequired(REQUIRED), Length(max=100)])
@@ -25,8 +45,16 @@ class VerifyForm(FlaskForm):
     )
     payment_value = StringField("お支払情報等", validators=[DataRequired(REQUIRED), Length(max=40)])
 
+    def validate_name_kana(self, field) -> None:
+        if field.data and not is_kana_key(kana_key(field.data)):
+            raise ValidationError("カタカナで入力してください。")
 
-class AdditionalForm(FlaskForm):
+    def validate_phone(self, field) -> None:
+        if field.data and not phone_well_formed(field.data):
+            raise ValidationError("登録済みの電話番号は、0から始まる10桁または11桁の数字でご入力ください。")
+
+
+class AdditionalForm(PaymentItemForm):
     """追加認証情報 (p.13): one more item, different from the first."""
 
     payment_type = RadioField("追加認証情報の種類", validators=[DataRequired("項目を選択してください。")],

@@ -6,8 +6,6 @@ the client address passed in.
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from dataclasses import dataclass, field
 
 from flask import current_app
@@ -16,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import audit
 from ..accounts import end_everything
-from ..contracts import normalise_stb_id
+from ..contracts import CUSTOMER_NUMBER, LAST4, PHONE, STB_ID, normalise_number, normalise_phone, normalise_stb_id
 from ..extensions import db
 from ..mail import enqueue
 from ..models import Account, Contract, PendingRegistration
@@ -34,6 +32,8 @@ PAYMENT_ITEMS = {
 }
 # The items of four digits: guessable, so budgeted per contract identity.
 GUESSABLE_ITEMS = {"bank_last4", "card_last4"}
+# Each item's format once normalised, as the billing export has it.
+ITEM_FORMATS = {"customer_number": CUSTOMER_NUMBER, "bank_last4": LAST4, "card_last4": LAST4, "stb_id": STB_ID}
 MAIL_SUBJECT = "マイページ本登録のご案内"
 
 
@@ -65,7 +65,16 @@ class Verification:
 def normalise_item(kind: str, value: str) -> str:
     if kind == "stb_id":
         return normalise_stb_id(value)
-    return re.sub(r"[-\s]", "", unicodedata.normalize("NFKC", value))
+    return normalise_number(value)
+
+
+def item_well_formed(kind: str, value: str) -> bool:
+    """Whether a typed お支払情報等 can be one at all (10 digits, 4 digits, 12 hex)."""
+    return bool(ITEM_FORMATS[kind].fullmatch(normalise_item(kind, value)))
+
+
+def phone_well_formed(value: str) -> bool:
+    return bool(PHONE.fullmatch(normalise_phone(value)))
 
 
 # --- step 1 and 2: verifying the contract --------------------------------
@@ -149,6 +158,14 @@ def mail_gate(contract_id: int, address: str | None) -> Attempt:
     return Attempt(current_app.extensions["idp.counters"],
                    [(per_contract, f"reg:mail:contract:{contract_id}"), (per_address, f"reg:mail:addr:{address}")],
                    now())
+
+
+def replaces_an_id(contract_id: int) -> bool:
+    """Whether completing replaces the contract's current iTSCOM ID (p.17, p.24:
+    「再度、新規登録をしていただくことにより、現在のご登録情報が更新されます。」).
+    Only for the person who verified the contract, or who holds the URL
+    mailed after that."""
+    return db.session.scalar(db.select(Account.id).filter_by(contract_id=contract_id)) is not None
 
 
 def login_id_taken(login_id: str, contract_id: int) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from flask import Blueprint, redirect, render_template, request, session, url_for
 
 from .. import audit
-from ..contracts import is_kana_key, kana_key, normalise_phone
+from ..contracts import kana_key, normalise_phone
 from ..extensions import db
 from ..login.forms import ConfirmForm
 from ..security import sealed
@@ -36,6 +36,7 @@ from .service import (
     mail_gate,
     needs_additional_item,
     normalise_item,
+    replaces_an_id,
     start_registration,
     verify_contract,
 )
@@ -96,29 +97,24 @@ def verify(_form_class=VerifyForm):
     error, status, wait = None, 200, 0
     if request.method == "GET" and not _flow():
         _save(reached=VERIFY)
-    if form.validate_on_submit():
+    if form.validate_on_submit():  # every format first (forms.py): only well-formed answers are verified
         kana = kana_key(form.name_kana.data)
         phone = normalise_phone(form.phone.data)
         value = normalise_item(form.payment_type.data, form.payment_value.data)
-        if not is_kana_key(kana):
-            form.name_kana.errors.append("カタカナで入力してください。")
-        elif not phone.isdigit():
-            form.phone.errors.append("半角数字で入力してください。")
+        entered = {"name_kana": form.name_kana.data, "phone": form.phone.data,
+                   "payment_type": form.payment_type.data, "payment_value": form.payment_value.data}
+        result = verify_contract(kana, phone, form.payment_type.data, value, request.remote_addr)
+        db.session.commit()
+        if result.retry_after:
+            error, status, wait = _refusal(result), 429, result.retry_after
+        elif result.failed:
+            error = NOT_VERIFIED
         else:
-            entered = {"name_kana": form.name_kana.data, "phone": form.phone.data,
-                       "payment_type": form.payment_type.data, "payment_value": form.payment_value.data}
-            result = verify_contract(kana, phone, form.payment_type.data, value, request.remote_addr)
-            db.session.commit()
-            if result.retry_after:
-                error, status, wait = _refusal(result), 429, result.retry_after
-            elif result.failed:
-                error = NOT_VERIFIED
-            else:
-                additional = needs_additional_item(result.contract_ids)
-                _save(verify=entered, identity=[kana, phone], candidates=result.contract_ids,
-                      needs_additional=additional, reached=ADDITIONAL if additional else TERMS,
-                      contract_id=None if additional else result.contract_ids[0])
-                return redirect(url_for(".additional" if additional else ".terms"), 303)
+            additional = needs_additional_item(result.contract_ids)
+            _save(verify=entered, identity=[kana, phone], candidates=result.contract_ids,
+                  needs_additional=additional, reached=ADDITIONAL if additional else TERMS,
+                  contract_id=None if additional else result.contract_ids[0])
+            return redirect(url_for(".additional" if additional else ".terms"), 303)
     return render_template("registration/verify.html", form=form, error=error, items=PAYMENT_ITEMS,
                            steps=STEPS, current=0), status, retry_after_header(wait)
 
@@ -203,7 +199,8 @@ def account(_form_class=AccountForm):
                 return redirect(url_for(".sent"), 303)
         form.login_id.data = login_id
     form.password.data = form.password_confirm.data = ""
-    html = render_template("registration/account.html", form=form, error=error, steps=STEPS, current=2)
+    html = render_template("registration/account.html", form=form, error=error, steps=STEPS, current=2,
+                           replaces=replaces_an_id(flow["contract_id"]))
     return html, status, retry_after_header(wait)
 
 
@@ -231,7 +228,8 @@ def confirm(token: str):
             return _complete(pending.id, choices[0])
         session["registration_confirm"] = token
         return redirect(url_for(".contact"), 303)
-    return render_template("registration/confirm.html", pending=pending, form=ConfirmForm(), steps=STEPS, current=4)
+    return render_template("registration/confirm.html", pending=pending, form=ConfirmForm(), steps=STEPS, current=4,
+                           replaces=replaces_an_id(pending.contract_id))
 
 
 @bp.route("/contact", methods=["GET", "POST"])

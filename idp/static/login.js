@@ -6,7 +6,8 @@
   if (!toggle || !password) return;
   function sync() { password.type = toggle.checked ? "text" : "password"; }
   toggle.addEventListener("change", sync);
-  // リセット clears the form; the field goes back to hidden text afterwards.
+  // リセット clears the form (reset.js, which runs first); the password goes
+  // back to hidden text with its checkbox.
   if (form) form.addEventListener("reset", function () { setTimeout(sync, 0); });
   sync();
 })();

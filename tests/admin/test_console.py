@@ -34,10 +34,10 @@ def csrf_token_plain(html):
     return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
 
 
-def post(client, path, data=None, files=None):
+def post(client, path, data=None, files=None, **kwargs):
     token = csrf_token_plain(client.get("/admin/").get_data(as_text=True))
     return client.post(path, data={"csrf_token": token, **(data or {})}, content_type="multipart/form-data"
-                       if files else None)
+                       if files else None, **kwargs)
 
 
 def events(app):
@@ -45,9 +45,16 @@ def events(app):
         return [e.event for e in db.session.scalars(db.select(AuditEvent).order_by(AuditEvent.id))]
 
 
-def test_admins_need_a_strong_password(runner):
-    weak = runner.invoke(args=["admins", "create", "--username", "ops", "--password", "short"])
-    assert weak.exit_code != 0 and "12 characters" in weak.output
+@pytest.mark.parametrize("password, problem", [
+    ("short", "パスワードが12文字未満です。"),
+    ("password123", "よく使われるパスワードです。"),
+    ("ops-is-my-admin-77", "パスワードにユーザー名が含まれています。"),
+])
+def test_admins_need_a_strong_password_and_are_told_the_rules_in_japanese(runner, password, problem):
+    weak = runner.invoke(args=["admins", "create", "--username", "ops", "--password", password])
+    assert weak.exit_code != 0
+    assert "管理者のパスワードは12文字以上で、よく使われるパスワードやユーザー名を含むものは使用できません。" in weak.output
+    assert problem in weak.output
 
 
 def test_password_and_totp_are_both_required(app, client, admin, clock):
@@ -90,13 +97,15 @@ def test_client_created_in_the_console_logs_a_customer_in(app, client, admin, cl
         "scope": "openid email", "auth_method": "client_secret_basic", "first_party": "1",
     })
     html = response.get_data(as_text=True)
-    client_id = re.search(r"client_id: <code>([^<]+)</code>", html).group(1)
-    secret = re.search(r"client_secret: <code>([^<]+)</code>", html).group(1)
+    client_id = re.search(r"クライアントID: <code>([^<]+)</code>", html).group(1)
+    secret = re.search(r"クライアントシークレット: <code>([^<]+)</code>", html).group(1)
     rp = RelyingParty(app, app.test_client(), client_id, secret, "https://partner.example/cb")
     assert rp.tokens(scope="openid email")["access_token"]
     bad = post(client, f"/admin/clients/{client_id}", {"name": "Partner", "redirect_uris": "http://evil.example/cb",
                                                        "grant_types": "authorization_code", "scope": "openid"})
     assert bad.status_code == 400
+    assert ("リダイレクトURI「http://evil.example/cb」は「https://」で始まるURLにしてください"
+            "（暗号化しないURLはループバックアドレスにだけ使えます）。" in bad.get_data(as_text=True))
     assert post(client, f"/admin/clients/{client_id}/disable").status_code == 303
     assert rp.token_request({"grant_type": "client_credentials"}).status_code == 401
     assert {"admin.client_created", "admin.client_disabled"} <= set(events(app))
@@ -110,7 +119,8 @@ def test_the_console_refuses_a_back_channel_uri_inside_our_network(app, client, 
         "backchannel_logout_uri": "https://169.254.169.254/latest/meta-data/",
     })
     assert response.status_code == 400
-    assert "must be on a public address: 169.254.169.254 is link-local" in response.get_data(as_text=True)
+    assert ("バックチャネルログアウトURI「https://169.254.169.254/latest/meta-data/」はインターネット上の公開アドレスにしてください"
+            in response.get_data(as_text=True))
     assert "admin.client_created" not in events(app)
 
 
@@ -135,7 +145,7 @@ def test_contract_import_previews_then_imports(app, client, admin, clock):
     assert "逸 太郎" in found
     bad = client.post("/admin/contracts", data={"csrf_token": token, "csv": (BytesIO(csv + b"1,x,y,z,,,,,maybe\n"),
                                                 "c.csv")}, content_type="multipart/form-data")
-    assert "line 10" in bad.get_data(as_text=True)
+    assert "10行目: お客さま番号は10桁の数字にしてください。" in bad.get_data(as_text=True)
 
 
 def test_account_lock_and_revoke(app, client, admin, clock, rp):
@@ -157,7 +167,8 @@ def test_account_lock_and_revoke(app, client, admin, clock, rp):
 def test_keys_page_rotates(app, client, admin, clock):
     sign_in(client, admin, clock)
     assert post(client, "/admin/keys", {"alg": "ES256"}).status_code == 303
-    assert "next" in client.get("/admin/keys").get_data(as_text=True)
+    page = client.get("/admin/keys").get_data(as_text=True)
+    assert "<td>公開済み（署名開始前）</td>" in page and "<td>署名に使用中</td>" in page
     assert "key.rotated" in events(app)
     with app.app_context():
         from idp.models import SigningKey
@@ -166,46 +177,118 @@ def test_keys_page_rotates(app, client, admin, clock):
         db.session.commit()
 
 
+def shown_events(page: str) -> list[str]:
+    """The audit rows of a page, by event name (each row's label carries it as its title)."""
+    return re.findall(r'<td><span title="([^"]+)">', page)
+
+
 def test_audit_log_filters_and_pages(app, client, admin, clock, rp):
     rp.tokens()
     sign_in(client, admin, clock)
     page = client.get("/admin/audit?event=login.success").get_data(as_text=True)
-    assert "login.success" in page and "token.issued" not in page
-    assert "admin.login" in client.get("/admin/audit").get_data(as_text=True)
+    assert shown_events(page) == ["login.success"]
+    assert '<span title="login.success">ログイン成功</span>' in page and "<td>成功</td>" in page
+    assert "admin.login" in shown_events(client.get("/admin/audit").get_data(as_text=True))
 
 
-def test_logout_ends_every_copy_of_the_session(app, client, admin, clock):
-    sign_in(client, admin, clock)
-    copied = client.get_cookie("idp_flow").value
-    token = csrf_token_plain(client.get("/admin/").get_data(as_text=True))
-    client.post("/admin/logout", data={"csrf_token": token})
-    thief = app.test_client()
-    thief.set_cookie("idp_flow", copied)
-    assert thief.get("/admin/").location == "/admin/login"
+def test_audit_log_is_filtered_by_date_and_time_in_japan_time(app, client, admin, clock):
+    from datetime import datetime
 
+    from idp import audit
+    from idp.security.clock import JAPAN
 
-def test_a_disabled_admin_is_out_at_once(app, client, admin, clock):
-    from idp.models import Admin
-
-    sign_in(client, admin, clock)
+    clock.current = int(datetime(2031, 3, 1, 23, 55, tzinfo=JAPAN).timestamp())  # 14:55 UTC
+    sign_in(client, admin, clock)  # admin.login, 23:55 on 1 March in Japan
+    clock.advance(10 * 60)
     with app.app_context():
-        db.session.scalar(db.select(Admin)).disabled = True
+        audit.record("login.failure", "failure")  # 00:05 on 2 March
         db.session.commit()
-    assert client.get("/admin/").location == "/admin/login"
+
+    form = client.get("/admin/audit").get_data(as_text=True)
+    for name in ("since_date", "until_date"):
+        assert f'name="{name}" type="date"' in form
+    for name in ("since_time", "until_time"):
+        assert f'name="{name}" type="time"' in form
+    assert "epoch" not in form
+
+    def shown(**args):
+        response = client.get("/admin/audit", query_string=args)
+        assert response.status_code == 200
+        return shown_events(response.get_data(as_text=True))
+
+    assert shown(since_date="2031-03-01", until_date="2031-03-01") == ["admin.login"]
+    assert shown(since_date="2031-03-02") == ["login.failure"]
+    assert shown(since_date="2031-03-01", since_time="23:56") == ["login.failure"]
+    assert shown(since_date="2031-03-01", until_date="2031-03-02", until_time="00:04") == ["admin.login"]
+    assert shown(since_date="2031-03-01", until_date="2031-03-02", until_time="00:05") == ["login.failure",
+                                                                                           "admin.login"]
+    assert "2031年03月01日 23:55" in client.get("/admin/audit?since_date=2031-03-01").get_data(as_text=True)
+    bad = client.get("/admin/audit?since_date=2031-13-01")
+    assert bad.status_code == 400
+    assert "日付は「2026-01-31」、時刻は「09:30」の形式で入力してください。" in bad.get_data(as_text=True)
+    assert client.get("/admin/audit?since_time=10:00").status_code == 400  # a time needs its date
 
 
-def test_sessions_end_after_their_lifetime_even_when_busy(app, client, admin, clock):
+def test_every_recorded_event_has_a_japanese_name():
+    """The audit log names events in Japanese: a new event needs its words (admin/words.py)."""
+    from pathlib import Path
+
+    from idp.admin.words import EVENTS
+
+    source = "\n".join(p.read_text() for p in (Path(__file__).resolve().parents[2] / "idp").rglob("*.py"))
+    recorded = set(re.findall(r'\brecord\(\s*"([a-z_.]+)"', source))  # audit.record() and the console's record()
+    recorded |= set(re.findall(r'\brecord\(\s*"[a-z_.]+" if [^\n]*? else "([a-z_.]+)"', source))
+    recorded |= {name for pair in re.findall(r'_verdict\([^)\n]*"([a-z_.]+)", "([a-z_.]+)"\)', source) for name in pair}
+    assert {"registration.verified", "admin.account_unlocked", "recovery.code_failed", "logout"} <= recorded
+    assert recorded - set(EVENTS) == set()
+
+
+# Words that may stay as they are on a Japanese page: the brand, and names
+# of standards an operator types into other systems.
+NOT_ENGLISH = {"iTSCOM", "ID", "URI", "URL", "CSV", "IP", "STB", "RS", "ES", "JWT", "PKCE", "Basic", "POST"}
+
+
+def english_words(html: str) -> set[str]:
+    """English words a reader sees: tags, code, form values, URLs and e-mail addresses aside."""
+    text = re.sub(r"<(script|style|code|textarea|title)\b.*?</\1>", " ", html, flags=re.S)
+    text = re.sub(r"<[^>]+>", " ", text)
+    text = re.sub(r"\S+@\S+|\S*https?://\S*", " ", text)
+    return set(re.findall(r"[A-Za-z]{2,}", text)) - NOT_ENGLISH
+
+
+def test_every_console_page_is_japanese(app, client, admin, clock, account):
+    assert english_words(client.get("/admin/login").get_data(as_text=True)) == set()
     sign_in(client, admin, clock)
-    for _ in range(40):  # busy every 14 minutes for over 9 hours
-        clock.advance(14 * 60)
-        response = client.get("/admin/")
-        if response.status_code != 200:
-            break
-    assert response.location == "/admin/login"
+    created = post(client, "/admin/clients/new", {
+        "name": "提携サイト", "redirect_uris": "https://partner.example/cb", "grant_types": "authorization_code",
+        "scope": "openid", "auth_method": "client_secret_basic",
+    }).get_data(as_text=True)
+    client_id = re.search(r"<code>([^<]+)</code>", created).group(1)
+    rotated = post(client, "/admin/keys", {"alg": "ES256"}, follow_redirects=True)
+    saved = post(client, f"/admin/clients/{client_id}", {
+        "name": "提携サイト", "redirect_uris": "https://partner.example/cb", "grant_types": "authorization_code",
+        "scope": "openid", "auth_method": "client_secret_basic",
+    }, follow_redirects=True)
+    refused = post(client, "/admin/clients/new", {
+        "name": "提携サイト", "redirect_uris": "http://partner.example/cb", "grant_types": "authorization_code",
+        "scope": "openid", "auth_method": "client_secret_basic",
+    })
+    from io import BytesIO
 
+    bad_csv = FIXTURE_CONTRACTS.read_bytes() + b"1,x,y,z,,,,,maybe\n2005128462,x,x,1,,,,,true\n"
+    not_imported = post(client, "/admin/contracts", {"csv": (BytesIO(bad_csv), "c.csv")}, files=True)
+    pages = {"created": created, "rotated": rotated.get_data(as_text=True), "saved": saved.get_data(as_text=True),
+             "refused": refused.get_data(as_text=True), "not imported": not_imported.get_data(as_text=True)}
+    assert "10行目: お客さま番号は10桁の数字にしてください。" in pages["not imported"]
+    assert "11行目: ご契約者氏名カナはカタカナにしてください。" in pages["not imported"]
+    for path in ["/admin/", "/admin/clients", "/admin/clients/new", f"/admin/clients/{client_id}",
+                 "/admin/contracts", "/admin/contracts?customer_number=2005128462", "/admin/contracts?customer_number=1",
+                 "/admin/accounts?q=2005128462", "/admin/accounts?q=nobody", "/admin/keys", "/admin/audit",
+                 "/admin/audit?since_date=x"]:
+        pages[path] = client.get(path).get_data(as_text=True)
+    assert {name: english_words(html) for name, html in pages.items() if english_words(html)} == {}
+    with app.app_context():
+        from idp.models import SigningKey
 
-def test_username_variants_share_one_budget(app, admin, clock):
-    for n in range(5):
-        sign_in(app.test_client(), admin, clock, username="ops" + " " * n, password="wrong-password-1",
-                **{})
-    assert sign_in(app.test_client(), admin, clock, username=" OPS ").status_code == 429
+        db.session.execute(db.delete(SigningKey))  # the rotated key must not outlive this test
+        db.session.commit()

@@ -34,7 +34,7 @@ def test_first_registration_to_a_working_login(app, client, registrant, mail_ser
     body = body_of(mail)
     assert body.startswith("鈴木 花子 様\n")
     assert "このURLの有効期限は、マイページで登録受付してから30分です。" in body
-    assert "イツ・コミュニケーションズ株式会社" in body
+    assert "イッツ・コミュニケーションズ株式会社" in body
     # Nothing is active before completion.
     with app.app_context():
         assert db.session.scalar(db.select(Account)) is None
