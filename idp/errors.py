@@ -16,6 +16,7 @@ from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from .extensions import db
+from .security.text import unstorable
 
 # Paths of the machine-facing endpoints; by path, since a 405 or 413 may
 # come before routing has named an endpoint.
@@ -77,7 +78,7 @@ def init_app(app: Flask) -> None:
         fields = [request.args, request.form] if request.mimetype in FORM_TYPES else [request.args]
         texts = [text for values in fields for key, value in values.items(multi=True) for text in (key, value)]
         texts += [text for pair in request.headers.items() for text in pair]
-        if any("\x00" in text for text in texts) or (request.is_json and _holds_nul(request.get_json(silent=True))):
+        if any("\x00" in text for text in texts) or (request.is_json and _unstorable_json()):
             return _respond(400)
         return None
 
@@ -118,15 +119,13 @@ def init_app(app: Flask) -> None:
             db.session.remove()
 
 
-def _holds_nul(value) -> bool:
-    """Whether a parsed JSON body (client metadata) holds U+0000 anywhere."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, list):
-        return any(_holds_nul(item) for item in value)
-    if isinstance(value, dict):
-        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
-    return False
+def _unstorable_json() -> bool:
+    """A JSON body (client metadata) nested deeper than the parser goes, or
+    holding text no page or column of ours can hold (security.text)."""
+    try:
+        return unstorable(request.get_json(silent=True))
+    except RecursionError:
+        return True
 
 
 def _outage(error: BaseException):

@@ -114,3 +114,46 @@ def test_nul_in_client_metadata_is_refused_and_nothing_registered(app, client, r
     assert response.status_code == 400 and response.get_json()["error"] == "invalid_request"
     with app.app_context():
         assert db.session.scalar(db.select(db.func.count()).select_from(Client)) == 0
+
+
+DEEP_JSON = "[" * 3000 + "]" * 3000  # 6 kB, far below the body limit
+
+
+@pytest.mark.parametrize("method, path", [
+    ("POST", "/token"), ("POST", "/userinfo"), ("POST", "/register"), ("GET", "/healthz"), ("GET", "/login"),
+    ("GET", "/no-such-page"),
+])
+def test_a_deeply_nested_json_body_is_bad_input_not_a_crash(client, method, path):
+    response = client.open(path, method=method, data=DEEP_JSON, content_type="application/json")
+    assert response.status_code == 400
+
+
+def test_a_client_name_that_is_not_utf8_is_refused(app, client, runner, account):
+    """JSON may carry a lone surrogate ("\\ud800"): stored as a client's name it
+    would break every page that shows it — the operator's, the consent page,
+    and the account page of every customer who uses that site."""
+    token = runner.invoke(args=["clients", "initial-token"]).output.strip()
+    registered = client.post("/register", json={"client_name": "Partner", "redirect_uris": ["https://partner.example/cb"]},
+                             headers={"Authorization": f"Bearer {token}"}).get_json()
+    rename = client.put(f"/register/{registered['client_id']}", content_type="application/json",
+                        data='{"client_id": "%s", "client_name": "Partner\\ud800", '
+                             '"redirect_uris": ["https://partner.example/cb"]}' % registered["client_id"],
+                        headers={"Authorization": f"Bearer {registered['registration_access_token']}"})
+    assert rename.status_code == 400
+    with app.app_context():
+        assert db.session.scalar(db.select(Client.client_metadata))["client_name"] == "Partner"
+
+
+@pytest.mark.parametrize("claims", [
+    '{"userinfo": {"name": {"essential": NaN}}}',
+    '{"userinfo": {"name": {"value": Infinity}}}',
+    '{"userinfo": {"name": {"value": "\\ud800"}}}',
+    '{"userinfo": {"name\\u0000": null}}',
+    "[" * 1020 + "]" * 1020,
+])
+def test_a_claims_parameter_that_is_not_json_we_can_store_is_refused(rp, client, claims):
+    rp.login()
+    response = rp.authorize(claims=claims)
+    assert response.status_code in (302, 400), response.status_code
+    if response.status_code == 302:
+        assert "error=invalid_request" in response.location

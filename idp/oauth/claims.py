@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from ..models import Account
+from ..security.text import unstorable
 
 SCOPE_CLAIMS = {
     "openid": ("sub",),
@@ -58,15 +59,23 @@ def parse_claims_request(raw: str | None) -> dict | None:
     if len(raw) > 4096:
         raise ValueError("claims is too long")
     try:
-        value = json.loads(raw)
+        value = json.loads(raw, parse_constant=_no_constant)
     except RecursionError:
         raise ValueError("claims is nested too deeply") from None
     if not isinstance(value, dict):
         raise ValueError("claims must be a JSON object")
+    if unstorable(value):
+        raise ValueError("claims holds text that is not UTF-8")
     for member in ("userinfo", "id_token"):
         if member in value and not isinstance(value[member], dict):
             raise ValueError(f"claims.{member} must be a JSON object")
     return {m: value[m] for m in ("userinfo", "id_token") if m in value}
+
+
+def _no_constant(name: str):
+    """NaN and Infinity are not JSON (RFC 8259), and PostgreSQL's json type
+    refuses them; Python's parser would accept them."""
+    raise ValueError(f"claims holds {name}, which is not JSON")
 
 
 def allowed_claims_request(raw: str | None, client) -> dict | None:
