@@ -75,14 +75,15 @@ def check_redirect_uri(uri: str, field: str = "redirect_uris") -> None:
         raise refuse("must not have a fragment", "fragment")
 
 
-def check_fetched_uri(uri: str, field: str) -> None:
+def check_fetched_uri(uri: str, field: str, resolve_name: bool = True) -> None:
     """A URI the OP itself fetches or posts to (jwks_uri, back-channel logout):
     the rules of redirect URIs, and a public destination (no SSRF; checked
-    again at connect time, see security.outbound)."""
+    again at connect time, see security.outbound). ``resolve_name``: judge a
+    host name by what it resolves to now, too (up to VET_LOOKUP_TIMEOUT)."""
     check_redirect_uri(uri, field)
     what = URI_FIELDS[field]
     try:
-        outbound.vet_url(uri, allow_private=current_app.config["ALLOW_PRIVATE_OUTBOUND"])
+        outbound.vet_url(uri, allow_private=current_app.config["ALLOW_PRIVATE_OUTBOUND"], resolve_name=resolve_name)
     except outbound.ForbiddenDestination as error:
         raise ClientError(f"{what} {uri!r} must be on a public address: {error}", "not_public", field, uri) from None
     except outbound.OutboundError:
@@ -101,6 +102,7 @@ def build_metadata(
     jwks: dict | None = None,
     jwks_uri: str | None = None,
     token_endpoint_auth_signing_alg: str | None = None,
+    resolve_names: bool = True,
 ) -> dict:
     """Checked RFC 7591 metadata for a client; ClientError says what is wrong."""
     if not name.strip():
@@ -130,7 +132,7 @@ def build_metadata(
     for uri in post_logout_redirect_uris:
         check_redirect_uri(uri, "post_logout_redirect_uris")
     if backchannel_logout_uri:
-        check_fetched_uri(backchannel_logout_uri, "backchannel_logout_uri")
+        check_fetched_uri(backchannel_logout_uri, "backchannel_logout_uri", resolve_names)
     if auth_method == "private_key_jwt" and not (jwks or jwks_uri):
         raise ClientError("private_key_jwt needs the client's jwks or jwks_uri", "keys_required", "jwks")
     if jwks is not None:
@@ -141,7 +143,7 @@ def build_metadata(
         if any("d" in key for key in jwks.get("keys", [])):
             raise ClientError("jwks must hold public keys only", "private_jwks", "jwks")
     if jwks_uri:
-        check_fetched_uri(jwks_uri, "jwks_uri")
+        check_fetched_uri(jwks_uri, "jwks_uri", resolve_names)
     if token_endpoint_auth_signing_alg not in (None, *ASSERTION_ALGS):
         raise ClientError(f"token_endpoint_auth_signing_alg must be one of {', '.join(ASSERTION_ALGS)}",
                           "unsupported", "token_endpoint_auth_signing_alg", str(token_endpoint_auth_signing_alg))

@@ -97,6 +97,10 @@ def checked_metadata(data: dict) -> dict:
             jwks=data.get("jwks"),
             jwks_uri=data.get("jwks_uri"),
             token_endpoint_auth_signing_alg=data.get("token_endpoint_auth_signing_alg"),
+            # These requests come from anyone with a token: no DNS lookup on
+            # the request thread, where a name whose DNS never answers would
+            # hold a worker. Addresses are judged here, names at each connect.
+            resolve_names=False,
         )
     except ClientError as error:
         message = str(error)

@@ -109,14 +109,23 @@ def forbidden_because(address: IPAddress) -> str | None:
     return next((why for net, why in FORBIDDEN_IPV4 if address in net), None)
 
 
-def vet_url(url: str, *, allow_private: bool, lookup_timeout: float = VET_LOOKUP_TIMEOUT) -> None:
+def vet_url(url: str, *, allow_private: bool, resolve_name: bool = True,
+            lookup_timeout: float = VET_LOOKUP_TIMEOUT) -> None:
     """At registration: refuse (ForbiddenDestination) a URL whose host is, or
-    now resolves to, a non-public address. A name that does not resolve, or
-    not in time, passes: ``request()`` looks it up again anyway."""
+    (with ``resolve_name``) now resolves to, a non-public address. A name that
+    does not resolve, or not in time, passes: ``request()`` looks it up again
+    anyway, and that check is the one relied on."""
     host, port, _ = _destination(url)
     if allow_private:
         return
     _vet_name(host)
+    if not resolve_name:
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return
+        _vet(host, [address])
+        return
     try:
         addresses = resolve(host, port, lookup_timeout)
     except OutboundError:

@@ -1,5 +1,7 @@
 """Dynamic client registration (RFC 7591) and client configuration (RFC 7592)."""
 
+import time
+
 import pytest
 
 from ..helpers import RelyingParty
@@ -151,16 +153,27 @@ def test_uris_the_op_fetches_must_be_public(client, runner, member, uri):
     assert "public address" in response.get_json()["error_description"]
 
 
-def test_a_name_is_judged_by_what_it_resolves_to(client, runner, dns):
+def test_a_name_is_judged_when_the_op_connects_not_on_the_request_thread(client, runner, dns, initial_token):
+    """Anyone with a token reaches these endpoints: a name whose DNS never
+    answers must not hold the request (one request thread per worker).
+    Addresses are refused at once; names when the OP connects
+    (tests/security/test_outbound.py), and operators' commands resolve them."""
+    dns.hang("jwks.evil.test")
+    dns.hang("logout.evil.test")
+    registered = register(client, initial_token).get_json()
+    started = time.monotonic()
+    update = client.put(f"/register/{registered['client_id']}", json={
+        "client_id": registered["client_id"], "redirect_uris": ["https://partner.example/cb"],
+        "token_endpoint_auth_method": "private_key_jwt", "jwks_uri": "https://jwks.evil.test/keys",
+        "backchannel_logout_uri": "https://logout.evil.test/bc",
+    }, headers={"Authorization": f"Bearer {registered['registration_access_token']}"})
+    assert update.status_code == 200 and time.monotonic() - started < 1.0  # the keys are fetched in the background
     dns.answer("keys.inside.test", "10.20.30.40")
-    dns.answer("keys.partner.test", "93.184.215.14")
     token = runner.invoke(args=["clients", "initial-token"]).output.strip()
-    response = register(client, token, jwks_uri="https://keys.inside.test/jwks")
-    assert response.status_code == 400 and response.get_json()["error"] == "invalid_client_metadata"
-    assert register(client, token, jwks_uri="https://keys.partner.test/jwks").status_code == 201
-    # A name that does not resolve (yet) is registered; each fetch checks it again.
-    token = runner.invoke(args=["clients", "initial-token"]).output.strip()
-    assert register(client, token, jwks_uri="https://keys.unknown.invalid/jwks").status_code == 201
+    assert register(client, token, jwks_uri="https://10.20.30.40/jwks").status_code == 400
+    refused = runner.invoke(args=["clients", "create", "--name", "Inside", "--redirect-uri", "https://in.example/cb",
+                                  "--auth-method", "private_key_jwt", "--jwks-uri", "https://keys.inside.test/jwks"])
+    assert refused.exit_code != 0 and "private" in refused.output
 
 
 def test_an_update_cannot_point_inward_either(client, initial_token):
