@@ -212,12 +212,14 @@ def audit_export(since, until, event):
 
 @audit_cli.command("prune")
 def audit_prune():
-    """Remove audit events older than IDP_AUDIT_RETENTION_DAYS, used assertion IDs and expired throttle counters."""
-    from .oauth.client_auth import prune_used_assertions
+    """Remove audit events older than IDP_AUDIT_RETENTION_DAYS, used assertion IDs, expired throttle
+    counters and clients' fetched keys that are stale or no longer named."""
+    from .oauth.client_auth import prune_fetched_key_sets, prune_used_assertions
 
     cutoff = now() - current_app.config["AUDIT_RETENTION_DAYS"] * 86400
     removed = db.session.execute(db.delete(AuditEvent).where(AuditEvent.created_at < cutoff)).rowcount
     prune_used_assertions()
+    prune_fetched_key_sets(now())
     db.session.commit()
     counters = DatabaseCounters.prune(now())
     click.echo(f"removed {removed} audit events older than {current_app.config['AUDIT_RETENTION_DAYS']} days")

@@ -18,6 +18,7 @@ assertion names a key the cache does not know (the client rotated).
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -49,14 +50,16 @@ ASSERTION_MAX_LIFETIME = 600
 FETCH_WAIT = 0.1  # seconds a request may wait for one fetch, all its requests together
 FETCH_DEADLINE = 3  # seconds a fetch may take in all
 FETCH_TIMEOUT = 2  # seconds per socket operation of a fetch
-FETCH_THREADS = 2  # fetches under way at once, per process
+FETCH_THREADS = 4  # fetches under way at once, per process; one per client at most
 FAILURE_BACKOFF = 10  # seconds a failed URI is not fetched again; doubles per failure ...
 JWKS_CACHE_SECONDS = 300  # ... up to this, which is also how long a fetched set is fresh
 JWKS_STALE_SECONDS = 3600  # a set older than fresh is still used while it is refreshed
 FAILURE_MEMORY = 2 * JWKS_CACHE_SECONDS  # a quiet URI's failures are forgotten after this
 REFETCH_SECONDS = 10  # forced fetches (unknown kid) per URI, at most this often
 MAX_JWKS_BYTES = 64 * 1024
-MAX_URIS = 4096  # URIs remembered per process
+MAX_URIS = 4096  # URIs whose failures are remembered, per process
+MAX_KEY_BYTES = 8 * 1024 * 1024  # fetched sets kept per process, in bytes of JSON
+SHARED_PRUNE_EVERY = 100  # fetched sets shared between removals of stale ones
 
 
 class PrivateKeyJWT(JWTBearerClientAssertion):
@@ -139,7 +142,7 @@ def client_jwks(client, force: bool = False) -> dict:
     if not uri:
         raise InvalidClientError(description="The client has no keys.")
     try:
-        return current_app.extensions["idp.jwks"].keys(uri, force=force)
+        return current_app.extensions["idp.jwks"].keys(uri, force=force, client_id=client.client_id)
     except KeysUnavailable as error:
         raise InvalidClientError(description=f"The client's jwks_uri {error}.") from None
 
@@ -150,6 +153,7 @@ class KeysUnavailable(Exception):
 
 @dataclass
 class _Fetch:
+    client_id: str | None
     future: Future
     wait_until: float  # time.monotonic(): requests may wait for this fetch until then
 
@@ -163,9 +167,15 @@ class JwksFetcher:
     chosen by whoever registered the client, so no request thread may wait
     long for one. Hence:
 
-    - Fetches run on a pool of FETCH_THREADS (2) threads, each ended after
-      FETCH_DEADLINE (3 s) in all; when both are busy a request needing a
-      new fetch fails at once instead of queueing.
+    - Fetches run on a pool of FETCH_THREADS (4) threads, each ended after
+      FETCH_DEADLINE (3 s) in all, and one client has at most one fetch under
+      way (one that keeps changing its jwks_uri cannot take the others'
+      threads); when none is free a request needing a new fetch fails at
+      once instead of queueing.
+    - Fetched sets take at most MAX_KEY_BYTES (8 MiB) per process, the least
+      recently used going first; shared ones are removed from the database
+      once stale or no longer named by a client (now and then as sets are
+      shared, and by ``flask audit prune``).
     - Concurrent needs for one URI share one fetch. Requests wait for it
       until FETCH_WAIT (0.1 s) after it started, all of them together: a fetch
       costs a worker at most 0.1 s of its thread however many requests name
@@ -200,14 +210,15 @@ class JwksFetcher:
         self.allow_private = app.config["ALLOW_PRIVATE_OUTBOUND"]
         self.logger = app.logger
         self.shared = app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql")
+        self.shares = itertools.count(1)
         self.lock = threading.Lock()
-        self.sets = LRUCache(maxsize=MAX_URIS)  # uri -> (fetched_at, jwks)
+        self.sets = LRUCache(maxsize=MAX_KEY_BYTES, getsizeof=_size)  # uri -> (fetched_at, jwks)
         self.failures = TTLCache(maxsize=MAX_URIS, ttl=FAILURE_MEMORY, timer=clock.now)  # uri -> (count, retry_at)
         self.forced = TTLCache(maxsize=MAX_URIS, ttl=REFETCH_SECONDS, timer=clock.now)  # uri -> True
         self.fetching: dict[str, _Fetch] = {}
         self.pool = ThreadPoolExecutor(max_workers=FETCH_THREADS, thread_name_prefix="jwks")
 
-    def keys(self, uri: str, force: bool = False) -> dict:
+    def keys(self, uri: str, force: bool = False, client_id: str | None = None) -> dict:
         """The JWK Set at ``uri``; KeysUnavailable when it cannot be had now."""
         with self.lock:
             t = self.clock.now()
@@ -231,7 +242,7 @@ class JwksFetcher:
                 if usable is not None:
                     return usable
                 raise KeysUnavailable("could not be read lately; try again later")
-            fetch = self.fetching.get(uri) or self._start(uri)
+            fetch = self.fetching.get(uri) or self._start(uri, client_id)
             if force and fetch is not None:
                 self.forced[uri] = True
         if usable is not None and (fetch is None or not force):
@@ -246,7 +257,7 @@ class JwksFetcher:
             raise KeysUnavailable("could not be read")
         return fetched
 
-    def prefetch(self, uri: str) -> None:
+    def prefetch(self, uri: str, client_id: str | None = None) -> None:
         """Fetch ``uri`` in the background now, unless it is fresh, being
         fetched or failing (a client was registered or changed)."""
         with self.lock:
@@ -256,7 +267,7 @@ class JwksFetcher:
             if uri in self.fetching or (fetched_at is not None and t - fetched_at < JWKS_CACHE_SECONDS) or (
                     failure and t < failure[1]):
                 return
-            self._start(uri)
+            self._start(uri, client_id)
 
     @staticmethod
     def _shared(uri: str) -> tuple[int, dict] | None:
@@ -273,17 +284,24 @@ class JwksFetcher:
                 set_={"uri": uri, "jwks": statement.excluded.jwks, "fetched_at": statement.excluded.fetched_at})
             try:
                 db.session.execute(statement)
+                if next(self.shares) % SHARED_PRUNE_EVERY == 0:
+                    prune_fetched_key_sets(fetched_at)
                 db.session.commit()
             except SQLAlchemyError as error:  # the set still serves this worker
                 self.logger.warning("could not share the keys of jwks_uri %s: %s", uri, type(error).__name__)
             finally:
                 db.session.remove()
 
-    def _start(self, uri: str) -> _Fetch | None:
-        """Under the lock: a fetch of ``uri`` on the pool, None when it is full."""
+    def _start(self, uri: str, client_id: str | None) -> _Fetch | None:
+        """Under the lock: a fetch of ``uri`` on the pool; None when the pool
+        is full, or when this client already has a fetch of another URI under
+        way (a client that keeps changing its jwks_uri holds one thread, not
+        all of them)."""
         if len(self.fetching) >= FETCH_THREADS:
             return None
-        fetch = _Fetch(self.pool.submit(self._fetch, uri), time.monotonic() + FETCH_WAIT)
+        if client_id is not None and any(fetch.client_id == client_id for fetch in self.fetching.values()):
+            return None
+        fetch = _Fetch(client_id, self.pool.submit(self._fetch, uri), time.monotonic() + FETCH_WAIT)
         self.fetching[uri] = fetch
         return fetch
 
@@ -336,7 +354,22 @@ def _prefetch_keys(mapper, connection, target) -> None:
     metadata = target.client_metadata or {}
     uri = metadata.get("jwks_uri") if metadata.get("token_endpoint_auth_method") == "private_key_jwt" else None
     if uri and has_app_context() and "idp.jwks" in current_app.extensions:
-        current_app.extensions["idp.jwks"].prefetch(uri)
+        current_app.extensions["idp.jwks"].prefetch(uri, target.client_id)
+
+
+def _size(entry: tuple[int, dict]) -> int:
+    return len(json.dumps(entry[1]))
+
+
+def prune_fetched_key_sets(t: int) -> int:
+    """Remove fetched sets too old to be used, and those of URIs no client
+    names any more; the caller commits. Returns how many."""
+    uris = {metadata.get("jwks_uri") for metadata in db.session.scalars(db.select(Client.client_metadata))}
+    stale = db.session.execute(
+        db.delete(FetchedKeySet).where(FetchedKeySet.fetched_at < t - JWKS_STALE_SECONDS)).rowcount
+    unused = db.session.execute(
+        db.delete(FetchedKeySet).where(FetchedKeySet.uri.not_in([uri for uri in uris if uri]))).rowcount
+    return stale + unused
 
 
 def prune_used_assertions() -> int:

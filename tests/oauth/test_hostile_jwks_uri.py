@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from idp.oauth import client_auth
 
-from ..helpers import FrozenClock, RelyingParty
+from ..helpers import FrozenClock, RelyingParty, needs_postgresql
 from ..mailserver import free_port
 from .client_keys import JwksServer, assertion, new_key, token
 
@@ -315,3 +315,62 @@ def test_a_hanging_jwks_uri_does_not_hold_the_login_page(app, client, silent, gr
     # One fetch per worker, then the failure is remembered.
     assert len(silent.connections) - registered <= 4
     assert answers and set(answers) <= {400, 401}, sorted(set(answers))
+
+
+def test_a_client_that_keeps_changing_its_jwks_uri_holds_one_fetch_not_all(app, client, monkeypatch):
+    """Each change starts a fetch; a client whose jwks_uris never answer gets
+    one fetch at a time, and other clients' keys are still fetched."""
+    from idp.extensions import db
+    from idp.models import Client
+
+    monkeypatch.setattr(client_auth, "FETCH_WAIT", 10)  # the honest client sees its fetch end
+    hanging = [JwksServer() for _ in range(client_auth.FETCH_THREADS + 1)]
+    honest = JwksServer()
+    try:
+        for server in hanging:
+            server.gate.clear()
+        evil = RelyingParty.register(app, client, auth_method="private_key_jwt", jwks_uri=hanging[0].url)
+        assert hanging[0].reached(1)
+        for server in hanging[1:]:
+            with app.app_context():
+                row = db.session.scalar(db.select(Client).filter_by(client_id=evil.client_id))
+                row.client_metadata = {**row.client_metadata, "jwks_uri": server.url}
+                db.session.commit()
+        private, public = new_key("k1")
+        honest.jwks = {"keys": [public]}
+        rp = RelyingParty.register(app, client, auth_method="private_key_jwt", jwks_uri=honest.url)
+        assert token(client, rp.client_id, assertion(rp.client_id, private, "k1")).status_code == 200
+        assert [server.fetches for server in hanging] == [1] + [0] * client_auth.FETCH_THREADS
+    finally:
+        for server in [*hanging, honest]:
+            server.close()
+
+
+@needs_postgresql  # fetched keys are shared through PostgreSQL only
+def test_audit_prune_removes_fetched_keys_that_are_stale_or_no_longer_named(app, client, runner, clock, keyed,
+                                                                             jwks_server):
+    from idp.extensions import db
+    from idp.models import FetchedKeySet
+
+    other = JwksServer()
+    try:
+        private, public = new_key("k1")
+        other.jwks = {"keys": [public]}
+        gone = RelyingParty.register(app, client, auth_method="private_key_jwt", jwks_uri=other.url)
+        assert token(client, gone.client_id, assertion(gone.client_id, private, "k1")).status_code == 200
+        with app.app_context():
+            stored = time.monotonic() + 10
+            while db.session.scalar(db.select(db.func.count()).select_from(FetchedKeySet)) < 2:
+                assert time.monotonic() < stored, "the fetched keys were not shared"
+                db.session.rollback()
+        assert runner.invoke(args=["clients", "delete", gone.client_id]).exit_code == 0
+        assert runner.invoke(args=["audit", "prune"]).exit_code == 0
+        with app.app_context():
+            assert db.session.scalars(db.select(FetchedKeySet.uri)).all() == [jwks_server.url]
+        clock.advance(client_auth.JWKS_STALE_SECONDS + 1)
+        assert runner.invoke(args=["audit", "prune"]).exit_code == 0
+        with app.app_context():
+            assert db.session.scalar(db.select(db.func.count()).select_from(FetchedKeySet)) == 0
+    finally:
+        other.close()
+
