@@ -12,6 +12,8 @@ from idp.mail import deliver_due
 from ..mailserver import body_of
 from .customer_pages import customer_templates
 
+FOLDERS = ("login", "account", "oauth", "errors")  # every page of these is walked
+
 
 def test_login_account_consent_and_logout_pages(app, device_page, pages, live_server, account, mail_server):
     page = device_page
@@ -73,4 +75,4 @@ def test_login_account_consent_and_logout_pages(app, device_page, pages, live_se
     page.get_by_role("heading", name="ログアウトしました").wait_for()
     pages.check(page)
 
-    pages.assert_clean(customer_templates("login", "account", "oauth", "errors"))
+    pages.assert_clean(customer_templates(*FOLDERS))
