@@ -10,10 +10,14 @@ import os
 import shutil
 import socket
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from flask import template_rendered
 from werkzeug.serving import make_server
+
+from .customer_pages import DEVICES, Device, PageChecks
 
 CHROMIUM = os.environ.get("IDP_TEST_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -81,15 +85,42 @@ def browser():
         browser.close()
 
 
-@pytest.fixture
-def page(browser, request):
-    context = browser.new_context(locale="ja-JP")
+@contextmanager
+def _page_in(browser, request, **options):
+    context = browser.new_context(locale="ja-JP", **options)
     page = context.new_page()
     yield page
     if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed:
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
     context.close()
+
+
+@pytest.fixture
+def page(browser, request):
+    with _page_in(browser, request) as page:
+        yield page
+
+
+@pytest.fixture(params=DEVICES, ids=[d.name for d in DEVICES])
+def device(request) -> Device:
+    """Each customer-page walk runs once on a phone and once on a desktop."""
+    return request.param
+
+
+@pytest.fixture
+def device_page(browser, request, device):
+    with _page_in(browser, request, **device.context) as page:
+        yield page
+
+
+@pytest.fixture
+def pages(device):
+    """Checks each page a walk reaches (customer_pages.PageChecks)."""
+    checks = PageChecks(device)
+    listener = checks.listen()
+    yield checks
+    template_rendered.disconnect(listener)
 
 
 @pytest.hookimpl(wrapper=True)
