@@ -51,13 +51,6 @@ def clock():
 
 
 @pytest.fixture
-def jwks_server():
-    server = JwksServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture
 def keyed(app, client, clock, jwks_server):
     """A private_key_jwt client whose keys are at jwks_server; (rp, private
     key). Registering it makes the OP fetch them once, in the background."""

@@ -9,7 +9,7 @@ from idp.oauth import client_auth
 from idp.security.secrets import digest
 
 from ..helpers import RelyingParty, needs_postgresql
-from .client_keys import JwksServer, assertion, new_key, token
+from .client_keys import assertion, new_key, token
 
 
 @pytest.fixture
@@ -30,13 +30,6 @@ def clock():
     from idp.security.clock import SystemClock
 
     return SystemClock()
-
-
-@pytest.fixture
-def jwks_server():
-    server = JwksServer()
-    yield server
-    server.close()
 
 
 @pytest.fixture
