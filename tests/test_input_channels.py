@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from idp.extensions import db
 from idp.models import AuditEvent, Client
 
-from .helpers import RelyingParty, csrf_token
+from .helpers import csrf_token
 
 CLIENT_AUTH_PATHS = ["/token", "/revoke", "/introspect"]
 
