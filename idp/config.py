@@ -93,12 +93,20 @@ DEFAULTS = {
     "REGISTRATION_MAILS_PER_CONTRACT": 5,
     "REGISTRATION_MAILS_PER_ADDRESS": 20,
     # Recovery (manual p.17–24): lifetime of a procedure, its code and its
-    # link (the manual says 30 minutes), and how many procedures one iTSCOM ID
-    # and one client address may start per window (each may send a mail).
+    # link (the manual says 30 minutes), and how many procedures may be
+    # started per window (each may send a mail): per iTSCOM ID from browsers
+    # that never signed in to it, which anybody can spend; per browser that
+    # did (its device cookie, as for login), which only that browser can, so
+    # strangers never keep the holder from recovering; and per client
+    # address, after which each request waits twice as long as the one before,
+    # up to RECOVERY_ADDRESS_MAX_DELAY seconds (short: one address may be a
+    # mobile carrier's NAT in front of many customers).
     "RECOVERY_LIFETIME": 30 * 60,
     "RECOVERY_THROTTLE_WINDOW": 30 * 60,
     "RECOVERY_REQUESTS_PER_ID": 3,
+    "RECOVERY_REQUESTS_PER_DEVICE": 3,
     "RECOVERY_REQUESTS_PER_ADDRESS": 10,
+    "RECOVERY_ADDRESS_MAX_DELAY": 60,
     # The terms the registration's 利用規約 step links to.
     "TERMS_URL": "https://www.itscom.co.jp/info/covenant/mypage/",
     # How many reverse proxies (load balancer, TLS terminator) stand in front
