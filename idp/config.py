@@ -79,12 +79,13 @@ DEFAULTS = {
     "LOGIN_DEVICE_COOKIE_LIFETIME": 365 * 24 * 3600,
     "LOGIN_DEVICE_COOKIES_PER_BROWSER": 5,
     # Registration (manual p.11–16): failed contract verifications within the
-    # window. The 4-digit items (口座番号 / クレジットカード番号 下4桁) have a hard
-    # budget per contract identity (kana name + phone); the 10-digit お客さま番号
-    # and 12-hex STB ID cannot be guessed and are budgeted per client address
-    # only (large enough for a shared NAT), so that strangers' guesses never
-    # lock the holder out. Also the lifetime of the mailed URL (the manual
-    # says 30 minutes).
+    # window (registration/service.py says why). The 4-digit items (口座番号 /
+    # クレジットカード番号 下4桁) have a hard budget per contract, and at
+    # 追加認証情報 another per contract and first item; the 10-digit
+    # お客さま番号 and 12-hex STB ID cannot be guessed and are budgeted per
+    # client address only (large enough for a shared NAT), so that
+    # strangers' guesses never lock the holder out. Also the lifetime of the
+    # mailed URL (the manual says 30 minutes).
     "REGISTRATION_VERIFY_FAILURES": 5,
     "REGISTRATION_VERIFY_FAILURES_PER_ADDRESS": 30,
     "REGISTRATION_VERIFY_WINDOW": 30 * 60,
