@@ -81,13 +81,16 @@ DEFAULTS = {
     # Registration (manual p.11–16): failed contract verifications within the
     # window (registration/service.py says why). The 4-digit items (口座番号 /
     # クレジットカード番号 下4桁) have a hard budget per contract, and at
-    # 追加認証情報 another per contract and first item; the 10-digit
-    # お客さま番号 and 12-hex STB ID cannot be guessed and are budgeted per
-    # client address only (large enough for a shared NAT), so that
-    # strangers' guesses never lock the holder out. Also the lifetime of the
-    # mailed URL (the manual says 30 minutes).
+    # 追加認証情報 another per contract and first item, and count per client
+    # address. The 10-digit お客さま番号 and 12-hex STB ID cannot be guessed:
+    # they are budgeted per client address and kana name + phone (others'
+    # mistakes behind a shared NAT do not count against the holder), and per
+    # client address with the larger STRONG budget (one address cannot try
+    # numbers without end). Address budgets delay progressively. Also the
+    # lifetime of the mailed URL (the manual says 30 minutes).
     "REGISTRATION_VERIFY_FAILURES": 5,
     "REGISTRATION_VERIFY_FAILURES_PER_ADDRESS": 30,
+    "REGISTRATION_VERIFY_STRONG_FAILURES_PER_ADDRESS": 300,
     "REGISTRATION_VERIFY_WINDOW": 30 * 60,
     "REGISTRATION_URL_LIFETIME": 30 * 60,
     # Step 4 (ID check and mail) per contract and per client address, per window.

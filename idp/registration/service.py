@@ -90,16 +90,19 @@ def phone_well_formed(value: str) -> bool:
 #   only someone who has just proven that item can spend. Each failure
 #   also counts per client address.
 # - お客さま番号 (10 digits) and STB ID (12 hex) cannot be guessed within a
-#   budget: they count per client address only.
+#   budget, so no budget of theirs is shared with the holder's neighbours:
+#   they count per client address and typed name + phone, and per client
+#   address with a far larger budget that still ends one address's trying
+#   of numbers. Behind a shared address (a carrier's NAT), other
+#   customers' mistakes thus never refuse the holder's right answer. A
+#   throttled answer is never checked: were right answers let through, a
+#   refusal would mean "wrong" and the budget would stop no guesser.
 
 def verify_contract(kana: str, phone: str, kind: str, value: str, address: str | None) -> Verification:
     """Step 1: the contracts with this kana name, phone and お支払情報等."""
-    named = _contracts_named(kana, phone)
-    if named:
-        digit_keys = [f"reg:digits:contract:{contract.id}" for contract in named]
-    else:
-        digit_keys = ["reg:digits:who:" + digest(f"{kana}\0{phone}")]
-    return _verify(named, kind, value, address, digit_keys, additional=False)
+    named, who = _contracts_named(kana, phone), digest(f"{kana}\0{phone}")
+    digit_keys = [f"reg:digits:contract:{contract.id}" for contract in named] or [f"reg:digits:who:{who}"]
+    return _verify(named, who, kind, value, address, digit_keys, additional=False)
 
 
 def verify_additional_item(kana: str, phone: str, first_item: str, candidates: list[int], kind: str, value: str,
@@ -108,15 +111,18 @@ def verify_additional_item(kana: str, phone: str, first_item: str, candidates: l
     matched also hold this second item."""
     named = [contract for contract in _contracts_named(kana, phone) if contract.id in candidates]
     digit_keys = [f"reg:digits:contract:{contract_id}:after:{first_item}" for contract_id in sorted(candidates)]
-    return _verify(named, kind, value, address, digit_keys, additional=True)
+    return _verify(named, digest(f"{kana}\0{phone}"), kind, value, address, digit_keys, additional=True)
 
 
-def _verify(named: list[Contract], kind: str, value: str, address: str | None, digit_keys: list[str],
+def _verify(named: list[Contract], who: str, kind: str, value: str, address: str | None, digit_keys: list[str],
             additional: bool) -> Verification:
-    attempt = Attempt(current_app.extensions["idp.counters"], _verification_gates(kind, address, digit_keys), now())
+    """Check ``value`` against the ``named`` contracts, within the budgets;
+    ``who`` is the typed kana name and phone (a digest)."""
+    gates = _verification_gates(kind, who, address, digit_keys)
+    attempt = Attempt(current_app.extensions["idp.counters"], gates, now())
     wait = attempt.begin()
     if wait:
-        guessable_locked = set(attempt.refused) <= set(digit_keys)
+        guessable_locked = kind in GUESSABLE_ITEMS
         audit.record("registration.verify_throttled", "failure", retry_after=wait, item=kind,
                      additional=additional, guessable_locked=guessable_locked)
         return Verification(retry_after=wait, guessable_locked=guessable_locked)
@@ -158,15 +164,18 @@ def _has_item(contract: Contract, kind: str, value: str) -> bool:
     return False
 
 
-def _verification_gates(kind: str, address: str | None, digit_keys: list[str]) -> list[tuple[Budget, str]]:
+def _verification_gates(kind: str, who: str, address: str | None, digit_keys: list[str]) -> list[tuple[Budget, str]]:
     config = current_app.config
     window = config["REGISTRATION_VERIFY_WINDOW"]
     per_address = Budget(config["REGISTRATION_VERIFY_FAILURES_PER_ADDRESS"], window, window)
-    gates = [(per_address, f"reg:addr:{address}")]
     if kind in GUESSABLE_ITEMS:
         digits = Budget(config["REGISTRATION_VERIFY_FAILURES"], window, window, hard=True)
-        gates.extend((digits, key) for key in digit_keys)
-    return gates
+        return [(per_address, f"reg:addr:{address}"), *((digits, key) for key in digit_keys)]
+    return [
+        (per_address, f"reg:addr:{address}:who:{who}"),
+        (Budget(config["REGISTRATION_VERIFY_STRONG_FAILURES_PER_ADDRESS"], window, window),
+         f"reg:strong:addr:{address}"),
+    ]
 
 
 # --- step 4 and 5: choosing the ID and mailing the URL -------------------

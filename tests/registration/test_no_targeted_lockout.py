@@ -78,3 +78,41 @@ def test_a_name_and_phone_of_no_contract_are_answered_alike(app, someone):
         answers[who["phone"]] = (refused.status_code, refused.headers["Retry-After"],
                                  DIGITS_PAUSED in refused.get_data(as_text=True))
     assert answers[YAMADA_PHONES[0]] == answers["0300000000"] == (429, "1800", True)
+
+
+NAT = "100.64.0.1"
+SUZUKI_NUMBER = {"payment_type": "customer_number", "payment_value": "2005128464"}
+
+
+def test_other_customers_mistakes_behind_a_shared_address_leave_a_right_customer_number_through(app, contracts):
+    """A mobile carrier's NAT: 30 customers mistype their お客さま番号 within the half hour."""
+    for n in range(30):
+        neighbour = Registrant(app, app.test_client(), address=NAT)
+        assert neighbour.verify(name_kana=f"タナカ{chr(0x30a2 + n)}", **SUZUKI_NUMBER).status_code == 200
+    holder = Registrant(app, app.test_client(), address=NAT)
+    assert holder.verify(**SUZUKI_NUMBER).location == "/registration/terms"
+    # Who keeps guessing one name's number from one address is still slowed.
+    for n in range(30):
+        assert holder.verify(payment_type="customer_number", payment_value=f"{2005000000 + n}").status_code == 200
+    refused = holder.verify(**SUZUKI_NUMBER)
+    assert refused.status_code == 429 and refused.headers["Retry-After"] == "1"
+
+
+def test_one_address_still_cannot_try_numbers_without_end(app, contracts):
+    app.config["REGISTRATION_VERIFY_STRONG_FAILURES_PER_ADDRESS"] = 5
+    for n in range(5):
+        Registrant(app, app.test_client(), address=NAT).verify(name_kana=f"タナカ{chr(0x30a2 + n)}", **SUZUKI_NUMBER)
+    refused = Registrant(app, app.test_client(), address=NAT).verify(**SUZUKI_NUMBER)  # right, but not checked
+    assert refused.status_code == 429 and refused.headers["Retry-After"] == "1"
+    assert "受付を一時停止しています。1秒後に再度お試しください。" in refused.get_data(as_text=True)
+
+
+def test_four_digit_mistakes_behind_a_shared_address_point_to_the_customer_number(app, contracts):
+    for n in range(30):
+        Registrant(app, app.test_client(), address=NAT).verify(name_kana=f"タナカ{chr(0x30a2 + n)}")
+    holder = Registrant(app, app.test_client(), address=NAT)
+    refused = holder.verify()  # the right 口座番号 下4桁
+    assert refused.status_code == 429 and refused.headers["Retry-After"] == "1"
+    assert (DIGITS_PAUSED + "お客さま番号またはセットトップボックス (STB/Hit pot) のIDで認証いただくか、1秒後に再度お試しください。"
+            in refused.get_data(as_text=True))
+    assert holder.verify(**SUZUKI_NUMBER).location == "/registration/terms"
