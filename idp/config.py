@@ -79,26 +79,38 @@ DEFAULTS = {
     "LOGIN_DEVICE_COOKIE_LIFETIME": 365 * 24 * 3600,
     "LOGIN_DEVICE_COOKIES_PER_BROWSER": 5,
     # Registration (manual p.11–16): failed contract verifications within the
-    # window. The 4-digit items (口座番号 / クレジットカード番号 下4桁) have a hard
-    # budget per contract identity (kana name + phone); the 10-digit お客さま番号
-    # and 12-hex STB ID cannot be guessed and are budgeted per client address
-    # only (large enough for a shared NAT), so that strangers' guesses never
-    # lock the holder out. Also the lifetime of the mailed URL (the manual
-    # says 30 minutes).
+    # window (registration/service.py says why). The 4-digit items (口座番号 /
+    # クレジットカード番号 下4桁) have a hard budget per contract, and at
+    # 追加認証情報 another per contract and first item, and count per client
+    # address. The 10-digit お客さま番号 and 12-hex STB ID cannot be guessed:
+    # they are budgeted per client address and kana name + phone (others'
+    # mistakes behind a shared NAT do not count against the holder), and per
+    # client address with the larger STRONG budget (one address cannot try
+    # numbers without end). Address budgets delay progressively. Also the
+    # lifetime of the mailed URL (the manual says 30 minutes).
     "REGISTRATION_VERIFY_FAILURES": 5,
     "REGISTRATION_VERIFY_FAILURES_PER_ADDRESS": 30,
+    "REGISTRATION_VERIFY_STRONG_FAILURES_PER_ADDRESS": 300,
     "REGISTRATION_VERIFY_WINDOW": 30 * 60,
     "REGISTRATION_URL_LIFETIME": 30 * 60,
     # Step 4 (ID check and mail) per contract and per client address, per window.
     "REGISTRATION_MAILS_PER_CONTRACT": 5,
     "REGISTRATION_MAILS_PER_ADDRESS": 20,
     # Recovery (manual p.17–24): lifetime of a procedure, its code and its
-    # link (the manual says 30 minutes), and how many procedures one iTSCOM ID
-    # and one client address may start per window (each may send a mail).
+    # link (the manual says 30 minutes), and how many procedures may be
+    # started per window (each may send a mail): per iTSCOM ID from browsers
+    # that never signed in to it, which anybody can spend; per browser that
+    # did (its device cookie, as for login), which only that browser can, so
+    # strangers never keep the holder from recovering; and per client
+    # address, after which each request waits twice as long as the one before,
+    # up to RECOVERY_ADDRESS_MAX_DELAY seconds (short: one address may be a
+    # mobile carrier's NAT in front of many customers).
     "RECOVERY_LIFETIME": 30 * 60,
     "RECOVERY_THROTTLE_WINDOW": 30 * 60,
     "RECOVERY_REQUESTS_PER_ID": 3,
+    "RECOVERY_REQUESTS_PER_DEVICE": 3,
     "RECOVERY_REQUESTS_PER_ADDRESS": 10,
+    "RECOVERY_ADDRESS_MAX_DELAY": 60,
     # The terms the registration's 利用規約 step links to.
     "TERMS_URL": "https://www.itscom.co.jp/info/covenant/mypage/",
     # How many reverse proxies (load balancer, TLS terminator) stand in front

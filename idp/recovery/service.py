@@ -25,9 +25,10 @@ from sqlalchemy import update
 from .. import audit
 from ..accounts import reset_password
 from ..extensions import db
-from ..login.service import find_account
+from ..login.service import find_account, normalise_login_id
 from ..mail import enqueue
 from ..models import RecoveryProcedure
+from ..security import devices
 from ..security.clock import now
 from ..security.passwords import hash_password, verify_password
 from ..security.secrets import digest, new_secret
@@ -65,13 +66,17 @@ class Started:
 
 # --- 本人認証 (p.18) -------------------------------------------------------
 
-def start(login_id: str, address: str | None) -> Started:
+def start(login_id: str, address: str | None, device_cookie: str | None = None) -> Started:
     """Begin a procedure for the typed ID; mails a code when 3-B applies.
 
-    Every request counts against the ID and the client address, so that
-    the flow cannot flood anybody's mailbox.
+    Every request counts, so that the flow cannot flood anybody's mailbox:
+    from a browser that signed in to this ID before (its device cookie,
+    ``security.devices``), against that browser's own budget only; from any
+    other browser, against the ID's and the client address's budgets, which
+    anybody can spend. So strangers who know an ID (an e-mail address) slow
+    every unknown browser but never the holder's own.
     """
-    attempt = Attempt(current_app.extensions["idp.counters"], _throttle_gates(login_id, address), now())
+    attempt = Attempt(current_app.extensions["idp.counters"], _throttle_gates(login_id, address, device_cookie), now())
     wait = attempt.begin()
     if wait:
         audit.record("recovery.throttled", "failure", retry_after=wait)
@@ -292,11 +297,24 @@ def _code_digest(code: str) -> str:
     return hmac.new(current_app.secret_key.encode(), b"recovery code\0" + code.encode(), hashlib.sha256).hexdigest()
 
 
-def _throttle_gates(login_id: str, address: str | None) -> list[tuple[Budget, str]]:
+def _throttle_gates(login_id: str, address: str | None, device_cookie: str | None) -> list[tuple[Budget, str]]:
+    """The budgets a request to start a procedure counts against.
+
+    Unknown IDs and known ones are budgeted alike: a device cookie is valid
+    for an ID only after a successful login to it, which a stranger cannot
+    present. Per ID and per device the budget is hard (each request may send
+    a mail); per address it is progressive, with short delays, since one
+    address may be a carrier's NAT in front of many customers, and the
+    mailboxes are already guarded by the per-ID budget.
+    """
     config = current_app.config
     window = config["RECOVERY_THROTTLE_WINDOW"]
+    normalised = normalise_login_id(login_id)
+    device_key = devices.trusted(device_cookie, normalised, purpose="recovery")
+    if device_key:
+        return [(Budget(config["RECOVERY_REQUESTS_PER_DEVICE"], window, window, hard=True), device_key)]
     return [
-        (Budget(config["RECOVERY_REQUESTS_PER_ID"], window, window, hard=True),
-         "recovery:id:" + digest(login_id.strip().lower())),
-        (Budget(config["RECOVERY_REQUESTS_PER_ADDRESS"], window, window, hard=True), f"recovery:addr:{address}"),
+        (Budget(config["RECOVERY_REQUESTS_PER_ID"], window, window, hard=True), "recovery:id:" + digest(normalised)),
+        (Budget(config["RECOVERY_REQUESTS_PER_ADDRESS"], window, config["RECOVERY_ADDRESS_MAX_DELAY"]),
+         f"recovery:addr:{address}"),
     ]

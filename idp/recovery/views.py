@@ -14,6 +14,7 @@ from flask import Blueprint, redirect, render_template, request, session, url_fo
 
 from .. import audit
 from ..extensions import db
+from ..security import devices
 from ..security.credentials import password_problems
 from ..security.throttle import retry_after_header, retry_after_text
 from . import service
@@ -40,7 +41,7 @@ def identify(_form_class=IdentifyForm):
     form = _form_class()
     error, status, wait = None, 200, 0
     if form.validate_on_submit():
-        started = service.start(form.login_id.data, request.remote_addr)
+        started = service.start(form.login_id.data, request.remote_addr, request.cookies.get(devices.COOKIE))
         wait = started.retry_after
         if wait:
             error, status = f"お手続きの回数が上限に達しました。{retry_after_text(wait)}に再度お試しください。", 429
@@ -48,7 +49,8 @@ def identify(_form_class=IdentifyForm):
             session["recovery"] = {"id": started.procedure.id, "binding": started.binding}
             session.pop("recovery_link", None)
             return redirect(url_for(_next_step(started.procedure)), 303)
-    return render_template("recovery/identify.html", form=form, error=error), status, retry_after_header(wait)
+    html = render_template("recovery/identify.html", form=form, error=error, throttled=bool(wait))
+    return html, status, retry_after_header(wait)
 
 
 @bp.route("/code", methods=["GET", "POST"])

@@ -30,7 +30,7 @@ PAYMENT_ITEMS = {
     "card_last4": "クレジットカード番号 下4桁",
     "stb_id": "セットトップボックス (STB/Hit pot) のID",
 }
-# The items of four digits: guessable, so budgeted per contract identity.
+# The items of four digits: guessable, so budgeted per contract (verify_contract).
 GUESSABLE_ITEMS = {"bank_last4", "card_last4"}
 # Each item's format once normalised, as the billing export has it.
 ITEM_FORMATS = {"customer_number": CUSTOMER_NUMBER, "bank_last4": LAST4, "card_last4": LAST4, "stb_id": STB_ID}
@@ -51,8 +51,8 @@ class Verification:
 
     contract_ids: list[int] = field(default_factory=list)
     retry_after: int = 0  # > 0: refused by the throttle, nothing was checked
-    # Refused only because this identity's 4-digit items are locked: the
-    # お客さま番号 or the STB ID still works now.
+    # A 4-digit item was refused: the お客さま番号 or the STB ID, budgeted
+    # apart, may still be accepted now.
     guessable_locked: bool = False
 
     @property
@@ -78,41 +78,69 @@ def phone_well_formed(value: str) -> bool:
 
 
 # --- step 1 and 2: verifying the contract --------------------------------
+#
+# The answer never says which field was wrong, nor whether a contract has
+# the kana name and phone. Failures are budgeted so that guessing stays
+# infeasible and nobody else's guesses keep the holder out:
+# - 4-digit items (口座番号 / クレジットカード番号 下4桁): a hard budget per
+#   contract the kana name and phone name (two phones, still one budget),
+#   or per typed name and phone when they name none, answered alike;
+#   strangers can spend it, so the holder is pointed to the お客さま番号.
+#   At 追加認証情報, a budget per contract and first item instead, which
+#   only someone who has just proven that item can spend. Each failure
+#   also counts per client address.
+# - お客さま番号 (10 digits) and STB ID (12 hex) cannot be guessed within a
+#   budget, so no budget of theirs is shared with the holder's neighbours:
+#   they count per client address and typed name + phone, and per client
+#   address with a far larger budget that still ends one address's trying
+#   of numbers. Behind a shared address (a carrier's NAT), other
+#   customers' mistakes thus never refuse the holder's right answer. A
+#   throttled answer is never checked: were right answers let through, a
+#   refusal would mean "wrong" and the budget would stop no guesser.
 
-def verify_contract(
-    kana: str, phone: str, kind: str, value: str, address: str | None, among: list[int] | None = None
-) -> Verification:
-    """Contracts matching the answers; ``among`` narrows to an earlier step's matches.
+def verify_contract(kana: str, phone: str, kind: str, value: str, address: str | None) -> Verification:
+    """Step 1: the contracts with this kana name, phone and お支払情報等."""
+    named, who = _contracts_named(kana, phone), digest(f"{kana}\0{phone}")
+    digit_keys = [f"reg:digits:contract:{contract.id}" for contract in named] or [f"reg:digits:who:{who}"]
+    return _verify(named, who, kind, value, address, digit_keys, additional=False)
 
-    The answer never says which field was wrong. Failures count against the
-    client address; those with a 4-digit item also against the contract
-    identity (kana name + phone), with a hard budget, so that guessing them
-    stays infeasible. The お客さま番号 (10 digits) and the STB ID (12 hex)
-    cannot be guessed within any budget and are not counted per identity:
-    strangers' guesses never keep the holder from registering with them.
-    """
-    identity_key = "reg:who:" + digest(f"{kana}\0{phone}")
-    attempt = Attempt(current_app.extensions["idp.counters"], _verification_gates(kind, identity_key, address), now())
+
+def verify_additional_item(kana: str, phone: str, first_item: str, candidates: list[int], kind: str, value: str,
+                           address: str | None) -> Verification:
+    """Step 2: which of the ``candidates`` that step 1's ``first_item``
+    matched also hold this second item."""
+    named = [contract for contract in _contracts_named(kana, phone) if contract.id in candidates]
+    digit_keys = [f"reg:digits:contract:{contract_id}:after:{first_item}" for contract_id in sorted(candidates)]
+    return _verify(named, digest(f"{kana}\0{phone}"), kind, value, address, digit_keys, additional=True)
+
+
+def _verify(named: list[Contract], who: str, kind: str, value: str, address: str | None, digit_keys: list[str],
+            additional: bool) -> Verification:
+    """Check ``value`` against the ``named`` contracts, within the budgets;
+    ``who`` is the typed kana name and phone (a digest)."""
+    gates = _verification_gates(kind, who, address, digit_keys)
+    attempt = Attempt(current_app.extensions["idp.counters"], gates, now())
     wait = attempt.begin()
     if wait:
-        guessable_locked = attempt.refused == (identity_key,)
+        guessable_locked = kind in GUESSABLE_ITEMS
         audit.record("registration.verify_throttled", "failure", retry_after=wait, item=kind,
-                     guessable_locked=guessable_locked)
+                     additional=additional, guessable_locked=guessable_locked)
         return Verification(retry_after=wait, guessable_locked=guessable_locked)
 
-    candidates = db.session.scalars(db.select(Contract).filter_by(kana_key=kana)).all()
-    matches = [
-        c.id
-        for c in candidates
-        if phone in c.phones and _has_item(c, kind, value) and (among is None or c.id in among)
-    ]
+    matches = [contract.id for contract in named if _has_item(contract, kind, value)]
     if not matches:
         attempt.failed()
-        audit.record("registration.verify_failed", "failure", item=kind, additional=among is not None)
+        audit.record("registration.verify_failed", "failure", item=kind, additional=additional)
         return Verification()
     attempt.succeeded()
-    audit.record("registration.verified", item=kind, additional=among is not None, matches=len(matches))
+    audit.record("registration.verified", item=kind, additional=additional, matches=len(matches))
     return Verification(contract_ids=matches)
+
+
+def _contracts_named(kana: str, phone: str) -> list[Contract]:
+    """The contracts with this kana name (kana_key) and this phone among theirs."""
+    candidates = db.session.scalars(db.select(Contract).filter_by(kana_key=kana).order_by(Contract.id)).all()
+    return [contract for contract in candidates if phone in contract.phones]
 
 
 def needs_additional_item(contract_ids: list[int]) -> bool:
@@ -136,13 +164,18 @@ def _has_item(contract: Contract, kind: str, value: str) -> bool:
     return False
 
 
-def _verification_gates(kind: str, identity_key: str, address: str | None) -> list[tuple[Budget, str]]:
+def _verification_gates(kind: str, who: str, address: str | None, digit_keys: list[str]) -> list[tuple[Budget, str]]:
     config = current_app.config
     window = config["REGISTRATION_VERIFY_WINDOW"]
-    gates = [(Budget(config["REGISTRATION_VERIFY_FAILURES_PER_ADDRESS"], window, window), f"reg:addr:{address}")]
+    per_address = Budget(config["REGISTRATION_VERIFY_FAILURES_PER_ADDRESS"], window, window)
     if kind in GUESSABLE_ITEMS:
-        gates.append((Budget(config["REGISTRATION_VERIFY_FAILURES"], window, window, hard=True), identity_key))
-    return gates
+        digits = Budget(config["REGISTRATION_VERIFY_FAILURES"], window, window, hard=True)
+        return [(per_address, f"reg:addr:{address}"), *((digits, key) for key in digit_keys)]
+    return [
+        (per_address, f"reg:addr:{address}:who:{who}"),
+        (Budget(config["REGISTRATION_VERIFY_STRONG_FAILURES_PER_ADDRESS"], window, window),
+         f"reg:strong:addr:{address}"),
+    ]
 
 
 # --- step 4 and 5: choosing the ID and mailing the URL -------------------

@@ -38,6 +38,7 @@ from .service import (
     normalise_item,
     replaces_an_id,
     start_registration,
+    verify_additional_item,
     verify_contract,
 )
 
@@ -81,13 +82,18 @@ def _throttled_message(seconds: int) -> str:
     return f"一定回数以上認証に失敗したため、受付を一時停止しています。{retry_after_text(seconds)}に再度お試しください。"
 
 
-def _refusal(result) -> str:
-    """Why a verification was refused, and what the customer can do now."""
-    if result.guessable_locked:
-        return ("口座番号 下4桁・クレジットカード番号 下4桁による認証は、一定回数以上失敗したため一時停止しています。"
-                f"お客さま番号またはセットトップボックス (STB/Hit pot) のIDで認証いただくか、"
-                f"{retry_after_text(result.retry_after)}に再度お試しください。")
-    return _throttled_message(result.retry_after)
+def _refusal(result, first_item: str | None = None) -> str:
+    """Why a verification was refused, and what the customer can do now: a
+    refused 4-digit item points to the items budgeted apart, those not
+    already entered at step 1 (``first_item``)."""
+    if not result.guessable_locked:
+        return _throttled_message(result.retry_after)
+    others = [item for item in ("customer_number", "stb_id") if item != first_item]
+    instead = "または".join(PAYMENT_ITEMS[item] for item in others)
+    if others == ["stb_id"]:  # not every contract has one
+        instead += "をお持ちの場合はそちら"
+    return ("口座番号 下4桁・クレジットカード番号 下4桁による認証は、一定回数以上失敗したため一時停止しています。"
+            f"{instead}で認証いただくか、{retry_after_text(result.retry_after)}に再度お試しください。")
 
 
 @bp.route("/", methods=["GET", "POST"])
@@ -135,10 +141,11 @@ def additional(_form_class=AdditionalForm):
     if form.validate_on_submit():
         kana, phone = flow["identity"]
         value = normalise_item(form.payment_type.data, form.payment_value.data)
-        result = verify_contract(kana, phone, form.payment_type.data, value, request.remote_addr, among=flow["candidates"])
+        result = verify_additional_item(kana, phone, first, flow["candidates"], form.payment_type.data, value,
+                                        request.remote_addr)
         db.session.commit()
         if result.retry_after:
-            error, status, wait = _refusal(result), 429, result.retry_after
+            error, status, wait = _refusal(result, first), 429, result.retry_after
         elif result.failed or len(result.contract_ids) != 1:
             error = NOT_VERIFIED
         else:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 
 from flask import current_app
 
@@ -26,14 +27,18 @@ from .clock import now
 from .secrets import digest, new_secret
 
 COOKIE = "idp_device"
+# One entry as remember() writes it: nonce.issued.mac, ASCII only. Anything
+# else (a browser or WSGI server may hand over any latin-1 text) is no entry.
+_ENTRY = re.compile(r"[A-Za-z0-9_-]{1,64}\.[0-9]{1,12}\.[A-Za-z0-9_-]{22}", re.ASCII)
 
 
-def trusted(cookie: str | None, login_id: str) -> str | None:
-    """The throttle key of this browser's device cookie for ``login_id``
-    (normalised), or None when it holds no valid, unexpired entry for it."""
+def trusted(cookie: str | None, login_id: str, purpose: str = "login") -> str | None:
+    """The throttle key, for ``purpose``, of this browser's device cookie for
+    ``login_id`` (normalised), or None when it holds no valid, unexpired
+    entry for it."""
     for entry in _entries(cookie):
         if _valid(entry, login_id):
-            return "login:device:" + digest(entry.split(".")[0])
+            return f"{purpose}:device:" + digest(entry.split(".")[0])
     return None
 
 
@@ -55,7 +60,7 @@ def set_cookie(response, value: str) -> None:
 def _entries(cookie: str | None) -> list[str]:
     if not cookie or len(cookie) > 1024:
         return []
-    return [entry for entry in cookie.split("~") if entry.count(".") == 2]
+    return [entry for entry in cookie.split("~") if _ENTRY.fullmatch(entry)]
 
 
 def _valid(entry: str, login_id: str) -> bool:

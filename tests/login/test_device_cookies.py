@@ -117,3 +117,19 @@ def test_one_browser_keeps_device_cookies_for_several_ids(app, clock, owner, con
     assert post_login(owner, "Yamada-2026", login_id="yamada@example.jp").status_code == 303
     attack(app, clock, 5, ["198.51.100.1"])
     assert post_login(owner, RIGHT).status_code == 303
+
+
+@pytest.mark.parametrize("entry", [
+    "nonce.{now}.\u00e9\u00e9",  # non-ASCII MAC: hmac.compare_digest refuses to compare it
+    "nonce.\u00b2.mac",  # '²' passes str.isdigit() and breaks int()
+    "nonce.{now}.mac.extra",
+    "..",
+], ids=["non-ascii-mac", "superscript-digit", "four-parts", "empty-parts"])
+def test_a_malformed_device_cookie_is_ignored(app, clock, account, entry):
+    # WSGI servers that pass cookies as latin-1 (gunicorn, the README's alternative) deliver such text.
+    browser = app.test_client()
+    browser.set_cookie("idp_device", entry.format(now=clock.now()))
+    assert post_login(browser, WRONG).status_code == 200
+    assert post_login(browser, RIGHT).status_code == 303
+    # The browser's new cookie holds its fresh entry and none of the junk.
+    assert "~" not in browser.get_cookie("idp_device").value
