@@ -89,6 +89,12 @@ DEFAULTS = {
     # numbers without end). Address budgets delay progressively. Also the
     # lifetime of the mailed URL (the manual says 30 minutes).
     "REGISTRATION_VERIFY_FAILURES": 5,
+    # ... and in the long run: once a contract's 4-digit items have failed this
+    # many times, each failure no more than LONG_WINDOW after the one before,
+    # they are refused until LONG_WINDOW after the last (10,000 values, so at
+    # most 0.2 % of them a month). The holder registers with the お客さま番号.
+    "REGISTRATION_VERIFY_LONG_FAILURES": 20,
+    "REGISTRATION_VERIFY_LONG_WINDOW": 30 * 24 * 3600,
     "REGISTRATION_VERIFY_FAILURES_PER_ADDRESS": 30,
     "REGISTRATION_VERIFY_STRONG_FAILURES_PER_ADDRESS": 300,
     "REGISTRATION_VERIFY_WINDOW": 30 * 60,

@@ -170,7 +170,11 @@ def _verification_gates(kind: str, who: str, address: str | None, digit_keys: li
     per_address = Budget(config["REGISTRATION_VERIFY_FAILURES_PER_ADDRESS"], window, window)
     if kind in GUESSABLE_ITEMS:
         digits = Budget(config["REGISTRATION_VERIFY_FAILURES"], window, window, hard=True)
-        return [(per_address, f"reg:addr:{address}"), *((digits, key) for key in digit_keys)]
+        # Five a window would still be 240 guesses a day: a long-run cap too.
+        long_window = config["REGISTRATION_VERIFY_LONG_WINDOW"]
+        long_run = Budget(config["REGISTRATION_VERIFY_LONG_FAILURES"], long_window, long_window, hard=True)
+        return [(per_address, f"reg:addr:{address}"), *((digits, key) for key in digit_keys),
+                *((long_run, f"{key}:long") for key in digit_keys)]
     return [
         (per_address, f"reg:addr:{address}:who:{who}"),
         (Budget(config["REGISTRATION_VERIFY_STRONG_FAILURES_PER_ADDRESS"], window, window),

@@ -266,8 +266,12 @@ class Attempt:
 
 
 def retry_after_text(seconds: int) -> str:
-    """How long to wait, as the customer pages say it: 「30秒後」, 「15分後」."""
-    return f"{seconds}秒後" if seconds < 60 else f"{-(-seconds // 60)}分後"
+    """How long to wait, as the customer pages say it: 「30秒後」, 「15分後」,
+    「3時間後」, 「30日後」 (rounded up)."""
+    for unit, name in ((86400, "日"), (3600, "時間"), (60, "分")):
+        if seconds >= unit * (2 if unit > 60 else 1):
+            return f"{-(-seconds // unit)}{name}後"
+    return f"{seconds}秒後"
 
 
 def retry_after_header(seconds: int) -> dict[str, str]:

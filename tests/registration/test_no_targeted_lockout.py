@@ -116,3 +116,22 @@ def test_four_digit_mistakes_behind_a_shared_address_point_to_the_customer_numbe
     assert (DIGITS_PAUSED + "お客さま番号またはセットトップボックス (STB/Hit pot) のIDで認証いただくか、1秒後に再度お試しください。"
             in refused.get_data(as_text=True))
     assert holder.verify(**SUZUKI_NUMBER).location == "/registration/terms"
+
+
+def test_four_digit_guesses_are_capped_in_the_long_run_not_only_per_window(app, clock, someone, mail_server):
+    """Five a window would be 240 guesses a day, the whole 4-digit space in six
+    weeks. After 20 failures the contract's 4-digit items are refused for 30
+    days after the last; the holder still registers with the お客さま番号."""
+    for window in range(4):
+        for n in range(5):
+            assert someone().post("/registration/", {**SATO, "payment_type": "card_last4",
+                                                      "payment_value": f"{1000 + 5 * window + n}"}).status_code == 200
+        clock.advance(30 * 60)
+    refused = someone().post("/registration/", {**SATO, "payment_type": "card_last4", "payment_value": "8888"})
+    assert refused.status_code == 429 and "30日後" in refused.get_data(as_text=True)
+    clock.advance(29 * 24 * 3600)
+    assert someone().post("/registration/", {**SATO, **SATO_CARD}).status_code == 429
+    holder = Registrant(app, app.test_client(), mail_server, address="198.51.100.9")
+    assert holder.post("/registration/", SATO_NUMBER).location == "/registration/additional"
+    clock.advance(24 * 3600)
+    assert someone().post("/registration/", {**SATO, **SATO_CARD}).status_code == 303
