@@ -30,7 +30,7 @@ def create_app(test_config: dict | None = None, clock=None) -> Flask:
     from . import cli, errors, ops
     from .account.views import bp as account_bp
     from .admin.views import bp as admin_bp
-    from .extensions import csrf, db, init_migrations
+    from .extensions import bound_database_waits, csrf, db, init_migrations
     from .login import sessions
     from .login.views import bp as login_bp
     from .mail.transports import make_transport
@@ -52,6 +52,7 @@ def create_app(test_config: dict | None = None, clock=None) -> Flask:
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     db.init_app(app)
+    bound_database_waits(app)
     if app.config.get("MIGRATIONS") or click.get_current_context(silent=True) is not None:
         init_migrations(app, str(PROJECT_ROOT / "migrations"))
     csrf.init_app(app)

@@ -23,7 +23,7 @@ from .clients import (
     rotate_secret,
 )
 from .contracts import ContractImportError, import_contracts
-from .extensions import db
+from .extensions import db, unhurried
 from .mail import deliver_due
 from .models import AuditEvent, Client, SigningKey
 from .oauth import backchannel, keys
@@ -217,9 +217,10 @@ def audit_prune():
     from .oauth.client_auth import prune_fetched_key_sets, prune_used_assertions
 
     cutoff = now() - current_app.config["AUDIT_RETENTION_DAYS"] * 86400
-    removed = db.session.execute(db.delete(AuditEvent).where(AuditEvent.created_at < cutoff)).rowcount
-    prune_used_assertions()
-    prune_fetched_key_sets(now())
+    with unhurried(db.session.connection()):  # a year of events may take longer than a request may
+        removed = db.session.execute(db.delete(AuditEvent).where(AuditEvent.created_at < cutoff)).rowcount
+        prune_used_assertions()
+        prune_fetched_key_sets(now())
     db.session.commit()
     counters = DatabaseCounters.prune(now())
     click.echo(f"removed {removed} audit events older than {current_app.config['AUDIT_RETENTION_DAYS']} days")

@@ -155,6 +155,14 @@ DEFAULTS = {
     # is unreachable or overloaded): no request waits for it unbounded.
     "DATABASE_CONNECT_TIMEOUT": 5,
     "DATABASE_POOL_TIMEOUT": 5,
+    # PostgreSQL: seconds a statement may run, and wait for a lock, before
+    # the server cancels it and the request answers 503 (a lock held by a
+    # stuck session or an operator's ALTER is an outage, not a hang). A
+    # server that cannot cancel (frozen) is given one second more, then the
+    # connection is dropped (extensions.DeadlineConnection). Operators' long
+    # jobs (migrations, 'flask audit prune') lift the statement timeout.
+    "DATABASE_STATEMENT_TIMEOUT": 5,
+    "DATABASE_LOCK_TIMEOUT": 2,
     # Load Flask-Migrate outside the 'flask' command too (tests, scripts).
     "MIGRATIONS": False,
     # Largest request body accepted anywhere (bytes).
@@ -264,6 +272,8 @@ def _database_deadlines(config) -> dict:
         "pool_timeout": config["DATABASE_POOL_TIMEOUT"],
         "connect_args": {
             "connect_timeout": config["DATABASE_CONNECT_TIMEOUT"],
+            "options": f"-c statement_timeout={config['DATABASE_STATEMENT_TIMEOUT'] * 1000}"
+                       f" -c lock_timeout={config['DATABASE_LOCK_TIMEOUT'] * 1000}",
             # A server that vanished without closing the connection (its host
             # down, the network cut) is given up on within about 15 s, not
             # after TCP's retransmissions (~15 min): keepalive probes for an

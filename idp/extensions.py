@@ -1,8 +1,12 @@
 """Flask extensions, created once and bound to an app in create_app()."""
 
+from contextlib import contextmanager
+
+import psycopg
+import sqlalchemy as sa
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, event
 from sqlalchemy.dialects import postgresql, sqlite
 
 # Named constraints so that Alembic migrations are identical on SQLite and
@@ -33,3 +37,62 @@ def upsert(table):
     """An INSERT that can take ``on_conflict_do_update`` on the database in
     use (PostgreSQL, or SQLite 3.24 and later)."""
     return (postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+class DeadlineConnection(psycopg.Connection):
+    """A PostgreSQL connection on which no wait for the server is unbounded.
+
+    The server cancels a statement after ``statement_timeout`` and a lock
+    wait after ``lock_timeout`` (connect options, ``config``). A server that
+    cannot cancel anything — frozen, swapped out, or behind a path whose
+    kernel still acknowledges every packet, so TCP never gives up — is
+    given ``wait_limit`` seconds for each exchange; past it the connection
+    is closed and the wait ends in an OperationalError, which SQLAlchemy
+    treats as a lost connection and the request as an outage (503).
+    """
+
+    wait_limit: float | None = None
+
+    def wait(self, gen, interval: float = 0.1, timeout: float | None = None):
+        try:
+            return super().wait(gen, interval=interval, timeout=self.wait_limit if timeout is None else timeout)
+        except psycopg.errors._WaitTimeout:  # the documented outcome of a timeout (psycopg >= 3.3)
+            # The statement may still be in flight: the connection's state
+            # is unknown, so nobody may use it again.
+            self.pgconn.finish()
+            raise psycopg.OperationalError(
+                f"the database did not answer within {self.wait_limit} s; connection closed") from None
+
+
+def bound_database_waits(app) -> None:
+    """Open every PostgreSQL connection of ``app`` as a DeadlineConnection
+    waiting at most DATABASE_STATEMENT_TIMEOUT and one more second for any
+    answer: the server's own statement timeout fires first when it can."""
+    with app.app_context():
+        engine = db.engine
+    if engine.dialect.name != "postgresql":
+        return  # SQLite waits for a lock for its busy timeout, then fails
+    limit = app.config["DATABASE_STATEMENT_TIMEOUT"] + 1
+
+    @event.listens_for(engine, "do_connect")
+    def _connect(dialect, record, cargs, cparams):
+        connection = DeadlineConnection.connect(*cargs, **cparams)
+        connection.wait_limit = limit
+        return connection
+
+
+@contextmanager
+def unhurried(connection: sa.Connection):
+    """Lift the statement deadlines for the rest of ``connection``'s current
+    transaction: an operator's long job (a migration, pruning the audit log),
+    never a request."""
+    raw = connection.connection.dbapi_connection
+    if not isinstance(raw, DeadlineConnection):
+        yield
+        return
+    connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
+    limit, raw.wait_limit = raw.wait_limit, None
+    try:
+        yield
+    finally:
+        raw.wait_limit = limit

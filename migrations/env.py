@@ -5,6 +5,8 @@ from flask import current_app
 
 from alembic import context
 
+from idp.extensions import unhurried
+
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
 config = context.config
@@ -95,7 +97,7 @@ def run_migrations_online():
             **conf_args
         )
 
-        with context.begin_transaction():
+        with context.begin_transaction(), unhurried(connection):
             context.run_migrations()
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -65,6 +66,22 @@ class PostgresCluster:
     def stop(self) -> None:
         self._run("pg_ctl", "stop", "-w", "-m", "fast", "-D", str(self.data))
 
+    def freeze(self) -> None:
+        """Stop every process of the server without closing a socket: the
+        kernel still completes handshakes and acknowledges what is sent, but
+        nothing answers — a hung host or a swapped-out server."""
+        self._signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self._signal(signal.SIGCONT)
+
+    def _signal(self, number: int) -> None:
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        children = [int(stat.parent.name) for stat in Path("/proc").glob("[0-9]*/stat")
+                    if _parent(stat) == postmaster]
+        for pid in [postmaster, *children]:
+            os.kill(pid, number)
+
     def create_database(self, name: str) -> str:
         engine = sa.create_engine(self.url(), isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
         with engine.connect() as conn:
@@ -81,6 +98,14 @@ class PostgresCluster:
         done = subprocess.run([*self._as, str(POSTGRESQL_BIN / program), *args], capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"{program} failed: {done.stdout}{done.stderr}")
+
+
+def _parent(stat: Path) -> int | None:
+    """The parent's PID from /proc/PID/stat (field 4, after the command in parentheses)."""
+    try:
+        return int(stat.read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):  # the process ended meanwhile
+        return None
 
 
 class Granian:

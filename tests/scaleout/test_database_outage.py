@@ -23,7 +23,7 @@ from idp import create_app
 from idp.accounts import create_account
 from idp.clients import create_client
 from idp.contracts import import_contracts
-from idp.extensions import db
+from idp.extensions import db, unhurried
 
 from ..conftest import FIXTURE_CONTRACTS, ISSUER
 from ..helpers import csrf_token, needs_postgresql
@@ -329,3 +329,85 @@ def test_a_database_restart_under_load_answers_503_and_recovers(cluster, outage_
     # whose connection died after it had answered logs "... after the answer".)
     assert "Traceback" not in log, log[log.find("Traceback") - 500:][:4000]
     assert log.count("database unavailable: ") == unavailable
+
+
+def _answer_within(seconds: float, request):
+    """Run ``request`` in a thread; fail if it has not answered in ``seconds``."""
+    answers = []
+    thread = threading.Thread(target=lambda: answers.append(request()), daemon=True)
+    thread.start()
+    thread.join(timeout=seconds)
+    assert not thread.is_alive(), f"the request was still waiting for the database after {seconds} s"
+    return answers[0]
+
+
+@pytest.fixture
+def impatient_op(cluster, outage_db):
+    """The OP with the shortest statement and lock timeouts its settings allow."""
+    app = create_app({"DATABASE_URL": outage_db["url"], "SECRET_KEY": SECRET_KEY, "ISSUER": ISSUER,
+                      "DATABASE_CONNECT_TIMEOUT": 2, "DATABASE_STATEMENT_TIMEOUT": 1,
+                      "DATABASE_LOCK_TIMEOUT": 1})
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_a_lock_held_in_the_database_is_an_outage_not_a_hang(impatient_op, outage_db, caplog):
+    """A session that holds a lock and never lets go (a stuck job, an
+    operator's ALTER TABLE waiting on its own transaction): requests that
+    need the locked rows answer 503 after the lock timeout, and serve again
+    once the lock is gone."""
+    browser = impatient_op.test_client()
+    page = browser.get("/login").get_data(as_text=True)
+    assert browser.post("/login", data={"csrf_token": csrf_token(page), **LOGIN}).status_code == 303
+    holder = sa.create_engine(outage_db["url"], poolclass=sa.pool.NullPool)
+    with holder.connect() as held:
+        held.execute(sa.text("LOCK TABLE accounts, clients IN ACCESS EXCLUSIVE MODE"))
+        _assert_outage(_answer_within(15, lambda: browser.get("/account/")), json=False)
+        _assert_outage(_answer_within(15, lambda: impatient_op.test_client().post(
+            "/token", data={"grant_type": "client_credentials"}, headers=_basic(outage_db))), json=True)
+        held.rollback()
+    holder.dispose()
+    assert len(_outage_lines(caplog)) == 2
+    assert browser.get("/account/").status_code == 200
+
+
+def test_a_statement_that_runs_too_long_is_cancelled(impatient_op, caplog):
+    @impatient_op.route("/test/slow-statement")
+    def slow_statement():
+        db.session.execute(sa.text("SELECT pg_sleep(30)"))
+        return "finished"
+
+    _assert_outage(_answer_within(15, lambda: impatient_op.test_client().get("/test/slow-statement")), json=False)
+    [line] = _outage_lines(caplog)
+    assert "statement timeout" in line
+
+
+def test_a_frozen_database_costs_a_deadline_not_forever(impatient_op, cluster, caplog):
+    """A server that stopped answering but whose kernel still acknowledges
+    every packet: TCP never gives up and the server cannot cancel anything,
+    so only our own deadline ends the wait."""
+    browser = impatient_op.test_client()
+    page = browser.get("/login").get_data(as_text=True)
+    assert browser.post("/login", data={"csrf_token": csrf_token(page), **LOGIN}).status_code == 303
+    cluster.freeze()
+    try:
+        _assert_outage(_answer_within(30, lambda: browser.get("/account/")), json=False)
+    finally:
+        cluster.thaw()
+    assert len(_outage_lines(caplog)) == 1
+    assert browser.get("/account/").status_code == 200  # the pool replaced the dropped connection
+
+
+def test_operators_long_jobs_are_not_held_to_a_requests_deadline(impatient_op):
+    """Migrations and 'flask audit prune' lift the statement timeout for
+    their own transaction, and only for it."""
+    with impatient_op.app_context():
+        connection = db.session.connection()
+        with unhurried(connection):
+            assert db.session.execute(sa.text("SELECT 'done' FROM pg_sleep(1.5)")).scalar_one() == "done"
+        db.session.commit()
+        with pytest.raises(sa.exc.OperationalError, match="statement timeout"):
+            db.session.execute(sa.text("SELECT pg_sleep(1.5)"))
+        db.session.rollback()
