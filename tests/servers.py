@@ -7,9 +7,11 @@ import os
 import pwd
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -106,6 +108,45 @@ def _parent(stat: Path) -> int | None:
         return int(stat.read_text().rsplit(")", 1)[1].split()[1])
     except (OSError, IndexError, ValueError):  # the process ended meanwhile
         return None
+
+
+class SilentServer:
+    """Accepts TCP connections, counts them, and never says a word: a hung
+    Redis, a client's jwks_uri that never answers."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0), backlog=128)
+        self.listener.settimeout(0.2)  # so that close() is noticed
+        self.port = self.listener.getsockname()[1]
+        self.connections: list[socket.socket] = []
+        self.connected = threading.Condition()
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with self.connected:
+                self.connections.append(conn)
+                self.connected.notify_all()
+
+    def reached(self, connections: int) -> bool:
+        """Whether ``connections`` connections arrive (within a generous bound)."""
+        with self.connected:
+            return self.connected.wait_for(lambda: len(self.connections) >= connections, timeout=30)
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.thread.join()
+        self.listener.close()
+        for conn in self.connections:
+            conn.close()
 
 
 class Granian:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -30,6 +29,7 @@ from idp.oauth import client_auth
 
 from ..helpers import FrozenClock, RelyingParty, needs_postgresql
 from ..mailserver import free_port
+from ..servers import SilentServer
 from .client_keys import JwksServer, assertion, new_key, token
 
 LOGIN_SAMPLES = 200
@@ -156,44 +156,6 @@ def test_an_expired_set_serves_while_it_is_refreshed(keyed, client, clock, jwks_
     assert token(client, rp.client_id, assertion(rp.client_id, private, "k1", now=clock.now())).status_code == 200
     assert jwks_server.reached(2)
     jwks_server.gate.set()
-
-
-class SilentServer:
-    """Accepts TCP connections, counts them, and never says a word."""
-
-    def __init__(self) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0), backlog=128)
-        self.listener.settimeout(0.2)  # so that close() is noticed
-        self.port = self.listener.getsockname()[1]
-        self.connections: list[socket.socket] = []
-        self.connected = threading.Condition()
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def _accept(self) -> None:
-        while not self.stopped.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with self.connected:
-                self.connections.append(conn)
-                self.connected.notify_all()
-
-    def reached(self, connections: int) -> bool:
-        """Whether ``connections`` connections arrive (within a generous bound)."""
-        with self.connected:
-            return self.connected.wait_for(lambda: len(self.connections) >= connections, timeout=30)
-
-    def close(self) -> None:
-        self.stopped.set()
-        self.thread.join()
-        self.listener.close()
-        for conn in self.connections:
-            conn.close()
 
 
 @pytest.fixture

@@ -1,10 +1,10 @@
 """Shared stores for several OP nodes: Redis (and PostgreSQL for the two-node test)."""
 
 import os
-import socket
-import threading
 
 import pytest
+
+from ..servers import SilentServer
 
 REDIS_URL = os.environ.get("IDP_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
@@ -24,33 +24,6 @@ def redis_url():
     yield REDIS_URL
     client.flushdb()
     client.close()
-
-
-class SilentServer:
-    """A hung Redis: accepts connections and never answers."""
-
-    def __init__(self) -> None:
-        self.socket = socket.create_server(("127.0.0.1", 0))
-        self.socket.settimeout(0.1)
-        self.url = f"redis://127.0.0.1:{self.socket.getsockname()[1]}/0"
-        self.connections: list[socket.socket] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                connection, _ = self.socket.accept()
-            except TimeoutError:
-                continue
-            self.connections.append(connection)  # kept open, never read from or written to
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        for connection in [self.socket, *self.connections]:
-            connection.close()
 
 
 @pytest.fixture
