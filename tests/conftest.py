@@ -21,7 +21,6 @@ from idp.extensions import db
 from .helpers import FakeDNS, FrozenClock, RelyingParty
 
 ISSUER = "https://id.example.test"
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 FIXTURE_CONTRACTS = Path(__file__).resolve().parents[1] / "idp" / "demo" / "contracts.csv"
 # Kept between tests: generating RSA keys per test would only cost time.
 KEPT_TABLES = {"signing_keys", "alembic_version"}

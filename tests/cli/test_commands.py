@@ -7,7 +7,7 @@ import pytest
 from idp.extensions import db
 from idp.models import Account, Client, Contract
 
-from ..conftest import FIXTURE_CONTRACTS, SHARED
+from ..conftest import FIXTURE_CONTRACTS
 
 HEADER = FIXTURE_CONTRACTS.read_text(encoding="utf-8").splitlines()[0]
 
@@ -18,8 +18,7 @@ def count(app, model):
 
 
 def test_contracts_import_upserts_by_customer_number(app, runner, tmp_path):
-    source = SHARED / "fixtures" / "contracts.csv"
-    result = runner.invoke(args=["contracts", "import", str(source if source.exists() else FIXTURE_CONTRACTS)])
+    result = runner.invoke(args=["contracts", "import", str(FIXTURE_CONTRACTS)])
     assert result.exit_code == 0, result.output
     assert count(app, Contract) == 8
     changed = tmp_path / "changed.csv"
