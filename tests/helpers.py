@@ -83,6 +83,19 @@ def csrf_token(html: str) -> str:
     return match.group(1)
 
 
+def submit(client, path: str, data: dict | None = None, *, page: str | None = None, **options):
+    """A form as a browser sends it: GET ``page`` (``path`` unless given),
+    take its CSRF token, POST ``data`` to ``path``. ``options`` (headers,
+    environ_base) go with both requests."""
+    html = client.get(page or path, **options).get_data(as_text=True)
+    return client.post(path, data={"csrf_token": csrf_token(html), **(data or {})}, **options)
+
+
+def login(client, login_id: str = "taro.itsu@example.jp", password: str = "itscom-demo1", **options):
+    """Sign in on the OP's login page."""
+    return submit(client, "/login", {"login_id": login_id, "password": password}, **options)
+
+
 def pkce_pair() -> tuple[str, str]:
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
@@ -141,10 +154,7 @@ class RelyingParty:
         return self.client.get("/authorize?" + urlencode(self.authorize_params(**overrides)))
 
     def login(self, login_id="taro.itsu@example.jp", password="itscom-demo1"):
-        page = self.client.get("/login")
-        return self.client.post(
-            "/login", data={"csrf_token": csrf_token(page.get_data(as_text=True)), "login_id": login_id, "password": password}
-        )
+        return login(self.client, login_id, password)
 
     def sign_in_and_get_code(self, **overrides) -> dict:
         """authorize -> login page -> login -> back to authorize -> redirect with code."""

@@ -5,6 +5,8 @@ import pytest
 from idp.extensions import db
 from idp.models import AuditEvent, Token
 
+from .helpers import csrf_token
+
 
 @pytest.mark.parametrize(
     "path",
@@ -68,3 +70,11 @@ def test_html_in_login_id_is_escaped(client, account, app):
     assert "<script>x</script>" not in html and "&lt;script&gt;" in html
     with app.app_context():
         assert db.session.scalar(db.select(AuditEvent).filter_by(event="login.failure")) is not None
+
+
+@pytest.mark.parametrize("path", ["/recovery/identify", "/login", "/registration/"])
+def test_nul_characters_are_refused_not_a_500(client, contracts, path):
+    page = client.get(path)
+    response = client.post(path, data={"csrf_token": csrf_token(page.get_data(as_text=True)),
+                                       "login_id": "taro\x00@example.jp", "name_kana": "イツ\x00", "password": "x"})
+    assert response.status_code == 400

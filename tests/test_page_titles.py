@@ -19,9 +19,9 @@ from idp.accounts import create_account
 from idp.extensions import db
 from idp.mail import deliver_due
 
-from .helpers import RelyingParty, csrf_token
+from .helpers import RelyingParty, csrf_token, submit
 from .mailserver import body_of
-from .recovery.test_recovery import mailed_code, mailed_link, post, start_3b
+from .recovery.test_recovery import mailed_code, mailed_link, start_3b
 from .registration.helpers import Registrant
 
 HOME = "https://mypage.example.test/"
@@ -111,8 +111,8 @@ def walk_every_procedure(app, mail_server) -> None:
     recovering.get("/recovery/")
     assert start_3b(recovering).location == "/recovery/code"
     code = mailed_code(app, mail_server, to="taro.new@example.jp")
-    assert post(recovering, "/recovery/code", {"code": code}).location == "/recovery/password"
-    assert post(recovering, "/recovery/password", {"password": "Taro-new-2026",
+    assert submit(recovering, "/recovery/code", {"code": code}).location == "/recovery/password"
+    assert submit(recovering, "/recovery/password", {"password": "Taro-new-2026",
                                                    "password_confirm": "Taro-new-2026"}).location == "/recovery/done"
     recovering.get("/recovery/done")
     assert recovering.get("/recovery/reissue").status_code == 400
@@ -124,7 +124,7 @@ def walk_every_procedure(app, mail_server) -> None:
         db.session.commit()
     asking = app.test_client()
     assert start_3b(asking, "yamada@example.jp").location == "/recovery/secret"
-    assert post(asking, "/recovery/secret", {"question": "ペットの名前", "answer": "ぽち"}).location == "/recovery/secret/sent"
+    assert submit(asking, "/recovery/secret", {"question": "ペットの名前", "answer": "ぽち"}).location == "/recovery/secret/sent"
     asking.get("/recovery/secret/sent")
     link = mailed_link(app, mail_server, "yamada.mobile@example.com")
     form = asking.get(link).get_data(as_text=True)

@@ -7,16 +7,12 @@ from idp.extensions import db
 from idp.mail import deliver_due
 from idp.models import Account, Consent
 
-from ..helpers import RelyingParty, csrf_token, query_of
+from ..helpers import RelyingParty, csrf_token, query_of, submit
 from ..mailserver import body_of
 
 
 def page(client):
     return client.get("/account/").get_data(as_text=True)
-
-
-def post(client, path, data):
-    return client.post(path, data={"csrf_token": csrf_token(page(client)), **data})
 
 
 def test_account_page_needs_a_login_and_comes_back(rp, client):
@@ -33,10 +29,10 @@ def test_password_change_needs_the_current_password_and_keeps_this_session(app, 
     old = rp.tokens()
     other_browser = RelyingParty(app, app.test_client(), rp.client_id, rp.client_secret)
     other_browser.login()
-    wrong = post(client, "/account/password", {"current_password": "nope-nope", "password": "Taro-2026x",
+    wrong = submit(client, "/account/password", page="/account/", data={"current_password": "nope-nope", "password": "Taro-2026x",
                                                "password_confirm": "Taro-2026x"})
     assert wrong.status_code == 400 and "現在のパスワードが正しくありません。" in wrong.get_data(as_text=True)
-    done = post(client, "/account/password", {"current_password": "itscom-demo1", "password": "Taro-2026x",
+    done = submit(client, "/account/password", page="/account/", data={"current_password": "itscom-demo1", "password": "Taro-2026x",
                                               "password_confirm": "Taro-2026x"})
     assert done.status_code == 303
     assert "パスワードを変更しました。" in page(client)  # this browser stays signed in
@@ -49,9 +45,9 @@ def test_password_change_needs_the_current_password_and_keeps_this_session(app, 
 
 def test_contact_address_changes_only_when_the_mailed_link_is_opened(app, rp, client, mail_server):
     rp.login()
-    wrong = post(client, "/account/contact", {"contact_email": "taro.new@example.jp", "current_password": "nope-nope"})
+    wrong = submit(client, "/account/contact", page="/account/", data={"contact_email": "taro.new@example.jp", "current_password": "nope-nope"})
     assert wrong.status_code == 400 and "現在のパスワードが正しくありません。" in wrong.get_data(as_text=True)
-    assert post(client, "/account/contact", {"contact_email": "taro.new@example.jp",
+    assert submit(client, "/account/contact", page="/account/", data={"contact_email": "taro.new@example.jp",
                                              "current_password": "itscom-demo1"}).status_code == 303
     with app.app_context():
         assert db.session.scalar(db.select(Account)).contact_email == "taro.itsu@example.jp"
@@ -75,11 +71,11 @@ def test_contact_address_changes_only_when_the_mailed_link_is_opened(app, rp, cl
 
 def test_secret_question(app, rp, client):
     rp.login()
-    bad = post(client, "/account/secret", {"question": "ペットの名前", "answer": "po<chi>", "current_password": "itscom-demo1"})
+    bad = submit(client, "/account/secret", page="/account/", data={"question": "ペットの名前", "answer": "po<chi>", "current_password": "itscom-demo1"})
     assert "答えに半角記号は使用できません。" in bad.get_data(as_text=True)
-    unauthenticated = post(client, "/account/secret", {"question": "ペットの名前", "answer": "ポチ", "current_password": "x"})
+    unauthenticated = submit(client, "/account/secret", page="/account/", data={"question": "ペットの名前", "answer": "ポチ", "current_password": "x"})
     assert unauthenticated.status_code == 400
-    assert post(client, "/account/secret", {"question": "ペットの名前", "answer": "ポチ",
+    assert submit(client, "/account/secret", page="/account/", data={"question": "ペットの名前", "answer": "ポチ",
                                             "current_password": "itscom-demo1"}).status_code == 303
     assert "登録済みの秘密の質問: ペットの名前" in page(client)
     with app.app_context():
@@ -95,7 +91,7 @@ def test_sessions_can_be_listed_and_ended(app, rp, client):
     assert len(sids) == 2 and "（この端末）" in html
     current = re.search(r'（この端末）.*?/account/sessions/([^/]+)/end', html, re.S).group(1)
     other = next(s for s in sids if s != current)
-    assert post(client, f"/account/sessions/{other}/end", {}).status_code == 303
+    assert submit(client, f"/account/sessions/{other}/end", page="/account/", data={}).status_code == 303
     assert query_of(phone.authorize(prompt="none").location)["error"] == "login_required"
     assert "code" in query_of(rp.authorize(prompt="none").location)
 
@@ -110,7 +106,7 @@ def test_connected_sites_can_be_revoked(app, client, account):
     code = query_of(client.get(back.location).location)["code"]
     tokens = third.exchange(code).get_json()
     assert "Test RP" in page(client)
-    assert post(client, f"/account/sites/{third.client_id}/revoke", {}).status_code == 303
+    assert submit(client, f"/account/sites/{third.client_id}/revoke", page="/account/", data={}).status_code == 303
     assert "連携しているサイトはありません。" in page(client)
     assert client.post("/introspect", data={"token": tokens["access_token"]},
                        headers=third.auth()).get_json()["active"] is False
@@ -124,6 +120,6 @@ def test_strangers_guesses_do_not_block_the_owners_password_change(app, rp, clie
     for _ in range(6):  # unknown browsers guess the password
         RelyingParty(app, app.test_client(), rp.client_id, rp.client_secret).login(password="wrong-pass")
     assert RelyingParty(app, app.test_client(), rp.client_id, rp.client_secret).login().status_code == 429
-    done = post(client, "/account/password", {"current_password": "itscom-demo1", "password": "Taro-2026x",
+    done = submit(client, "/account/password", page="/account/", data={"current_password": "itscom-demo1", "password": "Taro-2026x",
                                               "password_confirm": "Taro-2026x"})
     assert done.status_code == 303

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from ..helpers import RelyingParty, csrf_token
+from ..helpers import RelyingParty, csrf_token, submit
 
 HOME = "https://mypage.example.test/"
 CHROME_WINDOWS = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -33,10 +33,6 @@ def signed_in(app, user_agent: str):
 
 def page(browser) -> str:
     return browser.get("/account/").get_data(as_text=True)
-
-
-def post(browser, path, data):
-    return browser.post(path, data={"csrf_token": csrf_token(page(browser)), **data})
 
 
 def notices(html: str) -> list[str]:
@@ -97,29 +93,29 @@ def test_each_action_says_what_happened(app, client, account, mail_server):
     iphone = signed_in(app, SAFARI_IPHONE)
     other = next(s for s in re.findall(r"/account/sessions/([^/]+)/end", page(windows))
                  if s not in re.findall(r'aria-current="true">.*?/account/sessions/([^/]+)/end', page(windows), re.S))
-    post(windows, f"/account/sessions/{other}/end", {})
+    submit(windows, f"/account/sessions/{other}/end", page="/account/", data={})
     assert notices(page(windows)) == ["Mobile Safari / iOS の端末をログアウトさせました。"]
     assert iphone.get("/account/").status_code == 303
 
-    post(windows, "/account/contact", {"contact_email": "taro.new@example.jp", "current_password": "itscom-demo1"})
+    submit(windows, "/account/contact", page="/account/", data={"contact_email": "taro.new@example.jp", "current_password": "itscom-demo1"})
     assert notices(page(windows)) == ["taro.new@example.jp に確認用メールを送信しました。"
                                       "メールに記載されたURLを開くと、連絡先メールアドレスの変更が完了します。"]
-    post(windows, "/account/secret", {"question": "ペットの名前", "answer": "ポチ", "current_password": "itscom-demo1"})
+    submit(windows, "/account/secret", page="/account/", data={"question": "ペットの名前", "answer": "ポチ", "current_password": "itscom-demo1"})
     assert notices(page(windows)) == ["合言葉を登録しました（秘密の質問: ペットの名前）。"]
 
     third = RelyingParty.register(app, windows, first_party=False, name="iTSCOM サポート")
     consent = third.authorize(scope="openid email").get_data(as_text=True)
     digest = re.search(r'name="request" value="([^"]+)"', consent).group(1)
     windows.post("/authorize/consent", data={"csrf_token": csrf_token(consent), "request": digest, "decision": "approve"})
-    post(windows, f"/account/sites/{third.client_id}/revoke", {})
+    submit(windows, f"/account/sites/{third.client_id}/revoke", page="/account/", data={})
     assert notices(page(windows)) == ["「iTSCOM サポート」との連携を解除しました。"]
 
-    post(windows, "/account/password", {"current_password": "itscom-demo1", "password": "Taro-2026x",
+    submit(windows, "/account/password", page="/account/", data={"current_password": "itscom-demo1", "password": "Taro-2026x",
                                         "password_confirm": "Taro-2026x"})
     assert notices(page(windows)) == ["パスワードを変更しました。ほかの端末はログアウトしました。"]
 
     this = re.search(r'aria-current="true">.*?/account/sessions/([^/]+)/end', page(windows), re.S).group(1)
-    ended = post(windows, f"/account/sessions/{this}/end", {})
+    ended = submit(windows, f"/account/sessions/{this}/end", page="/account/", data={})
     assert ended.location == "/login"
     assert notices(windows.get("/login").get_data(as_text=True)) == ["この端末からログアウトしました。"]
 

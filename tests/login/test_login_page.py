@@ -7,7 +7,7 @@ import pytest
 from idp.extensions import db
 from idp.models import Account, AuditEvent
 
-from ..helpers import csrf_token
+from ..helpers import login
 
 MANUAL_WORDS = [
     "ログイン",
@@ -23,12 +23,6 @@ MANUAL_WORDS = [
     "アカウントログインはこちら",
     "マイページは下記QRコードからもアクセスできます。",
 ]
-
-
-def post_login(client, login_id, password, token=None):
-    if token is None:
-        token = csrf_token(client.get("/login").get_data(as_text=True))
-    return client.post("/login", data={"csrf_token": token, "login_id": login_id, "password": password})
 
 
 def test_login_page_has_the_manuals_words_labels_and_buttons(client):
@@ -54,26 +48,26 @@ def test_login_page_headers(client):
 
 
 def test_successful_login_redirects_303_and_sets_a_fresh_session_cookie(client, account):
-    response = post_login(client, "taro.itsu@example.jp", "itscom-demo1")
+    response = login(client, "taro.itsu@example.jp", "itscom-demo1")
     assert response.status_code == 303
     cookies = response.headers.getlist("Set-Cookie")
     session_cookie = next(c for c in cookies if c.startswith("idp_session="))
     # https issuer: SameSite=None so that POSTed authorization requests keep SSO; always Secure.
     assert "HttpOnly" in session_cookie and "SameSite=None" in session_cookie and "Secure" in session_cookie
     first_value = session_cookie.split(";")[0]
-    again = post_login(client, "taro.itsu@example.jp", "itscom-demo1")
+    again = login(client, "taro.itsu@example.jp", "itscom-demo1")
     second_value = next(c for c in again.headers.getlist("Set-Cookie") if c.startswith("idp_session=")).split(";")[0]
     assert first_value != second_value, "the session identifier changes at every login"
 
 
 def test_login_id_is_case_insensitive_but_password_is_exact(client, account):
-    assert post_login(client, "Taro.Itsu@Example.JP", "itscom-demo1").status_code == 303
-    assert post_login(client, "taro.itsu@example.jp", "ITSCOM-DEMO1").status_code == 200
+    assert login(client, "Taro.Itsu@Example.JP", "itscom-demo1").status_code == 303
+    assert login(client, "taro.itsu@example.jp", "ITSCOM-DEMO1").status_code == 200
 
 
 @pytest.mark.parametrize("login_id, password", [("taro.itsu@example.jp", "wrong-pass"), ("nobody@example.jp", "itscom-demo1")])
 def test_wrong_password_and_unknown_id_get_the_same_answer(client, account, login_id, password):
-    response = post_login(client, login_id, password)
+    response = login(client, login_id, password)
     assert response.status_code == 200
     html = response.get_data(as_text=True)
     assert "iTSCOM IDまたはパスワードが正しくありません。" in html
@@ -89,16 +83,16 @@ def test_login_without_csrf_token_is_refused(client, account):
 
 def test_failures_are_throttled_with_progressive_delay(app, client, clock, account):
     for _ in range(5):
-        assert post_login(client, "taro.itsu@example.jp", "wrong-pass").status_code == 200
+        assert login(client, "taro.itsu@example.jp", "wrong-pass").status_code == 200
     # The budget is spent: even the right password waits now, and says how long.
-    refused = post_login(client, "taro.itsu@example.jp", "itscom-demo1")
+    refused = login(client, "taro.itsu@example.jp", "itscom-demo1")
     assert refused.status_code == 429 and refused.headers["Retry-After"] == "1"
     assert "1秒後に再度お試しください" in refused.get_data(as_text=True)
     clock.advance(1)
-    assert post_login(client, "taro.itsu@example.jp", "wrong-pass").status_code == 200  # 6th failure
-    assert post_login(client, "taro.itsu@example.jp", "itscom-demo1").status_code == 429
+    assert login(client, "taro.itsu@example.jp", "wrong-pass").status_code == 200  # 6th failure
+    assert login(client, "taro.itsu@example.jp", "itscom-demo1").status_code == 429
     clock.advance(2)  # the delay doubled
-    assert post_login(client, "taro.itsu@example.jp", "itscom-demo1").status_code == 303
+    assert login(client, "taro.itsu@example.jp", "itscom-demo1").status_code == 303
     with app.app_context():
         events = [e.event for e in db.session.scalars(db.select(AuditEvent).order_by(AuditEvent.id))]
     assert events.count("login.failure") == 6 and "login.throttled" in events and events[-1] == "login.success"
@@ -106,15 +100,15 @@ def test_failures_are_throttled_with_progressive_delay(app, client, clock, accou
 
 def test_unknown_ids_are_throttled_like_known_ones(client, account):
     for _ in range(5):
-        post_login(client, "nobody@example.jp", "wrong-pass")
-    assert post_login(client, "nobody@example.jp", "wrong-pass").status_code == 429
+        login(client, "nobody@example.jp", "wrong-pass")
+    assert login(client, "nobody@example.jp", "wrong-pass").status_code == 429
 
 
 def test_throttle_per_address_across_many_ids(app, client, account):
     app.config["LOGIN_FREE_FAILURES_PER_ADDRESS"] = 3
     for i in range(3):
-        post_login(client, f"user{i}@example.jp", "wrong-pass")
-    assert post_login(client, "taro.itsu@example.jp", "itscom-demo1").status_code == 429
+        login(client, f"user{i}@example.jp", "wrong-pass")
+    assert login(client, "taro.itsu@example.jp", "itscom-demo1").status_code == 429
 
 
 def test_password_hash_is_upgraded_when_parameters_change(app, client, account):
@@ -124,7 +118,7 @@ def test_password_hash_is_upgraded_when_parameters_change(app, client, account):
         row = db.session.get(Account, account)
         row.password_hash = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash("itscom-demo1")
         db.session.commit()
-    assert post_login(client, "taro.itsu@example.jp", "itscom-demo1").status_code == 303
+    assert login(client, "taro.itsu@example.jp", "itscom-demo1").status_code == 303
     with app.app_context():
         assert "m=19456,t=2,p=1" in db.session.get(Account, account).password_hash
 
@@ -133,5 +127,5 @@ def test_locked_account_cannot_log_in_and_gets_the_same_message(app, client, acc
     with app.app_context():
         db.session.get(Account, account).status = "locked"
         db.session.commit()
-    response = post_login(client, "taro.itsu@example.jp", "itscom-demo1")
+    response = login(client, "taro.itsu@example.jp", "itscom-demo1")
     assert "iTSCOM IDまたはパスワードが正しくありません。" in response.get_data(as_text=True)

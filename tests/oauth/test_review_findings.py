@@ -9,15 +9,8 @@ import pytest
 from idp.extensions import db
 from idp.models import AuditEvent
 
-from ..helpers import RelyingParty, csrf_token, query_of
+from ..helpers import RelyingParty, csrf_token, login, query_of
 from .test_consent_and_logout import answer_consent
-
-
-def login(client, login_id, password, **headers):
-    page = client.get("/login", headers=headers)
-    return client.post("/login", headers=headers, data={
-        "csrf_token": csrf_token(page.get_data(as_text=True)), "login_id": login_id, "password": password,
-    })
 
 
 def test_consent_answers_the_request_its_page_showed(app, client, account):
@@ -107,11 +100,11 @@ def behind_one_proxy(config_overrides):
 def test_behind_a_proxy_each_customer_is_throttled_by_their_own_address(behind_one_proxy, app, account):
     attacker, victim = app.test_client(), app.test_client()
     for i in range(20):
-        login(attacker, f"nobody{i}@example.jp", "x", **{"X-Forwarded-For": "198.51.100.7"})
+        login(attacker, f"nobody{i}@example.jp", "x", headers={"X-Forwarded-For": "198.51.100.7"})
     assert login(attacker, "taro.itsu@example.jp", "itscom-demo1",
-                 **{"X-Forwarded-For": "198.51.100.7"}).status_code == 429
+                 headers={"X-Forwarded-For": "198.51.100.7"}).status_code == 429
     assert login(victim, "taro.itsu@example.jp", "itscom-demo1",
-                 **{"X-Forwarded-For": "203.0.113.9"}).status_code == 303
+                 headers={"X-Forwarded-For": "203.0.113.9"}).status_code == 303
 
 
 @pytest.mark.parametrize("overrides", [

@@ -7,7 +7,7 @@ import pytest
 
 from idp.mail import deliver_due
 
-from ..helpers import csrf_token
+from ..helpers import csrf_token, submit
 
 OWNER, PASSWORD = "taro.itsu@example.jp", "itscom-demo1"
 HOME = "198.51.100.7"
@@ -20,13 +20,8 @@ def browser(app, address):
     return client
 
 
-def post_form(client, path, data):
-    page = client.get(path).get_data(as_text=True)
-    return client.post(path, data={"csrf_token": csrf_token(page), **data})
-
-
 def identify(client, login_id=OWNER):
-    return post_form(client, "/recovery/identify", {"login_id": login_id})
+    return submit(client, "/recovery/identify", {"login_id": login_id})
 
 
 def page_without_token(response) -> str:
@@ -43,7 +38,7 @@ def mails_to(app, mail_server, to=OWNER) -> int:
 def holder(app, account):
     """The holder's everyday browser: it signed in once, some time ago."""
     client = browser(app, HOME)
-    assert post_form(client, "/login", {"login_id": OWNER, "password": PASSWORD}).status_code == 303
+    assert submit(client, "/login", {"login_id": OWNER, "password": PASSWORD}).status_code == 303
     return client
 
 
@@ -123,5 +118,5 @@ def test_a_shared_address_is_slowed_for_seconds_not_locked_for_half_an_hour(app,
     assert waits == [1, 2, 4, 8, 16, 32, 60, 60, 60, 60, 60, 60]
     # The holder behind the NAT, from their own browser, is not made to wait at all.
     holder = browser(app, nat)
-    assert post_form(holder, "/login", {"login_id": OWNER, "password": PASSWORD}).status_code == 303
+    assert submit(holder, "/login", {"login_id": OWNER, "password": PASSWORD}).status_code == 303
     assert identify(holder).status_code == 303

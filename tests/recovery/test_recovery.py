@@ -10,13 +10,8 @@ from idp.extensions import db
 from idp.mail import deliver_due
 from idp.models import Account, AuditEvent
 
-from ..helpers import RelyingParty, csrf_token
+from ..helpers import RelyingParty, csrf_token, submit
 from ..mailserver import body_of
-
-
-def post(client, path, data):
-    page = client.get(path)
-    return client.post(path, data={"csrf_token": csrf_token(page.get_data(as_text=True)), **data})
 
 
 def deliver(app):
@@ -48,8 +43,8 @@ def yamada(app, contracts):
 
 
 def start_3b(client, login_id="taro.itsu@example.jp"):
-    assert post(client, "/recovery/", {"unknown": "password"}).location == "/recovery/identify"
-    return post(client, "/recovery/identify", {"login_id": login_id})
+    assert submit(client, "/recovery/", {"unknown": "password"}).location == "/recovery/identify"
+    return submit(client, "/recovery/identify", {"login_id": login_id})
 
 
 def test_choice_page_and_id_unknown_goes_to_registration(client):
@@ -60,7 +55,7 @@ def test_choice_page_and_id_unknown_goes_to_registration(client):
                   "iTSCOM IDがご不明な場合 (iTSCOM ID新規登録)", "次へ", "戻る",
                   "iTSCOM ID・パスワードを忘れた場合の再発行手続き方法はこちら"]:
         assert words in page, words
-    assert post(client, "/recovery/", {"unknown": "id"}).location == "/registration/"
+    assert submit(client, "/recovery/", {"unknown": "id"}).location == "/registration/"
 
 
 def test_3b_code_to_a_new_password(app, client, account, mail_server):
@@ -74,13 +69,13 @@ def test_3b_code_to_a_new_password(app, client, account, mail_server):
     body = body_of(mail_server.inbox.last_to("taro.itsu@example.jp"))
     assert body.startswith("逸 太郎 様\n") and "お客様からの「パスワード 再発行」を受付しました。" in body
 
-    assert post(client, "/recovery/code", {"code": code}).location == "/recovery/password"
-    weak = post(client, "/recovery/password", {"password": "taro.itsu@example.jp",
+    assert submit(client, "/recovery/code", {"code": code}).location == "/recovery/password"
+    weak = submit(client, "/recovery/password", {"password": "taro.itsu@example.jp",
                                                "password_confirm": "taro.itsu@example.jp"})
     assert "iTSCOM IDと同じパスワードは使用できません。" in weak.get_data(as_text=True)
-    common = post(client, "/recovery/password", {"password": "password1", "password_confirm": "password1"})
+    common = submit(client, "/recovery/password", {"password": "password1", "password_confirm": "password1"})
     assert "推測されやすい" in common.get_data(as_text=True)
-    done = post(client, "/recovery/password", {"password": "Taro-new-2026", "password_confirm": "Taro-new-2026"})
+    done = submit(client, "/recovery/password", {"password": "Taro-new-2026", "password_confirm": "Taro-new-2026"})
     assert done.location == "/recovery/done"
     assert "これでパスワードの再発行は完了です。" in client.get("/recovery/done").get_data(as_text=True)
 
@@ -122,7 +117,7 @@ def test_unknown_id_looks_like_a_known_one_and_sends_nothing(app, account, mail_
     deliver(app)
     assert [m["To"] for m in mail_server.inbox.messages] == ["taro.itsu@example.jp"]
     for guess in ["000000", "123456"]:
-        assert "認証コードが正しくありません。" in post(unknown, "/recovery/code", {"code": guess}).get_data(as_text=True)
+        assert "認証コードが正しくありません。" in submit(unknown, "/recovery/code", {"code": guess}).get_data(as_text=True)
 
 
 def test_five_wrong_codes_then_even_the_right_one_is_refused(app, client, account, mail_server):
@@ -168,9 +163,9 @@ def test_3a_secret_question_and_link_to_a_new_password(app, client, yamada, mail
     assert start_3b(client, "yamada@example.jp").location == "/recovery/secret"
     page = client.get("/recovery/secret").get_data(as_text=True)
     assert "合言葉登録" in page and "ペットの名前" in page and "※半角記号不可" in page
-    symbols = post(client, "/recovery/secret", {"question": "ペットの名前", "answer": "pochi!"})
+    symbols = submit(client, "/recovery/secret", {"question": "ペットの名前", "answer": "pochi!"})
     assert "答えに半角記号は使用できません。" in symbols.get_data(as_text=True)
-    assert post(client, "/recovery/secret", {"question": "ペットの名前", "answer": "ぽち"}).location == "/recovery/secret/sent"
+    assert submit(client, "/recovery/secret", {"question": "ペットの名前", "answer": "ぽち"}).location == "/recovery/secret/sent"
     sent = client.get("/recovery/secret/sent").get_data(as_text=True)
     for words in ["本人認証が完了しました。", "連絡先メールアドレスに確認用メールを送信しました。",
                   "確認用メールの有効期限は30分です。", "メールが届かない場合"]:
@@ -204,7 +199,7 @@ def test_3a_secret_question_and_link_to_a_new_password(app, client, yamada, mail
 
 def test_3a_five_wrong_answers_end_the_procedure(app, client, yamada, mail_server):
     start_3b(client, "yamada@example.jp")
-    post(client, "/recovery/secret", {"question": "ペットの名前", "answer": "ぽち"})
+    submit(client, "/recovery/secret", {"question": "ペットの名前", "answer": "ぽち"})
     path = mailed_link(app, mail_server, "yamada.mobile@example.com")
     for _ in range(5):
         form = client.get(path).get_data(as_text=True)
@@ -214,7 +209,7 @@ def test_3a_five_wrong_answers_end_the_procedure(app, client, yamada, mail_serve
 
 def test_3a_expired_link(app, client, yamada, mail_server, clock):
     start_3b(client, "yamada@example.jp")
-    post(client, "/recovery/secret", {"question": "ペットの名前", "answer": "ぽち"})
+    submit(client, "/recovery/secret", {"question": "ペットの名前", "answer": "ぽち"})
     path = mailed_link(app, mail_server, "yamada.mobile@example.com")
     clock.advance(30 * 60 + 1)
     assert client.get(path).status_code == 400
@@ -239,7 +234,7 @@ def test_unknown_ids_also_take_the_secret_question_path_without_mail(app, client
     """Otherwise 3-A would tell that an ID exists (with an unconfirmed address)."""
     [nobody] = unknown_ids(app, "secret")
     assert start_3b(client, nobody).location == "/recovery/secret"
-    assert post(client, "/recovery/secret", {"question": "ペットの名前", "answer": "ぽち"}).location == "/recovery/secret/sent"
+    assert submit(client, "/recovery/secret", {"question": "ペットの名前", "answer": "ぽち"}).location == "/recovery/secret/sent"
     assert "本人認証が完了しました。" in client.get("/recovery/secret/sent").get_data(as_text=True)
     deliver(app)
     assert mail_server.inbox.messages == []
@@ -307,7 +302,7 @@ def test_3a_with_the_accounts_secret_skips_registration_and_the_link_asks_it(app
 
 def test_the_secret_registered_at_3a_becomes_the_accounts_one(app, client, yamada, mail_server):
     start_3b(client, "yamada@example.jp")
-    post(client, "/recovery/secret", {"question": "ペットの名前", "answer": "ぽち"})
+    submit(client, "/recovery/secret", {"question": "ペットの名前", "answer": "ぽち"})
     path = mailed_link(app, mail_server, "yamada.mobile@example.com")
     assert reissue_through_link(app, path, "ペットの名前", "ぽち").location == "/recovery/done"
     with app.app_context():
@@ -325,7 +320,7 @@ def test_the_secret_registered_at_3a_becomes_the_accounts_one(app, client, yamad
 def test_a_secret_registered_by_someone_who_never_completes_is_not_kept(app, client, yamada, mail_server):
     """Whoever types an ID can reach 合言葉登録; only the mailbox's owner completes."""
     start_3b(client, "yamada@example.jp")
-    post(client, "/recovery/secret", {"question": "母親の旧姓", "answer": "すずき"})
+    submit(client, "/recovery/secret", {"question": "母親の旧姓", "answer": "すずき"})
     with app.app_context():
         assert db.session.scalar(db.select(Account).filter_by(login_id="yamada@example.jp")).secret_answer_hash is None
     assert start_3b(app.test_client(), "yamada@example.jp").location == "/recovery/secret"
@@ -337,3 +332,14 @@ def test_unknown_ids_also_skip_registration_as_accounts_with_a_secret_do(app, cl
     assert "本人認証が完了しました。" in client.get("/recovery/secret/sent").get_data(as_text=True)
     deliver(app)
     assert mail_server.inbox.messages == []
+
+
+def test_a_code_issued_before_a_reset_is_dead_after_it(app, client, account, mail_server):
+    rp = RelyingParty.register(app, client)
+    code = rp.sign_in_and_get_code()["code"]
+    victim = app.test_client()
+    start_3b(victim)
+    submit(victim, "/recovery/code", {"code": mailed_code(app, mail_server)})
+    done = submit(victim, "/recovery/password", {"password": "Taro-new-2026", "password_confirm": "Taro-new-2026"})
+    assert done.location == "/recovery/done"
+    assert rp.exchange(code).status_code == 400

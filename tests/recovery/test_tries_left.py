@@ -3,8 +3,8 @@ remain; the last one says that the limit was reached and what to do next."""
 
 import re
 
-from ..helpers import csrf_token
-from .test_recovery import mailed_code, mailed_link, post, start_3b, unknown_ids, yamada  # noqa: F401
+from ..helpers import csrf_token, submit
+from .test_recovery import mailed_code, mailed_link, start_3b, unknown_ids, yamada  # noqa: F401
 
 CODE_LIMIT = "認証コードの入力回数が上限に達したため、このお手続きは続けることができません。"
 SECRET_LIMIT = "秘密の質問と答えの入力回数が上限に達したため、このお手続きは続けることができません。"
@@ -42,17 +42,17 @@ def test_wrong_codes_count_down_then_the_limit_page_says_what_to_do(app, client,
     assert CODE_LIMIT in client.get("/recovery/code").get_data(as_text=True)
     # Starting again from 本人認証 works.
     assert start_3b(client).location == "/recovery/code"
-    assert post(client, "/recovery/code", {"code": mailed_code(app, mail_server)}).location == "/recovery/password"
+    assert submit(client, "/recovery/code", {"code": mailed_code(app, mail_server)}).location == "/recovery/password"
 
 
 def test_an_unknown_id_counts_down_alike(app, account, mail_server):
     browser = app.test_client()
     [nobody] = unknown_ids(app, "code")
     start_3b(browser, nobody)
-    assert errors(post(browser, "/recovery/code", {"code": "000000"}).get_data(as_text=True)) == [
+    assert errors(submit(browser, "/recovery/code", {"code": "000000"}).get_data(as_text=True)) == [
         "認証コードが正しくありません。あと4回入力できます。"]
     for _ in range(3):
-        post(browser, "/recovery/code", {"code": "000000"})
+        submit(browser, "/recovery/code", {"code": "000000"})
     token = csrf_token(browser.get("/login").get_data(as_text=True))  # the code page is gone after this one
     limit = browser.post("/recovery/code", data={"csrf_token": token, "code": "000000"})
     assert CODE_LIMIT in limit.get_data(as_text=True)
@@ -60,7 +60,7 @@ def test_an_unknown_id_counts_down_alike(app, account, mail_server):
 
 def test_wrong_answers_count_down_then_the_limit_page_says_what_to_do(app, client, yamada, mail_server):  # noqa: F811
     start_3b(client, "yamada@example.jp")
-    post(client, "/recovery/secret", {"question": "ペットの名前", "answer": "ぽち"})
+    submit(client, "/recovery/secret", {"question": "ペットの名前", "answer": "ぽち"})
     path = mailed_link(app, mail_server, "yamada.mobile@example.com")
     phone = app.test_client()
     form = phone.get(path).get_data(as_text=True)

@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 from idp.mail import deliver_due
 
-from ..helpers import csrf_token
+from ..helpers import csrf_token, submit
 from ..mailserver import url_in
 
 SUZUKI = {"name_kana": "スズキハナコ", "phone": "0449876543", "payment_type": "bank_last4", "payment_value": "0077"}
@@ -18,9 +18,7 @@ class Registrant:
         self.environ = {"REMOTE_ADDR": address}
 
     def post(self, path: str, data: dict):
-        page = self.client.get(path, environ_base=self.environ)
-        return self.client.post(path, environ_base=self.environ,
-                                data={"csrf_token": csrf_token(page.get_data(as_text=True)), **data})
+        return submit(self.client, path, data, environ_base=self.environ)
 
     def verify(self, **answers):
         return self.post("/registration/", {**SUZUKI, **answers})

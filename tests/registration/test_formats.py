@@ -16,11 +16,6 @@ from .helpers import Registrant
 NOT_VERIFIED = "入力された内容ではご契約を確認できませんでした。"
 
 
-@pytest.fixture
-def registrant(app, client, contracts, mail_server):
-    return Registrant(app, client, mail_server)
-
-
 def field_errors(html: str) -> list[str]:
     return re.findall(r'<p class="error" role="alert">([^<]+)</p>', html)
 

@@ -7,15 +7,9 @@ import pytest
 
 from idp.accounts import create_account
 from idp.extensions import db
-
-from .helpers import Registrant
+from idp.mail import deliver_due
 
 REPLACES = "このご契約には、すでにiTSCOM IDが登録されています。この手続きを完了すると、現在のiTSCOM IDとパスワードは新しいものに置き換わり、ご利用いただけなくなります。"
-
-
-@pytest.fixture
-def registrant(app, client, contracts, mail_server):
-    return Registrant(app, client, mail_server)
 
 
 @pytest.fixture
@@ -57,3 +51,15 @@ def test_nobody_learns_of_the_current_id_without_verifying_the_contract(client, 
     refused = registrant.verify(payment_value="0078").get_data(as_text=True)
     assert "入力された内容ではご契約を確認できませんでした。" in refused and REPLACES not in refused
     assert client.get("/registration/account").location == "/registration/"
+
+
+def test_re_registration_tells_the_old_addresses(app, registrant, mail_server):
+    with app.app_context():
+        create_account("2005128464", "hanako.old@example.jp", "Hanako-2025")
+        db.session.commit()
+    path = registrant.up_to_mail("someone.else@example.net")
+    assert registrant.confirm(path, contact="someone.else@example.net").location == "/registration/complete"
+    with app.app_context():
+        deliver_due()
+    notice = mail_server.inbox.last_to("hanako.old@example.jp")
+    assert notice["Subject"] == "iTSCOM ID変更のお知らせ"

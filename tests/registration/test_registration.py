@@ -1,21 +1,20 @@
 """はじめてのログイン (manual p.11–16): given a contract, when the customer
 enters …, then they see … — against a real SMTP server."""
 
+import base64
+import json
 import threading
+import zlib
 
 import pytest
 
 from idp.extensions import db
-from idp.models import Account, AuditEvent, OutboxMail
+from idp.mail import deliver_due
+from idp.models import Account, AuditEvent, OutboxMail, PendingRegistration
 
 from ..helpers import RelyingParty, csrf_token, query_of
 from ..mailserver import MailServer, body_of, free_port
 from .helpers import Registrant
-
-
-@pytest.fixture
-def registrant(app, client, contracts, mail_server):
-    return Registrant(app, client, mail_server)
 
 
 def events(app):
@@ -386,3 +385,54 @@ def test_development_outbox_page_shows_mails_without_smtp(app, client, contracts
         db.engine.dispose()
     assert "マイページ本登録のご案内" in page and "/registration/confirm/" in page and "鈴木 花子 様" in page
     assert client.get("/dev/mail").status_code == 404  # with IDP_MAIL_URL set there is no such page
+
+
+def test_step4_answers_are_budgeted(app, registrant, account):
+    registrant.verify()
+    registrant.agree()
+    statuses = [registrant.choose("taro.itsu@example.jp", "Hanako-2026").status_code for _ in range(6)]
+    assert statuses[:5] == [200] * 5 and statuses[5] == 429
+
+
+def test_registration_mails_are_budgeted_per_contract(app, registrant):
+    for i in range(7):
+        registrant.verify()
+        registrant.agree()
+        registrant.choose(f"someone{i}@example.org")
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count()).select_from(OutboxMail)) == 5
+        assert db.session.scalar(db.select(db.func.count()).select_from(PendingRegistration)) == 5
+
+
+def test_one_bad_mail_does_not_block_the_outbox(app, registrant, mail_server):
+    registrant.verify()
+    registrant.agree()
+    registrant.choose("first@example.jp")
+    with app.app_context():
+        db.session.scalar(db.select(OutboxMail)).body = b"sealed under an old secret key"
+        db.session.commit()
+    second = Registrant(app, app.test_client(), mail_server)
+    second.verify(name_kana="イツタロウ", phone="0312345678", payment_type="bank_last4", payment_value="4821")
+    second.agree()
+    second.choose("second@example.jp")
+    with app.app_context():
+        assert deliver_due() == (1, 1)
+    assert mail_server.inbox.last_to("second@example.jp")
+
+
+def test_flow_cookie_does_not_carry_contract_answers(registrant, client):
+    registrant.verify()
+    raw = client.get_cookie("idp_flow").value
+    compressed = raw.startswith(".")
+    payload = raw.split(".")[1]
+    data = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    text = (zlib.decompress(data) if compressed else data).decode()
+    assert "0077" not in text and "0449876543" not in text and "スズキ" not in json.loads(text).__repr__()
+
+
+def test_completion_voids_other_pending_urls_of_the_contract(app, registrant, mail_server):
+    first = registrant.up_to_mail("hanako.one@example.jp")
+    other = Registrant(app, app.test_client(), mail_server)
+    second = other.up_to_mail("hanako.two@example.jp")
+    assert other.confirm(second, contact="hanako.two@example.jp").location == "/registration/complete"
+    assert registrant.confirm(first, contact="hanako.one@example.jp").status_code == 400

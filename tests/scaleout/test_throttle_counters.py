@@ -12,16 +12,10 @@ from idp.extensions import db
 from idp.models import AuditEvent, ThrottleCounter
 from idp.security.throttle import Attempt, Budget, DatabaseCounters, make_counters
 
-from ..helpers import csrf_token
+from ..helpers import login
 from ..registration.helpers import Registrant
 
 RIGHT, WRONG = "itscom-demo1", "wrong-pass"
-
-
-def login(client, password, login_id="taro.itsu@example.jp"):
-    page = client.get("/login")
-    return client.post("/login", data={"csrf_token": csrf_token(page.get_data(as_text=True)),
-                                       "login_id": login_id, "password": password})
 
 
 def count_events(app, event):
@@ -45,9 +39,9 @@ def second_node(app, clock):
 def test_two_nodes_without_redis_hold_one_login_budget(app, second_node, account):
     browsers = [app.test_client(), second_node.test_client()]
     for i in range(5):
-        assert login(browsers[i % 2], WRONG).status_code == 200
+        assert login(browsers[i % 2], password=WRONG).status_code == 200
     for browser in browsers:
-        refused = login(browser, RIGHT)
+        refused = login(browser, password=RIGHT)
         assert refused.status_code == 429 and refused.headers["Retry-After"] == "1"
     assert count_events(app, "login.failure") == 5
 
@@ -102,8 +96,8 @@ def test_two_nodes_hold_one_login_budget_in_redis(app, second_node, account, red
         use_redis(node, redis_url)
     browsers = [app.test_client(), second_node.test_client()]
     for i in range(5):
-        assert login(browsers[i % 2], WRONG).status_code == 200
-    assert login(browsers[0], RIGHT).status_code == 429
+        assert login(browsers[i % 2], password=WRONG).status_code == 200
+    assert login(browsers[0], password=RIGHT).status_code == 429
     assert redis.Redis.from_url(redis_url).keys("throttle:login:*")
     with app.app_context():
         assert db.session.scalar(db.select(db.func.count()).select_from(ThrottleCounter)) == 0
@@ -112,8 +106,8 @@ def test_two_nodes_hold_one_login_budget_in_redis(app, second_node, account, red
 def test_while_redis_is_down_budgets_hold_in_the_database(app, client, account, contracts):
     use_redis(app, "redis://127.0.0.1:1/0")  # nothing listens on port 1
     for _ in range(5):
-        assert login(client, WRONG).status_code == 200
-    assert login(client, RIGHT).status_code == 429
+        assert login(client, password=WRONG).status_code == 200
+    assert login(client, password=RIGHT).status_code == 429
     # Nothing refuses for want of a counter store: registration goes on.
     assert Registrant(app, app.test_client()).verify().location == "/registration/terms"
 
@@ -123,12 +117,12 @@ def test_a_silent_redis_costs_one_timeout_not_one_per_login(app, client, account
     logins = 8
     started = time.monotonic()
     for i in range(logins):  # the same work with counters in the database
-        login(app.test_client(), WRONG, login_id=f"nobody{i}@example.jp")
+        login(app.test_client(), password=WRONG, login_id=f"nobody{i}@example.jp")
     baseline = time.monotonic() - started
 
     use_redis(app, f"redis://127.0.0.1:{silent_redis.port}/0", REDIS_TIMEOUT_MS=int(timeout * 1000))
     started = time.monotonic()
-    statuses = [login(client, WRONG if i < 5 else RIGHT).status_code for i in range(logins)]
+    statuses = [login(client, password=WRONG if i < 5 else RIGHT).status_code for i in range(logins)]
     extra = time.monotonic() - started - baseline
 
     # The budget still holds, counted in the database ...
