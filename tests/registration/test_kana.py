@@ -6,7 +6,7 @@ import pytest
 from flask_migrate import upgrade
 
 from idp import create_app
-from idp.contracts import ContractImportError, import_contracts
+from idp.contracts import ContractImportError, import_contracts, is_kana_key, kana_key
 from idp.extensions import db
 from idp.models import Contract
 
@@ -61,3 +61,26 @@ def test_the_migration_rekeys_contracts_imported_under_the_old_rule(tmp_path):
         upgrade()
         assert db.session.scalar(db.select(Contract.kana_key)) == "スミスジヨン"
         db.engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("written", "key"),
+    [
+        ("スミス・ジョン", "スミスジヨン"),
+        ("ｽﾐｽ･ｼﾞｮﾝ", "スミスジヨン"),
+        ("すみす　じょん", "スミスジヨン"),
+        ("サヽキ", "ササキ"),
+        ("イスヾ", "イスズ"),
+        ("マ－ク", "マーク"),
+        ("ﾏｰｸ", "マーク"),
+        ("カ゛ン", "ガン"),
+        ("ヴァン", "ヴアン"),
+    ],
+)
+def test_kana_key_is_one_form_for_every_spelling(written, key):
+    assert kana_key(written) == key and is_kana_key(key)
+
+
+@pytest.mark.parametrize("written", ["山田太郎", "Smith John", "スミス1", "", "ア" * 101])
+def test_a_name_that_is_not_kana_gives_a_refused_key(written):
+    assert not is_kana_key(kana_key(written))
