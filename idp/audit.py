@@ -1,4 +1,11 @@
-"""The one way to record a security event (SPEC §5)."""
+"""The one way to record a security event (SPEC §5), and the transaction rule.
+
+The rule: the view (or CLI command) commits. It commits once, after the
+action and its audit row are both in the session, so that they commit
+together or not at all; the functions it calls add to the session and
+never commit. A deliberate early commit is a named function that says in
+its docstring why it cannot wait for the view.
+"""
 
 from flask import has_request_context, request
 

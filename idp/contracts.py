@@ -164,7 +164,7 @@ def parse_csv(text: str) -> list[dict]:
 
 
 def import_contracts(text: str) -> ImportReport:
-    """Upsert every row by customer number, in one transaction."""
+    """Upsert every row by customer number; the caller commits (with its audit row)."""
     rows = parse_csv(text)
     existing = {
         c.customer_number: c
@@ -183,7 +183,6 @@ def import_contracts(text: str) -> ImportReport:
         for name, value in fields.items():
             setattr(contract, name, value)
         contract.imported_at = t
-    db.session.commit()
     return ImportReport(created=created, updated=len(rows) - created)
 
 

@@ -6,9 +6,10 @@ import pyotp
 import pytest
 
 from idp.extensions import db
-from idp.models import Account, AuditEvent, Contract
+from idp.models import Account, AuditEvent, Client, Contract, SigningKey
 
 from ..conftest import FIXTURE_CONTRACTS
+from ..faults import audit_rows_refused
 from ..helpers import RelyingParty
 
 
@@ -175,6 +176,44 @@ def test_keys_page_rotates(app, client, admin, clock):
 
         db.session.execute(db.delete(SigningKey))
         db.session.commit()
+
+
+def test_each_action_commits_with_its_audit_row(app, client, admin, clock, account):
+    """An action and its audit row commit together: when the database
+    refuses the audit row, the action left nothing behind either."""
+    sign_in(client, admin, clock)
+    created = post(client, "/admin/clients/new", {
+        "name": "Partner", "redirect_uris": "https://partner.example/cb", "grant_types": "authorization_code",
+        "scope": "openid", "auth_method": "client_secret_basic",
+    }).get_data(as_text=True)
+    client_id = re.search(r"クライアントID: <code>([^<]+)</code>", created).group(1)
+
+    def state():
+        with app.app_context():
+            rows = [db.session.scalar(db.select(db.func.count()).select_from(model))
+                    for model in (SigningKey, Contract, Client, AuditEvent)]
+            partner = db.session.scalar(db.select(Client).filter_by(client_id=client_id))
+            return rows, partner.disabled, partner.client_secret_digest, db.session.get(Account, account).status
+
+    header = FIXTURE_CONTRACTS.read_text(encoding="utf-8").splitlines()[0]
+    before = state()
+    with audit_rows_refused(app):
+        for path, data in [
+            ("/admin/keys", {"alg": "ES256"}),
+            ("/admin/contracts", {"csv_text": header + "\n2005120001,一 郎,イチ ロウ,0311112222,,,,,false\n",
+                                  "confirm": "1"}),
+            ("/admin/clients/new", {"name": "Other", "redirect_uris": "https://other.example/cb",
+                                    "grant_types": "authorization_code", "scope": "openid"}),
+            (f"/admin/clients/{client_id}", {"name": "Renamed", "redirect_uris": "https://partner.example/cb",
+                                             "grant_types": "authorization_code", "scope": "openid"}),
+            (f"/admin/clients/{client_id}/rotate-secret", None),
+            (f"/admin/clients/{client_id}/disable", None),
+            (f"/admin/clients/{client_id}/delete", None),
+            (f"/admin/accounts/{account}/lock", None),
+            (f"/admin/accounts/{account}/revoke", None),
+        ]:
+            assert post(client, path, data).status_code == 500, path
+    assert state() == before
 
 
 def shown_events(page: str) -> list[str]:
