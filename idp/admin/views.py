@@ -87,6 +87,11 @@ def record(event: str, **details) -> None:
     audit.record(event, admin_id=session.get("admin_id"), **details)
 
 
+def action(event: str, **details):
+    """One audit row for the action inside, naming its administrator (audit.action)."""
+    return audit.action(event, admin_id=session.get("admin_id"), **details)
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     error, status, wait = None, 200, 0
@@ -138,10 +143,11 @@ def clients():
 def client_new():
     if request.method == "POST":
         try:
-            client, secret = create_client(*_client_form_args(), first_party=bool(request.form.get("first_party")))
+            with action("admin.client_created"):
+                client, secret = create_client(*_client_form_args(),
+                                               first_party=bool(request.form.get("first_party")))
         except ClientError as error:
             return _client_form(None, words.client_error(error)), 400
-        record("admin.client_created", client_id=client.client_id)
         db.session.commit()
         return render_template("admin/client_secret.html", client=client, secret=secret)
     return _client_form(None)
@@ -161,8 +167,8 @@ def client_edit(client_id):
             db.session.rollback()
             return _client_form(client, words.client_error(error)), 400
         client.first_party = bool(request.form.get("first_party"))
-        secret = align_secret(client)
-        record("admin.client_updated", client_id=client_id)
+        with action("admin.client_updated", client_id=client_id):
+            secret = align_secret(client)
         db.session.commit()
         if secret:
             return render_template("admin/client_secret.html", client=client, secret=secret)
@@ -176,11 +182,11 @@ def client_edit(client_id):
 def client_rotate(client_id):
     client = _client(client_id)
     try:
-        secret = rotate_secret(client)
+        with action("admin.client_secret_rotated", client_id=client_id):
+            secret = rotate_secret(client)
     except ClientError as error:
         flash(words.client_error(error))
         return redirect(url_for("admin.client_edit", client_id=client_id), 303)
-    record("admin.client_secret_rotated", client_id=client_id)
     db.session.commit()
     return render_template("admin/client_secret.html", client=client, secret=secret)
 
@@ -198,8 +204,8 @@ def client_disable(client_id):
 @bp.route("/clients/<client_id>/delete", methods=["POST"])
 @admin_required
 def client_delete(client_id):
-    delete_client(_client(client_id))
-    record("admin.client_deleted", client_id=client_id)
+    with action("admin.client_deleted", client_id=client_id):
+        delete_client(_client(client_id))
     db.session.commit()
     flash("削除しました。")
     return redirect(url_for("admin.clients"), 303)
@@ -288,7 +294,7 @@ def account_lock(account_id):
     account.status = "locked" if locked else "active"
     if locked:
         end_everything(account, now())
-    record("admin.account_locked" if locked else "admin.account_unlocked", account_id=account_id)
+    record("admin.account_locked" if locked else "admin.account_unlocked", account=account)
     db.session.commit()
     return redirect(url_for("admin.accounts", q=account.login_id), 303)
 
@@ -298,7 +304,7 @@ def account_lock(account_id):
 def account_revoke(account_id):
     account = db.session.get(Account, account_id) or abort(404)
     end_everything(account, now())
-    record("admin.account_revoked", account_id=account_id)
+    record("admin.account_revoked", account=account)
     db.session.commit()
     flash("すべてのセッションとトークンを無効にしました。")
     return redirect(url_for("admin.accounts", q=account.login_id), 303)

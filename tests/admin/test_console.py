@@ -6,7 +6,7 @@ import pyotp
 import pytest
 
 from idp.extensions import db
-from idp.models import Account, AuditEvent, Client, Contract, SigningKey
+from idp.models import Account, Admin, AuditEvent, Client, Contract, SigningKey
 
 from ..conftest import FIXTURE_CONTRACTS
 from ..faults import audit_rows_refused
@@ -178,6 +178,51 @@ def test_keys_page_rotates(app, client, admin, clock):
         db.session.commit()
 
 
+def test_each_action_writes_one_audit_row_naming_its_administrator(app, client, admin, clock, account):
+    sign_in(client, admin, clock)
+    with app.app_context():
+        admin_id = db.session.scalar(db.select(Admin.id))
+        seen = db.session.scalar(db.select(db.func.max(AuditEvent.id)))
+
+    def rows_since():
+        nonlocal seen
+        with app.app_context():
+            rows = db.session.scalars(db.select(AuditEvent).where(AuditEvent.id > seen).order_by(AuditEvent.id)).all()
+            seen = rows[-1].id if rows else seen
+            return [(row.event, row.account_id, row.client_id, row.details.get("admin_id")) for row in rows]
+
+    created = post(client, "/admin/clients/new", {
+        "name": "Partner", "redirect_uris": "https://partner.example/cb", "grant_types": "authorization_code",
+        "scope": "openid", "auth_method": "none",
+    }).get_data(as_text=True)
+    client_id = re.search(r"クライアントID: <code>([^<]+)</code>", created).group(1)
+    assert rows_since() == [("admin.client_created", None, client_id, admin_id)]
+    post(client, f"/admin/clients/{client_id}", {  # a public client becomes confidential: it gets a secret
+        "name": "Partner", "redirect_uris": "https://partner.example/cb", "grant_types": "authorization_code",
+        "scope": "openid", "auth_method": "client_secret_basic",
+    })
+    assert rows_since() == [("admin.client_updated", None, client_id, admin_id)]
+    for action, event in [("rotate-secret", "admin.client_secret_rotated"), ("disable", "admin.client_disabled"),
+                          ("disable", "admin.client_enabled"), ("delete", "admin.client_deleted")]:
+        post(client, f"/admin/clients/{client_id}/{action}")
+        assert rows_since() == [(event, None, client_id, admin_id)]
+    for action, event in [("lock", "admin.account_locked"), ("lock", "admin.account_unlocked"),
+                          ("revoke", "admin.account_revoked")]:
+        post(client, f"/admin/accounts/{account}/{action}")
+        assert rows_since() == [(event, account, None, admin_id)]
+    header = FIXTURE_CONTRACTS.read_text(encoding="utf-8").splitlines()[0]
+    post(client, "/admin/contracts", {"csv_text": header + "\n2005120001,一 郎,イチ ロウ,0311112222,,,,,false\n",
+                                      "confirm": "1"})
+    assert rows_since() == [("admin.contracts_imported", None, None, admin_id)]
+    post(client, "/admin/keys", {"alg": "ES256"})
+    assert rows_since() == [("key.rotated", None, None, admin_id)]
+    post(client, "/admin/logout")
+    assert rows_since() == [("admin.logout", None, None, admin_id)]
+    with app.app_context():
+        db.session.execute(db.delete(SigningKey))  # the rotated key must not outlive this test
+        db.session.commit()
+
+
 def test_each_action_commits_with_its_audit_row(app, client, admin, clock, account):
     """An action and its audit row commit together: when the database
     refuses the audit row, the action left nothing behind either."""
@@ -275,8 +320,9 @@ def test_every_recorded_event_has_a_japanese_name():
     from idp.admin.words import EVENTS
 
     source = "\n".join(p.read_text() for p in (Path(__file__).resolve().parents[2] / "idp").rglob("*.py"))
-    recorded = set(re.findall(r'\brecord\(\s*"([a-z_.]+)"', source))  # audit.record() and the console's record()
-    recorded |= set(re.findall(r'\brecord\(\s*"[a-z_.]+" if [^\n]*? else "([a-z_.]+)"', source))
+    # audit.record(), audit.action() and the console's record() and action()
+    recorded = set(re.findall(r'\b(?:record|action)\(\s*"([a-z_.]+)"', source))
+    recorded |= set(re.findall(r'\b(?:record|action)\(\s*"[a-z_.]+" if [^\n]*? else "([a-z_.]+)"', source))
     recorded |= {name for pair in re.findall(r'_verdict\([^)\n]*"([a-z_.]+)", "([a-z_.]+)"\)', source) for name in pair}
     assert {"registration.verified", "admin.account_unlocked", "recovery.code_failed", "logout"} <= recorded
     assert recorded - set(EVENTS) == set()
