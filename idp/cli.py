@@ -239,6 +239,7 @@ def admins_create(username, password):
         admin, secret = create_admin(username, password)
     except AdminError as error:
         raise click.ClickException(str(error)) from None
+    db.session.commit()
     click.echo(f"administrator {admin.username} created")
     click.echo(f"TOTP secret: {secret}")
     click.echo(f"provisioning URI: {provisioning_uri(admin.username, secret)}")

@@ -10,7 +10,7 @@ from idp.models import Account, Admin, AuditEvent, Client, Contract, SigningKey
 
 from ..conftest import FIXTURE_CONTRACTS
 from ..faults import audit_rows_refused
-from ..helpers import RelyingParty
+from ..helpers import RelyingParty, csrf_token
 
 
 @pytest.fixture
@@ -26,17 +26,13 @@ def code_at(secret, clock, offset=0):
 
 def sign_in(client, secret, clock, **overrides):
     page = client.get("/admin/login").get_data(as_text=True)
-    data = {"csrf_token": csrf_token_plain(page), "username": "ops", "password": "Correct-horse-77",
+    data = {"csrf_token": csrf_token(page), "username": "ops", "password": "Correct-horse-77",
             "code": code_at(secret, clock), **overrides}
     return client.post("/admin/login", data=data)
 
 
-def csrf_token_plain(html):
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
-
-
 def post(client, path, data=None, files=None, **kwargs):
-    token = csrf_token_plain(client.get("/admin/").get_data(as_text=True))
+    token = csrf_token(client.get("/admin/").get_data(as_text=True))
     return client.post(path, data={"csrf_token": token, **(data or {})}, content_type="multipart/form-data"
                        if files else None, **kwargs)
 
@@ -112,6 +108,34 @@ def test_client_created_in_the_console_logs_a_customer_in(app, client, admin, cl
     assert {"admin.client_created", "admin.client_disabled"} <= set(events(app))
 
 
+def field_of(html: str, field_id: str) -> str:
+    """The markup of one form field: its label, input and errors."""
+    return re.search(r'<(div|fieldset) class="field[^"]*">(?:(?!</\1>).)*?id="' + field_id + r'".*?</\1>',
+                     html, re.S).group(0)
+
+
+def test_the_console_names_what_is_wrong_next_to_its_field(app, client, admin, clock):
+    sign_in(client, admin, clock)
+    refused = post(client, "/admin/clients/new", {
+        "name": "Partner", "redirect_uris": "https://partner.example/cb\nhttp://partner.example/cb",
+        "grant_types": "authorization_code", "scope": "openid", "auth_method": "client_secret_basic",
+    })
+    assert refused.status_code == 400
+    html = refused.get_data(as_text=True)
+    redirect_uris = field_of(html, "redirect_uris")
+    assert 'class="field has-error"' in redirect_uris
+    assert "リダイレクトURI「http://partner.example/cb」は「https://」で始まるURLにしてください" in redirect_uris
+    assert "https://partner.example/cb\nhttp://partner.example/cb</textarea>" in redirect_uris  # kept as typed
+    assert "has-error" not in field_of(html, "name")
+    nameless = post(client, "/admin/clients/new", {"name": " ", "redirect_uris": "https://partner.example/cb"})
+    assert "名前を入力してください。" in field_of(nameless.get_data(as_text=True), "name")
+
+    bad = client.get("/admin/audit?since_date=2031-03-01&until_date=2031-13-01")
+    assert bad.status_code == 400
+    assert "日付は「2026-01-31」、時刻は「09:30」" in field_of(bad.get_data(as_text=True), "until_date")
+    assert "has-error" not in field_of(bad.get_data(as_text=True), "since_date")
+
+
 def test_the_console_refuses_a_back_channel_uri_inside_our_network(app, client, admin, clock):
     sign_in(client, admin, clock)
     response = post(client, "/admin/clients/new", {
@@ -129,7 +153,7 @@ def test_contract_import_previews_then_imports(app, client, admin, clock):
     sign_in(client, admin, clock)
     from io import BytesIO
 
-    token = csrf_token_plain(client.get("/admin/contracts").get_data(as_text=True))
+    token = csrf_token(client.get("/admin/contracts").get_data(as_text=True))
     csv = FIXTURE_CONTRACTS.read_bytes()
     preview = client.post("/admin/contracts", data={"csrf_token": token, "csv": (BytesIO(csv), "c.csv")},
                           content_type="multipart/form-data").get_data(as_text=True)
