@@ -42,6 +42,19 @@ def events(app):
         return [e.event for e in db.session.scalars(db.select(AuditEvent).order_by(AuditEvent.id))]
 
 
+PARTNER = {"name": "Partner", "redirect_uris": "https://partner.example/cb", "grant_types": "authorization_code",
+           "scope": "openid", "auth_method": "client_secret_basic"}
+# One contract the fixtures do not hold, as a billing CSV.
+NEW_CONTRACT_CSV = (FIXTURE_CONTRACTS.read_text(encoding="utf-8").splitlines()[0]
+                    + "\n2005120001,一 郎,イチ ロウ,0311112222,,,,,false\n")
+
+
+def register_partner(client, **changes) -> str:
+    """Register a client in the console; its client ID."""
+    html = post(client, "/admin/clients/new", {**PARTNER, **changes}).get_data(as_text=True)
+    return re.search(r"クライアントID: <code>([^<]+)</code>", html).group(1)
+
+
 @pytest.mark.parametrize("password, problem", [
     ("short", "パスワードが12文字未満です。"),
     ("password123", "よく使われるパスワードです。"),
@@ -117,9 +130,7 @@ def field_of(html: str, field_id: str) -> str:
 def test_the_console_names_what_is_wrong_next_to_its_field(app, client, admin, clock):
     sign_in(client, admin, clock)
     refused = post(client, "/admin/clients/new", {
-        "name": "Partner", "redirect_uris": "https://partner.example/cb\nhttp://partner.example/cb",
-        "grant_types": "authorization_code", "scope": "openid", "auth_method": "client_secret_basic",
-    })
+        **PARTNER, "redirect_uris": "https://partner.example/cb\nhttp://partner.example/cb"})
     assert refused.status_code == 400
     html = refused.get_data(as_text=True)
     redirect_uris = field_of(html, "redirect_uris")
@@ -215,16 +226,9 @@ def test_each_action_writes_one_audit_row_naming_its_administrator(app, client, 
             seen = rows[-1].id if rows else seen
             return [(row.event, row.account_id, row.client_id, row.details.get("admin_id")) for row in rows]
 
-    created = post(client, "/admin/clients/new", {
-        "name": "Partner", "redirect_uris": "https://partner.example/cb", "grant_types": "authorization_code",
-        "scope": "openid", "auth_method": "none",
-    }).get_data(as_text=True)
-    client_id = re.search(r"クライアントID: <code>([^<]+)</code>", created).group(1)
+    client_id = register_partner(client, auth_method="none")
     assert rows_since() == [("admin.client_created", None, client_id, admin_id)]
-    post(client, f"/admin/clients/{client_id}", {  # a public client becomes confidential: it gets a secret
-        "name": "Partner", "redirect_uris": "https://partner.example/cb", "grant_types": "authorization_code",
-        "scope": "openid", "auth_method": "client_secret_basic",
-    })
+    post(client, f"/admin/clients/{client_id}", PARTNER)  # a public client becomes confidential: it gets a secret
     assert rows_since() == [("admin.client_updated", None, client_id, admin_id)]
     for action, event in [("rotate-secret", "admin.client_secret_rotated"), ("disable", "admin.client_disabled"),
                           ("disable", "admin.client_enabled"), ("delete", "admin.client_deleted")]:
@@ -234,9 +238,7 @@ def test_each_action_writes_one_audit_row_naming_its_administrator(app, client, 
                           ("revoke", "admin.account_revoked")]:
         post(client, f"/admin/accounts/{account}/{action}")
         assert rows_since() == [(event, account, None, admin_id)]
-    header = FIXTURE_CONTRACTS.read_text(encoding="utf-8").splitlines()[0]
-    post(client, "/admin/contracts", {"csv_text": header + "\n2005120001,一 郎,イチ ロウ,0311112222,,,,,false\n",
-                                      "confirm": "1"})
+    post(client, "/admin/contracts", {"csv_text": NEW_CONTRACT_CSV, "confirm": "1"})
     assert rows_since() == [("admin.contracts_imported", None, None, admin_id)]
     post(client, "/admin/keys", {"alg": "ES256"})
     assert rows_since() == [("key.rotated", None, None, admin_id)]
@@ -251,11 +253,7 @@ def test_each_action_commits_with_its_audit_row(app, client, admin, clock, accou
     """An action and its audit row commit together: when the database
     refuses the audit row, the action left nothing behind either."""
     sign_in(client, admin, clock)
-    created = post(client, "/admin/clients/new", {
-        "name": "Partner", "redirect_uris": "https://partner.example/cb", "grant_types": "authorization_code",
-        "scope": "openid", "auth_method": "client_secret_basic",
-    }).get_data(as_text=True)
-    client_id = re.search(r"クライアントID: <code>([^<]+)</code>", created).group(1)
+    client_id = register_partner(client)
 
     def state():
         with app.app_context():
@@ -264,17 +262,13 @@ def test_each_action_commits_with_its_audit_row(app, client, admin, clock, accou
             partner = db.session.scalar(db.select(Client).filter_by(client_id=client_id))
             return rows, partner.disabled, partner.client_secret_digest, db.session.get(Account, account).status
 
-    header = FIXTURE_CONTRACTS.read_text(encoding="utf-8").splitlines()[0]
     before = state()
     with audit_rows_refused(app):
         for path, data in [
             ("/admin/keys", {"alg": "ES256"}),
-            ("/admin/contracts", {"csv_text": header + "\n2005120001,一 郎,イチ ロウ,0311112222,,,,,false\n",
-                                  "confirm": "1"}),
-            ("/admin/clients/new", {"name": "Other", "redirect_uris": "https://other.example/cb",
-                                    "grant_types": "authorization_code", "scope": "openid"}),
-            (f"/admin/clients/{client_id}", {"name": "Renamed", "redirect_uris": "https://partner.example/cb",
-                                             "grant_types": "authorization_code", "scope": "openid"}),
+            ("/admin/contracts", {"csv_text": NEW_CONTRACT_CSV, "confirm": "1"}),
+            ("/admin/clients/new", {**PARTNER, "name": "Other"}),
+            (f"/admin/clients/{client_id}", {**PARTNER, "name": "Renamed"}),
             (f"/admin/clients/{client_id}/rotate-secret", None),
             (f"/admin/clients/{client_id}/disable", None),
             (f"/admin/clients/{client_id}/delete", None),
