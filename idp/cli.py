@@ -52,8 +52,8 @@ def contracts_import(csv_file: Path):
     try:
         report = import_contracts(text)
     except ContractImportError as error:
-        db.session.rollback()
         raise click.ClickException(f"{csv_file}: {error}; nothing was imported") from None
+    db.session.commit()
     click.echo(f"imported {report.created + report.updated} contracts ({report.created} new, {report.updated} updated)")
 
 
@@ -165,11 +165,12 @@ def clients_rotate_secret(client_id, as_json):
 @click.option("--alg", type=click.Choice(["RS256", "ES256"]), multiple=True, help="Default: both.")
 def keys_rotate(alg):
     """Add a new signing key; it signs after IDP_KEY_PUBLISH_DELAY seconds."""
-    for name in alg or ("RS256", "ES256"):
-        row = keys.rotate(name)
-        audit.record("key.rotated", kid=row.kid, alg=name)
-        db.session.commit()
-        click.echo(f"{name}: new key {row.kid} signs from {row.activates_at}")
+    rotated = [keys.rotate(name) for name in alg or keys.SUPPORTED_ALGS]
+    for row in rotated:
+        audit.record("key.rotated", kid=row.kid, alg=row.alg)
+    db.session.commit()
+    for row in rotated:
+        click.echo(f"{row.alg}: new key {row.kid} signs from {row.activates_at}")
 
 
 @keys_cli.command("list")
@@ -239,6 +240,7 @@ def admins_create(username, password):
         admin, secret = create_admin(username, password)
     except AdminError as error:
         raise click.ClickException(str(error)) from None
+    db.session.commit()
     click.echo(f"administrator {admin.username} created")
     click.echo(f"TOTP secret: {secret}")
     click.echo(f"provisioning URI: {provisioning_uri(admin.username, secret)}")

@@ -164,8 +164,13 @@ def parse_csv(text: str) -> list[dict]:
 
 
 def import_contracts(text: str) -> ImportReport:
-    """Upsert every row by customer number, in one transaction."""
-    rows = parse_csv(text)
+    """Upsert every row of a billing CSV by customer number; the caller
+    commits (with its audit row). ContractImportError names every bad row."""
+    return upsert_contracts(parse_csv(text))
+
+
+def upsert_contracts(rows: list[dict]) -> ImportReport:
+    """Upsert rows parse_csv() returned, by customer number; the caller commits."""
     existing = {
         c.customer_number: c
         for c in db.session.scalars(
@@ -183,7 +188,6 @@ def import_contracts(text: str) -> ImportReport:
         for name, value in fields.items():
             setattr(contract, name, value)
         contract.imported_at = t
-    db.session.commit()
     return ImportReport(created=created, updated=len(rows) - created)
 
 

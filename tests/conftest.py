@@ -126,6 +126,7 @@ def contracts(app):
 
     with app.app_context():
         import_contracts(FIXTURE_CONTRACTS.read_text(encoding="utf-8"))
+        db.session.commit()
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from cryptography.fernet import Fernet
 from flask import current_app
 from joserfc.jwk import ECKey, KeySet, RSAKey
+from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -65,7 +66,10 @@ def generate_key(alg: str, at: int, activates_at: int | None = None) -> SigningK
 def rotate(alg: str) -> SigningKey:
     """Add a new key: published now, signing after KEY_PUBLISH_DELAY; the
     keys it replaces stop signing then and leave the JWKS once the longest
-    token they signed has expired. Nobody's verification breaks."""
+    token they signed has expired. Nobody's verification breaks.
+
+    The caller commits, together with its audit row (idp.audit); this
+    process forgets its cached keys when that commit happens."""
     config = current_app.config
     t = now()
     new = generate_key(alg, t, activates_at=t + config["KEY_PUBLISH_DELAY"])
@@ -76,8 +80,8 @@ def rotate(alg: str) -> SigningKey:
         old.retired_at = new.activates_at
         old.removed_at = new.activates_at + lifetime
     db.session.add(new)
-    db.session.commit()
-    forget_cached_keys()
+    cached = current_app.extensions["idp.keys"]
+    event.listen(db.session(), "after_commit", lambda _session: cached.update(ring=None), once=True)
     return new
 
 

@@ -6,10 +6,11 @@ import pyotp
 import pytest
 
 from idp.extensions import db
-from idp.models import Account, AuditEvent, Contract
+from idp.models import Account, Admin, AuditEvent, Client, Contract, SigningKey
 
 from ..conftest import FIXTURE_CONTRACTS
-from ..helpers import RelyingParty
+from ..faults import audit_rows_refused
+from ..helpers import RelyingParty, csrf_token
 
 
 @pytest.fixture
@@ -25,17 +26,13 @@ def code_at(secret, clock, offset=0):
 
 def sign_in(client, secret, clock, **overrides):
     page = client.get("/admin/login").get_data(as_text=True)
-    data = {"csrf_token": csrf_token_plain(page), "username": "ops", "password": "Correct-horse-77",
+    data = {"csrf_token": csrf_token(page), "username": "ops", "password": "Correct-horse-77",
             "code": code_at(secret, clock), **overrides}
     return client.post("/admin/login", data=data)
 
 
-def csrf_token_plain(html):
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
-
-
 def post(client, path, data=None, files=None, **kwargs):
-    token = csrf_token_plain(client.get("/admin/").get_data(as_text=True))
+    token = csrf_token(client.get("/admin/").get_data(as_text=True))
     return client.post(path, data={"csrf_token": token, **(data or {})}, content_type="multipart/form-data"
                        if files else None, **kwargs)
 
@@ -43,6 +40,19 @@ def post(client, path, data=None, files=None, **kwargs):
 def events(app):
     with app.app_context():
         return [e.event for e in db.session.scalars(db.select(AuditEvent).order_by(AuditEvent.id))]
+
+
+PARTNER = {"name": "Partner", "redirect_uris": "https://partner.example/cb", "grant_types": "authorization_code",
+           "scope": "openid", "auth_method": "client_secret_basic"}
+# One contract the fixtures do not hold, as a billing CSV.
+NEW_CONTRACT_CSV = (FIXTURE_CONTRACTS.read_text(encoding="utf-8").splitlines()[0]
+                    + "\n2005120001,一 郎,イチ ロウ,0311112222,,,,,false\n")
+
+
+def register_partner(client, **changes) -> str:
+    """Register a client in the console; its client ID."""
+    html = post(client, "/admin/clients/new", {**PARTNER, **changes}).get_data(as_text=True)
+    return re.search(r"クライアントID: <code>([^<]+)</code>", html).group(1)
 
 
 @pytest.mark.parametrize("password, problem", [
@@ -111,6 +121,32 @@ def test_client_created_in_the_console_logs_a_customer_in(app, client, admin, cl
     assert {"admin.client_created", "admin.client_disabled"} <= set(events(app))
 
 
+def field_of(html: str, field_id: str) -> str:
+    """The markup of one form field: its label, input and errors."""
+    return re.search(r'<(div|fieldset) class="field[^"]*">(?:(?!</\1>).)*?id="' + field_id + r'".*?</\1>',
+                     html, re.S).group(0)
+
+
+def test_the_console_names_what_is_wrong_next_to_its_field(app, client, admin, clock):
+    sign_in(client, admin, clock)
+    refused = post(client, "/admin/clients/new", {
+        **PARTNER, "redirect_uris": "https://partner.example/cb\nhttp://partner.example/cb"})
+    assert refused.status_code == 400
+    html = refused.get_data(as_text=True)
+    redirect_uris = field_of(html, "redirect_uris")
+    assert 'class="field has-error"' in redirect_uris
+    assert "リダイレクトURI「http://partner.example/cb」は「https://」で始まるURLにしてください" in redirect_uris
+    assert "https://partner.example/cb\nhttp://partner.example/cb</textarea>" in redirect_uris  # kept as typed
+    assert "has-error" not in field_of(html, "name")
+    nameless = post(client, "/admin/clients/new", {"name": " ", "redirect_uris": "https://partner.example/cb"})
+    assert "名前を入力してください。" in field_of(nameless.get_data(as_text=True), "name")
+
+    bad = client.get("/admin/audit?since_date=2031-03-01&until_date=2031-13-01")
+    assert bad.status_code == 400
+    assert "日付は「2026-01-31」、時刻は「09:30」" in field_of(bad.get_data(as_text=True), "until_date")
+    assert "has-error" not in field_of(bad.get_data(as_text=True), "since_date")
+
+
 def test_the_console_refuses_a_back_channel_uri_inside_our_network(app, client, admin, clock):
     sign_in(client, admin, clock)
     response = post(client, "/admin/clients/new", {
@@ -128,7 +164,7 @@ def test_contract_import_previews_then_imports(app, client, admin, clock):
     sign_in(client, admin, clock)
     from io import BytesIO
 
-    token = csrf_token_plain(client.get("/admin/contracts").get_data(as_text=True))
+    token = csrf_token(client.get("/admin/contracts").get_data(as_text=True))
     csv = FIXTURE_CONTRACTS.read_bytes()
     preview = client.post("/admin/contracts", data={"csrf_token": token, "csv": (BytesIO(csv), "c.csv")},
                           content_type="multipart/form-data").get_data(as_text=True)
@@ -175,6 +211,72 @@ def test_keys_page_rotates(app, client, admin, clock):
 
         db.session.execute(db.delete(SigningKey))
         db.session.commit()
+
+
+def test_each_action_writes_one_audit_row_naming_its_administrator(app, client, admin, clock, account):
+    sign_in(client, admin, clock)
+    with app.app_context():
+        admin_id = db.session.scalar(db.select(Admin.id))
+        seen = db.session.scalar(db.select(db.func.max(AuditEvent.id)))
+
+    def rows_since():
+        nonlocal seen
+        with app.app_context():
+            rows = db.session.scalars(db.select(AuditEvent).where(AuditEvent.id > seen).order_by(AuditEvent.id)).all()
+            seen = rows[-1].id if rows else seen
+            return [(row.event, row.account_id, row.client_id, row.details.get("admin_id")) for row in rows]
+
+    client_id = register_partner(client, auth_method="none")
+    assert rows_since() == [("admin.client_created", None, client_id, admin_id)]
+    post(client, f"/admin/clients/{client_id}", PARTNER)  # a public client becomes confidential: it gets a secret
+    assert rows_since() == [("admin.client_updated", None, client_id, admin_id)]
+    for action, event in [("rotate-secret", "admin.client_secret_rotated"), ("disable", "admin.client_disabled"),
+                          ("disable", "admin.client_enabled"), ("delete", "admin.client_deleted")]:
+        post(client, f"/admin/clients/{client_id}/{action}")
+        assert rows_since() == [(event, None, client_id, admin_id)]
+    for action, event in [("lock", "admin.account_locked"), ("lock", "admin.account_unlocked"),
+                          ("revoke", "admin.account_revoked")]:
+        post(client, f"/admin/accounts/{account}/{action}")
+        assert rows_since() == [(event, account, None, admin_id)]
+    post(client, "/admin/contracts", {"csv_text": NEW_CONTRACT_CSV, "confirm": "1"})
+    assert rows_since() == [("admin.contracts_imported", None, None, admin_id)]
+    post(client, "/admin/keys", {"alg": "ES256"})
+    assert rows_since() == [("key.rotated", None, None, admin_id)]
+    post(client, "/admin/logout")
+    assert rows_since() == [("admin.logout", None, None, admin_id)]
+    with app.app_context():
+        db.session.execute(db.delete(SigningKey))  # the rotated key must not outlive this test
+        db.session.commit()
+
+
+def test_each_action_commits_with_its_audit_row(app, client, admin, clock, account):
+    """An action and its audit row commit together: when the database
+    refuses the audit row, the action left nothing behind either."""
+    sign_in(client, admin, clock)
+    client_id = register_partner(client)
+
+    def state():
+        with app.app_context():
+            rows = [db.session.scalar(db.select(db.func.count()).select_from(model))
+                    for model in (SigningKey, Contract, Client, AuditEvent)]
+            partner = db.session.scalar(db.select(Client).filter_by(client_id=client_id))
+            return rows, partner.disabled, partner.client_secret_digest, db.session.get(Account, account).status
+
+    before = state()
+    with audit_rows_refused(app):
+        for path, data in [
+            ("/admin/keys", {"alg": "ES256"}),
+            ("/admin/contracts", {"csv_text": NEW_CONTRACT_CSV, "confirm": "1"}),
+            ("/admin/clients/new", {**PARTNER, "name": "Other"}),
+            (f"/admin/clients/{client_id}", {**PARTNER, "name": "Renamed"}),
+            (f"/admin/clients/{client_id}/rotate-secret", None),
+            (f"/admin/clients/{client_id}/disable", None),
+            (f"/admin/clients/{client_id}/delete", None),
+            (f"/admin/accounts/{account}/lock", None),
+            (f"/admin/accounts/{account}/revoke", None),
+        ]:
+            assert post(client, path, data).status_code == 500, path
+    assert state() == before
 
 
 def shown_events(page: str) -> list[str]:
@@ -236,8 +338,9 @@ def test_every_recorded_event_has_a_japanese_name():
     from idp.admin.words import EVENTS
 
     source = "\n".join(p.read_text() for p in (Path(__file__).resolve().parents[2] / "idp").rglob("*.py"))
-    recorded = set(re.findall(r'\brecord\(\s*"([a-z_.]+)"', source))  # audit.record() and the console's record()
-    recorded |= set(re.findall(r'\brecord\(\s*"[a-z_.]+" if [^\n]*? else "([a-z_.]+)"', source))
+    # audit.record(), audit.action() and the console's record() and action()
+    recorded = set(re.findall(r'\b(?:record|action)\(\s*"([a-z_.]+)"', source))
+    recorded |= set(re.findall(r'\b(?:record|action)\(\s*"[a-z_.]+" if [^\n]*? else "([a-z_.]+)"', source))
     recorded |= {name for pair in re.findall(r'_verdict\([^)\n]*"([a-z_.]+)", "([a-z_.]+)"\)', source) for name in pair}
     assert {"registration.verified", "admin.account_unlocked", "recovery.code_failed", "logout"} <= recorded
     assert recorded - set(EVENTS) == set()

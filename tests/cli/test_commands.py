@@ -5,9 +5,11 @@ import json
 import pytest
 
 from idp.extensions import db
-from idp.models import Account, Client, Contract
+from idp.models import Account, AuditEvent, Client, Contract, SigningKey
+from idp.oauth import keys
 
 from ..conftest import FIXTURE_CONTRACTS
+from ..faults import audit_rows_refused
 
 HEADER = FIXTURE_CONTRACTS.read_text(encoding="utf-8").splitlines()[0]
 
@@ -151,3 +153,15 @@ def test_client_ids_never_look_like_an_option():
     from idp.clients import new_client_id
 
     assert not any(new_client_id().startswith("-") for _ in range(2000))
+
+
+def test_keys_rotate_commits_the_new_keys_with_their_audit_rows(app, runner):
+    """The rotation and its audit rows commit together: when the database
+    refuses the audit rows, no key was added either."""
+    with app.app_context():
+        keys.keyring()  # the first keys, as any earlier request would have made them
+    before = count(app, SigningKey)
+    with audit_rows_refused(app):
+        result = runner.invoke(args=["keys", "rotate"])
+    assert result.exit_code != 0
+    assert count(app, SigningKey) == before and count(app, AuditEvent) == 0

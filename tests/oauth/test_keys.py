@@ -63,6 +63,7 @@ def test_private_keys_are_encrypted_at_rest_with_a_kek(app, client):
     app.config["KEY_ENCRYPTION_KEY"] = "a long random key-encryption key for tests"
     with app.app_context():
         row = keys.rotate("ES256")
+        db.session.commit()
         stored = db.session.get(SigningKey, row.id).private_jwk
         assert stored.startswith("fernet:") and '"d"' not in stored
         keys.forget_cached_keys()

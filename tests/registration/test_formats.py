@@ -124,6 +124,7 @@ def test_import_reads_phones_as_billing_exports_write_them(app, client, mail_ser
            "2005120001,伊藤 健,イトウ ケン,０３－１２３４－５６７８;(090) 1234-5678,1357,,,,false\n")
     with app.app_context():
         import_contracts(csv)
+        db.session.commit()
         assert db.session.scalar(db.select(Contract.phones)) == ["0312345678", "09012345678"]
     registrant = Registrant(app, client, mail_server)
     answers = {"name_kana": "イトウケン", "phone": "090ー1234ー5678", "payment_type": "bank_last4",

@@ -34,6 +34,7 @@ HEADER = FIXTURE_CONTRACTS.read_text(encoding="utf-8").splitlines()[0]
 def test_billing_and_typed_spellings_of_one_name_match(app, client, billing, typed):
     with app.app_context():
         import_contracts(f"{HEADER}\n2005120001,氏名,{billing},0311112222,1234,,,,false\n")
+        db.session.commit()
     response = Registrant(app, client).verify(
         name_kana=typed, phone="0311112222", payment_type="bank_last4", payment_value="1234")
     assert response.status_code == 303 and response.location == "/registration/terms"

@@ -114,6 +114,7 @@ def test_two_nodes_share_everything(app, client, nodes):
     # A key rotated through one node's database is in the other's JWKS.
     with app.app_context():
         new_kid = keys.rotate("ES256").kid
+        db.session.commit()
     _wait_until(lambda: new_kid in {k["kid"] for k in requests.get(f"{b}/jwks").json()["keys"]},
                 "node B never published the rotated key")
     with app.app_context():
