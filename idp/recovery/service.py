@@ -80,6 +80,7 @@ def start(login_id: str, address: str | None, device_cookie: str | None = None) 
     wait = attempt.begin()
     if wait:
         audit.record("recovery.throttled", "failure", retry_after=wait)
+        db.session.commit()
         return Started(retry_after=wait)
     attempt.failed()  # every request counts, successful or not
 

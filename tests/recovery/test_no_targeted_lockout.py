@@ -5,7 +5,9 @@ budget of its own, and a shared address is slowed, not locked."""
 
 import pytest
 
+from idp.extensions import db
 from idp.mail import deliver_due
+from idp.models import AuditEvent
 
 from ..helpers import csrf_token, submit
 
@@ -120,3 +122,12 @@ def test_a_shared_address_is_slowed_for_seconds_not_locked_for_half_an_hour(app,
     holder = browser(app, nat)
     assert submit(holder, "/login", {"login_id": OWNER, "password": PASSWORD}).status_code == 303
     assert identify(holder).status_code == 303
+
+
+def test_a_refused_request_leaves_its_audit_row(app, account, mail_server):
+    for n in range(3):
+        identify(browser(app, f"203.0.113.{n + 1}"))
+    assert identify(browser(app, "192.0.2.44")).status_code == 429
+    with app.app_context():
+        refused = db.session.scalars(db.select(AuditEvent).filter_by(event="recovery.throttled")).all()
+    assert [(row.outcome, row.details["retry_after"]) for row in refused] == [("failure", 1800)]
