@@ -53,6 +53,7 @@ def contracts_import(csv_file: Path):
         report = import_contracts(text)
     except ContractImportError as error:
         raise click.ClickException(f"{csv_file}: {error}; nothing was imported") from None
+    audit.record("contracts.imported", file=csv_file.name, created=report.created, updated=report.updated)
     db.session.commit()
     click.echo(f"imported {report.created + report.updated} contracts ({report.created} new, {report.updated} updated)")
 
@@ -67,6 +68,8 @@ def accounts_create(customer_number, login_id, password, contact_email, contact_
     """Provision an active iTSCOM ID for an imported contract."""
     try:
         account = create_account(customer_number, login_id, password, contact_email, not contact_unconfirmed)
+        db.session.flush()
+        audit.record("account.provisioned", account=account, customer_number=customer_number)
         db.session.commit()
     except AccountError as error:
         db.session.rollback()

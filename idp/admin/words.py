@@ -77,6 +77,8 @@ EVENTS = {
     "client.secret_rotated": "クライアントシークレット再発行",
     "client.initial_token_issued": "動的登録用トークン発行",
     "key.rotated": "署名鍵のローテーション",
+    "contracts.imported": "ご契約データ取り込み（コマンド）",
+    "account.provisioned": "iTSCOM IDの作成（コマンド）",
     "admin.created": "管理者の作成",
     "admin.login": "管理者ログイン",
     "admin.login_failure": "管理者ログイン失敗",

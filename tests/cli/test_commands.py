@@ -23,6 +23,9 @@ def test_contracts_import_upserts_by_customer_number(app, runner, tmp_path):
     result = runner.invoke(args=["contracts", "import", str(FIXTURE_CONTRACTS)])
     assert result.exit_code == 0, result.output
     assert count(app, Contract) == 8
+    with app.app_context():
+        row = db.session.scalar(db.select(AuditEvent).filter_by(event="contracts.imported"))
+        assert row.details == {"file": FIXTURE_CONTRACTS.name, "created": 8, "updated": 0}
     changed = tmp_path / "changed.csv"
     changed.write_text(f"{HEADER}\n2005128462,逸 太郎,ｲﾂ ﾀﾛｳ,0312345679,4821,,00a0de12f3b4,,false\n", encoding="utf-8")
     result = runner.invoke(args=["contracts", "import", str(changed)])
@@ -65,6 +68,8 @@ def test_accounts_create(app, runner, contracts):
         account = db.session.scalar(db.select(Account).filter_by(login_id="yamada@example.jp"))
         assert account.contact_email == "yamada.mobile@example.com" and not account.contact_email_verified
         assert account.password_hash.startswith("$argon2id$")
+        provisioned = db.session.scalar(db.select(AuditEvent).filter_by(event="account.provisioned"))
+        assert provisioned.account_id == account.id
     again = runner.invoke(args=args)
     assert again.exit_code != 0 and "already has an iTSCOM ID" in again.output
 
