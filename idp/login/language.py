@@ -31,6 +31,8 @@ COOKIE = "idp_lang"
 COOKIE_MAX_AGE = 365 * 24 * 3600
 # Paths whose pages are not the customer's: always Japanese.
 JAPANESE_ONLY = ("/admin", "/dev/")
+# Endpoints that take ui_locales themselves.
+UI_LOCALES_ENDPOINTS = {"authorize.authorize", "oauth.end_session"}
 
 
 def supported(tag: str | None) -> str | None:
@@ -67,10 +69,6 @@ def select() -> str:
     if waiting and (language := supported(waiting.get("locale"))):
         return language
     return request.accept_languages.best_match(LANGUAGES, default=DEFAULT)
-
-
-# Endpoints that take ui_locales themselves.
-UI_LOCALES_ENDPOINTS = {"authorize.authorize", "oauth.end_session"}
 
 
 def set_cookie(response, language: str) -> None:
