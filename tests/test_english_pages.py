@@ -86,8 +86,7 @@ def test_every_customer_page_and_mail_in_english(app, client, account, mail_serv
         create_account("2005128463", "yamada@example.jp", "Yamada-2025",
                        contact_email="yamada.mobile@example.com", contact_confirmed=False)
         partner, _ = create_client("iTSCOM パートナー", ["https://partner.example.test/cb"],
-                                   ["https://partner.example.test/bye"])
-        partner.client_metadata = {**partner.client_metadata, "client_name#en": "iTSCOM Partner"}
+                                   ["https://partner.example.test/bye"], english_name="iTSCOM Partner")
         db.session.commit()
         partner_id = partner.client_id
 

@@ -48,8 +48,8 @@ def load() -> dict[str, dict]:
             [f"{base}/logged-out"],
             backchannel_logout_uri=f"{base}/backchannel-logout",
             grant_types=list(GRANT_TYPES),
+            english_name=english_name,
         )
-        metadata["client_name#en"] = english_name
         client = db.session.scalar(db.select(Client).filter_by(client_id=client_id))
         if client is None:
             client, _ = create_client(name, metadata["redirect_uris"], metadata["post_logout_redirect_uris"],
