@@ -8,7 +8,13 @@
   database so that a back-channel logout can end it;
 - logout through the OP's end_session_endpoint (id_token_hint, registered
   post_logout_redirect_uri, state);
-- the back-channel logout endpoint (OIDC Back-Channel Logout 1.0).
+- the back-channel logout endpoint (OIDC Back-Channel Logout 1.0);
+- the language of its pages, Japanese or English (Flask-Babel over
+  clients/translations): the customer's choice with the header's
+  「English」/「日本語」 link (a cookie of the site's own, sent on as
+  ``ui_locales`` in the next authorization request so that the OP's pages
+  follow), then the signed-in customer's ``locale`` claim (the language
+  they use iTSCOM ID in), then Accept-Language, then Japanese.
 """
 
 from __future__ import annotations
@@ -35,14 +41,19 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import Babel, get_locale, gettext
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
+from markupsafe import Markup, escape
 
 BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 # The operator's contact page (<PREFIX>_CONTACT_URL), as the OP's IDP_CONTACT_URL.
 DEFAULT_CONTACT_URL = "http://www.itscom.net/info/contact/index.html"
 STATIC = Path(__file__).resolve().parent / "static"
+TRANSLATIONS = Path(__file__).resolve().parent / "translations"
+LANGUAGES = ("ja", "en")
+LANGUAGE_COOKIE_MAX_AGE = 365 * 24 * 3600
 
 SESSION_SCHEMA = """
 CREATE TABLE IF NOT EXISTS rp_sessions (
@@ -68,7 +79,8 @@ def configure(app: Flask, prefix: str, scope: str, schema: str = "", overrides: 
     missing = [k for k in ("ISSUER", "CLIENT_ID", "CLIENT_SECRET", "SECRET_KEY", "DATABASE") if not app.config.get(k)]
     if missing:
         raise SystemExit(f"{app.name}: set {', '.join(f'{prefix}_{k}' for k in missing)}")
-    app.config.update(SESSION_COOKIE_NAME=f"{prefix.lower()}_session", SESSION_COOKIE_HTTPONLY=True,
+    app.config.update(SESSION_COOKIE_NAME=f"{prefix.lower()}_session", LANGUAGE_COOKIE=f"{prefix.lower()}_lang",
+                      SESSION_COOKIE_HTTPONLY=True,
                       SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=app.config["ISSUER"].startswith("https"))
     with sqlite3.connect(app.config["DATABASE"]) as conn:
         conn.executescript(SESSION_SCHEMA + schema)
@@ -82,13 +94,48 @@ def configure(app: Flask, prefix: str, scope: str, schema: str = "", overrides: 
                        "token_endpoint_auth_method": "client_secret_basic"},
     )
     app.extensions["rp.oauth"] = oauth
+    Babel(app, locale_selector=_select_language, default_locale="ja", default_translation_directories=str(TRANSLATIONS))
+    app.add_template_filter(_in_japanese, "ja")
+    app.add_template_filter(gettext, "translated")  # the site's own data, stored in Japanese
     app.register_blueprint(bp)
     app.teardown_appcontext(_close_db)
     app.after_request(_private_pages)
 
     @app.context_processor
     def _user():
-        return {"user": current_user(), "form_token": session.get("form_token", "")}
+        here = str(get_locale())
+        other = "en" if here == "ja" else "ja"
+        back = request.full_path.rstrip("?") if request.method == "GET" else "/"
+        return {"user": current_user(), "form_token": session.get("form_token", ""), "page_language": here,
+                "other_language": other, "other_language_url": url_for("rp.language", tag=other, next=back)}
+
+
+def N_(text: str) -> str:
+    """Marks a text for the catalog (pybabel extract) that is translated where it is shown."""
+    return text
+
+
+def _supported(tag: str | None) -> str | None:
+    primary = (tag or "").split("-")[0].lower()
+    return primary if primary in LANGUAGES else None
+
+
+def chosen_language() -> str | None:
+    """The language picked with this site's header link, if any."""
+    return _supported(request.cookies.get(current_app.config["LANGUAGE_COOKIE"]))
+
+
+def _select_language() -> str:
+    user = current_user()
+    return (chosen_language() or _supported(user and user.get("locale"))
+            or request.accept_languages.best_match(LANGUAGES, default="ja"))
+
+
+def _in_japanese(text) -> Markup:
+    """Japanese data (the customer's name in kanji) on an English page: marked as such."""
+    if str(get_locale()) == "ja":
+        return escape(text)
+    return Markup('<span lang="ja">%s</span>') % text
 
 
 def _private_pages(response):
@@ -143,7 +190,23 @@ def favicon():
 
 @bp.route("/login")
 def login():
-    return _op().authorize_redirect(url_for("rp.callback", _external=True))
+    # The customer's choice on this site goes with them to the OP's pages.
+    asked = {"ui_locales": chosen_language()} if chosen_language() else {}
+    return _op().authorize_redirect(url_for("rp.callback", _external=True), **asked)
+
+
+@bp.route("/language/<tag>")
+def language(tag: str):
+    """The header's 「English」/「日本語」 link: remember it, show the same page."""
+    if tag not in LANGUAGES:
+        abort(404)
+    target = request.args.get("next") or "/"
+    if not target.startswith("/") or target.startswith(("//", "/\\")) or any(c in target for c in "\r\n\\"):
+        target = "/"
+    response = redirect(target, 303)
+    response.set_cookie(current_app.config["LANGUAGE_COOKIE"], tag, max_age=LANGUAGE_COOKIE_MAX_AGE, httponly=True,
+                        samesite="Lax", secure=current_app.config["SESSION_COOKIE_SECURE"])
+    return response
 
 
 @bp.route("/auth/callback")
@@ -155,7 +218,7 @@ def callback():
     try:
         token = op.authorize_access_token()
     except OAuthError as error:
-        return render_template("error.html", message=f"ログインできませんでした（{error.error}）。"), 400
+        return render_template("error.html", message=gettext("ログインできませんでした（%(error)s）。", error=error.error)), 400
     id_claims = token["userinfo"]
     claims = dict(op.userinfo(token=token))
     if claims.get("sub") != id_claims["sub"]:

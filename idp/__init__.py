@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 from flask import Flask, send_from_directory
+from flask_babel import Babel, gettext
 
 from . import config
 from .security.clock import JAPAN
@@ -31,7 +32,7 @@ def create_app(test_config: dict | None = None, clock=None) -> Flask:
     from .account.views import bp as account_bp
     from .admin.views import bp as admin_bp
     from .extensions import bound_database_waits, csrf, db, init_migrations
-    from .login import sessions
+    from .login import language, sessions
     from .login.views import bp as login_bp
     from .mail.transports import make_transport
     from .oauth import backchannel, keys
@@ -56,6 +57,14 @@ def create_app(test_config: dict | None = None, clock=None) -> Flask:
     if app.config.get("MIGRATIONS") or click.get_current_context(silent=True) is not None:
         init_migrations(app, str(PROJECT_ROOT / "migrations"))
     csrf.init_app(app)
+    # WTForms' own messages (a field over its length) stay as they were, not
+    # Flask-WTF's Japanese catalog of them: the Japanese pages do not change.
+    app.config.setdefault("WTF_I18N_ENABLED", False)
+    Babel(app, locale_selector=language.select, default_locale=language.DEFAULT,
+          default_translation_directories=str(PROJECT_ROOT / "translations"))
+    app.context_processor(language.template_context)
+    app.add_template_filter(language.in_japanese, "ja")
+    app.add_template_filter(gettext, "translated")  # a fixed text kept in the database (secret questions)
     app.extensions["idp.clock"] = clock or SystemClock()
     app.extensions["idp.counters"] = make_counters(app.config)
     app.extensions["idp.mail"] = make_transport(app.config["MAIL_URL"])
@@ -88,4 +97,4 @@ def _favicon():
 
 def _datetime(epoch: int) -> str:
     """Epoch seconds as Japan time, for customer pages."""
-    return datetime.fromtimestamp(epoch, JAPAN).strftime("%Y年%m月%d日 %H:%M")
+    return datetime.fromtimestamp(epoch, JAPAN).strftime(gettext("%Y年%m月%d日 %H:%M"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask_babel import gettext
 from sqlalchemy import update
 
 from . import audit
@@ -89,7 +90,7 @@ def reset_password(account: Account, password: str, reason: str, keep: LoginSess
         enqueue(
             "password_changed",
             account.contact_email,
-            "パスワード変更のお知らせ",
+            gettext("パスワード変更のお知らせ"),
             "password_changed.txt",
             name=account.contract.name_kanji,
         )

@@ -79,6 +79,7 @@ def accounts_create(customer_number, login_id, password, contact_email, contact_
 
 @clients_cli.command("create")
 @click.option("--name", required=True)
+@click.option("--english-name", help="The name English pages show (client_name#en); without one, --name.")
 @click.option("--redirect-uri", "redirect_uris", multiple=True)
 @click.option("--post-logout-redirect-uri", "post_logout_uris", multiple=True)
 @click.option("--backchannel-logout-uri")
@@ -90,8 +91,8 @@ def accounts_create(customer_number, login_id, password, contact_email, contact_
 @click.option("--first-party", is_flag=True, help="An iTSCOM site: no consent page.")
 @click.option("--id-token-alg", default="RS256", type=click.Choice(["RS256", "ES256"]))
 @click.option("--json", "as_json", is_flag=True, help="Print the registration as one JSON object.")
-def clients_create(name, redirect_uris, post_logout_uris, backchannel_logout_uri, grant_types, scopes, auth_method,
-                   jwks_uri, jwks_file, first_party, id_token_alg, as_json):
+def clients_create(name, english_name, redirect_uris, post_logout_uris, backchannel_logout_uri, grant_types, scopes,
+                   auth_method, jwks_uri, jwks_file, first_party, id_token_alg, as_json):
     """Register a client; its secret is printed once and stored hashed."""
     try:
         jwks = json.load(jwks_file) if jwks_file else None
@@ -111,6 +112,7 @@ def clients_create(name, redirect_uris, post_logout_uris, backchannel_logout_uri
             jwks=jwks,
             jwks_uri=jwks_uri,
             first_party=first_party,
+            english_name=english_name,
         )
         db.session.commit()
     except ClientError as error:

@@ -103,8 +103,11 @@ def build_metadata(
     jwks_uri: str | None = None,
     token_endpoint_auth_signing_alg: str | None = None,
     resolve_names: bool = True,
+    english_name: str | None = None,
 ) -> dict:
-    """Checked RFC 7591 metadata for a client; ClientError says what is wrong."""
+    """Checked RFC 7591 metadata for a client; ClientError says what is wrong.
+    ``english_name`` is the name English pages show (``client_name#en``,
+    RFC 7591 2.2); without one they show ``name``."""
     if not name.strip():
         raise ClientError("a client needs a name", "name_required", "client_name")
     if auth_method not in AUTH_METHODS:
@@ -166,6 +169,8 @@ def build_metadata(
         metadata["jwks_uri"] = jwks_uri
     if token_endpoint_auth_signing_alg:
         metadata["token_endpoint_auth_signing_alg"] = token_endpoint_auth_signing_alg
+    if english_name and english_name.strip():
+        metadata["client_name#en"] = english_name.strip()
     return metadata
 
 

@@ -1,4 +1,4 @@
-"""Errors as the customer or the client sees them: a Japanese page, or OAuth JSON.
+"""Errors as the customer or the client sees them: a page in the customer's language, or OAuth JSON.
 
 No stack trace ever reaches a response. An unreachable database (down,
 restarting, out of connections) is an outage, not a bug: wherever it
@@ -11,6 +11,7 @@ transaction rolled back, and answered with a plain 500 page.
 import logging
 
 from flask import Flask, current_app, g, jsonify, render_template, request
+from flask_babel import lazy_gettext
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -25,14 +26,14 @@ JSON_PATHS = {"/token", "/userinfo", "/revoke", "/introspect", "/jwks"}
 FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
 
 MESSAGES = {
-    400: "リクエストの内容が正しくありません。",
-    404: "お探しのページは見つかりませんでした。",
-    405: "この操作は受け付けられません。",
-    413: "送信された内容が大きすぎます。",
-    415: "送信された形式には対応していません。",
-    429: "しばらくしてから再度お試しください。",
-    500: "システムエラーが発生しました。しばらくしてから再度お試しください。",
-    503: "ただいまサービスを一時的にご利用いただけません。しばらくしてから再度お試しください。",
+    400: lazy_gettext("リクエストの内容が正しくありません。"),
+    404: lazy_gettext("お探しのページは見つかりませんでした。"),
+    405: lazy_gettext("この操作は受け付けられません。"),
+    413: lazy_gettext("送信された内容が大きすぎます。"),
+    415: lazy_gettext("送信された形式には対応していません。"),
+    429: lazy_gettext("しばらくしてから再度お試しください。"),
+    500: lazy_gettext("システムエラーが発生しました。しばらくしてから再度お試しください。"),
+    503: lazy_gettext("ただいまサービスを一時的にご利用いただけません。しばらくしてから再度お試しください。"),
 }
 
 # Seconds a client should wait before trying again while the database is
@@ -84,7 +85,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def _csrf(error):
-        message = "画面の有効期限が切れました。お手数ですが、もう一度はじめからお試しください。"
+        message = lazy_gettext("画面の有効期限が切れました。お手数ですが、もう一度はじめからお試しください。")
         return render_template("errors/error.html", message=message), 400
 
     @app.errorhandler(HTTPException)

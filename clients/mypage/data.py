@@ -9,7 +9,9 @@ from __future__ import annotations
 import sqlite3
 from datetime import date
 
-from ..rpkit import get_db
+from flask_babel import gettext
+
+from ..rpkit import N_, get_db
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS bills (
@@ -31,22 +33,23 @@ DEMO_BILLS = {
     "2005128464": [12540, 12100, 12540, 12540, 11980, 12540],
     "2005128466": [5280, 5280, 5280, 5280, 5280, 5280],
 }
+# Names and titles in Japanese, as stored; pages show them translated (N_ marks them for the catalog).
 DEMO_SERVICES = {
     "2005128462": [
-        ("iTSCOM テレビ スタンダード", "セットトップボックス 1台", "2019-04"),
-        ("かっとびメガ 1G", "インターネット 1Gbps", "2019-04"),
-        ("iTSCOM でんわ", "03-1234-5678", "2020-10"),
+        (N_("iTSCOM テレビ スタンダード"), N_("セットトップボックス 1台"), "2019-04"),
+        (N_("かっとびメガ 1G"), N_("インターネット 1Gbps"), "2019-04"),
+        (N_("iTSCOM でんわ"), "03-1234-5678", "2020-10"),
     ],
-    "2005128463": [("かっとびメガ 320", "インターネット 320Mbps", "2021-06")],
-    "2005128464": [("iTSCOM テレビ ベーシック", "セットトップボックス 2台", "2018-01"),
-                   ("かっとびワンギガ", "インターネット 1Gbps", "2022-03")],
+    "2005128463": [(N_("かっとびメガ 320"), N_("インターネット 320Mbps"), "2021-06")],
+    "2005128464": [(N_("iTSCOM テレビ ベーシック"), N_("セットトップボックス 2台"), "2018-01"),
+                   (N_("かっとびワンギガ"), N_("インターネット 1Gbps"), "2022-03")],
 }
 DEMO_NOTICES = [
-    (None, 1, "2026-11-20", "【重要】年末年始の窓口営業についてのお知らせ"),
-    ("2005128462", 1, "2026-11-10", "【重要】ご利用機器の交換のお願い（対象のお客さま）"),
-    (None, 0, "2026-11-15", "マイページのメンテナンスのお知らせ"),
-    (None, 0, "2026-11-01", "新チャンネル追加のお知らせ"),
-    (None, 0, "2026-10-20", "料金明細のWeb確認が便利になりました"),
+    (None, 1, "2026-11-20", N_("【重要】年末年始の窓口営業についてのお知らせ")),
+    ("2005128462", 1, "2026-11-10", N_("【重要】ご利用機器の交換のお願い（対象のお客さま）")),
+    (None, 0, "2026-11-15", N_("マイページのメンテナンスのお知らせ")),
+    (None, 0, "2026-11-01", N_("新チャンネル追加のお知らせ")),
+    (None, 0, "2026-10-20", N_("料金明細のWeb確認が便利になりました")),
 ]
 
 
@@ -101,4 +104,4 @@ def notices(customer: str | None, important: bool) -> list[sqlite3.Row]:
 
 def _month_label(month: str) -> str:
     year, mon = month.split("-")
-    return f"{year}年{int(mon)}月"
+    return gettext("%(year)d年%(month)d月", year=int(year), month=int(mon))

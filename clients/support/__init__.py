@@ -9,13 +9,14 @@ from __future__ import annotations
 from flask import Flask, render_template
 
 from .. import rpkit
+from ..rpkit import N_
 
 SCOPE = "openid profile email"
 TOPICS = [
-    ("インターネットにつながらないとき", "https://www.itscom.co.jp/support/trouble/internet/"),
-    ("テレビが映らないとき", "https://www.itscom.co.jp/support/trouble/tv/"),
-    ("電話がつながらないとき", "https://www.itscom.co.jp/support/trouble/phone/"),
-    ("引越し・ご契約内容の変更", "https://www.itscom.co.jp/support/procedure/"),
+    (N_("インターネットにつながらないとき"), "https://www.itscom.co.jp/support/trouble/internet/"),
+    (N_("テレビが映らないとき"), "https://www.itscom.co.jp/support/trouble/tv/"),
+    (N_("電話がつながらないとき"), "https://www.itscom.co.jp/support/trouble/phone/"),
+    (N_("引越し・ご契約内容の変更"), "https://www.itscom.co.jp/support/procedure/"),
 ]
 
 

@@ -1,10 +1,11 @@
+from flask_babel import lazy_gettext
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from ..recovery.forms import SecretForm
 
-REQUIRED = "入力してください。"
+REQUIRED = lazy_gettext("入力してください。")
 
 
 # The page holds three forms that each ask the current password: each
@@ -12,18 +13,18 @@ REQUIRED = "入力してください。"
 
 
 class PasswordChangeForm(FlaskForm):
-    current_password = PasswordField("現在のパスワード", id="password_current_password",
+    current_password = PasswordField(lazy_gettext("現在のパスワード"), id="password_current_password",
                                      validators=[DataRequired(REQUIRED), Length(max=256)])
-    password = PasswordField("新しいパスワード", validators=[DataRequired(REQUIRED), Length(max=256)])
-    password_confirm = PasswordField("新しいパスワード再入力", validators=[DataRequired(REQUIRED), Length(max=256)])
+    password = PasswordField(lazy_gettext("新しいパスワード"), validators=[DataRequired(REQUIRED), Length(max=256)])
+    password_confirm = PasswordField(lazy_gettext("新しいパスワード再入力"), validators=[DataRequired(REQUIRED), Length(max=256)])
 
 
 class ContactChangeForm(FlaskForm):
-    contact_email = StringField("新しい連絡先メールアドレス", validators=[DataRequired(REQUIRED), Length(max=254)])
-    current_password = PasswordField("現在のパスワード", id="contact_current_password",
+    contact_email = StringField(lazy_gettext("新しい連絡先メールアドレス"), validators=[DataRequired(REQUIRED), Length(max=254)])
+    current_password = PasswordField(lazy_gettext("現在のパスワード"), id="contact_current_password",
                                      validators=[DataRequired(REQUIRED), Length(max=256)])
 
 
 class SecretChangeForm(SecretForm):
-    current_password = PasswordField("現在のパスワード", id="secret_current_password",
+    current_password = PasswordField(lazy_gettext("現在のパスワード"), id="secret_current_password",
                                      validators=[DataRequired(REQUIRED), Length(max=256)])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask import current_app
+from flask_babel import gettext
 from sqlalchemy import update
 
 from .. import audit
@@ -61,7 +62,7 @@ def start_contact_change(account: Account, new_email: str) -> None:
     t = now()
     db.session.add(ContactChange(account=account, new_email=new_email.lower(), token_digest=digest(token),
                                  created_at=t, expires_at=t + current_app.config["RECOVERY_LIFETIME"]))
-    enqueue("contact_change", new_email.lower(), "連絡先メールアドレス確認のご案内", "contact_change.txt",
+    enqueue("contact_change", new_email.lower(), gettext("連絡先メールアドレス確認のご案内"), "contact_change.txt",
             name=account.contract.name_kanji, url=f"{current_app.config['ISSUER']}/account/contact/{token}")
     audit.record("account.contact_change_requested", account=account)
     db.session.commit()
@@ -95,7 +96,7 @@ def confirm_contact_change(token: str) -> Account | None:
     account.contact_email = change.new_email
     account.contact_email_verified = True
     if old and old != change.new_email:
-        enqueue("contact_changed", old, "連絡先メールアドレス変更のお知らせ", "contact_changed.txt",
+        enqueue("contact_changed", old, gettext("連絡先メールアドレス変更のお知らせ"), "contact_changed.txt",
                 name=account.contract.name_kanji)
     audit.record("account.contact_changed", account=account)
     db.session.commit()

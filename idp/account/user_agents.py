@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import ua_parser
+from flask_babel import gettext
 
 UNKNOWN = "Other"  # uap-core's family for what no rule matches
 
@@ -25,8 +26,9 @@ class Device:
     def label(self) -> str:
         """How the account page and its messages name the device."""
         if self.browser is None and self.os is None:
-            return "不明な端末"
-        return f"{self.browser or '不明なブラウザ'} / {self.os or '不明なOS'}"
+            return gettext("不明な端末")
+        browser = self.browser or gettext("不明なブラウザ")
+        return browser + " / " + (self.os or gettext("不明なOS"))
 
 
 def device_of(user_agent: str | None) -> Device:

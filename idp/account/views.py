@@ -9,8 +9,9 @@ from __future__ import annotations
 from functools import wraps
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext
 
-from ..login import pending
+from ..login import language, pending
 from ..login.forms import ConfirmForm
 from ..login.sessions import current_login_session
 from ..recovery.service import SECRET_QUESTIONS, answer_problems
@@ -59,10 +60,10 @@ def password(login_session):
     if form.validate_on_submit():
         form.password.errors.extend(password_problems(form.password.data, login_session.account.login_id))
         if form.password.data != form.password_confirm.data:
-            form.password_confirm.errors.append("パスワードとパスワード再入力が一致しません。")
+            form.password_confirm.errors.append(gettext("パスワードとパスワード再入力が一致しません。"))
         if not (form.password.errors or form.password_confirm.errors) and _reauthenticated(login_session, form):
             service.change_password(login_session, form.password.data)
-            flash("パスワードを変更しました。ほかの端末はログアウトしました。")
+            flash(gettext("パスワードを変更しました。ほかの端末はログアウトしました。"))
             return redirect(url_for(".index"), 303)
     return index.__wrapped__(login_session, password_form=form), 400
 
@@ -74,10 +75,12 @@ def contact(login_session):
     form = ContactChangeForm()
     if form.validate_on_submit():
         address = form.contact_email.data.strip()
-        form.contact_email.errors.extend(p.replace("iTSCOM ID", "連絡先メールアドレス") for p in login_id_problems(address))
+        what = gettext("連絡先メールアドレス")
+        form.contact_email.errors.extend(p.replace("iTSCOM ID", what) for p in login_id_problems(address))
         if not form.contact_email.errors and _reauthenticated(login_session, form):
             service.start_contact_change(login_session.account, address)
-            flash(f"{address} に確認用メールを送信しました。メールに記載されたURLを開くと、連絡先メールアドレスの変更が完了します。")
+            flash(gettext("%(address)s に確認用メールを送信しました。メールに記載されたURLを開くと、連絡先メールアドレスの変更が完了します。",
+                          address=address))
             return redirect(url_for(".index"), 303)
     return index.__wrapped__(login_session, contact_form=form), 400
 
@@ -96,7 +99,7 @@ def contact_confirm(token: str):
 
 
 def _link_expired():
-    message = "このURLは有効期限が切れているか、既に使用されています。お手数ですが、手続きをはじめからやり直してください。"
+    message = gettext("このURLは有効期限が切れているか、既に使用されています。お手数ですが、手続きをはじめからやり直してください。")
     return render_template("errors/error.html", message=message), 400
 
 
@@ -106,8 +109,8 @@ def _reauthenticated(login_session, form) -> bool:
     if outcome is None:
         return True
     form.current_password.errors.append(
-        f"しばらくしてから再度お試しください（{retry_after_text(outcome)}）。" if outcome
-        else "現在のパスワードが正しくありません。")
+        gettext("しばらくしてから再度お試しください（%(wait)s）。", wait=retry_after_text(outcome)) if outcome
+        else gettext("現在のパスワードが正しくありません。"))
     return False
 
 
@@ -120,7 +123,7 @@ def secret(login_session):
         form.answer.errors.extend(answer_problems(form.answer.data))
         if not form.answer.errors and _reauthenticated(login_session, form):
             service.set_secret(login_session.account, form.question.data, form.answer.data)
-            flash(f"合言葉を登録しました（秘密の質問: {form.question.data}）。")
+            flash(gettext("合言葉を登録しました（秘密の質問: %(question)s）。", question=gettext(form.question.data)))
             return redirect(url_for(".index"), 303)
     return index.__wrapped__(login_session, secret_form=form), 400
 
@@ -131,12 +134,12 @@ def end_session(login_session, sid: str):
     """ログイン中の端末: end one session (this one included)."""
     ended = service.end_session(login_session.account, sid)
     if sid == login_session.sid:
-        flash("この端末からログアウトしました。")
+        flash(gettext("この端末からログアウトしました。"))
         return redirect(url_for("login.login"), 303)
     if ended is None:
-        flash("その端末は既にログアウトしています。")
+        flash(gettext("その端末は既にログアウトしています。"))
     else:
-        flash(f"{ended.device.label} の端末をログアウトさせました。")
+        flash(gettext("%(device)s の端末をログアウトさせました。", device=ended.device.label))
     return redirect(url_for(".index"), 303)
 
 
@@ -145,5 +148,6 @@ def end_session(login_session, sid: str):
 def revoke_site(login_session, client_id: str):
     """連携サイト: forget consent and revoke tokens of one site."""
     client = service.revoke_site(login_session.account, client_id)
-    flash(f"「{client.name}」との連携を解除しました。" if client else "そのサイトとは連携していません。")
+    flash(gettext("「%(site)s」との連携を解除しました。", site=client.name_in(language.current())) if client
+          else gettext("そのサイトとは連携していません。"))
     return redirect(url_for(".index"), 303)

@@ -25,9 +25,10 @@ LOGIN_ID = "taro.itsu@example.jp"
 PASSWORD = "itscom-demo1"
 CUSTOMER = "2005128462"
 MYPAGE_PORT, SUPPORT_PORT = 5001, 5002
+# Each site's registered name, and its name on English pages (client_name#en).
 CLIENTS = {
-    "mypage-demo": ("マイページ", MYPAGE_PORT),
-    "support-demo": ("iTSCOM サポート", SUPPORT_PORT),
+    "mypage-demo": ("マイページ", "My Page", MYPAGE_PORT),
+    "support-demo": ("iTSCOM サポート", "iTSCOM Support", SUPPORT_PORT),
 }
 
 
@@ -38,7 +39,7 @@ def load() -> dict[str, dict]:
     if db.session.scalar(db.select(Account).filter_by(login_id=LOGIN_ID)) is None:
         create_account(CUSTOMER, LOGIN_ID, PASSWORD)
     result = {}
-    for client_id, (name, port) in CLIENTS.items():
+    for client_id, (name, english_name, port) in CLIENTS.items():
         base = f"http://127.0.0.1:{port}"
         secret = hmac.new(current_app.secret_key.encode(), client_id.encode(), hashlib.sha256).hexdigest()
         metadata = build_metadata(
@@ -47,6 +48,7 @@ def load() -> dict[str, dict]:
             [f"{base}/logged-out"],
             backchannel_logout_uri=f"{base}/backchannel-logout",
             grant_types=list(GRANT_TYPES),
+            english_name=english_name,
         )
         client = db.session.scalar(db.select(Client).filter_by(client_id=client_id))
         if client is None:

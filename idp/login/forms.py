@@ -1,3 +1,4 @@
+from flask_babel import lazy_gettext
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
@@ -6,13 +7,15 @@ from wtforms.validators import DataRequired, Length
 class LoginForm(FlaskForm):
     login_id = StringField(
         "iTSCOM ID",
-        validators=[DataRequired("iTSCOM IDを入力してください。"), Length(max=254, message="iTSCOM IDが長すぎます。")],
+        validators=[DataRequired(lazy_gettext("iTSCOM IDを入力してください。")),
+                    Length(max=254, message=lazy_gettext("iTSCOM IDが長すぎます。"))],
     )
     password = PasswordField(
-        "パスワード",
-        validators=[DataRequired("パスワードを入力してください。"), Length(max=256, message="パスワードが長すぎます。")],
+        lazy_gettext("パスワード"),
+        validators=[DataRequired(lazy_gettext("パスワードを入力してください。")),
+                    Length(max=256, message=lazy_gettext("パスワードが長すぎます。"))],
     )
-    show_password = BooleanField("パスワードを表示")
+    show_password = BooleanField(lazy_gettext("パスワードを表示"))
 
 
 class ConfirmForm(FlaskForm):

@@ -3,7 +3,7 @@
 A site's authorization request (or an OP page that needs a login) sends the
 customer to ``/login?request=KEY`` and leaves an entry under KEY in the flow
 cookie: the URL to continue at, the client that asked, its ``login_hint``,
-and the request digest that this login makes fresh (``prompt=login``,
+the language its ``ui_locales`` asks for (language.py), and the request digest that this login makes fresh (``prompt=login``,
 ``max_age``). The cookie is signed, so only the OP writes entries: a link
 naming another KEY finds nothing, and the login page then names the home
 site. Each tab carries its own KEY, so two sites' logins in two tabs each go
@@ -32,9 +32,10 @@ LIFETIME = 3600
 
 
 def remember(key: str, next_url: str, *, client_id: str | None = None, hint: str | None = None,
-             reauth: str | None = None) -> str:
+             reauth: str | None = None, locale: str | None = None) -> str:
     """Keep a sign-in under ``key``; returns the login page's URL for it."""
-    entry = {"key": key, "next": next_url, "client_id": client_id, "hint": hint, "reauth": reauth, "at": now()}
+    entry = {"key": key, "next": next_url, "client_id": client_id, "hint": hint, "reauth": reauth,
+             "locale": locale, "at": now()}
     kept, length = [entry], len(next_url)
     for older in reversed([e for e in _live() if e["key"] != key]):
         length += len(older["next"])

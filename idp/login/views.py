@@ -2,6 +2,7 @@
 
 from flask import (
     Blueprint,
+    abort,
     current_app,
     redirect,
     render_template,
@@ -9,12 +10,13 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import gettext
 
 from ..extensions import db
 from ..oauth.server import query_client
 from ..security import devices
 from ..security.throttle import retry_after_header, retry_after_text
-from . import pending
+from . import language, pending
 from .forms import LoginForm
 from .service import authenticate
 from .sessions import current_login_session, start_login_session
@@ -39,6 +41,10 @@ def login(_form_class=LoginForm):
         result = authenticate(form.login_id.data, form.password.data, request.remote_addr,
                               request.cookies.get(devices.COOKIE))
         if result.account is not None:
+            # The language this login was made in is the customer's (the
+            # locale claim), until they pick another; asked before the
+            # sign-in it may come from is taken.
+            result.account.locale = language.current()
             waiting = pending.take(key)
             start_login_session(result.account, keep=(pending.SESSION_KEY,))
             if waiting and waiting.get("reauth"):
@@ -51,13 +57,31 @@ def login(_form_class=LoginForm):
         db.session.commit()
         wait = result.retry_after
         if wait:
-            error, status = f"ログインの試行回数が上限を超えました。{retry_after_text(wait)}に再度お試しください。", 429
+            error = gettext("ログインの試行回数が上限を超えました。%(wait)sに再度お試しください。",
+                            wait=retry_after_text(wait))
+            status = 429
         else:
-            error = "iTSCOM IDまたはパスワードが正しくありません。"
+            error = gettext("iTSCOM IDまたはパスワードが正しくありません。")
     form.password.data = ""
     html = render_template("login/login.html", form=form, error=error, qr_svg=_qr_svg(),
                            action=url_for("login.login", request=key), site=_asking_site(waiting))
     return html, status, retry_after_header(wait)
+
+
+@bp.route("/language/<language_tag>")
+def language_switch(language_tag: str):
+    """Every page header's 「English」/「日本語」 link: remember the choice in
+    this browser (and, signed in, on the iTSCOM ID: the locale claim), and
+    show the same page again. Flow state lives in the session: untouched."""
+    if language_tag not in language.LANGUAGES:
+        abort(404)
+    response = redirect(language.same_site_path(request.args.get("next")), 303)
+    language.set_cookie(response, language_tag)
+    login_session = current_login_session()
+    if login_session is not None and login_session.account.locale != language_tag:
+        login_session.account.locale = language_tag
+        db.session.commit()
+    return response
 
 
 @bp.route("/")
@@ -70,22 +94,24 @@ def home():
 
 
 def _asking_site(waiting: dict | None) -> str | None:
-    """The registered name of the client whose request waits for this login."""
+    """The registered name of the client whose request waits for this login,
+    in the page's language when the client registered one (client_name#en)."""
     client = query_client(waiting.get("client_id")) if waiting else None
-    return client.name if client is not None else None
+    return client.name_in(language.current()) if client is not None else None
 
 
 def _qr_svg() -> str:
-    """The QR code of My Page's address, rendered once per process."""
+    """The QR code of My Page's address, rendered once per process and language."""
     cache = current_app.extensions["idp.qr"]
-    if "svg" not in cache:
+    title = gettext("マイページのQRコード")
+    if title not in cache:
         import io
 
         import segno
 
         buffer = io.BytesIO()
         segno.make(current_app.config["MYPAGE_URL"], error="m").save(
-            buffer, kind="svg", scale=4, xmldecl=False, svgns=True, title="マイページのQRコード"
+            buffer, kind="svg", scale=4, xmldecl=False, svgns=True, title=title
         )
-        cache["svg"] = buffer.getvalue().decode()
-    return cache["svg"]
+        cache[title] = buffer.getvalue().decode()
+    return cache[title]

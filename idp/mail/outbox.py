@@ -31,14 +31,15 @@ BACKOFF_MAX = 3600
 
 
 def enqueue(kind: str, recipient: str, subject: str, template: str, **context) -> OutboxMail:
-    """Queue a mail rendered from ``templates/mail/<template>``; the caller commits."""
+    """Queue a mail rendered from ``templates/mail/<template>``; the caller commits.
+    Subject and body are in the language of the request that sends it."""
     body = render_template(f"mail/{template}", **context)
     t = now()
     mail = OutboxMail(
         kind=kind,
         sender=SENDER,
         recipient=recipient,
-        subject=subject,
+        subject=str(subject),
         body=_fernet().encrypt(body.encode("utf-8")),
         created_at=t,
         next_attempt_at=t,

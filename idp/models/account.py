@@ -27,6 +27,9 @@ class Account(db.Model):
     # normalised answer (idp.recovery.service.normalise_answer).
     secret_question: Mapped[str | None] = mapped_column(String(64))
     secret_answer_hash: Mapped[str | None] = mapped_column(String(255))
+    # "ja" or "en": the language of the last sign-in, or the one picked with a
+    # page's language link while signed in (the locale claim); None: never said.
+    locale: Mapped[str | None] = mapped_column(String(8))
     # "active", or "locked" by an operator.
     status: Mapped[str] = mapped_column(String(16), default="active")
     created_at: Mapped[int] = mapped_column(BigInteger)

@@ -36,6 +36,11 @@ class Client(db.Model, ClientMixin):
     def name(self) -> str:
         return self.client_metadata.get("client_name", self.client_id)
 
+    def name_in(self, language: str) -> str:
+        """The name to show on a page in ``language``: the language-tagged
+        client_name (RFC 7591 2.2, e.g. ``client_name#en``) when registered."""
+        return self.client_metadata.get(f"client_name#{language}") or self.name
+
     @property
     def redirect_uris(self) -> list[str]:
         return self.client_metadata.get("redirect_uris", [])

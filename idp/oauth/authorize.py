@@ -32,10 +32,11 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import gettext
 
 from .. import audit
 from ..extensions import csrf, db
-from ..login import pending
+from ..login import language, pending
 from ..login.forms import ConfirmForm
 from ..login.sessions import current_login_session
 from ..models import Consent
@@ -117,7 +118,7 @@ def consent():
     session["consent_pending"] = [entry for entry in waiting if entry is not asked]
     login_session = current_login_session()
     if not form.validate_on_submit() or asked is None or login_session is None:
-        return render_template("errors/error.html", message="手続きをはじめからやり直してください。"), 400
+        return render_template("errors/error.html", message=gettext("手続きをはじめからやり直してください。")), 400
     params = [tuple(p) for p in asked["params"]]
     if request.form.get("decision") == "approve":
         db.session.add(
@@ -179,6 +180,7 @@ def _send_to_login(params, data, *, request_digest: str, client_id: str):
     login_url = pending.remember(
         request_digest, url_for("authorize.authorize") + "?" + urlencode(params), client_id=client_id,
         hint=hint if hint and len(hint) <= 254 else None, reauth=request_digest,
+        locale=language.from_ui_locales(data.get("ui_locales")),
     )
     return redirect(login_url, 303)
 

@@ -14,6 +14,9 @@ SCOPE_CLAIMS = {
     "phone": ("phone_number",),
     "contract": ("customer_number",),
 }
+# The locale claim (a BCP 47 tag) of each language an account may use; an
+# account that never said is Japanese, as every customer was before English.
+LOCALE_CLAIMS = {"ja": "ja-JP", "en": "en"}
 CLAIM_SCOPE = {claim: scope for scope, claims in SCOPE_CLAIMS.items() for claim in claims}
 SUPPORTED_SCOPES = [*SCOPE_CLAIMS, "offline_access"]
 SUPPORTED_CLAIMS = list(CLAIM_SCOPE)
@@ -33,7 +36,7 @@ def all_claims(account: Account) -> dict:
         "sub": account.subject,
         "name": contract.name_kanji,
         "name#ja-Kana-JP": contract.name_kana,
-        "locale": "ja-JP",
+        "locale": LOCALE_CLAIMS.get(account.locale, "ja-JP"),
         "email": account.login_id,
         "email_verified": account.login_id_verified,
         "phone_number": contract.phone_e164,

@@ -55,7 +55,7 @@ def issue_initial_token(expires_in: int) -> str:
     return token
 
 
-STRING_MEMBERS = ("client_name", "scope", "backchannel_logout_uri", "jwks_uri", "token_endpoint_auth_method",
+STRING_MEMBERS = ("client_name", "client_name#en", "scope", "backchannel_logout_uri", "jwks_uri", "token_endpoint_auth_method",
                   "id_token_signed_response_alg", "token_endpoint_auth_signing_alg")
 LIST_MEMBERS = ("redirect_uris", "post_logout_redirect_uris", "grant_types", "response_types")
 # URIs the OP itself fetches or posts to: https only for self-registered
@@ -97,6 +97,7 @@ def checked_metadata(data: dict) -> dict:
             jwks=data.get("jwks"),
             jwks_uri=data.get("jwks_uri"),
             token_endpoint_auth_signing_alg=data.get("token_endpoint_auth_signing_alg"),
+            english_name=data.get("client_name#en"),
             # These requests come from anyone with a token: no DNS lookup on
             # the request thread, where a name whose DNS never answers would
             # hold a worker. Addresses are judged here, names at each connect.

@@ -65,7 +65,7 @@ def discovery_document(issuer: str) -> dict:
         "backchannel_logout_supported": True,
         "backchannel_logout_session_supported": True,
         "prompt_values_supported": ["none", "login", "consent"],
-        "ui_locales_supported": ["ja"],
+        "ui_locales_supported": ["ja", "en"],
         "claims_locales_supported": ["ja"],
     }
 

@@ -1,5 +1,6 @@
 """The recovery forms, labelled with the manual's words (p.17–23)."""
 
+from flask_babel import lazy_gettext
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, RadioField, SelectField, StringField
 from wtforms.validators import DataRequired, Length
@@ -7,16 +8,16 @@ from wtforms.validators import DataRequired, Length
 from ..registration.forms import INVALID_CHOICE, choices
 from .service import SECRET_QUESTIONS
 
-REQUIRED = "入力してください。"
+REQUIRED = lazy_gettext("入力してください。")
 
 
 class ChoiceForm(FlaskForm):
     """iTSCOM ID・パスワードがご不明なお客様 (p.17)."""
 
     unknown = RadioField(
-        "不明な項目",
-        choices=choices([("password", "パスワードがご不明な場合"), ("id", "iTSCOM IDがご不明な場合 (iTSCOM ID新規登録)")]),
-        validators=[DataRequired("項目を選択してください。")],
+        lazy_gettext("不明な項目"),
+        choices=choices([("password", lazy_gettext("パスワードがご不明な場合")), ("id", lazy_gettext("iTSCOM IDがご不明な場合 (iTSCOM ID新規登録)"))]),
+        validators=[DataRequired(lazy_gettext("項目を選択してください。"))],
         invalid_choice_message=INVALID_CHOICE,
     )
 
@@ -24,29 +25,29 @@ class ChoiceForm(FlaskForm):
 class IdentifyForm(FlaskForm):
     """本人認証 (p.18)."""
 
-    login_id = StringField("iTSCOM ID", validators=[DataRequired("iTSCOM IDを入力してください。"), Length(max=254)])
+    login_id = StringField("iTSCOM ID", validators=[DataRequired(lazy_gettext("iTSCOM IDを入力してください。")), Length(max=254)])
 
 
 class CodeForm(FlaskForm):
     """認証コード入力 (p.22)."""
 
-    code = StringField("認証コード", validators=[DataRequired("認証コードを入力してください。"), Length(max=12)])
+    code = StringField(lazy_gettext("認証コード"), validators=[DataRequired(lazy_gettext("認証コードを入力してください。")), Length(max=12)])
 
 
 class SecretForm(FlaskForm):
     """合言葉登録 (p.19) and 合言葉入力 (p.21)."""
 
     question = SelectField(
-        "秘密の質問",
-        choices=choices([("", "秘密の質問を選択してください。"), *[(q, q) for q in SECRET_QUESTIONS]]),
-        validators=[DataRequired("秘密の質問を選択してください。")],
+        lazy_gettext("秘密の質問"),
+        choices=choices([("", lazy_gettext("秘密の質問を選択してください。")), *[(q, lazy_gettext(q)) for q in SECRET_QUESTIONS]]),
+        validators=[DataRequired(lazy_gettext("秘密の質問を選択してください。"))],
         invalid_choice_message=INVALID_CHOICE,
     )
-    answer = StringField("答え", validators=[DataRequired("答えを入力してください。"), Length(max=50)])
+    answer = StringField(lazy_gettext("答え"), validators=[DataRequired(lazy_gettext("答えを入力してください。")), Length(max=50)])
 
 
 class NewPasswordForm(FlaskForm):
     """パスワード / パスワード再入力 (p.23, and ID・パスワード再発行 p.21)."""
 
-    password = PasswordField("パスワード", validators=[DataRequired(REQUIRED), Length(max=256)])
-    password_confirm = PasswordField("パスワード再入力", validators=[DataRequired(REQUIRED), Length(max=256)])
+    password = PasswordField(lazy_gettext("パスワード"), validators=[DataRequired(REQUIRED), Length(max=256)])
+    password_confirm = PasswordField(lazy_gettext("パスワード再入力"), validators=[DataRequired(REQUIRED), Length(max=256)])

@@ -11,6 +11,7 @@ answer leaves ``recovery_link`` in that browser's session.
 from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, request, session, url_for
+from flask_babel import gettext, ngettext
 
 from .. import audit
 from ..extensions import db
@@ -44,7 +45,8 @@ def identify(_form_class=IdentifyForm):
         started = service.start(form.login_id.data, request.remote_addr, request.cookies.get(devices.COOKIE))
         wait = started.retry_after
         if wait:
-            error, status = f"お手続きの回数が上限に達しました。{retry_after_text(wait)}に再度お試しください。", 429
+            error = gettext("お手続きの回数が上限に達しました。%(wait)sに再度お試しください。", wait=retry_after_text(wait))
+            status = 429
         else:
             session["recovery"] = {"id": started.procedure.id, "binding": started.binding}
             session.pop("recovery_link", None)
@@ -70,7 +72,8 @@ def code(_form_class=CodeForm):
         left = service.tries_left(procedure)
         if not left:
             return _restart(RecoveryError("used_up", "code"))
-        form.code.errors.append(f"認証コードが正しくありません。あと{left}回入力できます。")
+        form.code.errors.append(ngettext("認証コードが正しくありません。あと%(num)d回入力できます。",
+                                         "認証コードが正しくありません。あと%(num)d回入力できます。", left))
     form.code.data = ""
     return render_template("recovery/code.html", form=form)
 
@@ -140,7 +143,8 @@ def link(token: str, _form_class=SecretForm):
         left = service.tries_left(procedure)
         if not left:
             return _restart(RecoveryError("used_up", "secret"))
-        form.answer.errors.append(f"秘密の質問または答えが正しくありません。あと{left}回入力できます。")
+        form.answer.errors.append(ngettext("秘密の質問または答えが正しくありません。あと%(num)d回入力できます。",
+                                           "秘密の質問または答えが正しくありません。あと%(num)d回入力できます。", left))
     form.answer.data = ""
     return render_template("recovery/link.html", form=form, token=token)
 
@@ -185,7 +189,7 @@ def _bound(method: str):
 def _password_ok(form, login_id: str) -> bool:
     form.password.errors.extend(password_problems(form.password.data, login_id))
     if form.password.data != form.password_confirm.data:
-        form.password_confirm.errors.append("パスワードとパスワード再入力が一致しません。")
+        form.password_confirm.errors.append(gettext("パスワードとパスワード再入力が一致しません。"))
     return not (form.password.errors or form.password_confirm.errors)
 
 

@@ -1,5 +1,6 @@
 """The registration forms, labelled with the manual's words (p.12–16)."""
 
+from flask_babel import lazy_gettext
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, RadioField, SelectChoice, StringField, ValidationError
 from wtforms.validators import DataRequired, Length
@@ -7,15 +8,15 @@ from wtforms.validators import DataRequired, Length
 from ..contracts import is_kana_key, kana_key
 from .service import PAYMENT_ITEMS, item_well_formed, phone_well_formed
 
-REQUIRED = "入力してください。"
-INVALID_CHOICE = "選択肢の中から選択してください。"
+REQUIRED = lazy_gettext("入力してください。")
+INVALID_CHOICE = lazy_gettext("選択肢の中から選択してください。")
 # Why a payment item is refused before any contract is looked at: its
 # format alone, next to the field, naming the item chosen.
 ITEM_FORMATS = {
-    "customer_number": "お客さま番号は10桁の数字でご入力ください。",
-    "bank_last4": "口座番号 下4桁は4桁の数字でご入力ください。",
-    "card_last4": "クレジットカード番号 下4桁は4桁の数字でご入力ください。",
-    "stb_id": "セットトップボックス (STB/Hit pot) のIDは12桁の英数字（0～9、A～F）でご入力ください。",
+    "customer_number": lazy_gettext("お客さま番号は10桁の数字でご入力ください。"),
+    "bank_last4": lazy_gettext("口座番号 下4桁は4桁の数字でご入力ください。"),
+    "card_last4": lazy_gettext("クレジットカード番号 下4桁は4桁の数字でご入力ください。"),
+    "stb_id": lazy_gettext("セットトップボックス (STB/Hit pot) のIDは12桁の英数字（0～9、A～F）でご入力ください。"),
 }
 
 
@@ -37,38 +38,38 @@ class PaymentItemForm(FlaskForm):
 class VerifyForm(PaymentItemForm):
     """契約者情報 認証 (p.12)."""
 
-    name_kana = StringField("ご契約者氏名（カナ）", validators=[DataRequired(REQUIRED), Length(max=100)])
-    phone = StringField("登録済みの電話番号", validators=[DataRequired(REQUIRED), Length(max=30)])
+    name_kana = StringField(lazy_gettext("ご契約者氏名（カナ）"), validators=[DataRequired(REQUIRED), Length(max=100)])
+    phone = StringField(lazy_gettext("登録済みの電話番号"), validators=[DataRequired(REQUIRED), Length(max=30)])
     payment_type = RadioField(
-        "お支払情報等の種類", choices=choices(PAYMENT_ITEMS.items()), validators=[DataRequired("項目を選択してください。")],
+        lazy_gettext("お支払情報等の種類"), choices=choices(PAYMENT_ITEMS.items()), validators=[DataRequired(lazy_gettext("項目を選択してください。"))],
         invalid_choice_message=INVALID_CHOICE
     )
-    payment_value = StringField("お支払情報等", validators=[DataRequired(REQUIRED), Length(max=40)])
+    payment_value = StringField(lazy_gettext("お支払情報等"), validators=[DataRequired(REQUIRED), Length(max=40)])
 
     def validate_name_kana(self, field) -> None:
         if field.data and not is_kana_key(kana_key(field.data)):
-            raise ValidationError("カタカナで入力してください。")
+            raise ValidationError(lazy_gettext("カタカナで入力してください。"))
 
     def validate_phone(self, field) -> None:
         if field.data and not phone_well_formed(field.data):
-            raise ValidationError("登録済みの電話番号は、0から始まる10桁または11桁の数字でご入力ください。")
+            raise ValidationError(lazy_gettext("登録済みの電話番号は、0から始まる10桁または11桁の数字でご入力ください。"))
 
 
 class AdditionalForm(PaymentItemForm):
     """追加認証情報 (p.13): one more item, different from the first."""
 
-    payment_type = RadioField("追加認証情報の種類", validators=[DataRequired("項目を選択してください。")],
+    payment_type = RadioField(lazy_gettext("追加認証情報の種類"), validators=[DataRequired(lazy_gettext("項目を選択してください。"))],
         invalid_choice_message=INVALID_CHOICE)
-    payment_value = StringField("追加認証情報", validators=[DataRequired(REQUIRED), Length(max=40)])
+    payment_value = StringField(lazy_gettext("追加認証情報"), validators=[DataRequired(REQUIRED), Length(max=40)])
 
 
 class TermsForm(FlaskForm):
     """利用規約 (p.14 step 3)."""
 
     agreement = RadioField(
-        "利用規約への同意",
-        choices=choices([("agree", "承諾する"), ("disagree", "承諾しない")]),
-        validators=[DataRequired("「承諾する」を選択してください。")],
+        lazy_gettext("利用規約への同意"),
+        choices=choices([("agree", lazy_gettext("承諾する")), ("disagree", lazy_gettext("承諾しない"))]),
+        validators=[DataRequired(lazy_gettext("「承諾する」を選択してください。"))],
         invalid_choice_message=INVALID_CHOICE,
     )
 
@@ -77,11 +78,11 @@ class AccountForm(FlaskForm):
     """iTSCOM ID and password (p.14 step 4); the manual's rules are checked in the view."""
 
     login_id = StringField("iTSCOM ID", validators=[DataRequired(REQUIRED), Length(max=254)])
-    password = PasswordField("パスワード", validators=[DataRequired(REQUIRED), Length(max=256)])
-    password_confirm = PasswordField("パスワード再入力", validators=[DataRequired(REQUIRED), Length(max=256)])
+    password = PasswordField(lazy_gettext("パスワード"), validators=[DataRequired(REQUIRED), Length(max=256)])
+    password_confirm = PasswordField(lazy_gettext("パスワード再入力"), validators=[DataRequired(REQUIRED), Length(max=256)])
 
 
 class ContactForm(FlaskForm):
     """連絡先メールアドレス(※)を選択してください。 (p.16 step 7)."""
 
-    contact_email = RadioField("連絡先メールアドレス", validators=[DataRequired("選択してください。")], invalid_choice_message=INVALID_CHOICE)
+    contact_email = RadioField(lazy_gettext("連絡先メールアドレス"), validators=[DataRequired(lazy_gettext("選択してください。"))], invalid_choice_message=INVALID_CHOICE)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from flask import current_app
+from flask_babel import gettext, lazy_gettext
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
@@ -25,16 +26,16 @@ from ..security.throttle import Attempt, Budget
 
 # お支払情報等 (p.12): the four items, in the manual's order and words.
 PAYMENT_ITEMS = {
-    "customer_number": "お客さま番号",
-    "bank_last4": "口座番号 下4桁",
-    "card_last4": "クレジットカード番号 下4桁",
-    "stb_id": "セットトップボックス (STB/Hit pot) のID",
+    "customer_number": lazy_gettext("お客さま番号"),
+    "bank_last4": lazy_gettext("口座番号 下4桁"),
+    "card_last4": lazy_gettext("クレジットカード番号 下4桁"),
+    "stb_id": lazy_gettext("セットトップボックス (STB/Hit pot) のID"),
 }
 # The items of four digits: guessable, so budgeted per contract (verify_contract).
 GUESSABLE_ITEMS = {"bank_last4", "card_last4"}
 # Each item's format once normalised, as the billing export has it.
 ITEM_FORMATS = {"customer_number": CUSTOMER_NUMBER, "bank_last4": LAST4, "card_last4": LAST4, "stb_id": STB_ID}
-MAIL_SUBJECT = "マイページ本登録のご案内"
+MAIL_SUBJECT = lazy_gettext("マイページ本登録のご案内")
 
 
 class RegistrationError(Exception):
@@ -298,7 +299,7 @@ def complete_registration(pending_id: int, contact_email: str) -> Account:
         # The holder of the old ID learns that it was replaced (SPEC §6).
         for address in dict.fromkeys([account.contact_email, account.login_id]):
             if address and address not in (pending.login_id, contact_email):
-                enqueue("id_replaced", address, "iTSCOM ID変更のお知らせ", "id_replaced.txt",
+                enqueue("id_replaced", address, gettext("iTSCOM ID変更のお知らせ"), "id_replaced.txt",
                         name=pending.contract.name_kanji)
     account.login_id = pending.login_id
     account.login_id_verified = True  # the mailed URL reached this address

@@ -10,6 +10,7 @@ to it by the ``registration_confirm`` session key.
 from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, request, session, url_for
+from flask_babel import gettext, lazy_gettext
 
 from .. import audit
 from ..contracts import kana_key, normalise_phone
@@ -46,9 +47,9 @@ bp = Blueprint("registration", __name__, url_prefix="/registration")
 
 VERIFY, ADDITIONAL, TERMS, ACCOUNT, SENT = 1, 2, 3, 4, 5
 # The step indicator's labels.
-STEPS = ["契約者情報認証", "利用規約", "ID・パスワード設定", "メール送信", "本登録", "完了"]
-RESTART = "手続きをはじめからやり直してください。"
-NOT_VERIFIED = "入力された内容ではご契約を確認できませんでした。入力内容をご確認のうえ、もう一度お試しください。"
+STEPS = [lazy_gettext("契約者情報認証"), lazy_gettext("利用規約"), lazy_gettext("ID・パスワード設定"),
+         lazy_gettext("メール送信"), lazy_gettext("本登録"), lazy_gettext("完了")]
+NOT_VERIFIED = lazy_gettext("入力された内容ではご契約を確認できませんでした。入力内容をご確認のうえ、もう一度お試しください。")
 
 
 def _flow() -> dict:
@@ -79,7 +80,8 @@ def _restart_page(status: int = 400):
 
 
 def _throttled_message(seconds: int) -> str:
-    return f"一定回数以上認証に失敗したため、受付を一時停止しています。{retry_after_text(seconds)}に再度お試しください。"
+    return gettext("一定回数以上認証に失敗したため、受付を一時停止しています。%(wait)sに再度お試しください。",
+                   wait=retry_after_text(seconds))
 
 
 def _refusal(result, first_item: str | None = None) -> str:
@@ -89,11 +91,15 @@ def _refusal(result, first_item: str | None = None) -> str:
     if not result.guessable_locked:
         return _throttled_message(result.retry_after)
     others = [item for item in ("customer_number", "stb_id") if item != first_item]
-    instead = "または".join(PAYMENT_ITEMS[item] for item in others)
     if others == ["stb_id"]:  # not every contract has one
-        instead += "をお持ちの場合はそちら"
-    return ("口座番号 下4桁・クレジットカード番号 下4桁による認証は、一定回数以上失敗したため一時停止しています。"
-            f"{instead}で認証いただくか、{retry_after_text(result.retry_after)}に再度お試しください。")
+        instead = gettext("%(item)sをお持ちの場合はそちら", item=PAYMENT_ITEMS["stb_id"])
+    elif len(others) == 1:
+        instead = str(PAYMENT_ITEMS[others[0]])
+    else:
+        instead = gettext("%(first)sまたは%(second)s", first=PAYMENT_ITEMS[others[0]], second=PAYMENT_ITEMS[others[1]])
+    return gettext("口座番号 下4桁・クレジットカード番号 下4桁による認証は、一定回数以上失敗したため一時停止しています。"
+                   "%(instead)sで認証いただくか、%(wait)sに再度お試しください。",
+                   instead=instead, wait=retry_after_text(result.retry_after))
 
 
 @bp.route("/", methods=["GET", "POST"])
@@ -169,7 +175,7 @@ def terms(_form_class=TermsForm):
         if form.agreement.data == "agree":
             _save(agreement="agree", reached=max(flow["reached"], ACCOUNT))
             return redirect(url_for(".account"), 303)
-        form.agreement.errors.append("マイページをご利用いただくには、利用規約への承諾が必要です。")
+        form.agreement.errors.append(gettext("マイページをご利用いただくには、利用規約への承諾が必要です。"))
     return render_template("registration/terms.html", form=form, steps=STEPS, current=1)
 
 
@@ -189,7 +195,7 @@ def account(_form_class=AccountForm):
         form.login_id.errors.extend(login_id_problems(login_id))
         form.password.errors.extend(password_problems(form.password.data, login_id))
         if form.password.data != form.password_confirm.data:
-            form.password_confirm.errors.append("パスワードとパスワード再入力が一致しません。")
+            form.password_confirm.errors.append(gettext("パスワードとパスワード再入力が一致しません。"))
         if not (form.login_id.errors or form.password.errors or form.password_confirm.errors):
             gate = mail_gate(flow["contract_id"], request.remote_addr)
             wait = gate.begin()
@@ -199,7 +205,7 @@ def account(_form_class=AccountForm):
                 db.session.commit()
                 error, status = _throttled_message(wait), 429
             elif login_id_taken(login_id, flow["contract_id"]):
-                form.login_id.errors.append("このiTSCOM IDはご利用いただけません。別のメールアドレスを入力してください。")
+                form.login_id.errors.append(gettext("このiTSCOM IDはご利用いただけません。別のメールアドレスを入力してください。"))
             else:
                 start_registration(flow["contract_id"], login_id, form.password.data)
                 sealed.store("registration", {"reached": SENT, "sent_to": login_id})
@@ -265,7 +271,7 @@ def _complete(pending_id: int, contact_email: str):
         complete_registration(pending_id, contact_email)
     except RegistrationError as error:
         if error.reason == "taken":
-            message = "このiTSCOM IDは既に登録されています。お手数ですが、別のiTSCOM IDで手続きをはじめからやり直してください。"
+            message = gettext("このiTSCOM IDは既に登録されています。お手数ですが、別のiTSCOM IDで手続きをはじめからやり直してください。")
             return render_template("registration/restart.html", message=message, steps=STEPS, current=None), 409
         return _restart_page()
     session.pop("registration", None)

@@ -26,6 +26,7 @@ from typing import Protocol
 
 import pybreaker
 import redis
+from flask_babel import ngettext
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from sqlalchemy import bindparam, case, delete, update
@@ -267,11 +268,14 @@ class Attempt:
 
 def retry_after_text(seconds: int) -> str:
     """How long to wait, as the customer pages say it: 「30秒後」, 「15分後」,
-    「3時間後」, 「30日後」 (rounded up)."""
-    for unit, name in ((86400, "日"), (3600, "時間"), (60, "分")):
-        if seconds >= unit * (2 if unit > 60 else 1):
-            return f"{-(-seconds // unit)}{name}後"
-    return f"{seconds}秒後"
+    「3時間後」, 「30日後」 (rounded up); in English "in 15 minutes"."""
+    if seconds >= 2 * 86400:
+        return ngettext("%(num)d日後", "%(num)d日後", -(-seconds // 86400))
+    if seconds >= 2 * 3600:
+        return ngettext("%(num)d時間後", "%(num)d時間後", -(-seconds // 3600))
+    if seconds >= 60:
+        return ngettext("%(num)d分後", "%(num)d分後", -(-seconds // 60))
+    return ngettext("%(num)d秒後", "%(num)d秒後", seconds)
 
 
 def retry_after_header(seconds: int) -> dict[str, str]:

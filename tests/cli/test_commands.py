@@ -113,6 +113,14 @@ def test_clients_create_json_list_rotate_delete(app, runner):
     assert count(app, Client) == 0
 
 
+def test_clients_create_with_a_name_for_english_pages(runner):
+    result = runner.invoke(args=["clients", "create", "--name", "サポート", "--english-name", "Support",
+                                 "--redirect-uri", "https://support.example/cb", "--json"])
+    assert result.exit_code == 0, result.output
+    created = json.loads(result.output)
+    assert created["client_name"] == "サポート" and created["client_name#en"] == "Support"
+
+
 def test_public_client_has_no_secret(runner):
     result = runner.invoke(args=["clients", "create", "--name", "App", "--redirect-uri", "http://127.0.0.1/cb",
                                  "--auth-method", "none", "--json"])

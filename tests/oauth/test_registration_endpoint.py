@@ -183,3 +183,20 @@ def test_an_update_cannot_point_inward_either(client, initial_token):
                         json={"client_id": body["client_id"], "redirect_uris": ["https://partner.example/cb"],
                               "backchannel_logout_uri": "https://169.254.169.254/latest/meta-data/"})
     assert update.status_code == 400 and update.get_json()["error"] == "invalid_client_metadata"
+
+
+def test_a_client_may_register_its_name_for_english_pages(app, client, runner, account, initial_token):
+    """client_name#en (RFC 7591 2.2): the consent page in English names the
+    site by it; the Japanese page by client_name."""
+    response = register(client, initial_token, client_name="パートナー", **{"client_name#en": "Partner Site"})
+    assert response.status_code == 201, response.get_json()
+    body = response.get_json()
+    assert body["client_name"] == "パートナー" and body["client_name#en"] == "Partner Site"
+    rp = RelyingParty(app, client, body["client_id"], body["client_secret"], "https://partner.example/cb")
+    rp.login()
+    assert "「パートナー」が、次の情報の利用を求めています。" in rp.authorize(scope="openid email").get_data(as_text=True)
+    client.get("/language/en?next=/")
+    assert "“Partner Site” asks to use the following information." in rp.authorize(scope="openid email").get_data(
+        as_text=True)
+    assert register(client, runner.invoke(args=["clients", "initial-token"]).output.strip(),
+                    **{"client_name#en": 5}).status_code == 400

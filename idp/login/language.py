@@ -1,0 +1,110 @@
+"""Which language a customer page speaks: Japanese, or English for those who ask.
+
+The manual's Japanese words are the messages themselves (the msgids of
+``translations/``); English is a catalog over them. For each request the
+first of these that names a language we speak decides:
+
+1. the customer's own choice: the 「English」/「日本語」 link in every page's
+   header, kept in the ``idp_lang`` cookie for a year;
+2. ``ui_locales`` of the request itself (/authorize, /session/end), or of
+   the sign-in a site asked for that the login page continues (pending.py);
+3. the browser's ``Accept-Language``;
+4. Japanese.
+
+The operator's console is Japanese only. Mails speak the language of the
+request that sent them.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import current_app, has_request_context, request, url_for
+from flask_babel import get_locale
+from markupsafe import Markup, escape
+
+from . import pending
+
+LANGUAGES = ("ja", "en")
+DEFAULT = "ja"
+COOKIE = "idp_lang"
+COOKIE_MAX_AGE = 365 * 24 * 3600
+# Paths whose pages are not the customer's: always Japanese.
+JAPANESE_ONLY = ("/admin", "/dev/")
+# Endpoints that take ui_locales themselves.
+UI_LOCALES_ENDPOINTS = {"authorize.authorize", "oauth.end_session"}
+
+
+def supported(tag: str | None) -> str | None:
+    """The language we speak for one BCP 47 tag ("en-US" -> "en"), if any."""
+    primary = (tag or "").split("-")[0].split("_")[0].lower()
+    return primary if primary in LANGUAGES else None
+
+
+def from_ui_locales(value: str | None) -> str | None:
+    """The first language of a ``ui_locales`` list (space separated, in order
+    of preference, OIDC Core 3.1.2.1) that we speak."""
+    for tag in (value or "").split()[:10]:
+        if language := supported(tag):
+            return language
+    return None
+
+
+def chosen() -> str | None:
+    """The language the customer picked with the header link, if any."""
+    return supported(request.cookies.get(COOKIE)) if has_request_context() else None
+
+
+def select() -> str:
+    """Flask-Babel's locale selector: the language of this request."""
+    if not has_request_context() or request.path.startswith(JAPANESE_ONLY):
+        return DEFAULT
+    if language := chosen():
+        return language
+    asked = request.values.get("ui_locales") if request.endpoint in UI_LOCALES_ENDPOINTS else None
+    if language := from_ui_locales(asked):
+        return language
+    key = request.args.get("request") if request.endpoint == "login.login" else None
+    waiting = pending.find(key)
+    if waiting and (language := supported(waiting.get("locale"))):
+        return language
+    return request.accept_languages.best_match(LANGUAGES, default=DEFAULT)
+
+
+def set_cookie(response, language: str) -> None:
+    secure = current_app.config["SESSION_COOKIE_SECURE"]
+    response.set_cookie(COOKIE, language, max_age=COOKIE_MAX_AGE, secure=secure, httponly=True, samesite="Lax")
+
+
+def same_site_path(target: str | None) -> str:
+    """Where the header link returns to: a path of this site, never elsewhere."""
+    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or any(c in target for c in "\r\n\\"):
+        return "/"
+    return target
+
+
+def current() -> str:
+    """The language of this request's pages."""
+    return str(get_locale() or DEFAULT)
+
+
+def template_context() -> dict:
+    """What base.html needs: the page's language and the header link to the other one."""
+    if not has_request_context() or request.path.startswith(JAPANESE_ONLY):
+        return {"page_language": DEFAULT}
+    here = current()
+    other = "en" if here == "ja" else "ja"
+    back = request.full_path.rstrip("?") if request.method == "GET" else request.path
+    return {"page_language": here, "other_language": other,
+            "other_language_url": url_for("login.language_switch", language_tag=other, next=back)}
+
+
+def in_japanese(text) -> Markup:
+    """Japanese data on a page in another language (a customer's name in kanji):
+    marked as Japanese so that screen readers read it as such (WCAG 3.1.2)."""
+    if current() == "ja":
+        return escape(text)
+    return Markup('<span lang="ja">%s</span>') % text
