@@ -8,6 +8,9 @@ WCAG 2.4.7) and be in view (WCAG 2.4.11).
 """
 
 import re
+from contextlib import suppress
+
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from idp.mail import deliver_due
 
@@ -33,6 +36,8 @@ class Keyboard:
         """Tab (or Shift+Tab) until ``target`` has the focus."""
         for _ in range(limit):
             self.page.keyboard.press("Shift+Tab" if backwards else "Tab")
+            with suppress(PlaywrightTimeoutError):  # a loaded machine may restyle the focus a frame late
+                self.page.wait_for_function(f"() => ({FOCUS})().outline >= 2", timeout=2000)
             focus = self.page.evaluate(FOCUS)
             assert focus["outline"] >= 2, f"no clear focus indicator on {focus['what']} ({self.page.url})"
             assert focus["inView"], f"{focus['what']} has the focus but is out of view"
