@@ -1,5 +1,7 @@
 """My Page → login → dashboard → the support site by SSO → single logout, in Chromium."""
 
+from playwright.sync_api import expect
+
 from .customer_pages import sign_in, wait_for_backchannel
 
 
@@ -10,14 +12,13 @@ def test_mypage_sso_and_single_logout(app, page, live_server, sites):
     page.wait_for_url(sites["mypage"] + "/")
     content = page.content()
     assert "逸 太郎 様" in content and "taro.itsu@example.jp" in content
-    assert page.get_by_text("16,338").is_visible()
+    expect(page.get_by_text("16,338")).to_be_visible()
     for menu in ["トップ", "料金", "ご契約・手続き", "各種設定", "ヘルプ"]:
-        assert page.get_by_role("link", name=menu, exact=True).is_visible()
+        expect(page.get_by_role("link", name=menu, exact=True)).to_be_visible()
     for heading in ["ご利用状況", "重要なお知らせ", "お知らせ", "その他"]:
-        assert page.get_by_role("heading", name=heading, exact=True).is_visible()
+        expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
     page.get_by_role("link", name="料金", exact=True).click()
-    assert page.get_by_text("16,338円").first.is_visible()
-
+    expect(page.get_by_text("16,338円").first).to_be_visible()
     # Single sign-on: the support site signs in without a password prompt.
     page.goto(sites["support"] + "/")
     page.wait_for_url(sites["support"] + "/")

@@ -4,6 +4,8 @@ and recovery follow it, then My Page and the support site after signing in.
 Each page is in English only (tests/english.py), fits, reflows, is easy to
 tap and passes axe-core (customer_pages)."""
 
+from playwright.sync_api import expect
+
 from ..english import japanese_in
 from .customer_pages import sign_in
 
@@ -29,7 +31,7 @@ def test_english_from_my_page_to_the_op_and_back(app, device_page, pages, live_s
     page.get_by_role("link", name="Log in to My Page").click()  # My Page asks the OP with ui_locales=en
     page.wait_for_url(f"{live_server}/login?*")
     english(page)
-    assert page.get_by_text("To use “mypage”, please log in with your iTSCOM ID.").is_visible()
+    expect(page.get_by_text("To use “mypage”, please log in with your iTSCOM ID.")).to_be_visible()
     pages.check(page)
     login = page.url
 
@@ -55,7 +57,7 @@ def test_english_from_my_page_to_the_op_and_back(app, device_page, pages, live_s
     page.get_by_role("button", name="Log in", exact=True).click()
     page.wait_for_url(mypage + "/")
     english(page)
-    assert page.get_by_text("¥16,338").first.is_visible()
+    expect(page.get_by_text("¥16,338").first).to_be_visible()
     pages.check(page)
 
     page.goto(support + "/")  # signed in without a password, in English by the locale claim alone
@@ -72,4 +74,4 @@ def test_japanese_stays_for_a_japanese_browser(page, live_server, sites):
     sign_in(page)
     page.wait_for_url(sites["mypage"] + "/")
     assert page.locator("html").get_attribute("lang") == "ja"
-    assert page.get_by_role("link", name="English").is_visible()
+    expect(page.get_by_role("link", name="English")).to_be_visible()

@@ -5,6 +5,8 @@ and on a desktop: each page fits, reflows, is easy to tap and passes axe-core
 import re
 from urllib.parse import urlencode
 
+from playwright.sync_api import expect
+
 from idp.clients import create_client
 from idp.extensions import db
 from idp.mail import deliver_due
@@ -40,7 +42,7 @@ def test_login_account_consent_and_logout_pages(app, device_page, pages, live_se
 
     # A third-party site asks; its answer lands on a page the OP does not have.
     page.goto(authorize)
-    assert page.get_by_role("heading", name="情報提供の確認").is_visible()
+    expect(page.get_by_role("heading", name="情報提供の確認")).to_be_visible()
     pages.check(page)
     page.get_by_role("button", name="許可する").click()
     page.wait_for_url(f"{live_server}/partner/callback?*")
@@ -49,7 +51,7 @@ def test_login_account_consent_and_logout_pages(app, device_page, pages, live_se
     # page stays as a customer without JavaScript sees it.
     page.route("**/static/form_post.js", lambda route: route.abort())
     page.goto(authorize + "&response_mode=form_post")
-    assert page.get_by_role("button", name="次へ").is_visible()
+    expect(page.get_by_role("button", name="次へ")).to_be_visible()
     pages.check(page)
     page.goto(f"{live_server}/authorize?client_id=unknown&response_type=code")
     pages.check(page)

@@ -2,6 +2,8 @@
 
 import re
 
+from playwright.sync_api import expect
+
 from idp.mail import deliver_due
 
 from ..mailserver import body_of
@@ -13,11 +15,10 @@ def test_password_recovery_by_mailed_code(app, page, live_server, account, mail_
     page.get_by_label("パスワードがご不明な場合").check()
     page.get_by_role("button", name="次へ").click()
 
-    assert page.get_by_role("heading", name="本人認証").is_visible()
+    expect(page.get_by_role("heading", name="本人認証")).to_be_visible()
     page.get_by_label("iTSCOM ID").fill("taro.itsu@example.jp")
     page.get_by_role("button", name="次へ").click()
-    assert page.get_by_role("heading", name="認証コード入力").is_visible()
-
+    expect(page.get_by_role("heading", name="認証コード入力")).to_be_visible()
     with app.app_context():
         deliver_due()
     mail = mail_server.inbox.last_to("taro.itsu@example.jp")
@@ -29,8 +30,7 @@ def test_password_recovery_by_mailed_code(app, page, live_server, account, mail_
     page.get_by_label("パスワード", exact=True).fill("Taro-new-2026")
     page.get_by_label("パスワード再入力").fill("Taro-new-2026")
     page.get_by_role("button", name="次へ").click()
-    assert page.get_by_text("これでパスワードの再発行は完了です。").is_visible()
-
+    expect(page.get_by_text("これでパスワードの再発行は完了です。")).to_be_visible()
     page.get_by_role("link", name="ログイントップへ").click()
     page.get_by_label("iTSCOM ID").fill("taro.itsu@example.jp")
     page.get_by_label("パスワード", exact=True).fill("Taro-new-2026")

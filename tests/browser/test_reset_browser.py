@@ -36,7 +36,7 @@ def test_registration_reset_clears_what_the_server_filled_back(page, live_server
     page.get_by_label("口座番号 下4桁").check()
     page.get_by_label("お支払情報等", exact=True).fill("077")
     page.get_by_role("button", name="確認").click()
-    assert page.get_by_text("口座番号 下4桁は4桁の数字でご入力ください。").is_visible()
+    expect(page.get_by_text("口座番号 下4桁は4桁の数字でご入力ください。")).to_be_visible()
     assert page.get_by_label("ご契約者氏名（カナ）").get_attribute("value") == "スズキハナコ"
 
     page.get_by_role("button", name="リセット").click()
@@ -50,4 +50,4 @@ def test_registration_reset_clears_what_the_server_filled_back(page, live_server
     page.get_by_label("口座番号 下4桁").check()
     page.get_by_label("お支払情報等", exact=True).fill("0077")
     page.get_by_role("button", name="確認").click()
-    assert page.get_by_role("heading", name="利用規約").is_visible()
+    expect(page.get_by_role("heading", name="利用規約")).to_be_visible()
