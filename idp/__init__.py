@@ -58,6 +58,8 @@ def create_app(test_config: dict | None = None, clock=None) -> Flask:
     app.extensions["idp.clock"] = clock or SystemClock()
     app.extensions["idp.counters"] = make_counters(app.config)
     app.extensions["idp.mail"] = make_transport(app.config["MAIL_URL"])
+    app.extensions["idp.clients"] = {}  # models.Client.lookup
+    app.extensions["idp.origins"] = {}  # models.Client.origins
     app.extensions["idp.discovery"] = {}
     app.extensions["idp.qr"] = {}
     keys.init_app(app)

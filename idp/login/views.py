@@ -11,7 +11,7 @@ from flask import (
 )
 
 from ..extensions import db
-from ..oauth.server import query_client
+from ..models import Client
 from ..security import devices
 from ..security.throttle import retry_after_header, retry_after_text
 from . import pending
@@ -71,7 +71,7 @@ def home():
 
 def _asking_site(waiting: dict | None) -> str | None:
     """The registered name of the client whose request waits for this login."""
-    client = query_client(waiting.get("client_id")) if waiting else None
+    client = Client.lookup(waiting.get("client_id")) if waiting else None
     return client.name if client is not None else None
 
 

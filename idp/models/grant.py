@@ -101,9 +101,7 @@ class Token(db.Model, TokenMixin):
         return self.account
 
     def get_client(self) -> Client | None:
-        from ..oauth.server import query_client
-
-        return query_client(self.client_id)
+        return Client.lookup(self.client_id)
 
     def is_refresh_usable(self, at: int) -> bool:
         return (

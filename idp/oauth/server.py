@@ -6,8 +6,6 @@ questions (clients, tokens) and registers the grants and endpoints.
 
 from __future__ import annotations
 
-import time
-
 from authlib.integrations.flask_oauth2 import (
     AuthorizationServer as _AuthorizationServer,
 )
@@ -21,11 +19,9 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoi
 from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
 from authlib.oidc.core import UserInfoEndpoint as _UserInfoEndpoint
 from authlib.oidc.rpinitiated import EndSessionEndpoint as _EndSessionEndpoint
-from flask import current_app, g, has_app_context
-from sqlalchemy import event
+from flask import current_app, g
 
 from .. import audit
-from ..extensions import db
 from ..models import Client, Token
 from ..ops import TOKENS
 from ..security.clock import now
@@ -44,44 +40,6 @@ class AuthorizationServer(_AuthorizationServer):
         if oauth_request.payload.client_id is not None and len(oauth_request.payload.client_id) > 64:
             raise InvalidRequestError("Invalid 'client_id'.")
         return oauth_request
-
-
-def query_client(client_id: str | None) -> Client | None:
-    """The enabled client, from a per-process cache of a few seconds: every
-    token, UserInfo and introspection request asks, and a registration
-    changes rarely. Changes made in this process clear the cache at once;
-    other nodes see them within IDP_CLIENT_CACHE_SECONDS."""
-    if not client_id or len(client_id) > 64:
-        return None
-    cache = current_app.extensions["idp.clients"]
-    cached = cache.get(client_id)
-    t = time.monotonic()
-    if cached is not None and t - cached[0] < current_app.config["CLIENT_CACHE_SECONDS"]:
-        return cached[1]
-    row = db.session.scalar(db.select(Client).filter_by(client_id=client_id, disabled=False))
-    snapshot = _detached(row) if row is not None else None
-    if len(cache) > 10_000:
-        cache.clear()
-    cache[client_id] = (t, snapshot)
-    return snapshot
-
-
-@event.listens_for(Client, "after_insert")
-@event.listens_for(Client, "after_update")
-@event.listens_for(Client, "after_delete")
-def _forget_cached_clients(mapper, connection, target) -> None:
-    if has_app_context():
-        current_app.extensions["idp.clients"].clear()
-        current_app.extensions["idp.origins"].clear()
-
-
-def _detached(row: Client) -> Client:
-    """A copy outside any session, safe to share between requests and threads."""
-    return Client(
-        id=row.id, client_id=row.client_id, client_secret_digest=row.client_secret_digest,
-        client_id_issued_at=row.client_id_issued_at, first_party=row.first_party, disabled=row.disabled,
-        client_metadata=dict(row.client_metadata), registration_token_digest=row.registration_token_digest,
-    )
 
 
 def save_token(token: dict, request) -> None:
@@ -280,9 +238,7 @@ class EndSessionEndpoint(_EndSessionEndpoint):
 def config_oauth(app) -> None:
     """One authorization server per app, holding that app's issuer and lifetimes."""
     server = AuthorizationServer()
-    app.extensions["idp.clients"] = {}
-    app.extensions["idp.origins"] = {}  # views.registered_origins
-    server.init_app(app, query_client=query_client, save_token=save_token)
+    server.init_app(app, query_client=Client.lookup, save_token=save_token)
     # init_app() registered Authlib's opaque bearer generator; ours replaces it.
     server.register_token_generator(
         "default",

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
-from urllib.parse import urlsplit
 
 from authlib.oauth2.rfc6749.errors import OAuth2Error
 from flask import Blueprint, Response, current_app, g, render_template, request
@@ -235,32 +233,12 @@ def _cors(response: Response) -> Response:
         return response
     response.vary.add("Origin")  # cacheable documents differ by Origin
     origin = request.headers.get("Origin")
-    if origin and origin in registered_origins():
+    if origin and origin in Client.origins():
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
         response.headers["Access-Control-Allow-Methods"] = "GET, POST"
         response.headers["Access-Control-Max-Age"] = "600"
     return response
-
-
-def registered_origins() -> frozenset[str]:
-    """Origins of enabled clients' redirect URIs, cached per process like the
-    registrations themselves (server.query_client): a browser RP's every
-    token or UserInfo request asks."""
-    cache = current_app.extensions["idp.origins"]
-    t = time.monotonic()
-    cached = cache.get("entry")  # one read: another thread may clear the cache meanwhile
-    if cached is not None and t - cached[0] < current_app.config["CLIENT_CACHE_SECONDS"]:
-        return cached[1]
-    origins = set()
-    for metadata in db.session.scalars(db.select(Client.client_metadata).filter_by(disabled=False)):
-        for uri in metadata.get("redirect_uris", []):
-            parts = urlsplit(uri)
-            if parts.scheme in ("http", "https") and parts.netloc:
-                origins.add(f"{parts.scheme}://{parts.netloc}")
-    found = frozenset(origins)
-    cache["entry"] = (t, found)
-    return found
 
 
 def _cacheable(body: bytes, max_age: int, content_type: str = "application/json") -> Response:
