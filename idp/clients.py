@@ -9,12 +9,12 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from . import audit
+from .claims import SUPPORTED_SCOPES
 from .extensions import db
+from .keys import SUPPORTED_ALGS
 from .models import Client, Token
 from .models.client import is_loopback
-from .oauth.claims import SUPPORTED_SCOPES
 from .oauth.grants import revoke_tokens
-from .oauth.keys import SUPPORTED_ALGS
 from .security import outbound
 from .security.clock import now
 from .security.secrets import digest, new_secret

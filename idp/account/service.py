@@ -9,12 +9,12 @@ from sqlalchemy import update
 
 from .. import audit
 from ..accounts import reset_password
+from ..claims import in_reading_order
 from ..extensions import db
 from ..login.service import authenticate
 from ..mail import enqueue
 from ..models import Account, Client, Consent, ContactChange, LoginSession, Token
 from ..oauth import backchannel
-from ..oauth.claims import in_reading_order
 from ..oauth.grants import revoke_tokens
 from ..recovery.service import normalise_answer
 from ..security.clock import now

@@ -25,8 +25,9 @@ from flask import (
     url_for,
 )
 
-from .. import audit
+from .. import audit, keys
 from ..accounts import end_everything
+from ..claims import SUPPORTED_SCOPES
 from ..clients import (
     AUTH_METHODS,
     GRANT_TYPES,
@@ -40,8 +41,6 @@ from ..clients import (
 from ..contracts import ContractImportError, import_contracts, parse_csv
 from ..extensions import db
 from ..models import Account, Admin, AuditEvent, Client, Contract, SigningKey
-from ..oauth import keys
-from ..oauth.claims import SUPPORTED_SCOPES
 from ..security.clock import JAPAN, now
 from ..security.throttle import retry_after_header, retry_after_text
 from . import words

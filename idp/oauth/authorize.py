@@ -34,6 +34,7 @@ from flask import (
 )
 
 from .. import audit
+from ..claims import allowed_claims_request, in_reading_order, scopes_implied
 from ..extensions import csrf, db
 from ..login import pending
 from ..login.forms import ConfirmForm
@@ -41,7 +42,6 @@ from ..login.sessions import current_login_session
 from ..models import Consent
 from ..security.clock import now
 from ..security.secrets import digest
-from .claims import allowed_claims_request, in_reading_order, scopes_implied
 from .server import oauth_server
 
 bp = Blueprint("authorize", __name__)

@@ -21,12 +21,12 @@ from sqlalchemy import or_, update
 
 from .. import audit
 from ..extensions import db
+from ..keys import signing_keyset
 from ..models import AuthorizationCode, BackchannelLogout, Client, LoginSession
 from ..retry import record_failure
 from ..security import outbound
 from ..security.clock import now
 from ..security.secrets import new_secret
-from .keys import signing_keyset
 
 EVENT = "http://schemas.openid.net/event/backchannel-logout"
 TOKEN_LIFETIME = 120

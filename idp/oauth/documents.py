@@ -9,7 +9,7 @@ give. Requests with an Origin header (CORS) go through Flask as before.
 
 from __future__ import annotations
 
-from .keys import keyring
+from ..keys import keyring
 
 DISCOVERY = "/.well-known/openid-configuration"
 JWKS = "/jwks"

@@ -20,12 +20,12 @@ from flask import current_app, g
 from sqlalchemy import bindparam, select, update
 
 from .. import audit
+from ..claims import allowed_claims_request, claims_for, parse_claims_request
 from ..extensions import db
+from ..keys import signing_keyset
 from ..models import AuthorizationCode, Token
 from ..security.clock import now
 from ..security.secrets import digest
-from .claims import allowed_claims_request, claims_for, parse_claims_request
-from .keys import signing_keyset
 
 CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 CLIENT_AUTH_METHODS = [*CONFIDENTIAL_AUTH_METHODS, "none"]

@@ -22,13 +22,13 @@ from authlib.oidc.rpinitiated import EndSessionEndpoint as _EndSessionEndpoint
 from flask import current_app, g
 
 from .. import audit
+from ..claims import SUPPORTED_SCOPES, claims_for
+from ..keys import keyring, signing_keyset
 from ..models import Client, Token
 from ..ops import TOKENS
 from ..security.clock import now
 from ..security.secrets import digest, new_secret
 from . import client_auth, grants
-from .claims import SUPPORTED_SCOPES, claims_for
-from .keys import keyring, signing_keyset
 from .registration import ConfigurationEndpoint, RegistrationEndpoint
 
 CLIENT_AUTH_METHODS = grants.CLIENT_AUTH_METHODS

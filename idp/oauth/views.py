@@ -17,14 +17,14 @@ import json
 from authlib.oauth2.rfc6749.errors import OAuth2Error
 from flask import Blueprint, Response, current_app, g, render_template, request
 
+from ..claims import SUPPORTED_CLAIMS, SUPPORTED_SCOPES
 from ..clients import ASSERTION_ALGS
 from ..extensions import csrf, db
+from ..keys import SUPPORTED_ALGS, keyring
 from ..login.forms import ConfirmForm
 from ..login.sessions import current_login_session
 from ..models import Client
-from .claims import SUPPORTED_CLAIMS, SUPPORTED_SCOPES
 from .grants import CLIENT_AUTH_METHODS
-from .keys import SUPPORTED_ALGS, keyring
 from .server import oauth_server
 
 bp = Blueprint("oauth", __name__)
