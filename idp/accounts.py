@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import update
-
-from . import audit
+from . import audit, tokens
 from .extensions import db
 from .mail import enqueue
-from .models import Account, AuthorizationCode, Contract, LoginSession, Token
+from .models import Account, Contract, LoginSession
 from .oauth import backchannel
-from .oauth.grants import revoke_tokens
 from .security.clock import now
 from .security.credentials import login_id_problems, password_problems
 from .security.passwords import hash_password
@@ -68,14 +65,7 @@ def end_everything(account: Account, at: int, keep: LoginSession | None = None) 
     for login_session in ended:
         login_session.ended_at = at
     backchannel.queue_for(ended)
-    revoke_tokens(Token.account_id == account.id, at)
-    # A code issued before now must not buy tokens after it.
-    db.session.execute(
-        update(AuthorizationCode)
-        .where(AuthorizationCode.account_id == account.id, AuthorizationCode.used_at.is_(None),
-               AuthorizationCode.expires_at > at)
-        .values(expires_at=at)
-    )
+    tokens.revoke_account(account, at)
 
 
 def reset_password(account: Account, password: str, reason: str, keep: LoginSession | None = None) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from flask import current_app
 from sqlalchemy import update
 
-from .. import audit
+from .. import audit, tokens
 from ..accounts import reset_password
 from ..claims import in_reading_order
 from ..extensions import db
@@ -15,7 +15,6 @@ from ..login.service import authenticate
 from ..mail import enqueue
 from ..models import Account, Client, Consent, ContactChange, LoginSession, Token
 from ..oauth import backchannel
-from ..oauth.grants import revoke_tokens
 from ..recovery.service import normalise_answer
 from ..security.clock import now
 from ..security.passwords import hash_password
@@ -155,7 +154,7 @@ def revoke_site(account: Account, client_id: str) -> Client | None:
         update(Consent).where(Consent.account_id == account.id, Consent.client_id == client_id,
                               Consent.revoked_at.is_(None)).values(revoked_at=t)
     )
-    revoke_tokens((Token.account_id == account.id) & (Token.client_id == client_id), t)
+    tokens.revoke((Token.account_id == account.id) & (Token.client_id == client_id), t)
     audit.record("account.site_revoked", account=account, client_id=client_id)
     db.session.commit()
     return client

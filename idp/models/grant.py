@@ -1,9 +1,6 @@
 """What a customer granted a client: codes, tokens and remembered consent.
 
-Codes are never deleted when used: ``used_at`` is a tombstone, so a second
-presentation is recognised and what the first one issued is revoked (RFC 9700
-4.2.4). Refresh tokens rotate within a family; presenting a rotated one
-revokes the whole family.
+How codes and tokens are stored, spent and revoked: ``idp/tokens.py``.
 """
 
 from authlib.oauth2.rfc6749 import TokenMixin

@@ -3,10 +3,8 @@ revocation, introspection and RP-initiated logout.
 
 Each view hands the request to Authlib and commits what it wrote; a failed
 request commits only what failure itself must record (revocations on reuse,
-audit rows). On PostgreSQL the token endpoint runs without a transaction:
-there a code or refresh token is spent, and its new token stored, by one
-statement at the very end of the grant (grants.claim_and_store); if the
-response then fails, the client's retry counts as reuse and revokes it.
+audit rows). On PostgreSQL the token endpoint runs without a transaction
+(``idp.tokens`` says why and how).
 """
 
 from __future__ import annotations
@@ -17,6 +15,7 @@ import json
 from authlib.oauth2.rfc6749.errors import OAuth2Error
 from flask import Blueprint, Response, current_app, g, render_template, request
 
+from .. import tokens
 from ..claims import SUPPORTED_CLAIMS, SUPPORTED_SCOPES
 from ..clients import ASSERTION_ALGS
 from ..extensions import csrf, db
@@ -132,8 +131,8 @@ def _oauth_error(status: int, error: str, description: str | None = None) -> Res
 @csrf.exempt
 def token():
     # Every write of a token request is one atomic statement on PostgreSQL
-    # (save_token, grants.claim_and_store): no transaction around them.
-    _without_transaction()
+    # (idp.tokens): no transaction around them.
+    tokens.without_transaction()
     # The keys next, before this request writes anything (a client
     # assertion's jti, a spent code): on a fresh SQLite database creating
     # them takes a connection of its own (keys.ensure_signing_keys), which
@@ -147,7 +146,7 @@ def token():
 @bp.route("/userinfo", methods=["GET", "POST"])
 @csrf.exempt
 def userinfo():
-    _without_transaction()  # reads only
+    tokens.without_transaction()  # reads only
     return _endpoint_response("userinfo")
 
 
@@ -160,18 +159,8 @@ def revoke():
 @bp.route("/introspect", methods=["POST"])
 @csrf.exempt
 def introspect():
-    _without_transaction()  # reads only
+    tokens.without_transaction()  # reads only
     return _endpoint_response("introspection")
-
-
-def _without_transaction() -> None:
-    """On PostgreSQL, autocommit for this request: every write of these
-    endpoints is one atomic statement, and each request saves the BEGIN and
-    COMMIT round trips (issue 7). SQLite keeps its transaction: there a claim
-    and the token it buys are two statements (no DML in CTEs), and a round
-    trip costs nothing."""
-    if db.session.get_bind().dialect.name == "postgresql":
-        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 
 def _endpoint_response(name: str) -> Response:
