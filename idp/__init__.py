@@ -27,11 +27,10 @@ def create_app(test_config: dict | None = None, clock=None) -> Flask:
     except config.ConfigError as error:
         raise SystemExit(f"idp: configuration error: {error}") from None
 
-    from . import cli, errors, keys, ops
+    from . import cli, errors, keys, ops, sessions
     from .account.views import bp as account_bp
     from .admin.views import bp as admin_bp
     from .extensions import csrf, db, init_migrations
-    from .login import sessions
     from .login.views import bp as login_bp
     from .mail.transports import make_transport
     from .oauth import backchannel

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from . import audit, tokens
+from . import audit, sessions, tokens
 from .extensions import db
 from .mail import enqueue
 from .models import Account, Contract, LoginSession
-from .oauth import backchannel
 from .security.clock import now
 from .security.credentials import login_id_problems, password_problems
 from .security.passwords import hash_password
@@ -58,13 +57,7 @@ def create_account(
 def end_everything(account: Account, at: int, keep: LoginSession | None = None) -> None:
     """End every OP session (but ``keep``) and revoke every token of the account;
     the relying parties of those sessions are told by back-channel logout."""
-    sessions = db.session.scalars(
-        db.select(LoginSession).where(LoginSession.account_id == account.id, LoginSession.ended_at.is_(None))
-    ).all()
-    ended = [s for s in sessions if s is not keep]
-    for login_session in ended:
-        login_session.ended_at = at
-    backchannel.queue_for(ended)
+    sessions.end_all(account, at, keep=keep)
     tokens.revoke_account(account, at)
 
 

@@ -12,11 +12,11 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from ..login import pending
 from ..login.forms import ConfirmForm
-from ..login.sessions import current_login_session
 from ..recovery.service import SECRET_QUESTIONS, answer_problems
 from ..security import devices
 from ..security.credentials import login_id_problems, password_problems
 from ..security.throttle import retry_after_text
+from ..sessions import current_login_session
 from . import service
 from .forms import ContactChangeForm, PasswordChangeForm, SecretChangeForm
 

@@ -38,10 +38,10 @@ from ..claims import allowed_claims_request, in_reading_order, scopes_implied
 from ..extensions import csrf, db
 from ..login import pending
 from ..login.forms import ConfirmForm
-from ..login.sessions import current_login_session
 from ..models import Consent
 from ..security.clock import now
 from ..security.secrets import digest
+from ..sessions import current_login_session
 from .server import oauth_server
 
 bp = Blueprint("authorize", __name__)

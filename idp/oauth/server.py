@@ -22,7 +22,7 @@ from authlib.oidc.core import UserInfoEndpoint as _UserInfoEndpoint
 from authlib.oidc.rpinitiated import EndSessionEndpoint as _EndSessionEndpoint
 from flask import current_app, g
 
-from .. import tokens
+from .. import sessions, tokens
 from ..claims import SUPPORTED_SCOPES, claims_for
 from ..keys import keyring, signing_keyset
 from ..models import Client
@@ -132,9 +132,7 @@ class EndSessionEndpoint(_EndSessionEndpoint):
         return keyring().public
 
     def end_session(self, end_session_request):
-        from ..login.sessions import end_login_session
-
-        end_login_session(reason="rp_logout", client_id=getattr(end_session_request.client, "client_id", None))
+        sessions.end_login_session(reason="rp_logout", client_id=getattr(end_session_request.client, "client_id", None))
 
     def _validate_id_token_hint(self, id_token_hint):
         claims = super()._validate_id_token_hint(id_token_hint)

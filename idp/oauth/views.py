@@ -21,8 +21,8 @@ from ..clients import ASSERTION_ALGS
 from ..extensions import csrf, db
 from ..keys import SUPPORTED_ALGS, keyring
 from ..login.forms import ConfirmForm
-from ..login.sessions import current_login_session
 from ..models import Client
+from ..sessions import current_login_session
 from .grants import CLIENT_AUTH_METHODS
 from .server import oauth_server
 
