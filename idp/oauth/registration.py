@@ -41,6 +41,7 @@ from ..extensions import db
 from ..models import Client, InitialAccessToken
 from ..security.clock import now
 from ..security.secrets import digest, new_secret
+from .discovery import discovery_document
 
 NO_SECRET_METHODS = ("none", "private_key_jwt")
 CLAIMS = [ClientMetadataClaims, OIDCClientMetadataClaims]
@@ -146,8 +147,6 @@ def _registration_info(client: Client) -> dict:
 
 
 def _server_metadata() -> dict:
-    from .views import discovery_document
-
     return discovery_document(current_app.config["ISSUER"])
 
 

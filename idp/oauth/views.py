@@ -16,14 +16,12 @@ from authlib.oauth2.rfc6749.errors import OAuth2Error
 from flask import Blueprint, Response, current_app, g, render_template, request
 
 from .. import tokens
-from ..claims import SUPPORTED_CLAIMS, SUPPORTED_SCOPES
-from ..clients import ASSERTION_ALGS
 from ..extensions import csrf, db
-from ..keys import SUPPORTED_ALGS, keyring
+from ..keys import keyring
 from ..login.forms import ConfirmForm
 from ..models import Client
 from ..sessions import current_login_session
-from .grants import CLIENT_AUTH_METHODS
+from .discovery import discovery_body
 from .server import oauth_server
 
 bp = Blueprint("oauth", __name__)
@@ -32,52 +30,9 @@ bp = Blueprint("oauth", __name__)
 CORS_ENDPOINTS = {"oauth.discovery", "oauth.jwks", "oauth.token", "oauth.userinfo", "oauth.revoke"}
 
 
-def discovery_document(issuer: str) -> dict:
-    return {
-        "issuer": issuer,
-        "authorization_endpoint": f"{issuer}/authorize",
-        "token_endpoint": f"{issuer}/token",
-        "userinfo_endpoint": f"{issuer}/userinfo",
-        "jwks_uri": f"{issuer}/jwks",
-        "revocation_endpoint": f"{issuer}/revoke",
-        "introspection_endpoint": f"{issuer}/introspect",
-        "end_session_endpoint": f"{issuer}/session/end",
-        "registration_endpoint": f"{issuer}/register",
-        "scopes_supported": SUPPORTED_SCOPES,
-        "response_types_supported": ["code"],
-        "response_modes_supported": ["query", "form_post"],
-        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
-        "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": list(SUPPORTED_ALGS),
-        "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
-        "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGS),
-        "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
-        "introspection_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
-        "code_challenge_methods_supported": ["S256"],
-        "claims_supported": SUPPORTED_CLAIMS + ["iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "at_hash"],
-        "claims_parameter_supported": True,
-        "request_parameter_supported": False,
-        "request_uri_parameter_supported": False,
-        "authorization_response_iss_parameter_supported": True,
-        "backchannel_logout_supported": True,
-        "backchannel_logout_session_supported": True,
-        "prompt_values_supported": ["none", "login", "consent"],
-        "ui_locales_supported": ["ja"],
-        "claims_locales_supported": ["ja"],
-    }
-
-
-def discovery_body() -> bytes:
-    """The discovery document's bytes, serialised once per app."""
-    cache = current_app.extensions["idp.discovery"]
-    if "body" not in cache:
-        cache["body"] = json.dumps(discovery_document(current_app.config["ISSUER"]), ensure_ascii=False).encode()
-    return cache["body"]
-
-
 @bp.route("/.well-known/openid-configuration")
 def discovery():
-    return _cacheable(discovery_body(), max_age=3600)
+    return _cacheable(discovery_body(current_app), max_age=3600)
 
 
 @bp.route("/jwks")
