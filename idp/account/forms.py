@@ -2,7 +2,7 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from ..recovery.forms import SecretForm
+from ..forms import SecretForm
 
 REQUIRED = "入力してください。"
 

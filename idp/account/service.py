@@ -8,13 +8,11 @@ from flask import current_app
 from sqlalchemy import update
 
 from .. import audit, sessions, tokens
-from ..accounts import reset_password
+from ..accounts import authenticate, normalise_answer, reset_password
 from ..claims import in_reading_order
 from ..extensions import db
-from ..login.service import authenticate
 from ..mail import enqueue
 from ..models import Account, Client, Consent, ContactChange, LoginSession, Token
-from ..recovery.service import normalise_answer
 from ..security.clock import now
 from ..security.passwords import hash_password
 from ..security.secrets import digest, new_secret

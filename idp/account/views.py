@@ -10,9 +10,9 @@ from functools import wraps
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
-from ..login import pending
-from ..login.forms import ConfirmForm
-from ..recovery.service import SECRET_QUESTIONS, answer_problems
+from .. import pending
+from ..accounts import SECRET_QUESTIONS, answer_problems
+from ..forms import ConfirmForm
 from ..security import devices
 from ..security.credentials import login_id_problems, password_problems
 from ..security.throttle import retry_after_text

@@ -13,7 +13,3 @@ class LoginForm(FlaskForm):
         validators=[DataRequired("パスワードを入力してください。"), Length(max=256, message="パスワードが長すぎます。")],
     )
     show_password = BooleanField("パスワードを表示")
-
-
-class ConfirmForm(FlaskForm):
-    """A bare form: its CSRF token is the whole point (consent, logout)."""

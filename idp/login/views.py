@@ -10,14 +10,14 @@ from flask import (
     url_for,
 )
 
+from .. import pending
+from ..accounts import authenticate
 from ..extensions import db
 from ..models import Client
 from ..security import devices
 from ..security.throttle import retry_after_header, retry_after_text
 from ..sessions import current_login_session, start_login_session
-from . import pending
 from .forms import LoginForm
-from .service import authenticate
 
 bp = Blueprint("login", __name__)
 

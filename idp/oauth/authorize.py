@@ -33,11 +33,10 @@ from flask import (
     url_for,
 )
 
-from .. import audit
+from .. import audit, pending
 from ..claims import allowed_claims_request, in_reading_order, scopes_implied
 from ..extensions import csrf, db
-from ..login import pending
-from ..login.forms import ConfirmForm
+from ..forms import ConfirmForm
 from ..models import Consent
 from ..security.clock import now
 from ..security.secrets import digest

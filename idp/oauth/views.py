@@ -17,8 +17,8 @@ from flask import Blueprint, Response, current_app, g, render_template, request
 
 from .. import tokens
 from ..extensions import csrf, db
+from ..forms import ConfirmForm
 from ..keys import keyring
-from ..login.forms import ConfirmForm
 from ..models import Client
 from ..sessions import current_login_session
 from .discovery import discovery_body

@@ -1,11 +1,10 @@
 """The recovery forms, labelled with the manual's words (p.17–23)."""
 
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, RadioField, SelectField, StringField
+from wtforms import PasswordField, RadioField, StringField
 from wtforms.validators import DataRequired, Length
 
-from ..registration.forms import INVALID_CHOICE, choices
-from .service import SECRET_QUESTIONS
+from ..forms import INVALID_CHOICE, choices
 
 REQUIRED = "入力してください。"
 
@@ -31,18 +30,6 @@ class CodeForm(FlaskForm):
     """認証コード入力 (p.22)."""
 
     code = StringField("認証コード", validators=[DataRequired("認証コードを入力してください。"), Length(max=12)])
-
-
-class SecretForm(FlaskForm):
-    """合言葉登録 (p.19) and 合言葉入力 (p.21)."""
-
-    question = SelectField(
-        "秘密の質問",
-        choices=choices([("", "秘密の質問を選択してください。"), *[(q, q) for q in SECRET_QUESTIONS]]),
-        validators=[DataRequired("秘密の質問を選択してください。")],
-        invalid_choice_message=INVALID_CHOICE,
-    )
-    answer = StringField("答え", validators=[DataRequired("答えを入力してください。"), Length(max=50)])
 
 
 class NewPasswordForm(FlaskForm):
