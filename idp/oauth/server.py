@@ -128,6 +128,12 @@ class UserInfoEndpoint(_UserInfoEndpoint):
 
 
 class EndSessionEndpoint(_EndSessionEndpoint):
+    """RP-initiated logout. Whether the customer confirmed the logout on our
+    own page (oauth.views.end_session, CSRF-checked) is decided before Authlib
+    validates the request and asked by ``is_post_logout_redirect_uri_legitimate``
+    during it; Authlib passes no state of ours between the two, so the view
+    leaves it in Flask's request-local ``g.idp_logout_confirmed``."""
+
     def get_server_jwks(self):
         return keyring().public
 

@@ -140,8 +140,8 @@ def register():
 @bp.route("/register/<client_id>", methods=["GET", "PUT", "DELETE"])
 @csrf.exempt
 def client_configuration(client_id: str):
-    """RFC 7592: the client reads, updates or deletes its own registration."""
-    g.idp_registration_client_id = client_id
+    """RFC 7592: the client reads, updates or deletes its own registration
+    (the endpoint reads ``client_id`` from the path)."""
     return _endpoint_response("client_configuration")
 
 
@@ -154,6 +154,7 @@ def end_session():
     server = oauth_server()
     form = ConfirmForm()
     # Our own confirmation form, CSRF-checked; an RP's POST carries no token.
+    # Read by server.EndSessionEndpoint while Authlib validates the request.
     g.idp_logout_confirmed = request.method == "POST" and form.validate_on_submit()
     try:
         end_request = server.validate_endpoint_request("end_session")
