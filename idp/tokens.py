@@ -98,17 +98,11 @@ def usable_code(code: str, client_id: str) -> AuthorizationCode | None:
 def spend_code(code: AuthorizationCode, token_row: dict) -> bool:
     """Claim the code and store the token it bought; False when another
     exchange spent it first (that is reuse: what it bought is revoked)."""
-    t = now()
-    if claim_and_store(AuthorizationCode, code.id, "used_at", t, token_row):
-        return True
-    revoke_reused_code(db.session.get(AuthorizationCode, code.id), t)
-    return False
+    return _spend(code, "used_at", token_row, revoke_reused_code)
 
 
 def revoke_reused_code(code: AuthorizationCode, at: int) -> None:
-    _one_transaction()
-    revoke(Token.authorization_code_id == code.id, at)
-    audit.record("token.code_reuse", "failure", account=code.account, client_id=code.client_id)
+    _revoke_for_reuse(code, Token.authorization_code_id == code.id, "token.code_reuse", at)
 
 
 # --- tokens ------------------------------------------------------------------
@@ -178,17 +172,11 @@ def usable_refresh_token(presented: str, client_id: str) -> Token | None:
 def spend_refresh_token(refresh_token: Token, token_row: dict) -> bool:
     """Rotate: claim the old token and store its successor; False when
     another refresh claimed it first (that is replay: the family is revoked)."""
-    t = now()
-    if claim_and_store(Token, refresh_token.id, "rotated_at", t, token_row):
-        return True
-    revoke_replayed_family(db.session.get(Token, refresh_token.id), t)
-    return False
+    return _spend(refresh_token, "rotated_at", token_row, revoke_replayed_family)
 
 
 def revoke_replayed_family(token: Token, at: int) -> None:
-    _one_transaction()
-    revoke(Token.family_id == token.family_id, at)
-    audit.record("token.refresh_reuse", "failure", account=token.account, client_id=token.client_id)
+    _revoke_for_reuse(token, Token.family_id == token.family_id, "token.refresh_reuse", at)
 
 
 def revoke(condition, at: int) -> None:
@@ -206,6 +194,20 @@ def revoke_account(account: Account, at: int) -> None:
                AuthorizationCode.expires_at > at)
         .values(expires_at=at)
     )
+
+
+def _spend(credential: AuthorizationCode | Token, column: str, token_row: dict, on_reuse) -> bool:
+    model, t = type(credential), now()
+    if claim_and_store(model, credential.id, column, t, token_row):
+        return True
+    on_reuse(db.session.get(model, credential.id), t)
+    return False
+
+
+def _revoke_for_reuse(credential: AuthorizationCode | Token, condition, event: str, at: int) -> None:
+    _one_transaction()
+    revoke(condition, at)
+    audit.record(event, "failure", account=credential.account, client_id=credential.client_id)
 
 
 # --- a token presented to revocation or introspection --------------------------
