@@ -28,14 +28,13 @@ def create_app(test_config: dict | None = None, clock=None) -> Flask:
     except config.ConfigError as error:
         raise SystemExit(f"idp: configuration error: {error}") from None
 
-    from . import cli, errors, ops
+    from . import cli, errors, keys, language, ops, sessions
     from .account.views import bp as account_bp
     from .admin.views import bp as admin_bp
     from .extensions import bound_database_waits, csrf, db, init_migrations
-    from .login import language, sessions
     from .login.views import bp as login_bp
     from .mail.transports import make_transport
-    from .oauth import backchannel, keys
+    from .oauth import backchannel
     from .oauth.authorize import bp as authorize_bp
     from .oauth.documents import PublicDocuments
     from .oauth.server import config_oauth
@@ -68,6 +67,8 @@ def create_app(test_config: dict | None = None, clock=None) -> Flask:
     app.extensions["idp.clock"] = clock or SystemClock()
     app.extensions["idp.counters"] = make_counters(app.config)
     app.extensions["idp.mail"] = make_transport(app.config["MAIL_URL"])
+    app.extensions["idp.clients"] = {}  # models.Client.lookup
+    app.extensions["idp.origins"] = {}  # models.Client.origins
     app.extensions["idp.discovery"] = {}
     app.extensions["idp.qr"] = {}
     keys.init_app(app)

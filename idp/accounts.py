@@ -1,20 +1,133 @@
-"""Provisioning iTSCOM IDs outside the registration flow (migration, tests)."""
+"""iTSCOM IDs: finding one, checking its password, its 合言葉, provisioning
+one outside the registration flow (migration, tests), and a new password.
+
+Checking a login ID and password is throttled (SPEC §3.1, §6). Both an
+unknown ID and a wrong password cost one argon2 verification and give the
+same answer. A browser without a device cookie for the typed ID counts its
+failures per login ID (known or not) and per client address, each with its
+own budget and progressive delay; a browser with one counts them against
+that cookie alone (``security.devices``), so that strangers' guesses cannot
+keep the owner out. The login page and the account page's password check
+both ask ``authenticate``.
+"""
 
 from __future__ import annotations
 
-from flask_babel import gettext
-from sqlalchemy import update
+import re
+import unicodedata
+from dataclasses import dataclass
 
-from . import audit
+from flask import current_app
+from flask_babel import gettext
+
+from . import audit, sessions, tokens
 from .extensions import db
 from .mail import enqueue
-from .models import Account, AuthorizationCode, Contract, LoginSession, Token
-from .oauth import backchannel
-from .oauth.grants import revoke_tokens
+from .models import Account, Contract, LoginSession
+from .security import devices
 from .security.clock import now
 from .security.credentials import login_id_problems, password_problems
-from .security.passwords import hash_password
-from .security.secrets import new_secret
+from .security.passwords import hash_password, needs_rehash, verify_password
+from .security.secrets import digest, new_secret
+from .security.throttle import Attempt, Budget
+
+# --- finding an iTSCOM ID and checking its password ----------------------------
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    account: Account | None = None
+    retry_after: int = 0  # > 0: refused without checking, try again later
+    device_cookie: str | None = None  # after a success: the browser's new device cookie
+
+
+def normalise_login_id(login_id: str) -> str:
+    return login_id.strip().lower()
+
+
+def find_account(login_id: str) -> Account | None:
+    login_id = normalise_login_id(login_id)
+    if not login_id.isprintable() or len(login_id) > 100:
+        return None  # no iTSCOM ID holds these
+    return db.session.scalar(db.select(Account).filter_by(login_id=login_id))
+
+
+def authenticate(login_id: str, password: str, address: str | None, device_cookie: str | None = None) -> LoginResult:
+    normalised = normalise_login_id(login_id)
+    device_key = devices.trusted(device_cookie, normalised)
+    account_key = "login:id:" + digest(normalised)
+    attempt = Attempt(current_app.extensions["idp.counters"], _gates(device_key, account_key, address), now())
+    wait = attempt.begin()
+    if wait:
+        audit.record("login.throttled", "failure", retry_after=wait, device=device_key is not None)
+        return LoginResult(retry_after=wait)
+
+    account = find_account(login_id)
+    valid = verify_password(account.password_hash if account else None, password)
+    if valid and account.is_active:
+        # A success clears the budget it was held to: its device cookie's, or
+        # for an unknown browser the ID's (the device path leaves that one to
+        # strangers, whose failures must not be wiped by the owner's login).
+        attempt.succeeded(clear=(device_key or account_key,))
+        if needs_rehash(account.password_hash):
+            account.password_hash = hash_password(password)
+        audit.record("login.success", account=account, device=device_key is not None)
+        return LoginResult(account=account, device_cookie=devices.remember(device_cookie, normalised))
+
+    attempt.failed()
+    audit.record("login.failure", "failure", account=account, reason="locked" if valid else "credentials",
+                 device=device_key is not None)
+    return LoginResult()
+
+
+def _gates(device_key: str | None, account_key: str, address: str | None) -> list[tuple[Budget, str]]:
+    config = current_app.config
+    window, max_delay = config["LOGIN_THROTTLE_WINDOW"], config["LOGIN_MAX_DELAY"]
+    if device_key:
+        return [(Budget(config["LOGIN_FREE_FAILURES_PER_DEVICE"], window, max_delay), device_key)]
+    return [
+        (Budget(config["LOGIN_FREE_FAILURES_PER_ACCOUNT"], window, max_delay), account_key),
+        (Budget(config["LOGIN_FREE_FAILURES_PER_ADDRESS"], window, max_delay), f"login:addr:{address}"),
+    ]
+
+
+# --- 合言葉: the secret question and its answer ----------------------------------
+
+def N_(text: str) -> str:
+    """Marks a text for the catalog (pybabel extract) that is translated where it is shown."""
+    return text
+
+
+# 秘密の質問 (p.19): a fixed list, stored in Japanese whatever the page's
+# language, shown translated.
+SECRET_QUESTIONS = [
+    N_("ペットの名前"),
+    N_("母親の旧姓"),
+    N_("生まれた町の名前"),
+    N_("初めて通った学校の名前"),
+    N_("子供のころのあだ名"),
+    N_("好きな食べ物"),
+]
+HALF_WIDTH_SYMBOLS = re.compile(r"[!-/:-@\[-`{-~]")
+
+
+def normalise_answer(answer: str) -> str:
+    """Answers compare without regard to width, case, spaces or kana script."""
+    text = re.sub(r"\s+", "", unicodedata.normalize("NFKC", answer)).casefold()
+    return "".join(chr(ord(c) - 0x60) if "\u30a1" <= c <= "\u30f6" else c for c in text)
+
+
+def answer_problems(answer: str) -> list[str]:
+    if not answer.strip():
+        return [gettext("答えを入力してください。")]
+    if len(answer) > 50:
+        return [gettext("答えは50文字以内で入力してください。")]
+    if HALF_WIDTH_SYMBOLS.search(answer):
+        return [gettext("答えに半角記号は使用できません。")]
+    return []
+
+
+# --- provisioning, and a new password -------------------------------------------
 
 
 class AccountError(Exception):
@@ -62,21 +175,8 @@ def create_account(
 def end_everything(account: Account, at: int, keep: LoginSession | None = None) -> None:
     """End every OP session (but ``keep``) and revoke every token of the account;
     the relying parties of those sessions are told by back-channel logout."""
-    sessions = db.session.scalars(
-        db.select(LoginSession).where(LoginSession.account_id == account.id, LoginSession.ended_at.is_(None))
-    ).all()
-    ended = [s for s in sessions if s is not keep]
-    for login_session in ended:
-        login_session.ended_at = at
-    backchannel.queue_for(ended)
-    revoke_tokens(Token.account_id == account.id, at)
-    # A code issued before now must not buy tokens after it.
-    db.session.execute(
-        update(AuthorizationCode)
-        .where(AuthorizationCode.account_id == account.id, AuthorizationCode.used_at.is_(None),
-               AuthorizationCode.expires_at > at)
-        .values(expires_at=at)
-    )
+    sessions.end_all(account, at, keep=keep)
+    tokens.revoke_account(account, at)
 
 
 def reset_password(account: Account, password: str, reason: str, keep: LoginSession | None = None) -> None:

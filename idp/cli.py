@@ -10,7 +10,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
-from . import audit
+from . import audit, keys
 from .accounts import AccountError, create_account
 from .clients import (
     AUTH_METHODS,
@@ -26,7 +26,7 @@ from .contracts import ContractImportError, import_contracts
 from .extensions import db, unhurried
 from .mail import deliver_due
 from .models import AuditEvent, Client, SigningKey
-from .oauth import backchannel, keys
+from .oauth import backchannel
 from .security.clock import now
 from .security.throttle import DatabaseCounters
 

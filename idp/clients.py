@@ -8,13 +8,12 @@ from flask import current_app
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from . import audit
+from . import audit, tokens
+from .claims import SUPPORTED_SCOPES
 from .extensions import db
+from .keys import SUPPORTED_ALGS
 from .models import Client, Token
 from .models.client import is_loopback
-from .oauth.claims import SUPPORTED_SCOPES
-from .oauth.grants import revoke_tokens
-from .oauth.keys import SUPPORTED_ALGS
 from .security import outbound
 from .security.clock import now
 from .security.secrets import digest, new_secret
@@ -216,7 +215,7 @@ def rotate_secret(client: Client) -> str:
 
 def delete_client(client: Client) -> None:
     """Remove a client and end every token it holds."""
-    revoke_tokens(Token.client_id == client.client_id, now())
+    tokens.revoke(Token.client_id == client.client_id, now())
     audit.record("client.deleted", client_id=client.client_id)
     db.session.delete(client)
 

@@ -3,7 +3,7 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from ..recovery.forms import SecretForm
+from ..forms import SecretForm
 
 REQUIRED = lazy_gettext("入力してください。")
 

@@ -8,16 +8,12 @@ from flask import current_app
 from flask_babel import gettext
 from sqlalchemy import update
 
-from .. import audit
-from ..accounts import reset_password
+from .. import audit, sessions, tokens
+from ..accounts import authenticate, normalise_answer, reset_password
+from ..claims import in_reading_order
 from ..extensions import db
-from ..login.service import authenticate
 from ..mail import enqueue
 from ..models import Account, Client, Consent, ContactChange, LoginSession, Token
-from ..oauth import backchannel
-from ..oauth.claims import in_reading_order
-from ..oauth.grants import revoke_tokens
-from ..recovery.service import normalise_answer
 from ..security.clock import now
 from ..security.passwords import hash_password
 from ..security.secrets import digest, new_secret
@@ -112,21 +108,15 @@ def set_secret(account: Account, question: str, answer: str) -> None:
 
 def live_sessions(current: LoginSession) -> list[SignedIn]:
     """The customer's live sessions, newest first, each with its device."""
-    t = now()
-    rows = db.session.scalars(
-        db.select(LoginSession).filter_by(account_id=current.account_id, ended_at=None)
-        .order_by(LoginSession.auth_time.desc())
-    )
-    return [SignedIn(s, device_of(s.user_agent), s.sid == current.sid) for s in rows if s.is_live(t)]
+    return [SignedIn(s, device_of(s.user_agent), s.sid == current.sid)
+            for s in sessions.live_sessions(current.account_id)]
 
 
 def end_session(account: Account, sid: str) -> SignedIn | None:
     """End one of the customer's sessions; None when it is not (or no longer) theirs."""
-    login_session = db.session.scalar(db.select(LoginSession).filter_by(account_id=account.id, sid=sid, ended_at=None))
+    login_session = sessions.end_one(account, sid)
     if login_session is None:
         return None
-    login_session.ended_at = now()
-    backchannel.queue_for([login_session])
     audit.record("account.session_ended", account=account)
     db.session.commit()
     return SignedIn(login_session, device_of(login_session.user_agent), False)
@@ -156,7 +146,7 @@ def revoke_site(account: Account, client_id: str) -> Client | None:
         update(Consent).where(Consent.account_id == account.id, Consent.client_id == client_id,
                               Consent.revoked_at.is_(None)).values(revoked_at=t)
     )
-    revoke_tokens((Token.account_id == account.id) & (Token.client_id == client_id), t)
+    tokens.revoke((Token.account_id == account.id) & (Token.client_id == client_id), t)
     audit.record("account.site_revoked", account=account, client_id=client_id)
     db.session.commit()
     return client

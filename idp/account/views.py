@@ -11,13 +11,13 @@ from functools import wraps
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext
 
-from ..login import language, pending
-from ..login.forms import ConfirmForm
-from ..login.sessions import current_login_session
-from ..recovery.service import SECRET_QUESTIONS, answer_problems
+from .. import language, pending
+from ..accounts import SECRET_QUESTIONS, answer_problems
+from ..forms import ConfirmForm
 from ..security import devices
 from ..security.credentials import login_id_problems, password_problems
 from ..security.throttle import retry_after_text
+from ..sessions import current_login_session
 from . import service
 from .forms import ContactChangeForm, PasswordChangeForm, SecretChangeForm
 

@@ -18,8 +18,8 @@ from wtforms import (
 )
 
 from ..clients import AUTH_METHODS, DEFAULT_SCOPES, GRANT_TYPES, ClientError
+from ..keys import SUPPORTED_ALGS
 from ..models import Client
-from ..oauth.keys import SUPPORTED_ALGS
 from ..security.clock import JAPAN
 from . import words
 from .service import AuditFilter

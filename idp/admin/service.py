@@ -16,12 +16,11 @@ import pyotp
 from flask import current_app
 from sqlalchemy import update
 
-from .. import audit, clients
+from .. import audit, clients, keys
 from ..accounts import end_everything
 from ..contracts import ImportReport, upsert_contracts
 from ..extensions import db
 from ..models import Account, Admin, AuditEvent, Client, Contract, SigningKey
-from ..oauth import keys
 from ..security import sealed
 from ..security.clock import now
 from ..security.credentials import common_passwords

@@ -8,7 +8,7 @@ from __future__ import annotations
 from ..clients import ClientError
 from ..contracts import COLUMNS, ImportProblem
 
-# oauth.keys.state()
+# keys.state()
 KEY_STATES = {
     "next": "公開済み（署名開始前）",
     "active": "署名に使用中",

@@ -17,8 +17,8 @@ from ..accounts import create_account
 from ..clients import GRANT_TYPES, build_metadata, create_client
 from ..contracts import import_contracts
 from ..extensions import db
+from ..keys import ensure_signing_keys
 from ..models import Account, Client
-from ..oauth.keys import ensure_signing_keys
 from ..security.secrets import digest
 
 LOGIN_ID = "taro.itsu@example.jp"

@@ -1,1 +1,1 @@
-"""Login (manual p.2–3) and the OP session it creates."""
+"""Login (manual p.2–3): the login page; the OP session it starts is idp.sessions."""

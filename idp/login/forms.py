@@ -16,7 +16,3 @@ class LoginForm(FlaskForm):
                     Length(max=256, message=lazy_gettext("パスワードが長すぎます。"))],
     )
     show_password = BooleanField(lazy_gettext("パスワードを表示"))
-
-
-class ConfirmForm(FlaskForm):
-    """A bare form: its CSRF token is the whole point (consent, logout)."""

@@ -12,14 +12,14 @@ from flask import (
 )
 from flask_babel import gettext
 
+from .. import language, pending
+from ..accounts import authenticate
 from ..extensions import db
-from ..oauth.server import query_client
+from ..models import Client
 from ..security import devices
 from ..security.throttle import retry_after_header, retry_after_text
-from . import language, pending
+from ..sessions import current_login_session, start_login_session
 from .forms import LoginForm
-from .service import authenticate
-from .sessions import current_login_session, start_login_session
 
 bp = Blueprint("login", __name__)
 
@@ -96,7 +96,7 @@ def home():
 def _asking_site(waiting: dict | None) -> str | None:
     """The registered name of the client whose request waits for this login,
     in the page's language when the client registered one (client_name#en)."""
-    client = query_client(waiting.get("client_id")) if waiting else None
+    client = Client.lookup(waiting.get("client_id")) if waiting else None
     return client.name_in(language.current()) if client is not None else None
 
 

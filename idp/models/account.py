@@ -24,7 +24,7 @@ class Account(db.Model):
     contact_email: Mapped[str | None] = mapped_column(String(254))
     contact_email_verified: Mapped[bool] = mapped_column(Boolean, default=False)
     # 合言葉 set on the account page: the question, and the argon2 hash of the
-    # normalised answer (idp.recovery.service.normalise_answer).
+    # normalised answer (idp.accounts.normalise_answer).
     secret_question: Mapped[str | None] = mapped_column(String(64))
     secret_answer_hash: Mapped[str | None] = mapped_column(String(255))
     # "ja" or "en": the language of the last sign-in, or the one picked with a

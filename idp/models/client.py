@@ -1,10 +1,21 @@
-"""A relying party registered with the OP, answering Authlib's ClientMixin."""
+"""A relying party registered with the OP, answering Authlib's ClientMixin.
+
+Every token, UserInfo and introspection request asks for its client, and a
+browser RP's every request for the registered origins (CORS); registrations
+change rarely. So both are read through a per-app cache of a few seconds
+(``Client.lookup``, ``Client.origins``): changes made in this process clear
+it at once, other nodes see them within IDP_CLIENT_CACHE_SECONDS.
+"""
+
+from __future__ import annotations
 
 import ipaddress
+import time
 from urllib.parse import urlsplit
 
 from authlib.oauth2.rfc6749 import ClientMixin
-from sqlalchemy import JSON, BigInteger, Boolean, String
+from flask import current_app, has_app_context
+from sqlalchemy import JSON, BigInteger, Boolean, String, event
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
@@ -31,6 +42,50 @@ class Client(db.Model, ClientMixin):
     # backchannel_logout_uri, grant_types, response_types, scope,
     # token_endpoint_auth_method, id_token_signed_response_alg.
     client_metadata: Mapped[dict] = mapped_column(JSON, default=dict)
+
+    @classmethod
+    def lookup(cls, client_id: str | None) -> Client | None:
+        """The enabled client, from this app's cache: a copy outside any
+        session, safe to share between requests and threads."""
+        if not client_id or len(client_id) > 64:
+            return None
+        cache = current_app.extensions["idp.clients"]
+        cached = cache.get(client_id)
+        t = time.monotonic()
+        if cached is not None and t - cached[0] < current_app.config["CLIENT_CACHE_SECONDS"]:
+            return cached[1]
+        row = db.session.scalar(db.select(cls).filter_by(client_id=client_id, disabled=False))
+        snapshot = row._detached() if row is not None else None
+        if len(cache) > 10_000:
+            cache.clear()
+        cache[client_id] = (t, snapshot)
+        return snapshot
+
+    @classmethod
+    def origins(cls) -> frozenset[str]:
+        """Origins of enabled clients' redirect URIs (those CORS is offered to),
+        from this app's cache."""
+        cache = current_app.extensions["idp.origins"]
+        t = time.monotonic()
+        cached = cache.get("entry")  # one read: another thread may clear the cache meanwhile
+        if cached is not None and t - cached[0] < current_app.config["CLIENT_CACHE_SECONDS"]:
+            return cached[1]
+        origins = set()
+        for metadata in db.session.scalars(db.select(cls.client_metadata).filter_by(disabled=False)):
+            for uri in metadata.get("redirect_uris", []):
+                parts = urlsplit(uri)
+                if parts.scheme in ("http", "https") and parts.netloc:
+                    origins.add(f"{parts.scheme}://{parts.netloc}")
+        found = frozenset(origins)
+        cache["entry"] = (t, found)
+        return found
+
+    def _detached(self) -> Client:
+        return Client(
+            id=self.id, client_id=self.client_id, client_secret_digest=self.client_secret_digest,
+            client_id_issued_at=self.client_id_issued_at, first_party=self.first_party, disabled=self.disabled,
+            client_metadata=dict(self.client_metadata), registration_token_digest=self.registration_token_digest,
+        )
 
     @property
     def name(self) -> str:
@@ -97,6 +152,15 @@ class Client(db.Model, ClientMixin):
 
     def check_grant_type(self, grant_type: str) -> bool:
         return grant_type in self.client_metadata.get("grant_types", ["authorization_code"])
+
+
+@event.listens_for(Client, "after_insert")
+@event.listens_for(Client, "after_update")
+@event.listens_for(Client, "after_delete")
+def _forget_cached_clients(mapper, connection, target) -> None:
+    if has_app_context():
+        current_app.extensions["idp.clients"].clear()
+        current_app.extensions["idp.origins"].clear()
 
 
 def _same_except_loopback_port(registered: str, presented: str) -> bool:

@@ -1,9 +1,6 @@
 """What a customer granted a client: codes, tokens and remembered consent.
 
-Codes are never deleted when used: ``used_at`` is a tombstone, so a second
-presentation is recognised and what the first one issued is revoked (RFC 9700
-4.2.4). Refresh tokens rotate within a family; presenting a rotated one
-revokes the whole family.
+How codes and tokens are stored, spent and revoked: ``idp/tokens.py``.
 """
 
 from authlib.oauth2.rfc6749 import TokenMixin
@@ -101,9 +98,7 @@ class Token(db.Model, TokenMixin):
         return self.account
 
     def get_client(self) -> Client | None:
-        from ..oauth.server import query_client
-
-        return query_client(self.client_id)
+        return Client.lookup(self.client_id)
 
     def is_refresh_usable(self, at: int) -> bool:
         return (

@@ -11,7 +11,7 @@ FIRST_KEY = text("activates_at = 0")
 class SigningKey(db.Model):
     __tablename__ = "signing_keys"
     __table_args__ = (
-        # One first key per algorithm (oauth/keys.py: FIRST_KEY_ACTIVATES_AT),
+        # One first key per algorithm (keys.py: FIRST_KEY_ACTIVATES_AT),
         # however many processes create it at once.
         Index("uq_signing_keys_first_key_alg", "alg", unique=True,
               postgresql_where=FIRST_KEY, sqlite_where=FIRST_KEY),

@@ -34,15 +34,14 @@ from flask import (
 )
 from flask_babel import gettext
 
-from .. import audit
+from .. import audit, language, pending
+from ..claims import allowed_claims_request, in_reading_order, scopes_implied
 from ..extensions import csrf, db
-from ..login import language, pending
-from ..login.forms import ConfirmForm
-from ..login.sessions import current_login_session
+from ..forms import ConfirmForm
 from ..models import Consent
 from ..security.clock import now
 from ..security.secrets import digest
-from .claims import allowed_claims_request, in_reading_order, scopes_implied
+from ..sessions import current_login_session
 from .server import oauth_server
 
 bp = Blueprint("authorize", __name__)

@@ -2,7 +2,8 @@
 
 When an OP session ends (logout, a new login in the same browser, a
 password reset, re-registration), each client that received a code in that
-session and registered a ``backchannel_logout_uri`` is queued a notice.
+session and registered a ``backchannel_logout_uri`` is queued a notice
+(``idp.sessions``).
 Notices are sent right after the request that ended the session, on a
 small thread pool, so that no RP can hold up the customer's logout; a
 notice that fails is retried with backoff by ``flask --app idp backchannel
@@ -15,18 +16,18 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlencode
 
-from flask import current_app, g
+from flask import current_app
 from joserfc import jwt
 from sqlalchemy import or_, update
 
-from .. import audit
+from .. import audit, sessions
 from ..extensions import db
-from ..models import AuthorizationCode, BackchannelLogout, Client, LoginSession
+from ..keys import signing_keyset
+from ..models import BackchannelLogout, Client
 from ..retry import record_failure
 from ..security import outbound
 from ..security.clock import now
 from ..security.secrets import new_secret
-from .keys import signing_keyset
 
 EVENT = "http://schemas.openid.net/event/backchannel-logout"
 TOKEN_LIFETIME = 120
@@ -36,39 +37,10 @@ LEASE = 30
 MAX_ATTEMPTS = 10
 
 
-def queue_for(sessions: list[LoginSession]) -> None:
-    """Queue a notice to every RP that took part in these (just ended) sessions."""
-    sids = {s.sid: s for s in sessions}
-    if not sids:
-        return
-    pairs = db.session.execute(
-        db.select(AuthorizationCode.client_id, AuthorizationCode.sid)
-        .where(AuthorizationCode.sid.in_(sids))
-        .distinct()
-    ).all()
-    if not pairs:
-        return
-    clients = {
-        c.client_id: c
-        for c in db.session.scalars(db.select(Client).where(Client.client_id.in_({p.client_id for p in pairs})))
-    }
-    t = now()
-    queued = []
-    for client_id, sid in pairs:
-        uri = clients[client_id].client_metadata.get("backchannel_logout_uri") if client_id in clients else None
-        if uri:
-            notice = BackchannelLogout(client_id=client_id, uri=uri, subject=sids[sid].account.subject, sid=sid,
-                                       created_at=t, next_attempt_at=t, attempts=0)
-            db.session.add(notice)
-            queued.append(notice)
-    if queued:
-        db.session.flush()
-        g.setdefault("idp_backchannel", []).extend(n.id for n in queued)
-
-
 def send_after_request(response):
-    """after_request: hand this request's notices to the sender threads."""
-    ids = g.pop("idp_backchannel", None)
+    """after_request: hand the notices this request queued (idp.sessions) to
+    the sender threads."""
+    ids = sessions.take_queued_notices()
     if ids and current_app.config["BACKCHANNEL_INLINE"]:
         app = current_app._get_current_object()
         app.extensions["idp.backchannel"].submit(_deliver_in_thread, app, ids)

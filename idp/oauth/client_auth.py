@@ -63,6 +63,14 @@ SHARED_PRUNE_EVERY = 100  # fetched sets shared between removals of stale ones
 
 
 class PrivateKeyJWT(JWTBearerClientAssertion):
+    """One instance serves every request. Authlib hands each hook only part of
+    what the others saw: ``extract_assertion`` the assertion's header and
+    claims, ``resolve_client_public_key`` the client. So they travel in
+    Flask's request-local ``g``: ``idp_assertion_header`` and
+    ``idp_assertion_claims`` (read by ``resolve_client_public_key``, to check
+    everything that needs no key first) and ``idp_assertion_client`` (read by
+    ``process_assertion_claims``, to refetch keys once for an unknown kid)."""
+
     CLIENT_AUTH_METHOD = "private_key_jwt"
 
     def __init__(self):

@@ -9,7 +9,8 @@ give. Requests with an Origin header (CORS) go through Flask as before.
 
 from __future__ import annotations
 
-from .keys import keyring
+from ..keys import keyring
+from .discovery import discovery_body
 
 DISCOVERY = "/.well-known/openid-configuration"
 JWKS = "/jwks"
@@ -20,7 +21,6 @@ class PublicDocuments:
     def __init__(self, wsgi_app, flask_app) -> None:
         self.wsgi_app = wsgi_app
         self.flask_app = flask_app
-        self._discovery: bytes | None = None
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO")
@@ -28,7 +28,7 @@ class PublicDocuments:
                 or "HTTP_ORIGIN" in environ or environ.get("QUERY_STRING")):
             return self.wsgi_app(environ, start_response)
         if path == DISCOVERY:
-            body, etag, content_type, max_age = self._discovery_body(), None, "application/json", 3600
+            body, etag, content_type, max_age = discovery_body(self.flask_app), None, "application/json", 3600
         else:
             try:
                 with self.flask_app.app_context():
@@ -48,11 +48,3 @@ class PublicDocuments:
         headers += [("Content-Type", content_type), ("Content-Length", str(len(body)))]
         start_response("200 OK", headers)
         return [body]
-
-    def _discovery_body(self) -> bytes:
-        if self._discovery is None:
-            from .views import discovery_body
-
-            with self.flask_app.app_context():
-                self._discovery = discovery_body()
-        return self._discovery

@@ -1,31 +1,26 @@
-"""The grants: each answers Authlib's storage questions and adds what Authlib lacks.
+"""The grants: Authlib's classes, answering its storage questions from ``idp.tokens``.
 
 Added through Authlib's hooks, not by copying its protocol code:
 - ``AuthorizationRequestChecks``: response_mode, PKCE required for public
   clients, prompt / max_age / claims syntax, request objects refused.
 - ``S256CodeChallenge``: PKCE with S256 only (RFC 9700 2.1.1).
-- code tombstones: a second use of a code revokes what the first issued.
-- refresh token families: replaying a rotated token revokes the family.
+- ``SpendsCredential``: a token bought with a code or a refresh token is
+  stored with the claim on that credential (save-then-claim, ``idp.tokens``),
+  so code reuse and refresh replay revoke what they bought.
 """
 
 from __future__ import annotations
-
-import functools
 
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import grants as oidc_grants
-from flask import current_app, g
-from sqlalchemy import bindparam, select, update
+from flask import current_app
 
-from .. import audit
-from ..extensions import db
-from ..models import AuthorizationCode, Token
+from .. import tokens
+from ..claims import claims_for, parse_claims_request
+from ..keys import signing_keyset
 from ..security.clock import now
-from ..security.secrets import digest
-from .claims import allowed_claims_request, claims_for, parse_claims_request
-from .keys import signing_keyset
 
 CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 CLIENT_AUTH_METHODS = [*CONFIDENTIAL_AUTH_METHODS, "none"]
@@ -73,7 +68,25 @@ class S256CodeChallenge(CodeChallenge):
             raise InvalidRequestError("'code_challenge_method' must be S256.")
 
 
-class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+class SpendsCredential:
+    """For the grants that spend a credential (a code, a refresh token).
+
+    Authlib calls ``save_token`` before it spends the credential
+    (``delete_authorization_code``, ``revoke_old_credential``). Here
+    ``save_token`` only builds the token's row and keeps it on this grant,
+    which Authlib creates per request; the spending method stores it together
+    with the claim, or not at all (``idp.tokens``, step 2)."""
+
+    token_row: dict | None = None
+
+    def save_token(self, token):
+        request = self.request
+        origin = request.refresh_token if request.refresh_token is not None else request.authorization_code
+        self.token_row = tokens.new_row(token, request.payload.grant_type, request.client.client_id, request.user,
+                                        origin)
+
+
+class AuthorizationCodeGrant(SpendsCredential, grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
 
     @staticmethod
@@ -97,50 +110,16 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
     def save_authorization_code(self, code, request):
         """``request.user`` is the customer's LoginSession (see authorize.py)."""
-        login_session = request.user
-        data = request.payload.data
-        issued = now()
-        db.session.add(
-            AuthorizationCode(
-                code_digest=digest(code),
-                client_id=request.client.client_id,
-                account_id=login_session.account_id,
-                redirect_uri=request.payload.redirect_uri,
-                scope=request.scope,
-                nonce=data.get("nonce"),
-                code_challenge=data.get("code_challenge"),
-                code_challenge_method=data.get("code_challenge_method"),
-                claims_request=allowed_claims_request(data.get("claims"), request.client),
-                auth_time=login_session.auth_time,
-                sid=login_session.sid,
-                created_at=issued,
-                expires_at=issued + current_app.config["AUTHORIZATION_CODE_LIFETIME"],
-            )
-        )
-        db.session.commit()
+        tokens.store_code(code, request.client, request.user, request.payload.redirect_uri, request.scope,
+                          request.payload.data)
 
     def query_authorization_code(self, code, client):
-        """A live code of this client. A code presented after it was used is
-        reuse: what the first use issued is revoked (RFC 9700 4.2.4)."""
-        row = db.session.scalar(
-            db.select(AuthorizationCode).filter_by(code_digest=digest(code), client_id=client.client_id)
-        )
-        if row is None:
-            return None
-        if row.used_at is not None:
-            _code_reused(row, now())
-            return None
-        if now() >= row.expires_at:
-            return None
-        return row
+        return tokens.usable_code(code, client.client_id)
 
     def delete_authorization_code(self, authorization_code):
         """Claim the code only now, after every check passed: a rejected request
-        (wrong verifier, wrong redirect URI) leaves it usable. Of two
-        concurrent exchanges exactly one wins; the other is reuse."""
-        t = now()
-        if not claim_and_store(AuthorizationCode, authorization_code.id, "used_at", t, self.request.idp_token_row):
-            _code_reused(db.session.get(AuthorizationCode, authorization_code.id), t)
+        (wrong verifier, wrong redirect URI) leaves it usable."""
+        if not tokens.spend_code(authorization_code, self.token_row):
             raise InvalidGrantError("Invalid 'code' in request.")
 
     def authenticate_user(self, authorization_code):
@@ -173,36 +152,27 @@ class OpenIDCode(oidc_grants.OpenIDCode):
         claims = super().get_authorization_code_claims(authorization_code)
         if authorization_code.sid:
             claims["sid"] = authorization_code.sid
+        # What the claims parameter asked of the ID token (Core 5.5).
+        requested = (authorization_code.claims_request or {}).get("id_token")
+        if requested:
+            claims.update(claims_for(authorization_code.account, "openid", requested))
         return claims
-
-    def encode_id_token(self, token, request):
-        # generate_user_info() is not told which code it serves; the claims
-        # request travels through the request-local g.
-        g.idp_id_token_claims = (request.authorization_code.claims_request or {}).get("id_token")
-        return super().encode_id_token(token, request)
 
     def generate_user_info(self, user, scope):
         # An access token is issued with every ID token here, so scope claims
         # come from UserInfo (Core 5.4); the ID token carries "sub" and what
-        # the claims parameter asked of it. It travels in id_token_hint URLs
-        # and logs, so it stays free of personal data unless asked.
-        return claims_for(user, "openid", g.pop("idp_id_token_claims", None))
+        # the claims parameter asked of it (above). It travels in
+        # id_token_hint URLs and logs, so it stays free of personal data
+        # unless asked.
+        return claims_for(user, "openid")
 
 
-class RefreshTokenGrant(grants.RefreshTokenGrant):
+class RefreshTokenGrant(SpendsCredential, grants.RefreshTokenGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True
 
     def authenticate_refresh_token(self, refresh_token):
-        """A live refresh token of this client; a rotated one presented again
-        is replay, and the whole family is revoked."""
-        row = token_by_digest("refresh_token", refresh_token)
-        if row is None or row.client_id != self.request.client.client_id:
-            return None
-        if row.rotated_at is not None and row.revoked_at is None:
-            _refresh_replayed(row, now())
-            return None
-        return row if row.is_refresh_usable(now()) else None
+        return tokens.usable_refresh_token(refresh_token, self.request.client.client_id)
 
     def authenticate_user(self, refresh_token):
         account = refresh_token.account
@@ -210,102 +180,13 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
 
     def revoke_old_credential(self, refresh_token):
         """Rotate: claim the old token only now, after every check passed (a
-        rejected request, e.g. a wider scope, leaves it usable). Of two
-        concurrent refreshes exactly one wins; the other is replay."""
-        t = now()
-        if not claim_and_store(Token, refresh_token.id, "rotated_at", t, self.request.idp_token_row):
-            _refresh_replayed(db.session.get(Token, refresh_token.id), t)
+        rejected request, e.g. a wider scope, leaves it usable)."""
+        if not tokens.spend_refresh_token(refresh_token, self.token_row):
             raise InvalidGrantError()
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS
-
-
-def revoke_tokens(condition, at: int) -> None:
-    db.session.execute(update(Token).where(condition, Token.revoked_at.is_(None)).values(revoked_at=at))
-
-
-def _code_reused(row: AuthorizationCode, at: int) -> None:
-    _one_transaction()
-    revoke_tokens(Token.authorization_code_id == row.id, at)
-    audit.record("token.code_reuse", "failure", account=row.account, client_id=row.client_id)
-
-
-def _refresh_replayed(row: Token, at: int) -> None:
-    _one_transaction()
-    revoke_tokens(Token.family_id == row.family_id, at)
-    audit.record("token.refresh_reuse", "failure", account=row.account, client_id=row.client_id)
-
-
-def _one_transaction() -> None:
-    """Leave the token endpoint's autocommit (PostgreSQL): the revocation and
-    its audit row that follow commit together, when the request ends."""
-    if db.session.connection().get_execution_options().get("isolation_level") == "AUTOCOMMIT":
-        db.session.commit()
-
-
-def token_by_digest(kind: str, presented: str) -> Token | None:
-    """The row of a presented access or refresh token (``kind``), by digest."""
-    return db.session.scalar(_select_token(kind), {"digest": digest(presented)})
-
-
-@functools.cache
-def _select_token(kind: str):
-    column = Token.refresh_token_digest if kind == "refresh_token" else Token.access_token_digest
-    return db.select(Token).where(column == bindparam("digest"))
-
-
-def store_token(token_row: dict) -> None:
-    """Write a new ``tokens`` row (column values from ``server.token_row``)."""
-    db.session.connection().execute(_insert_token(), token_row)
-
-
-def claim_and_store(model, row_id: int, column: str, at: int, token_row: dict) -> bool:
-    """Spend a code or refresh token and store the token it bought, atomically:
-    ``column`` is set only if nobody set it before, and the new token row is
-    written only by the winner. True for the winner.
-
-    On PostgreSQL this is one statement (a data-modifying CTE), so that with
-    the token endpoint in autocommit mode an exchange costs three round trips:
-    the pool's pre-ping, reading the credential, and this."""
-    connection = db.session.connection()
-    params = {"claim_id": row_id, "claim_at": at}
-    if connection.dialect.name != "postgresql":  # SQLite: no DML in CTEs; one transaction (views.token)
-        if connection.execute(_claim(model, column), params).rowcount != 1:
-            return False
-        store_token(token_row)
-        return True
-    params.update((f"new_{name}", value) for name, value in token_row.items())
-    return connection.execute(_claim_and_insert(model, column, tuple(token_row)), params).first() is not None
-
-
-# The statements are built once: building and cache-keying a fresh SQLAlchemy
-# statement per request cost more CPU than executing it.
-@functools.cache
-def _insert_token():
-    return Token.__table__.insert()
-
-
-@functools.cache
-def _claim(model, column: str):
-    table = model.__table__
-    unspent = [table.c[column].is_(None)]
-    if "revoked_at" in table.c:  # a refresh token revoked since it was read is spent too
-        unspent.append(table.c.revoked_at.is_(None))
-    return table.update().where(table.c.id == bindparam("claim_id"), *unspent).values({column: bindparam("claim_at")})
-
-
-@functools.cache
-def _claim_and_insert(model, column: str, names: tuple[str, ...]):
-    """The claim as a CTE, and an INSERT of the columns ``names`` (what
-    server.token_row sets; any other column takes its default)."""
-    claimed = _claim(model, column).returning(model.__table__.c.id).cte("claimed")
-    tokens = Token.__table__
-    # Prefixed bind names: Core would read a parameter named like a column of
-    # the UPDATE's table as a value to SET.
-    row = select(*(bindparam(f"new_{name}", type_=tokens.c[name].type) for name in names)).select_from(claimed)
-    return tokens.insert().from_select(list(names), row).returning(tokens.c.id)
 
 
 def _error(code: str, description: str) -> InvalidRequestError:

@@ -25,6 +25,7 @@ from authlib.oauth2.rfc7591 import ClientRegistrationEndpoint as _RegistrationEn
 from authlib.oauth2.rfc7592 import ClientConfigurationEndpoint as _ConfigurationEndpoint
 from authlib.oidc.registration import ClientMetadataClaims as OIDCClientMetadataClaims
 from flask import current_app, g
+from flask import request as http_request
 from sqlalchemy import update
 
 from .. import audit
@@ -41,6 +42,7 @@ from ..extensions import db
 from ..models import Client, InitialAccessToken
 from ..security.clock import now
 from ..security.secrets import digest, new_secret
+from .discovery import discovery_document
 
 NO_SECRET_METHODS = ("none", "private_key_jwt")
 CLAIMS = [ClientMetadataClaims, OIDCClientMetadataClaims]
@@ -147,8 +149,6 @@ def _registration_info(client: Client) -> dict:
 
 
 def _server_metadata() -> dict:
-    from .views import discovery_document
-
     return discovery_document(current_app.config["ISSUER"])
 
 
@@ -212,7 +212,14 @@ class RegistrationEndpoint(_RegistrationEndpoint):
 
 
 class ConfigurationEndpoint(_ConfigurationEndpoint):
-    """GET, PUT and DELETE /register/<client_id> with the registration access token."""
+    """GET, PUT and DELETE /register/<client_id> with the registration access token.
+
+    The registration managed is the one the path names (``_path_client_id``).
+    A PUT that changes the auth method to one needing a secret creates one in
+    ``update_client``, which Authlib then asks for the response in
+    ``generate_client_registration_info``: this endpoint is shared by every
+    request, so the new secret travels between the two in Flask's
+    request-local ``g.idp_new_secret``."""
 
     def __init__(self, server=None):
         super().__init__(server, claims_classes=CLAIMS)
@@ -220,7 +227,7 @@ class ConfigurationEndpoint(_ConfigurationEndpoint):
     def authenticate_token(self, request):
         token = _bearer(request)
         client = db.session.scalar(db.select(Client).filter_by(registration_token_digest=digest(token))) if token else None
-        if client is None or client.client_id != g.get("idp_registration_client_id"):
+        if client is None or client.client_id != _path_client_id():
             raise InvalidTokenError()  # RFC 7592 2: 401 with invalid_token
         return _RegistrationToken(client)
 
@@ -229,7 +236,7 @@ class ConfigurationEndpoint(_ConfigurationEndpoint):
         return _metadata(request, super().extract_client_metadata(request))
 
     def authenticate_client(self, request):
-        return db.session.scalar(db.select(Client).filter_by(client_id=g.get("idp_registration_client_id")))
+        return db.session.scalar(db.select(Client).filter_by(client_id=_path_client_id()))
 
     def revoke_access_token(self, request, token):
         token.client.registration_token_digest = None
@@ -258,6 +265,11 @@ class ConfigurationEndpoint(_ConfigurationEndpoint):
 
     def get_server_metadata(self):
         return _server_metadata()
+
+
+def _path_client_id() -> str | None:
+    """The <client_id> of /register/<client_id> (oauth.views.client_configuration)."""
+    return (http_request.view_args or {}).get("client_id")
 
 
 class _RegistrationToken:

@@ -1,12 +1,11 @@
 """Authlib's authorization server, wired once per app (``config_oauth``).
 
-Protocol handling stays in Authlib; this module answers its storage
-questions (clients, tokens) and registers the grants and endpoints.
+Protocol handling stays in Authlib; this module registers the grants and
+endpoints, whose storage questions ``Client.lookup`` and ``idp.tokens``
+answer.
 """
 
 from __future__ import annotations
-
-import time
 
 from authlib.integrations.flask_oauth2 import (
     AuthorizationServer as _AuthorizationServer,
@@ -21,18 +20,14 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoi
 from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
 from authlib.oidc.core import UserInfoEndpoint as _UserInfoEndpoint
 from authlib.oidc.rpinitiated import EndSessionEndpoint as _EndSessionEndpoint
-from flask import current_app, g, has_app_context
-from sqlalchemy import event
+from flask import current_app, g
 
-from .. import audit
-from ..extensions import db
-from ..models import Client, Token
-from ..ops import TOKENS
-from ..security.clock import now
-from ..security.secrets import digest, new_secret
+from .. import sessions, tokens
+from ..claims import SUPPORTED_SCOPES, claims_for
+from ..keys import keyring, signing_keyset
+from ..models import Client
+from ..security.secrets import new_secret
 from . import client_auth, grants
-from .claims import SUPPORTED_SCOPES, claims_for
-from .keys import keyring, signing_keyset
 from .registration import ConfigurationEndpoint, RegistrationEndpoint
 
 CLIENT_AUTH_METHODS = grants.CLIENT_AUTH_METHODS
@@ -46,94 +41,11 @@ class AuthorizationServer(_AuthorizationServer):
         return oauth_request
 
 
-def query_client(client_id: str | None) -> Client | None:
-    """The enabled client, from a per-process cache of a few seconds: every
-    token, UserInfo and introspection request asks, and a registration
-    changes rarely. Changes made in this process clear the cache at once;
-    other nodes see them within IDP_CLIENT_CACHE_SECONDS."""
-    if not client_id or len(client_id) > 64:
-        return None
-    cache = current_app.extensions["idp.clients"]
-    cached = cache.get(client_id)
-    t = time.monotonic()
-    if cached is not None and t - cached[0] < current_app.config["CLIENT_CACHE_SECONDS"]:
-        return cached[1]
-    row = db.session.scalar(db.select(Client).filter_by(client_id=client_id, disabled=False))
-    snapshot = _detached(row) if row is not None else None
-    if len(cache) > 10_000:
-        cache.clear()
-    cache[client_id] = (t, snapshot)
-    return snapshot
-
-
-@event.listens_for(Client, "after_insert")
-@event.listens_for(Client, "after_update")
-@event.listens_for(Client, "after_delete")
-def _forget_cached_clients(mapper, connection, target) -> None:
-    if has_app_context():
-        current_app.extensions["idp.clients"].clear()
-        current_app.extensions["idp.origins"].clear()
-
-
-def _detached(row: Client) -> Client:
-    """A copy outside any session, safe to share between requests and threads."""
-    return Client(
-        id=row.id, client_id=row.client_id, client_secret_digest=row.client_secret_digest,
-        client_id_issued_at=row.client_id_issued_at, first_party=row.first_party, disabled=row.disabled,
-        client_metadata=dict(row.client_metadata), registration_token_digest=row.registration_token_digest,
-    )
-
-
 def save_token(token: dict, request) -> None:
-    """Store a token response by digest, continuing the refresh family if any.
-
-    A token bought with a code or a refresh token is written only together
-    with the claim on that credential, in one statement
-    (``grants.claim_and_store``); any other token is written here."""
-    values = token_row(token, request)
-    if request.refresh_token is not None or request.authorization_code is not None:
-        request.idp_token_row = values
-    else:
-        grants.store_token(values)
-    # Counted, not audited: issuing is routine; reuse and revocation are audited.
-    TOKENS.labels(request.payload.grant_type or "unknown").inc()
-
-
-def token_row(token: dict, request) -> dict:
-    """The ``tokens`` row of a token response, as column values."""
-    config = current_app.config
-    issued = now()
-    previous: Token | None = request.refresh_token
-    code = request.authorization_code
-    row = {
-        "client_id": request.client.client_id,
-        "account_id": request.user.id if request.user is not None else None,
-        "scope": token.get("scope", ""),
-        "access_token_digest": digest(token["access_token"]),
-        "refresh_token_digest": None,
-        "issued_at": issued,
-        "access_expires_at": issued + token["expires_in"],
-        "refresh_expires_at": None,
-        "authorization_code_id": None,
-        "sid": None,
-        "auth_time": None,
-        "claims_request": None,
-    }
-    origin = previous if previous is not None else code
-    if previous is not None:
-        row["family_id"], row["family_expires_at"] = previous.family_id, previous.family_expires_at
-        row["authorization_code_id"] = previous.authorization_code_id
-    else:
-        row["family_id"] = new_secret(16)
-        row["family_expires_at"] = issued + config["REFRESH_TOKEN_ABSOLUTE_LIFETIME"]
-        if code is not None:
-            row["authorization_code_id"] = code.id
-    if origin is not None:
-        row["sid"], row["auth_time"], row["claims_request"] = origin.sid, origin.auth_time, origin.claims_request
-    if "refresh_token" in token:
-        row["refresh_token_digest"] = digest(token["refresh_token"])
-        row["refresh_expires_at"] = min(issued + config["REFRESH_TOKEN_IDLE_LIFETIME"], row["family_expires_at"])
-    return row
+    """Authlib's save_token, for the grants that spend nothing
+    (client_credentials): stored at once. The grants that spend a code or a
+    refresh token store theirs with the claim (grants.SpendsCredential)."""
+    tokens.store(tokens.new_row(token, request.payload.grant_type, request.client.client_id, request.user))
 
 
 class AccessTokenGenerator(JWTBearerTokenGenerator):
@@ -152,65 +64,27 @@ class AccessTokenGenerator(JWTBearerTokenGenerator):
         return super().generate(grant_type, client, user, scope, expires_in, include_refresh_token)
 
 
-class PresentedToken:
-    """A token as presented to revocation or introspection: access or refresh."""
-
-    def __init__(self, row: Token, kind: str) -> None:
-        self.row, self.kind = row, kind
-
-    def check_client(self, client) -> bool:
-        return self.row.check_client(client)
-
-    def get_scope(self) -> str:
-        return self.row.scope
-
-    def is_revoked(self) -> bool:
-        return self.row.revoked_at is not None or (self.kind == "refresh_token" and self.row.rotated_at is not None)
-
-    def is_expired(self) -> bool:
-        t = now()
-        return t >= (self.row.refresh_expires_at if self.kind == "refresh_token" else self.row.access_expires_at)
-
-    def get_expires_at(self) -> int:
-        return self.row.refresh_expires_at if self.kind == "refresh_token" else self.row.access_expires_at
-
-
-def query_presented_token(token_string: str, token_type_hint: str | None) -> PresentedToken | None:
-    kinds = ["refresh_token", "access_token"] if token_type_hint == "refresh_token" else ["access_token", "refresh_token"]
-    for kind in kinds:
-        row = grants.token_by_digest(kind, token_string)
-        if row is not None:
-            return PresentedToken(row, kind)
-    return None
-
-
 class RevocationEndpoint(_RevocationEndpoint):
     CLIENT_AUTH_METHODS = CLIENT_AUTH_METHODS
 
     def query_token(self, token_string, token_type_hint):
-        return query_presented_token(token_string, token_type_hint)
+        return tokens.presented(token_string, token_type_hint)
 
-    def revoke_token(self, token: PresentedToken, request):
-        t = now()
-        if token.kind == "refresh_token":
-            # RFC 7009 2.1: revoking a refresh token ends the whole grant.
-            grants.revoke_tokens(Token.family_id == token.row.family_id, t)
-        else:
-            grants.revoke_tokens(Token.id == token.row.id, t)
-        audit.record("token.revoked", account=token.row.account, client_id=token.row.client_id, kind=token.kind)
+    def revoke_token(self, token: tokens.PresentedToken, request):
+        tokens.revoke_presented(token)
 
 
 class IntrospectionEndpoint(_IntrospectionEndpoint):
     CLIENT_AUTH_METHODS = CLIENT_AUTH_METHODS
 
     def query_token(self, token_string, token_type_hint):
-        return query_presented_token(token_string, token_type_hint)
+        return tokens.presented(token_string, token_type_hint)
 
-    def check_permission(self, token: PresentedToken, client, request):
+    def check_permission(self, token: tokens.PresentedToken, client, request):
         # A client may introspect the tokens it was issued, nobody else's.
         return token.check_client(client)
 
-    def introspect_token(self, token: PresentedToken):
+    def introspect_token(self, token: tokens.PresentedToken):
         row = token.row
         account = row.account
         if account is not None and not account.is_active:
@@ -234,7 +108,7 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
 
 class BearerTokenValidator(_BearerTokenValidator):
     def authenticate_token(self, token_string):
-        row = grants.token_by_digest("access_token", token_string)
+        row = tokens.by_digest("access_token", token_string)
         if row is None or (row.account is not None and not row.account.is_active):
             return None
         return row
@@ -254,13 +128,17 @@ class UserInfoEndpoint(_UserInfoEndpoint):
 
 
 class EndSessionEndpoint(_EndSessionEndpoint):
+    """RP-initiated logout. Whether the customer confirmed the logout on our
+    own page (oauth.views.end_session, CSRF-checked) is decided before Authlib
+    validates the request and asked by ``is_post_logout_redirect_uri_legitimate``
+    during it; Authlib passes no state of ours between the two, so the view
+    leaves it in Flask's request-local ``g.idp_logout_confirmed``."""
+
     def get_server_jwks(self):
         return keyring().public
 
     def end_session(self, end_session_request):
-        from ..login.sessions import end_login_session
-
-        end_login_session(reason="rp_logout", client_id=getattr(end_session_request.client, "client_id", None))
+        sessions.end_login_session(reason="rp_logout", client_id=getattr(end_session_request.client, "client_id", None))
 
     def _validate_id_token_hint(self, id_token_hint):
         claims = super()._validate_id_token_hint(id_token_hint)
@@ -280,9 +158,7 @@ class EndSessionEndpoint(_EndSessionEndpoint):
 def config_oauth(app) -> None:
     """One authorization server per app, holding that app's issuer and lifetimes."""
     server = AuthorizationServer()
-    app.extensions["idp.clients"] = {}
-    app.extensions["idp.origins"] = {}  # views.registered_origins
-    server.init_app(app, query_client=query_client, save_token=save_token)
+    server.init_app(app, query_client=Client.lookup, save_token=save_token)
     # init_app() registered Authlib's opaque bearer generator; ours replaces it.
     server.register_token_generator(
         "default",

@@ -3,30 +3,25 @@ revocation, introspection and RP-initiated logout.
 
 Each view hands the request to Authlib and commits what it wrote; a failed
 request commits only what failure itself must record (revocations on reuse,
-audit rows). On PostgreSQL the token endpoint runs without a transaction:
-there a code or refresh token is spent, and its new token stored, by one
-statement at the very end of the grant (grants.claim_and_store); if the
-response then fails, the client's retry counts as reuse and revokes it.
+audit rows). On PostgreSQL the token endpoint runs without a transaction
+(``idp.tokens`` says why and how).
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import time
-from urllib.parse import urlsplit
 
 from authlib.oauth2.rfc6749.errors import OAuth2Error
 from flask import Blueprint, Response, current_app, g, render_template, request
 
-from ..clients import ASSERTION_ALGS
+from .. import tokens
 from ..extensions import csrf, db
-from ..login.forms import ConfirmForm
-from ..login.sessions import current_login_session
+from ..forms import ConfirmForm
+from ..keys import keyring
 from ..models import Client
-from .claims import SUPPORTED_CLAIMS, SUPPORTED_SCOPES
-from .grants import CLIENT_AUTH_METHODS
-from .keys import SUPPORTED_ALGS, keyring
+from ..sessions import current_login_session
+from .discovery import discovery_body
 from .server import oauth_server
 
 bp = Blueprint("oauth", __name__)
@@ -35,52 +30,9 @@ bp = Blueprint("oauth", __name__)
 CORS_ENDPOINTS = {"oauth.discovery", "oauth.jwks", "oauth.token", "oauth.userinfo", "oauth.revoke"}
 
 
-def discovery_document(issuer: str) -> dict:
-    return {
-        "issuer": issuer,
-        "authorization_endpoint": f"{issuer}/authorize",
-        "token_endpoint": f"{issuer}/token",
-        "userinfo_endpoint": f"{issuer}/userinfo",
-        "jwks_uri": f"{issuer}/jwks",
-        "revocation_endpoint": f"{issuer}/revoke",
-        "introspection_endpoint": f"{issuer}/introspect",
-        "end_session_endpoint": f"{issuer}/session/end",
-        "registration_endpoint": f"{issuer}/register",
-        "scopes_supported": SUPPORTED_SCOPES,
-        "response_types_supported": ["code"],
-        "response_modes_supported": ["query", "form_post"],
-        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
-        "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": list(SUPPORTED_ALGS),
-        "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
-        "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGS),
-        "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
-        "introspection_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
-        "code_challenge_methods_supported": ["S256"],
-        "claims_supported": SUPPORTED_CLAIMS + ["iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "at_hash"],
-        "claims_parameter_supported": True,
-        "request_parameter_supported": False,
-        "request_uri_parameter_supported": False,
-        "authorization_response_iss_parameter_supported": True,
-        "backchannel_logout_supported": True,
-        "backchannel_logout_session_supported": True,
-        "prompt_values_supported": ["none", "login", "consent"],
-        "ui_locales_supported": ["ja", "en"],
-        "claims_locales_supported": ["ja"],
-    }
-
-
-def discovery_body() -> bytes:
-    """The discovery document's bytes, serialised once per app."""
-    cache = current_app.extensions["idp.discovery"]
-    if "body" not in cache:
-        cache["body"] = json.dumps(discovery_document(current_app.config["ISSUER"]), ensure_ascii=False).encode()
-    return cache["body"]
-
-
 @bp.route("/.well-known/openid-configuration")
 def discovery():
-    return _cacheable(discovery_body(), max_age=3600)
+    return _cacheable(discovery_body(current_app), max_age=3600)
 
 
 @bp.route("/jwks")
@@ -134,8 +86,8 @@ def _oauth_error(status: int, error: str, description: str | None = None) -> Res
 @csrf.exempt
 def token():
     # Every write of a token request is one atomic statement on PostgreSQL
-    # (save_token, grants.claim_and_store): no transaction around them.
-    _without_transaction()
+    # (idp.tokens): no transaction around them.
+    tokens.without_transaction()
     # The keys next, before this request writes anything (a client
     # assertion's jti, a spent code): on a fresh SQLite database creating
     # them takes a connection of its own (keys.ensure_signing_keys), which
@@ -149,7 +101,7 @@ def token():
 @bp.route("/userinfo", methods=["GET", "POST"])
 @csrf.exempt
 def userinfo():
-    _without_transaction()  # reads only
+    tokens.without_transaction()  # reads only
     return _endpoint_response("userinfo")
 
 
@@ -162,18 +114,8 @@ def revoke():
 @bp.route("/introspect", methods=["POST"])
 @csrf.exempt
 def introspect():
-    _without_transaction()  # reads only
+    tokens.without_transaction()  # reads only
     return _endpoint_response("introspection")
-
-
-def _without_transaction() -> None:
-    """On PostgreSQL, autocommit for this request: every write of these
-    endpoints is one atomic statement, and each request saves the BEGIN and
-    COMMIT round trips (issue 7). SQLite keeps its transaction: there a claim
-    and the token it buys are two statements (no DML in CTEs), and a round
-    trip costs nothing."""
-    if db.session.get_bind().dialect.name == "postgresql":
-        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 
 def _endpoint_response(name: str) -> Response:
@@ -198,8 +140,8 @@ def register():
 @bp.route("/register/<client_id>", methods=["GET", "PUT", "DELETE"])
 @csrf.exempt
 def client_configuration(client_id: str):
-    """RFC 7592: the client reads, updates or deletes its own registration."""
-    g.idp_registration_client_id = client_id
+    """RFC 7592: the client reads, updates or deletes its own registration
+    (the endpoint reads ``client_id`` from the path)."""
     return _endpoint_response("client_configuration")
 
 
@@ -212,6 +154,7 @@ def end_session():
     server = oauth_server()
     form = ConfirmForm()
     # Our own confirmation form, CSRF-checked; an RP's POST carries no token.
+    # Read by server.EndSessionEndpoint while Authlib validates the request.
     g.idp_logout_confirmed = request.method == "POST" and form.validate_on_submit()
     try:
         end_request = server.validate_endpoint_request("end_session")
@@ -235,32 +178,12 @@ def _cors(response: Response) -> Response:
         return response
     response.vary.add("Origin")  # cacheable documents differ by Origin
     origin = request.headers.get("Origin")
-    if origin and origin in registered_origins():
+    if origin and origin in Client.origins():
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
         response.headers["Access-Control-Allow-Methods"] = "GET, POST"
         response.headers["Access-Control-Max-Age"] = "600"
     return response
-
-
-def registered_origins() -> frozenset[str]:
-    """Origins of enabled clients' redirect URIs, cached per process like the
-    registrations themselves (server.query_client): a browser RP's every
-    token or UserInfo request asks."""
-    cache = current_app.extensions["idp.origins"]
-    t = time.monotonic()
-    cached = cache.get("entry")  # one read: another thread may clear the cache meanwhile
-    if cached is not None and t - cached[0] < current_app.config["CLIENT_CACHE_SECONDS"]:
-        return cached[1]
-    origins = set()
-    for metadata in db.session.scalars(db.select(Client.client_metadata).filter_by(disabled=False)):
-        for uri in metadata.get("redirect_uris", []):
-            parts = urlsplit(uri)
-            if parts.scheme in ("http", "https") and parts.netloc:
-                origins.add(f"{parts.scheme}://{parts.netloc}")
-    found = frozenset(origins)
-    cache["entry"] = (t, found)
-    return found
 
 
 def _cacheable(body: bytes, max_age: int, content_type: str = "application/json") -> Response:

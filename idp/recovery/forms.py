@@ -2,11 +2,10 @@
 
 from flask_babel import lazy_gettext
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, RadioField, SelectField, StringField
+from wtforms import PasswordField, RadioField, StringField
 from wtforms.validators import DataRequired, Length
 
-from ..registration.forms import INVALID_CHOICE, choices
-from .service import SECRET_QUESTIONS
+from ..forms import INVALID_CHOICE, choices
 
 REQUIRED = lazy_gettext("入力してください。")
 
@@ -32,18 +31,6 @@ class CodeForm(FlaskForm):
     """認証コード入力 (p.22)."""
 
     code = StringField(lazy_gettext("認証コード"), validators=[DataRequired(lazy_gettext("認証コードを入力してください。")), Length(max=12)])
-
-
-class SecretForm(FlaskForm):
-    """合言葉登録 (p.19) and 合言葉入力 (p.21)."""
-
-    question = SelectField(
-        lazy_gettext("秘密の質問"),
-        choices=choices([("", lazy_gettext("秘密の質問を選択してください。")), *[(q, lazy_gettext(q)) for q in SECRET_QUESTIONS]]),
-        validators=[DataRequired(lazy_gettext("秘密の質問を選択してください。"))],
-        invalid_choice_message=INVALID_CHOICE,
-    )
-    answer = StringField(lazy_gettext("答え"), validators=[DataRequired(lazy_gettext("答えを入力してください。")), Length(max=50)])
 
 
 class NewPasswordForm(FlaskForm):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import secrets
 import unicodedata
 from dataclasses import dataclass
@@ -24,9 +23,13 @@ from flask_babel import gettext
 from sqlalchemy import update
 
 from .. import audit
-from ..accounts import reset_password
+from ..accounts import (
+    find_account,
+    normalise_answer,
+    normalise_login_id,
+    reset_password,
+)
 from ..extensions import db
-from ..login.service import find_account, normalise_login_id
 from ..mail import enqueue
 from ..models import RecoveryProcedure
 from ..security import devices
@@ -36,24 +39,6 @@ from ..security.secrets import digest, new_secret
 from ..security.throttle import Attempt, Budget
 
 MAX_FAILURES = 5
-
-
-def N_(text: str) -> str:
-    """Marks a text for the catalog (pybabel extract) that is translated where it is shown."""
-    return text
-
-
-# 秘密の質問 (p.19): a fixed list, stored in Japanese whatever the page's
-# language, shown translated.
-SECRET_QUESTIONS = [
-    N_("ペットの名前"),
-    N_("母親の旧姓"),
-    N_("生まれた町の名前"),
-    N_("初めて通った学校の名前"),
-    N_("子供のころのあだ名"),
-    N_("好きな食べ物"),
-]
-HALF_WIDTH_SYMBOLS = re.compile(r"[!-/:-@\[-`{-~]")
 
 
 class RecoveryError(Exception):
@@ -152,22 +137,6 @@ def check_code(procedure: RecoveryProcedure, code: str) -> bool:
 
 
 # --- 3-A: 合言葉登録, mail, 合言葉入力 (p.19–21) ------------------------------
-
-def normalise_answer(answer: str) -> str:
-    """Answers compare without regard to width, case, spaces or kana script."""
-    text = re.sub(r"\s+", "", unicodedata.normalize("NFKC", answer)).casefold()
-    return "".join(chr(ord(c) - 0x60) if "\u30a1" <= c <= "\u30f6" else c for c in text)
-
-
-def answer_problems(answer: str) -> list[str]:
-    if not answer.strip():
-        return [gettext("答えを入力してください。")]
-    if len(answer) > 50:
-        return [gettext("答えは50文字以内で入力してください。")]
-    if HALF_WIDTH_SYMBOLS.search(answer):
-        return [gettext("答えに半角記号は使用できません。")]
-    return []
-
 
 def set_secret_and_mail_link(procedure: RecoveryProcedure, question: str, answer: str) -> None:
     """3-A-1/2: an account without a 合言葉 registers one (kept on the

@@ -14,13 +14,15 @@ from flask import Blueprint, redirect, render_template, request, session, url_fo
 from flask_babel import gettext, ngettext
 
 from .. import audit
+from ..accounts import SECRET_QUESTIONS, answer_problems
 from ..extensions import db
+from ..forms import SecretForm
 from ..security import devices
 from ..security.credentials import password_problems
 from ..security.throttle import retry_after_header, retry_after_text
 from . import service
-from .forms import ChoiceForm, CodeForm, IdentifyForm, NewPasswordForm, SecretForm
-from .service import SECRET_QUESTIONS, RecoveryError
+from .forms import ChoiceForm, CodeForm, IdentifyForm, NewPasswordForm
+from .service import RecoveryError
 
 bp = Blueprint("recovery", __name__, url_prefix="/recovery")
 
@@ -105,7 +107,7 @@ def secret(_form_class=SecretForm):
         return redirect(url_for(".secret_sent"))
     form = _form_class()
     if form.validate_on_submit():
-        form.answer.errors.extend(service.answer_problems(form.answer.data))
+        form.answer.errors.extend(answer_problems(form.answer.data))
         if not form.answer.errors:
             service.set_secret_and_mail_link(procedure, form.question.data, form.answer.data)
             return redirect(url_for(".secret_sent"), 303)

@@ -2,14 +2,14 @@
 
 from flask_babel import lazy_gettext
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, RadioField, SelectChoice, StringField, ValidationError
+from wtforms import PasswordField, RadioField, StringField, ValidationError
 from wtforms.validators import DataRequired, Length
 
 from ..contracts import is_kana_key, kana_key
+from ..forms import INVALID_CHOICE, choices
 from .service import PAYMENT_ITEMS, item_well_formed, phone_well_formed
 
 REQUIRED = lazy_gettext("入力してください。")
-INVALID_CHOICE = lazy_gettext("選択肢の中から選択してください。")
 # Why a payment item is refused before any contract is looked at: its
 # format alone, next to the field, naming the item chosen.
 ITEM_FORMATS = {
@@ -18,10 +18,6 @@ ITEM_FORMATS = {
     "card_last4": lazy_gettext("クレジットカード番号 下4桁は4桁の数字でご入力ください。"),
     "stb_id": lazy_gettext("セットトップボックス (STB/Hit pot) のIDは12桁の英数字（0～9、A～F）でご入力ください。"),
 }
-
-
-def choices(pairs) -> list[SelectChoice]:
-    return [SelectChoice(value, label) for value, label in pairs]
 
 
 class PaymentItemForm(FlaskForm):

@@ -15,7 +15,15 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import audit
 from ..accounts import end_everything
-from ..contracts import CUSTOMER_NUMBER, LAST4, PHONE, STB_ID, normalise_number, normalise_phone, normalise_stb_id
+from ..contracts import (
+    CUSTOMER_NUMBER,
+    LAST4,
+    PHONE,
+    STB_ID,
+    normalise_number,
+    normalise_phone,
+    normalise_stb_id,
+)
 from ..extensions import db
 from ..mail import enqueue
 from ..models import Account, Contract, PendingRegistration

@@ -15,7 +15,7 @@ from flask_babel import gettext, lazy_gettext
 from .. import audit
 from ..contracts import kana_key, normalise_phone
 from ..extensions import db
-from ..login.forms import ConfirmForm
+from ..forms import ConfirmForm, choices
 from ..security import sealed
 from ..security.credentials import login_id_problems, password_problems
 from ..security.throttle import retry_after_header, retry_after_text
@@ -25,7 +25,6 @@ from .forms import (
     ContactForm,
     TermsForm,
     VerifyForm,
-    choices,
 )
 from .service import (
     PAYMENT_ITEMS,

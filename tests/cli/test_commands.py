@@ -6,7 +6,7 @@ import pytest
 
 from idp.extensions import db
 from idp.models import Account, AuditEvent, Client, Contract, SigningKey
-from idp.oauth import keys
+from idp import keys
 
 from ..conftest import FIXTURE_CONTRACTS
 from ..faults import audit_rows_refused

@@ -1,4 +1,4 @@
-"""Which language a page speaks (idp/login/language.py): the customer's own
+"""Which language a page speaks (idp/language.py): the customer's own
 choice, then ui_locales of the site that sent them, then the browser's
 Accept-Language, then Japanese; and the locale claim that tells the sites."""
 

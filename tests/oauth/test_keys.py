@@ -8,7 +8,7 @@ import pytest
 
 from idp.extensions import db
 from idp.models import SigningKey
-from idp.oauth import keys
+from idp import keys
 
 from ..helpers import FrozenClock
 

@@ -169,7 +169,7 @@ def test_a_refresh_token_revoked_after_it_was_read_is_not_rotated(rp, app, clien
     (e.g. by /revoke between the grant's read and its claim), and then
     stores no token in the revoked family."""
     from idp.models import Token
-    from idp.oauth.grants import claim_and_store
+    from idp.tokens import claim_and_store
     from idp.security.secrets import digest
 
     refresh = rp.tokens()["refresh_token"]

@@ -1,7 +1,7 @@
 """Database round trips per token request (issue 7: a token request costs at
 most 3). Counted on the real engine by tests/roundtrips.py, in the PostgreSQL
 pass of `make test`: SQLite runs in-process, has no round trips to save, and
-keeps a transaction around a token request (views._without_transaction).
+keeps a transaction around a token request (tokens.without_transaction).
 """
 
 import pytest

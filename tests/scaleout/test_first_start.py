@@ -7,7 +7,7 @@ import requests
 
 from idp.extensions import db
 from idp.models import SigningKey
-from idp.oauth import keys
+from idp import keys
 
 from ..helpers import RelyingParty, needs_postgresql
 from ..servers import Granian

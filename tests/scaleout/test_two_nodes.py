@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from idp.extensions import db
-from idp.oauth import keys
+from idp import keys
 
 from ..helpers import RelyingParty, needs_postgresql, pkce_pair
 from ..mailserver import free_port

@@ -20,11 +20,11 @@ from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..extensions import db
-from ..models import SigningKey
-from ..security.clock import now
-from ..security.sealed import derived_fernet
-from ..security.secrets import new_secret
+from .extensions import db
+from .models import SigningKey
+from .security.clock import now
+from .security.sealed import derived_fernet
+from .security.secrets import new_secret
 
 SUPPORTED_ALGS = ("RS256", "ES256")
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from flask import session, url_for
 
-from ..security.clock import now
+from .security.clock import now
 
 SESSION_KEY = "login_pending"
 # A few tabs at once, their URLs together within one authorization

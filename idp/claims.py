@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from ..models import Account
-from ..security.text import unstorable
+from .models import Account
+from .security.text import unstorable
 
 SCOPE_CLAIMS = {
     "openid": ("sub",),

@@ -1,0 +1,332 @@
+"""Codes and tokens: how they are stored, spent, looked up and revoked.
+
+Only digests are stored. Codes are never deleted when used: ``used_at`` is a
+tombstone, so a second presentation is recognised and what the first one
+bought is revoked (RFC 9700 4.2.4). Refresh tokens rotate within a family;
+presenting a rotated one revokes the whole family.
+
+How Authlib calls this module (through the grants in ``oauth/grants.py``):
+
+1. /authorize: ``save_authorization_code`` → ``store_code``.
+2. /token with a code or a refresh token, in Authlib's order:
+   a. ``query_authorization_code`` / ``authenticate_refresh_token`` →
+      ``usable_code`` / ``usable_refresh_token``: the live credential of this
+      client, by digest. A spent one presented again is reuse: what it bought
+      is revoked (``revoke_reused_code``, ``revoke_replayed_family``).
+   b. Authlib checks the rest (PKCE, redirect URI, scope) and generates the
+      token response.
+   c. ``save_token``: Authlib saves the new token *before* it spends the
+      credential (d). Stored now, a token would outlive an exchange that then
+      loses the credential to a concurrent one; so the grant only builds the
+      row here (``new_row``) and keeps it.
+   d. ``delete_authorization_code`` / ``revoke_old_credential`` →
+      ``spend_code`` / ``spend_refresh_token``: the credential is claimed and
+      the kept row stored by one statement (``claim_and_store``). Of two
+      concurrent exchanges exactly one wins and only its token exists; the
+      other is reuse, as in (a).
+3. /token for anything else (client_credentials): Authlib's ``save_token``
+   → ``store`` at once.
+4. UserInfo, revocation, introspection: ``by_digest`` and ``presented``;
+   ``revoke_presented`` (RFC 7009).
+
+Transactions: on PostgreSQL the token, UserInfo and introspection endpoints
+run without one (``without_transaction``): every write there is a single
+statement, and each request saves the BEGIN and COMMIT round trips. A
+revocation for reuse leaves that mode first (``_one_transaction``), so that
+it and its audit row commit together when the request ends. If a token
+response fails after its statement, the client's retry counts as reuse and
+revokes it.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from flask import current_app
+from sqlalchemy import bindparam, select, update
+
+from . import audit
+from .claims import allowed_claims_request
+from .extensions import db
+from .models import Account, AuthorizationCode, Client, LoginSession, Token
+from .ops import TOKENS
+from .security.clock import now
+from .security.secrets import digest, new_secret
+
+# --- codes -------------------------------------------------------------------
+
+
+def store_code(code: str, client: Client, login_session: LoginSession, redirect_uri: str | None, scope: str,
+               data: dict) -> None:
+    """A new code for the customer of ``login_session``; ``data`` holds the
+    authorization request's parameters (nonce, PKCE, claims)."""
+    issued = now()
+    db.session.add(
+        AuthorizationCode(
+            code_digest=digest(code),
+            client_id=client.client_id,
+            account_id=login_session.account_id,
+            redirect_uri=redirect_uri,
+            scope=scope,
+            nonce=data.get("nonce"),
+            code_challenge=data.get("code_challenge"),
+            code_challenge_method=data.get("code_challenge_method"),
+            claims_request=allowed_claims_request(data.get("claims"), client),
+            auth_time=login_session.auth_time,
+            sid=login_session.sid,
+            created_at=issued,
+            expires_at=issued + current_app.config["AUTHORIZATION_CODE_LIFETIME"],
+        )
+    )
+    db.session.commit()
+
+
+def usable_code(code: str, client_id: str) -> AuthorizationCode | None:
+    """A live code of this client. A code presented after it was used is
+    reuse: what the first use issued is revoked."""
+    row = db.session.scalar(db.select(AuthorizationCode).filter_by(code_digest=digest(code), client_id=client_id))
+    if row is None:
+        return None
+    if row.used_at is not None:
+        revoke_reused_code(row, now())
+        return None
+    if now() >= row.expires_at:
+        return None
+    return row
+
+
+def spend_code(code: AuthorizationCode, token_row: dict) -> bool:
+    """Claim the code and store the token it bought; False when another
+    exchange spent it first (that is reuse: what it bought is revoked)."""
+    return _spend(code, "used_at", token_row, revoke_reused_code)
+
+
+def revoke_reused_code(code: AuthorizationCode, at: int) -> None:
+    _revoke_for_reuse(code, Token.authorization_code_id == code.id, "token.code_reuse", at)
+
+
+# --- tokens ------------------------------------------------------------------
+
+
+def new_row(token: dict, grant_type: str | None, client_id: str, account: Account | None,
+            origin: AuthorizationCode | Token | None = None) -> dict:
+    """The ``tokens`` row of a token response, as column values. ``origin``
+    is what bought it: a code starts a family, a refresh token continues its
+    own. Counted, not audited: issuing is routine; reuse and revocation are
+    audited."""
+    config = current_app.config
+    issued = now()
+    row = {
+        "client_id": client_id,
+        "account_id": account.id if account is not None else None,
+        "scope": token.get("scope", ""),
+        "access_token_digest": digest(token["access_token"]),
+        "refresh_token_digest": None,
+        "issued_at": issued,
+        "access_expires_at": issued + token["expires_in"],
+        "refresh_expires_at": None,
+        "authorization_code_id": None,
+        "sid": None,
+        "auth_time": None,
+        "claims_request": None,
+    }
+    if isinstance(origin, Token):
+        row["family_id"], row["family_expires_at"] = origin.family_id, origin.family_expires_at
+        row["authorization_code_id"] = origin.authorization_code_id
+    else:
+        row["family_id"] = new_secret(16)
+        row["family_expires_at"] = issued + config["REFRESH_TOKEN_ABSOLUTE_LIFETIME"]
+        if origin is not None:
+            row["authorization_code_id"] = origin.id
+    if origin is not None:
+        row["sid"], row["auth_time"], row["claims_request"] = origin.sid, origin.auth_time, origin.claims_request
+    if "refresh_token" in token:
+        row["refresh_token_digest"] = digest(token["refresh_token"])
+        row["refresh_expires_at"] = min(issued + config["REFRESH_TOKEN_IDLE_LIFETIME"], row["family_expires_at"])
+    TOKENS.labels(grant_type or "unknown").inc()
+    return row
+
+
+def store(token_row: dict) -> None:
+    """Write a new ``tokens`` row (column values from ``new_row``)."""
+    db.session.connection().execute(_insert_token(), token_row)
+
+
+def by_digest(kind: str, presented: str) -> Token | None:
+    """The row of a presented access or refresh token (``kind``), by digest."""
+    return db.session.scalar(_select_token(kind), {"digest": digest(presented)})
+
+
+def usable_refresh_token(presented: str, client_id: str) -> Token | None:
+    """A live refresh token of this client; a rotated one presented again
+    is replay, and the whole family is revoked."""
+    row = by_digest("refresh_token", presented)
+    if row is None or row.client_id != client_id:
+        return None
+    if row.rotated_at is not None and row.revoked_at is None:
+        revoke_replayed_family(row, now())
+        return None
+    return row if row.is_refresh_usable(now()) else None
+
+
+def spend_refresh_token(refresh_token: Token, token_row: dict) -> bool:
+    """Rotate: claim the old token and store its successor; False when
+    another refresh claimed it first (that is replay: the family is revoked)."""
+    return _spend(refresh_token, "rotated_at", token_row, revoke_replayed_family)
+
+
+def revoke_replayed_family(token: Token, at: int) -> None:
+    _revoke_for_reuse(token, Token.family_id == token.family_id, "token.refresh_reuse", at)
+
+
+def revoke(condition, at: int) -> None:
+    """Revoke every live token matching ``condition`` (e.g. ``Token.client_id == …``)."""
+    db.session.execute(update(Token).where(condition, Token.revoked_at.is_(None)).values(revoked_at=at))
+
+
+def revoke_account(account: Account, at: int) -> None:
+    """Every token of the account, and every code not yet spent: a code
+    issued before now must not buy tokens after it."""
+    revoke(Token.account_id == account.id, at)
+    db.session.execute(
+        update(AuthorizationCode)
+        .where(AuthorizationCode.account_id == account.id, AuthorizationCode.used_at.is_(None),
+               AuthorizationCode.expires_at > at)
+        .values(expires_at=at)
+    )
+
+
+def _spend(credential: AuthorizationCode | Token, column: str, token_row: dict, on_reuse) -> bool:
+    model, t = type(credential), now()
+    if claim_and_store(model, credential.id, column, t, token_row):
+        return True
+    on_reuse(db.session.get(model, credential.id), t)
+    return False
+
+
+def _revoke_for_reuse(credential: AuthorizationCode | Token, condition, event: str, at: int) -> None:
+    _one_transaction()
+    revoke(condition, at)
+    audit.record(event, "failure", account=credential.account, client_id=credential.client_id)
+
+
+# --- a token presented to revocation or introspection --------------------------
+
+
+class PresentedToken:
+    """A token as presented to revocation or introspection: access or refresh
+    (what Authlib's endpoints ask of it)."""
+
+    def __init__(self, row: Token, kind: str) -> None:
+        self.row, self.kind = row, kind
+
+    def check_client(self, client) -> bool:
+        return self.row.check_client(client)
+
+    def get_scope(self) -> str:
+        return self.row.scope
+
+    def is_revoked(self) -> bool:
+        return self.row.revoked_at is not None or (self.kind == "refresh_token" and self.row.rotated_at is not None)
+
+    def is_expired(self) -> bool:
+        return now() >= self.get_expires_at()
+
+    def get_expires_at(self) -> int:
+        return self.row.refresh_expires_at if self.kind == "refresh_token" else self.row.access_expires_at
+
+
+def presented(token_string: str, token_type_hint: str | None) -> PresentedToken | None:
+    """The token a client presents to revocation or introspection, tried as
+    the kind it hints first."""
+    kinds = ["access_token", "refresh_token"]
+    if token_type_hint == "refresh_token":
+        kinds.reverse()
+    for kind in kinds:
+        row = by_digest(kind, token_string)
+        if row is not None:
+            return PresentedToken(row, kind)
+    return None
+
+
+def revoke_presented(token: PresentedToken) -> None:
+    t = now()
+    if token.kind == "refresh_token":
+        # RFC 7009 2.1: revoking a refresh token ends the whole grant.
+        revoke(Token.family_id == token.row.family_id, t)
+    else:
+        revoke(Token.id == token.row.id, t)
+    audit.record("token.revoked", account=token.row.account, client_id=token.row.client_id, kind=token.kind)
+
+
+# --- transactions and statements ------------------------------------------------
+
+
+def without_transaction() -> None:
+    """On PostgreSQL, autocommit for this request: every write of the token
+    endpoint is one atomic statement, and the reading endpoints write
+    nothing (issue 7). SQLite keeps its transaction: there a claim and the
+    token it buys are two statements (no DML in CTEs), and a round trip
+    costs nothing."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
+def _one_transaction() -> None:
+    """Leave the token endpoint's autocommit (PostgreSQL): the revocation and
+    its audit row that follow commit together, when the request ends."""
+    if db.session.connection().get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+        db.session.commit()
+
+
+def claim_and_store(model, row_id: int, column: str, at: int, token_row: dict) -> bool:
+    """Spend a code or refresh token and store the token it bought, atomically:
+    ``column`` is set only if nobody set it before, and the new token row is
+    written only by the winner. True for the winner.
+
+    On PostgreSQL this is one statement (a data-modifying CTE), so that with
+    the token endpoint in autocommit mode an exchange costs three round trips:
+    the pool's pre-ping, reading the credential, and this."""
+    connection = db.session.connection()
+    params = {"claim_id": row_id, "claim_at": at}
+    if connection.dialect.name != "postgresql":  # SQLite: no DML in CTEs; one transaction (without_transaction)
+        if connection.execute(_claim(model, column), params).rowcount != 1:
+            return False
+        store(token_row)
+        return True
+    params.update((f"new_{name}", value) for name, value in token_row.items())
+    return connection.execute(_claim_and_insert(model, column, tuple(token_row)), params).first() is not None
+
+
+# The statements are built once: building and cache-keying a fresh SQLAlchemy
+# statement per request cost more CPU than executing it.
+@functools.cache
+def _select_token(kind: str):
+    column = Token.refresh_token_digest if kind == "refresh_token" else Token.access_token_digest
+    return db.select(Token).where(column == bindparam("digest"))
+
+
+@functools.cache
+def _insert_token():
+    return Token.__table__.insert()
+
+
+@functools.cache
+def _claim(model, column: str):
+    table = model.__table__
+    unspent = [table.c[column].is_(None)]
+    if "revoked_at" in table.c:  # a refresh token revoked since it was read is spent too
+        unspent.append(table.c.revoked_at.is_(None))
+    return table.update().where(table.c.id == bindparam("claim_id"), *unspent).values({column: bindparam("claim_at")})
+
+
+@functools.cache
+def _claim_and_insert(model, column: str, names: tuple[str, ...]):
+    """The claim as a CTE, and an INSERT of the columns ``names`` (what
+    new_row sets; any other column takes its default)."""
+    claimed = _claim(model, column).returning(model.__table__.c.id).cte("claimed")
+    tokens = Token.__table__
+    # Prefixed bind names: Core would read a parameter named like a column of
+    # the UPDATE's table as a value to SET.
+    row = select(*(bindparam(f"new_{name}", type_=tokens.c[name].type) for name in names)).select_from(claimed)
+    return tokens.insert().from_select(list(names), row).returning(tokens.c.id)
