@@ -1,6 +1,7 @@
 """マイページにログインしよう (manual p.2–3): the login page a customer sees."""
 
 import re
+import threading
 
 import pytest
 
@@ -129,3 +130,33 @@ def test_locked_account_cannot_log_in_and_gets_the_same_message(app, client, acc
         db.session.commit()
     response = login(client, "taro.itsu@example.jp", "itscom-demo1")
     assert "iTSCOM IDまたはパスワードが正しくありません。" in response.get_data(as_text=True)
+
+
+def test_concurrent_wrong_passwords_stay_within_the_budget(app, account):
+    def attempt():
+        login(app.test_client(), "taro.itsu@example.jp", "wrong-pass")
+
+    threads = [threading.Thread(target=attempt) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with app.app_context():
+        checked = db.session.scalar(
+            db.select(db.func.count()).select_from(AuditEvent).filter_by(event="login.failure"))
+    assert checked <= app.config["LOGIN_FREE_FAILURES_PER_ACCOUNT"]
+
+
+@pytest.fixture
+def behind_one_proxy(config_overrides):
+    config_overrides["TRUSTED_PROXIES"] = 1
+
+
+def test_behind_a_proxy_each_customer_is_throttled_by_their_own_address(behind_one_proxy, app, account):
+    attacker, victim = app.test_client(), app.test_client()
+    for i in range(20):
+        login(attacker, f"nobody{i}@example.jp", "x", headers={"X-Forwarded-For": "198.51.100.7"})
+    assert login(attacker, "taro.itsu@example.jp", "itscom-demo1",
+                 headers={"X-Forwarded-For": "198.51.100.7"}).status_code == 429
+    assert login(victim, "taro.itsu@example.jp", "itscom-demo1",
+                 headers={"X-Forwarded-For": "203.0.113.9"}).status_code == 303

@@ -150,3 +150,16 @@ def test_cors_origins_follow_client_changes_without_a_query_per_request(app, rp,
         delete_client(db.session.scalar(db.select(Client).filter_by(client_id=spa.client_id)))
         db.session.commit()
     assert "Access-Control-Allow-Origin" not in client.get("/jwks", headers={"Origin": new_origin}).headers
+
+
+@pytest.mark.parametrize("overrides", [
+    {"redirect_uri": 'https://rp.example.test/cb"'},
+    {"redirect_uri": "https://rp.example.test/コールバック"},
+    {"response_type": 'code"'},
+    {"max_age": "9" * 5000},
+    {"claims": "[" * 3000 + "]" * 3000},
+])
+def test_hostile_authorization_requests_never_500(rp, client, overrides):
+    rp.login()  # max_age is only compared with a live session
+    response = client.post("/authorize", data=rp.authorize_params(**overrides))
+    assert 400 <= response.status_code < 500 or response.status_code == 302

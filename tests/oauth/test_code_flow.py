@@ -2,8 +2,9 @@
 
 import base64
 import hashlib
+import json
 
-from ..helpers import ISSUER
+from ..helpers import ISSUER, RelyingParty
 
 
 def test_code_flow_issues_verified_id_token_and_userinfo(rp, client):
@@ -108,3 +109,14 @@ def test_discovery_and_jwks_below_flask_match_the_views(client):
     assert doc.get_data() == client.get("/.well-known/openid-configuration",
                                         headers={"Origin": "https://nowhere.example"}).get_data()
     assert doc.headers["Cache-Control"] == "public, max-age=3600"
+
+
+def test_claims_parameter_cannot_exceed_the_clients_scopes(app, client, account):
+    rp = RelyingParty.register(app, client, scopes=["openid"])
+    claims = json.dumps({"id_token": {"customer_number": None, "phone_number": None, "email": None},
+                         "userinfo": {"customer_number": None, "name": None}})
+    tokens = rp.tokens(scope="openid", claims=claims)
+    id_token = rp.verify_id_token(tokens["id_token"])
+    userinfo = client.get("/userinfo", headers={"Authorization": "Bearer " + tokens["access_token"]}).get_json()
+    assert not {"customer_number", "phone_number", "email"} & set(id_token)
+    assert set(userinfo) == {"sub"}

@@ -1,11 +1,13 @@
 """Consent for third-party clients, and RP-initiated logout."""
 
 import re
+from urllib.parse import urlencode
 
+from idp.accounts import create_account
 from idp.extensions import db
 from idp.models import AuditEvent, Consent
 
-from ..helpers import ISSUER, RelyingParty, csrf_token, query_of
+from ..helpers import ISSUER, RelyingParty, csrf_token, login, query_of
 
 
 def third_party(app, client):
@@ -112,3 +114,44 @@ def test_consent_pages_in_several_tabs_keep_the_latest_three(app, client, accoun
     assert answer_consent(rp, pages[0], "approve").status_code == 400
     for page in pages[1:]:
         assert answer_consent(rp, page, "deny").status_code == 303
+
+
+def test_consent_answers_the_request_its_page_showed(app, client, account):
+    good = RelyingParty.register(app, client, first_party=False, redirect_uris=("https://good.example/cb",))
+    evil = RelyingParty.register(app, client, first_party=False, redirect_uris=("https://evil.example/cb",))
+    good.login()
+    page_good = good.authorize(scope="openid").get_data(as_text=True)  # tab 1
+    evil.authorize(scope="openid profile email phone contract offline_access")  # tab 2, opened by another site
+    back = client.get(answer_consent(good, page_good, "approve").location)
+    assert back.location.startswith("https://good.example/cb")
+    assert evil.authorize(scope="openid", prompt="none").status_code == 302
+    assert query_of(evil.authorize(scope="openid", prompt="none").location)["error"] == "consent_required"
+
+
+def test_confirmed_logout_with_client_id_returns_to_the_registered_uri(rp, client):
+    rp.login()
+    params = {"client_id": rp.client_id, "post_logout_redirect_uri": "https://rp.example.test/bye", "state": "s1"}
+    page = client.get("/session/end?" + urlencode(params)).get_data(as_text=True)
+    done = client.post("/session/end", data={"csrf_token": csrf_token(page), **params})
+    assert done.status_code == 302 and done.location == "https://rp.example.test/bye?state=s1"
+
+
+def test_confirmed_logout_keeps_a_valid_hint_for_another_customer(app, client, account):
+    with app.app_context():
+        create_account("2005128464", "hanako@example.jp", "hanako-pass9")
+        db.session.commit()
+    rp = RelyingParty.register(app, client)
+    hint = rp.tokens()["id_token"]  # taro's
+    login(client, "hanako@example.jp", "hanako-pass9")  # the same browser, now hanako
+    params = {"id_token_hint": hint, "post_logout_redirect_uri": "https://rp.example.test/bye", "state": "s1"}
+    page = client.get("/session/end?" + urlencode(params)).get_data(as_text=True)
+    assert "ログアウトしますか" in page
+    done = client.post("/session/end", data={"csrf_token": csrf_token(page), **params})
+    assert done.status_code == 302 and done.location == "https://rp.example.test/bye?state=s1"
+
+
+def test_an_access_token_is_no_id_token_hint(rp, client):
+    tokens = rp.tokens()
+    response = client.get("/session/end", query_string={
+        "id_token_hint": tokens["access_token"], "post_logout_redirect_uri": "https://rp.example.test/bye"})
+    assert response.status_code == 400

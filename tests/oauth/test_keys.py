@@ -6,9 +6,9 @@ import time
 import jwt as pyjwt
 import pytest
 
+from idp import keys
 from idp.extensions import db
 from idp.models import SigningKey
-from idp import keys
 
 from ..helpers import FrozenClock
 

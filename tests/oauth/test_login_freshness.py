@@ -36,3 +36,9 @@ def test_prompt_login_asks_again_then_continues(rp, clock):
     assert back.status_code == 302, "after the fresh login the same request continues"
     exchanged = rp.exchange(query_of(back.location)["code"]).get_json()
     assert rp.verify_id_token(exchanged["id_token"])["auth_time"] == first["auth_time"] + 5
+
+
+def test_prompt_login_without_a_session_asks_once(rp, client):
+    assert urlsplit(rp.authorize(prompt="login").location).path == "/login"
+    back = client.get(rp.login().location)
+    assert back.status_code == 302 and "code" in query_of(back.location)

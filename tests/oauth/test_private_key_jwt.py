@@ -5,7 +5,6 @@ import time
 import pytest
 
 from idp.oauth import client_auth
-
 from idp.security.secrets import digest
 
 from ..helpers import RelyingParty, needs_postgresql

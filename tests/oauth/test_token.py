@@ -1,11 +1,14 @@
 """The token endpoint: codes, PKCE, refresh rotation, client authentication."""
 
 import base64
+import threading
 
 import pytest
 
 from idp.extensions import db
-from idp.models import AuditEvent
+from idp.models import AuditEvent, Token
+from idp.security.secrets import digest
+from idp.tokens import claim_and_store
 
 from ..helpers import RelyingParty
 
@@ -191,3 +194,72 @@ def test_introspection_requires_client_authentication(rp, client):
     response = client.post("/introspect", data={"token": token})
     assert response.status_code in (400, 401)
     assert response.get_json()["error"] == "invalid_client"
+
+
+def test_introspection_shows_the_email_only_with_the_email_scope(app, client, account):
+    rp = RelyingParty.register(app, client, scopes=["openid"])
+    tokens = rp.tokens(scope="openid")
+    body = client.post("/introspect", data={"token": tokens["access_token"]}, headers=rp.auth()).get_json()
+    assert body["active"] is True and "username" not in body
+
+
+def test_a_rejected_refresh_does_not_use_up_the_token(rp):
+    tokens = rp.tokens(scope="openid profile offline_access")
+    wider = rp.token_request({"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
+                              "scope": "openid email"})
+    assert wider.get_json()["error"] == "invalid_scope"
+    retry = rp.token_request({"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
+    assert retry.status_code == 200
+
+
+def test_a_rejected_code_exchange_does_not_use_up_the_code(rp):
+    code = rp.sign_in_and_get_code()["code"]
+    assert rp.exchange(code, verifier="z" * 50).status_code == 400
+    assert rp.exchange(code).status_code == 200
+
+
+def test_concurrent_refreshes_one_wins_and_the_family_is_revoked(rp, app):
+    refresh = rp.tokens()["refresh_token"]
+    barrier = threading.Barrier(2)
+    results = []
+
+    def use():
+        browser = app.test_client()
+        barrier.wait()
+        results.append(browser.post("/token", data={"grant_type": "refresh_token", "refresh_token": refresh},
+                                    headers=rp.auth()).status_code)
+
+    threads = [threading.Thread(target=use) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) in ([200, 400], [400, 400]), results
+
+
+@pytest.mark.parametrize("path", ["/token", "/revoke", "/introspect"])
+def test_basic_credentials_that_are_not_utf8_are_invalid_client(client, path):
+    response = client.post(path, data={"grant_type": "client_credentials", "token": "x"},
+                           headers={"Authorization": "Basic //79OmE="})
+    assert response.status_code == 401 and response.get_json()["error"] == "invalid_client"
+
+
+def test_a_refresh_token_revoked_after_it_was_read_is_not_rotated(rp, app, client):
+    """The claim that spends a refresh token refuses one revoked meanwhile
+    (e.g. by /revoke between the grant's read and its claim), and then
+    stores no token in the revoked family."""
+    refresh = rp.tokens()["refresh_token"]
+    with app.app_context():
+        row = db.session.scalar(db.select(Token).filter_by(refresh_token_digest=digest(refresh)))
+        row_id, family = row.id, row.family_id
+    assert client.post("/revoke", data={"token": refresh}, headers=rp.auth()).status_code == 200
+    with app.app_context():
+        before = db.session.scalar(db.select(db.func.count()).select_from(Token).filter_by(family_id=family))
+        new_row = {"client_id": rp.client_id, "account_id": None, "scope": "openid", "access_token_digest": "x" * 64,
+                   "refresh_token_digest": None, "issued_at": 1, "access_expires_at": 2, "refresh_expires_at": None,
+                   "authorization_code_id": None, "sid": None, "auth_time": None, "claims_request": None,
+                   "family_id": family, "family_expires_at": 3}
+        assert claim_and_store(Token, row_id, "rotated_at", 1, new_row) is False
+        db.session.commit()
+        after = db.session.scalar(db.select(db.func.count()).select_from(Token).filter_by(family_id=family))
+    assert after == before
