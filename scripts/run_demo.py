@@ -38,8 +38,8 @@ def main() -> int:
     flask = [sys.executable, "-m", "flask"]
     processes = [subprocess.Popen([*flask, "--app", "idp", "run", "--host", "127.0.0.1", "--port", str(OP_PORT)])]
     for prefix, module, port, client_id in [
-        ("MYPAGE", "clients.mypage", MYPAGE_PORT, "mypage-demo"),
-        ("SUPPORT", "clients.support", SUPPORT_PORT, "support-demo"),
+        ("MYPAGE", "sites.mypage", MYPAGE_PORT, "mypage-demo"),
+        ("SUPPORT", "sites.support", SUPPORT_PORT, "support-demo"),
     ]:
         env = dict(os.environ)
         env.update({

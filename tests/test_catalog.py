@@ -18,7 +18,7 @@ from .english import JAPANESE
 
 ROOT = Path(__file__).resolve().parents[1]
 # (mapping file, catalog directory): the OP's, and the relying parties'.
-CATALOGS = [("babel.cfg", "translations"), ("clients/babel.cfg", "clients/translations")]
+CATALOGS = [("babel.cfg", "translations"), ("sites/babel.cfg", "sites/translations")]
 KEYWORDS = {**DEFAULT_KEYWORDS, "lazy_gettext": None, "lazy_ngettext": (1, 2)}
 
 

@@ -3,7 +3,7 @@ site answer with the iTSCOM icon, not a 404."""
 
 import pytest
 
-from clients import mypage, support
+from sites import mypage, support
 
 ICO = b"\x00\x00\x01\x00"  # the ICO file signature
 

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from clients import mypage
+from sites import mypage
 
 from .helpers import RelyingParty
 

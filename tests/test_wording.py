@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from flask import render_template
 
-from clients import mypage
+from sites import mypage
 
 from .helpers import csrf_token
 from .mailserver import body_of
@@ -30,7 +30,7 @@ def config_overrides(mail_server):
 
 
 def test_no_template_misspells_the_company():
-    templates = [*(ROOT / "templates").rglob("*.*"), *(ROOT / "clients").rglob("templates/*.html")]
+    templates = [*(ROOT / "templates").rglob("*.*"), *(ROOT / "sites").rglob("templates/*.html")]
     assert len(templates) > 40
     assert [str(t.relative_to(ROOT)) for t in templates if MISSPELT.search(t.read_text())] == []
 

@@ -134,9 +134,9 @@ def pytest_runtest_makereport(item, call):
 def sites(app, live_server, account, tmp_path):
     """My Page and the support site, each registered with the OP and serving
     on its own loopback port, knowing only the issuer and its credentials."""
-    from clients import mypage, support
     from idp.clients import create_client
     from idp.extensions import db
+    from sites import mypage, support
 
     made = {}
     for name, module in [("mypage", mypage), ("support", support)]:

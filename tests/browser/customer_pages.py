@@ -115,11 +115,11 @@ NOT_CUSTOMER_PAGES = {"admin", "mail"}
 
 def customer_templates(*folders: str) -> set[str]:
     """The pages a walk must check: every template of the OP in ``folders``
-    ("registration", …), or of a relying party ("clients/mypage"), without
+    ("registration", …), or of a relying party ("sites/mypage"), without
     partials and base layouts."""
     names = set()
     for folder in folders:
-        if folder.startswith("clients/"):
+        if folder.startswith("sites/"):
             app = folder.replace("/", ".")
             names |= {f"{app}:{p.name}" for p in (ROOT / folder / "templates").glob("*.html") if p.name != "base.html"}
         else:

@@ -9,9 +9,9 @@ from playwright.sync_api import expect
 from ..english import japanese_in
 from .customer_pages import sign_in
 
-EXPECTED = {"clients.mypage:logged_out.html", "idp:login/login.html", "idp:registration/verify.html",
-            "idp:recovery/choose.html", "idp:recovery/identify.html", "clients.mypage:top.html",
-            "clients.support:support.html"}
+EXPECTED = {"sites.mypage:logged_out.html", "idp:login/login.html", "idp:registration/verify.html",
+            "idp:recovery/choose.html", "idp:recovery/identify.html", "sites.mypage:top.html",
+            "sites.support:support.html"}
 
 
 def english(page) -> None:

@@ -4,7 +4,7 @@ axe-core (customer_pages)."""
 
 from .customer_pages import customer_templates, sign_in, wait_for_backchannel
 
-FOLDERS = ("clients/mypage", "clients/support")  # every page of these is walked
+FOLDERS = ("sites/mypage", "sites/support")  # every page of these is walked
 
 
 def test_mypage_and_support_pages(app, device_page, pages, live_server, sites):

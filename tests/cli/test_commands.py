@@ -4,9 +4,9 @@ import json
 
 import pytest
 
+from idp import keys
 from idp.extensions import db
 from idp.models import Account, AuditEvent, Client, Contract, SigningKey
-from idp import keys
 
 from ..conftest import FIXTURE_CONTRACTS
 from ..faults import audit_rows_refused

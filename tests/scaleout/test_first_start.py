@@ -5,9 +5,9 @@ import threading
 
 import requests
 
+from idp import keys
 from idp.extensions import db
 from idp.models import SigningKey
-from idp import keys
 
 from ..helpers import RelyingParty, needs_postgresql
 from ..servers import Granian

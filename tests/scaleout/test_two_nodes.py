@@ -11,8 +11,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from idp.extensions import db
 from idp import keys
+from idp.extensions import db
 
 from ..helpers import RelyingParty, needs_postgresql, pkce_pair
 from ..mailserver import free_port

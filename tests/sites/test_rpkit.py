@@ -2,7 +2,7 @@
 
 import pytest
 
-from clients import mypage
+from sites import mypage
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from clients import mypage, support
-from clients.rpkit import get_db
+from sites import mypage, support
+from sites.rpkit import get_db
 
 from ..english import japanese_in
 

@@ -10,7 +10,7 @@
   post_logout_redirect_uri, state);
 - the back-channel logout endpoint (OIDC Back-Channel Logout 1.0);
 - the language of its pages, Japanese or English (Flask-Babel over
-  clients/translations): the customer's choice with the header's
+  sites/translations): the customer's choice with the header's
   「English」/「日本語」 link (a cookie of the site's own, sent on as
   ``ui_locales`` in the next authorization request so that the OP's pages
   follow), then the signed-in customer's ``locale`` claim (the language
