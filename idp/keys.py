@@ -26,7 +26,13 @@ from .security.clock import now
 from .security.sealed import derived_fernet
 from .security.secrets import new_secret
 
+# The signing algorithms, the one list every other reads (client metadata,
+# discovery, the CLI, the console): we sign ID tokens with each, and accept
+# client assertions (private_key_jwt) signed with each (joserfc recommends both).
 SUPPORTED_ALGS = ("RS256", "ES256")
+# What signs when nobody chose: access tokens, UserInfo, and the ID tokens of
+# clients that registered no id_token_signed_response_alg.
+DEFAULT_ALG = "RS256"
 
 # The first key of an algorithm signs from the beginning: no relying party
 # can hold an older JWKS, so it needs no publish delay, and every process
@@ -129,7 +135,7 @@ def forget_cached_keys() -> None:
     current_app.extensions["idp.keys"]["ring"] = None
 
 
-def signing_keyset(alg: str = "RS256") -> KeySet:
+def signing_keyset(alg: str = DEFAULT_ALG) -> KeySet:
     return keyring().signing[alg]
 
 

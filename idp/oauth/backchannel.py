@@ -22,7 +22,7 @@ from sqlalchemy import or_, update
 
 from .. import audit, sessions
 from ..extensions import db
-from ..keys import signing_keyset
+from ..keys import DEFAULT_ALG, signing_keyset
 from ..models import BackchannelLogout, Client
 from ..retry import record_failure
 from ..security import outbound
@@ -78,7 +78,7 @@ def deliver_due(limit: int = 100, only: list[int] | None = None) -> tuple[int, i
 
 def logout_token(client_id: str, subject: str, sid: str) -> str:
     client = db.session.scalar(db.select(Client).filter_by(client_id=client_id))
-    alg = (client.id_token_signed_response_alg if client else None) or "RS256"
+    alg = (client.id_token_signed_response_alg if client else None) or DEFAULT_ALG
     issued = now()
     claims = {
         "iss": current_app.config["ISSUER"],
