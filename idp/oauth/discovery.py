@@ -53,7 +53,5 @@ def discovery_document(issuer: str) -> dict:
 
 def discovery_body(app) -> bytes:
     """The discovery document's bytes, serialised once per app."""
-    cache = app.extensions["idp.discovery"]
-    if "body" not in cache:
-        cache["body"] = json.dumps(discovery_document(app.config["ISSUER"]), ensure_ascii=False).encode()
-    return cache["body"]
+    return app.extensions["idp.discovery"].get(
+        "body", lambda: json.dumps(discovery_document(app.config["ISSUER"]), ensure_ascii=False).encode())
