@@ -12,7 +12,6 @@ send --loop`` (and the next inline round), and every outcome is audited.
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlencode
 
@@ -132,9 +131,3 @@ def _record_failure(notice: BackchannelLogout, error: Exception) -> None:
     record_failure(notice, error, max_attempts=MAX_ATTEMPTS, base=30, cap=3600)
     audit.record("backchannel.failed", "failure", client_id=notice.client_id, attempts=notice.attempts,
                  error=notice.last_error)
-
-
-def send_loop(interval: float) -> None:
-    while True:
-        deliver_due()
-        time.sleep(interval)
