@@ -101,7 +101,7 @@ def _asking_site(waiting: dict | None) -> str | None:
 
 
 def _qr_svg() -> str:
-    """The QR code of My Page's address, rendered once per process and language."""
+    """The QR code of My Page's address, rendered once per app and language."""
     title = gettext("マイページのQRコード")
 
     def render() -> str:
