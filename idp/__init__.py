@@ -28,9 +28,10 @@ def create_app(test_config: dict | None = None, clock=None) -> Flask:
     except config.ConfigError as error:
         raise SystemExit(f"idp: configuration error: {error}") from None
 
-    from . import cli, errors, keys, language, ops, sessions
+    from . import cli, errors, language, ops, sessions
     from .account.views import bp as account_bp
     from .admin.views import bp as admin_bp
+    from .cache import Cache
     from .extensions import bound_database_waits, csrf, db, init_migrations
     from .login.views import bp as login_bp
     from .mail.transports import make_transport
@@ -67,11 +68,13 @@ def create_app(test_config: dict | None = None, clock=None) -> Flask:
     app.extensions["idp.clock"] = clock or SystemClock()
     app.extensions["idp.counters"] = make_counters(app.config)
     app.extensions["idp.mail"] = make_transport(app.config["MAIL_URL"])
-    app.extensions["idp.clients"] = {}  # models.Client.lookup
-    app.extensions["idp.origins"] = {}  # models.Client.origins
-    app.extensions["idp.discovery"] = {}
-    app.extensions["idp.qr"] = {}
-    keys.init_app(app)
+    # This app's caches (idp/cache.py says what each keeps, and for how long).
+    app.extensions["idp.clients"] = Cache(app.config["CLIENT_CACHE_SECONDS"], maxsize=10_000)  # Client.lookup
+    app.extensions["idp.origins"] = Cache(app.config["CLIENT_CACHE_SECONDS"])  # Client.origins
+    app.extensions["idp.keys"] = Cache(app.config["KEY_CACHE_SECONDS"])  # keys.keyring
+    app.extensions["idp.discovery"] = Cache()  # oauth.discovery.discovery_body
+    app.extensions["idp.qr"] = Cache(maxsize=len(language.LANGUAGES))  # the login page's QR code
+    app.extensions["idp.fernets"] = Cache(maxsize=8)  # security.sealed.derived_fernet, one per purpose
     backchannel.init_app(app)
     config_oauth(app)
 

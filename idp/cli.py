@@ -14,6 +14,7 @@ from . import audit, keys
 from .accounts import AccountError, create_account
 from .clients import (
     AUTH_METHODS,
+    DEFAULT_AUTH_METHOD,
     DEFAULT_SCOPES,
     GRANT_TYPES,
     ClientError,
@@ -85,11 +86,11 @@ def accounts_create(customer_number, login_id, password, contact_email, contact_
 @click.option("--backchannel-logout-uri")
 @click.option("--grant-type", "grant_types", multiple=True, type=click.Choice(GRANT_TYPES))
 @click.option("--scope", "scopes", multiple=True)
-@click.option("--auth-method", default="client_secret_basic", type=click.Choice(AUTH_METHODS))
+@click.option("--auth-method", default=DEFAULT_AUTH_METHOD, type=click.Choice(AUTH_METHODS))
 @click.option("--jwks-uri", help="Where the client publishes its keys (private_key_jwt).")
 @click.option("--jwks", "jwks_file", type=click.File("r"), help="A JSON file with the client's public JWK Set.")
 @click.option("--first-party", is_flag=True, help="An iTSCOM site: no consent page.")
-@click.option("--id-token-alg", default="RS256", type=click.Choice(["RS256", "ES256"]))
+@click.option("--id-token-alg", default=keys.DEFAULT_ALG, type=click.Choice(keys.SUPPORTED_ALGS))
 @click.option("--json", "as_json", is_flag=True, help="Print the registration as one JSON object.")
 def clients_create(name, english_name, redirect_uris, post_logout_uris, backchannel_logout_uri, grant_types, scopes,
                    auth_method, jwks_uri, jwks_file, first_party, id_token_alg, as_json):
@@ -167,7 +168,7 @@ def clients_rotate_secret(client_id, as_json):
 
 
 @keys_cli.command("rotate")
-@click.option("--alg", type=click.Choice(["RS256", "ES256"]), multiple=True, help="Default: both.")
+@click.option("--alg", type=click.Choice(keys.SUPPORTED_ALGS), multiple=True, help="Default: all of them.")
 def keys_rotate(alg):
     """Add a new signing key; it signs after IDP_KEY_PUBLISH_DELAY seconds."""
     rotated = [keys.rotate(name) for name in alg or keys.SUPPORTED_ALGS]

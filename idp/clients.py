@@ -11,7 +11,7 @@ from joserfc.jwk import KeySet
 from . import audit, tokens
 from .claims import SUPPORTED_SCOPES
 from .extensions import db
-from .keys import SUPPORTED_ALGS
+from .keys import DEFAULT_ALG, SUPPORTED_ALGS
 from .models import Client, Token
 from .models.client import is_loopback
 from .security import outbound
@@ -19,9 +19,13 @@ from .security.clock import now
 from .security.secrets import digest, new_secret
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
-# Algorithms for client assertions: those joserfc recommends and we sign with.
-ASSERTION_ALGS = ("RS256", "ES256")
+# How a client authenticates at the token, revocation and introspection
+# endpoints: the one list every other reads (Authlib's grants and endpoints,
+# discovery, the CLI, the console). "none" is a public client (PKCE).
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
+DEFAULT_AUTH_METHOD = "client_secret_basic"
+CONFIDENTIAL_AUTH_METHODS = tuple(method for method in AUTH_METHODS if method != "none")
+SECRET_AUTH_METHODS = ("client_secret_basic", "client_secret_post")  # those that need a client secret
 DEFAULT_SCOPES = SUPPORTED_SCOPES
 
 
@@ -96,8 +100,8 @@ def build_metadata(
     backchannel_logout_uri: str | None = None,
     grant_types: list[str] = ("authorization_code", "refresh_token"),
     scopes: list[str] = DEFAULT_SCOPES,
-    auth_method: str = "client_secret_basic",
-    id_token_signed_response_alg: str = "RS256",
+    auth_method: str = DEFAULT_AUTH_METHOD,
+    id_token_signed_response_alg: str = DEFAULT_ALG,
     jwks: dict | None = None,
     jwks_uri: str | None = None,
     token_endpoint_auth_signing_alg: str | None = None,
@@ -146,8 +150,8 @@ def build_metadata(
             raise ClientError("jwks must hold public keys only", "private_jwks", "jwks")
     if jwks_uri:
         check_fetched_uri(jwks_uri, "jwks_uri", resolve_names)
-    if token_endpoint_auth_signing_alg not in (None, *ASSERTION_ALGS):
-        raise ClientError(f"token_endpoint_auth_signing_alg must be one of {', '.join(ASSERTION_ALGS)}",
+    if token_endpoint_auth_signing_alg not in (None, *SUPPORTED_ALGS):
+        raise ClientError(f"token_endpoint_auth_signing_alg must be one of {', '.join(SUPPORTED_ALGS)}",
                           "unsupported", "token_endpoint_auth_signing_alg", str(token_endpoint_auth_signing_alg))
     metadata = {
         "client_name": name.strip(),
@@ -177,7 +181,7 @@ def create_client(*args, first_party: bool = False, client_id: str | None = None
     """A new client and its secret (None for a public client); the caller
     commits. Arguments as build_metadata()."""
     metadata = build_metadata(*args, **kwargs)
-    secret = None if metadata["token_endpoint_auth_method"] in ("none", "private_key_jwt") else new_secret(32)
+    secret = new_secret(32) if metadata["token_endpoint_auth_method"] in SECRET_AUTH_METHODS else None
     client = Client(
         client_id=client_id or new_client_id(),
         client_secret_digest=digest(secret) if secret else None,
@@ -193,7 +197,7 @@ def create_client(*args, first_party: bool = False, client_id: str | None = None
 def align_secret(client: Client) -> str | None:
     """After the auth method changed: a method that needs a secret gets one
     (returned, to be shown once), a method without one drops the old digest."""
-    needs = client.token_endpoint_auth_method in ("client_secret_basic", "client_secret_post")
+    needs = client.token_endpoint_auth_method in SECRET_AUTH_METHODS
     if needs and client.client_secret_digest is None:
         secret = new_secret(32)
         client.client_secret_digest = digest(secret)

@@ -117,6 +117,9 @@ DEFAULTS = {
     "RECOVERY_REQUESTS_PER_DEVICE": 3,
     "RECOVERY_REQUESTS_PER_ADDRESS": 10,
     "RECOVERY_ADDRESS_MAX_DELAY": 60,
+    # Seconds the link that confirms a new contact address (account page)
+    # stays usable; its mail says 30 minutes.
+    "CONTACT_CHANGE_LIFETIME": 30 * 60,
     # The terms the registration's 利用規約 step links to.
     "TERMS_URL": "https://www.itscom.co.jp/info/covenant/mypage/",
     # How many reverse proxies (load balancer, TLS terminator) stand in front

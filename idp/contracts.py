@@ -65,16 +65,17 @@ class ImportProblem:
     first: int = 0
 
 
+# An import stops checking after this many bad rows: enough to fix a file by.
+MAX_REPORTED = 100
+
+
 class ContractImportError(Exception):
-    """One or more bad rows: every one is reported (up to MAX_REPORTED)."""
+    """One or more bad rows, each an ImportProblem: parse_csv reports every
+    bad row of a file, up to MAX_REPORTED."""
 
     def __init__(self, problems: list[ImportProblem]) -> None:
         self.problems = list(problems)
         super().__init__("; ".join(f"line {p.line}: {p.message}" for p in self.problems))
-        self.line = self.problems[0].line
-
-
-MAX_REPORTED = 100
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,8 @@ def normalise_number(value: str) -> str:
 
 
 def parse_csv(text: str) -> list[dict]:
-    """Rows of a billing export as Contract fields; ContractImportError on the first bad row."""
+    """Rows of a billing export as Contract fields; ContractImportError
+    names every bad row (up to MAX_REPORTED), so nothing is imported."""
     reader = csv.DictReader(io.StringIO(text))
     if reader.fieldnames != COLUMNS:
         raise ContractImportError([ImportProblem(1, "header", f"the header must be: {','.join(COLUMNS)}")])

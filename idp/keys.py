@@ -1,16 +1,15 @@
 """Signing keys: generated once, stored in the database, shared by every process.
 
-Each process keeps the current keys in memory for IDP_KEY_CACHE_SECONDS so that
-signing and the JWKS endpoint cost no query; a key added by another process
-is seen within that time. The JWKS document is serialised once per refresh.
+Each app keeps the current keys in memory (its ``idp.keys`` cache, see
+idp/cache.py) for IDP_KEY_CACHE_SECONDS so that signing and the JWKS endpoint
+cost no query; a key added by another process is seen within that time. The
+JWKS document is serialised once per refresh.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import threading
-import time
 from dataclasses import dataclass
 
 from cryptography.fernet import Fernet
@@ -26,7 +25,13 @@ from .security.clock import now
 from .security.sealed import derived_fernet
 from .security.secrets import new_secret
 
+# The signing algorithms, the one list every other reads (client metadata,
+# discovery, the CLI, the console): we sign ID tokens with each, and accept
+# client assertions (private_key_jwt) signed with each (joserfc recommends both).
 SUPPORTED_ALGS = ("RS256", "ES256")
+# What signs when nobody chose: access tokens, UserInfo, and the ID tokens of
+# clients that registered no id_token_signed_response_alg.
+DEFAULT_ALG = "RS256"
 
 # The first key of an algorithm signs from the beginning: no relying party
 # can hold an older JWKS, so it needs no publish delay, and every process
@@ -42,7 +47,6 @@ class KeyRing:
     public: KeySet  # every key that may still verify a live token
     jwks_bytes: bytes
     etag: str
-    loaded_at: float
 
 
 def generate_key(alg: str, at: int, activates_at: int | None = None) -> SigningKey:
@@ -81,7 +85,7 @@ def rotate(alg: str) -> SigningKey:
         old.removed_at = new.activates_at + lifetime
     db.session.add(new)
     cached = current_app.extensions["idp.keys"]
-    event.listen(db.session(), "after_commit", lambda _session: cached.update(ring=None), once=True)
+    event.listen(db.session(), "after_commit", lambda _session: cached.clear(), once=True)
     return new
 
 
@@ -114,27 +118,16 @@ def ensure_signing_keys() -> None:
 
 
 def keyring() -> KeyRing:
-    state = current_app.extensions["idp.keys"]
-    ring = state.get("ring")
-    ttl = current_app.config["KEY_CACHE_SECONDS"]
-    if ring is None or time.monotonic() - ring.loaded_at > ttl:
-        with state["lock"]:
-            ring = state.get("ring")
-            if ring is None or time.monotonic() - ring.loaded_at > ttl:
-                ring = state["ring"] = _load()
-    return ring
+    """This app's keys, loaded at most once per IDP_KEY_CACHE_SECONDS."""
+    return current_app.extensions["idp.keys"].get("ring", _load)
 
 
 def forget_cached_keys() -> None:
-    current_app.extensions["idp.keys"]["ring"] = None
+    current_app.extensions["idp.keys"].clear()
 
 
-def signing_keyset(alg: str = "RS256") -> KeySet:
+def signing_keyset(alg: str = DEFAULT_ALG) -> KeySet:
     return keyring().signing[alg]
-
-
-def init_app(app) -> None:
-    app.extensions["idp.keys"] = {"ring": None, "lock": threading.Lock()}
 
 
 def _signing_row(alg: str, t: int) -> SigningKey | None:
@@ -168,7 +161,7 @@ def _load() -> KeyRing:
     public = KeySet([_import(row) for row in published])
     jwks_bytes = json.dumps(public.as_dict(private=False), separators=(",", ":")).encode()
     etag = hashlib.sha256(jwks_bytes).hexdigest()[:32]
-    return KeyRing(signing, public, jwks_bytes, etag, time.monotonic())
+    return KeyRing(signing, public, jwks_bytes, etag)
 
 
 def _seal(private_jwk: str) -> str:

@@ -21,9 +21,10 @@ ROOT = Path(__file__).resolve().parent.parent / "idp"
 # Lowest first. A module may import its own layer and those below; the
 # longest matching prefix places a module.
 LAYERS = [
-    # What every layer uses: settings, the database handle, the clock and
-    # random secrets (the models ask both: expiry, client secrets).
-    ("foundation", ["idp.config", "idp.extensions", "idp.security.clock", "idp.security.secrets"]),
+    # What every layer uses: settings, the database handle, the per-app
+    # caches, the clock and random secrets (the models ask for all three:
+    # the client cache, expiry, client secrets).
+    ("foundation", ["idp.cache", "idp.config", "idp.extensions", "idp.security.clock", "idp.security.secrets"]),
     ("models", ["idp.models"]),
     ("security", ["idp.security"]),
     ("core", [

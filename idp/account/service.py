@@ -57,7 +57,7 @@ def start_contact_change(account: Account, new_email: str) -> None:
     token = new_secret()
     t = now()
     db.session.add(ContactChange(account=account, new_email=new_email.lower(), token_digest=digest(token),
-                                 created_at=t, expires_at=t + current_app.config["RECOVERY_LIFETIME"]))
+                                 created_at=t, expires_at=t + current_app.config["CONTACT_CHANGE_LIFETIME"]))
     enqueue("contact_change", new_email.lower(), gettext("連絡先メールアドレス確認のご案内"), "contact_change.txt",
             name=account.contract.name_kanji, url=f"{current_app.config['ISSUER']}/account/contact/{token}")
     audit.record("account.contact_change_requested", account=account)

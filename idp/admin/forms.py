@@ -17,8 +17,14 @@ from wtforms import (
     TextAreaField,
 )
 
-from ..clients import AUTH_METHODS, DEFAULT_SCOPES, GRANT_TYPES, ClientError
-from ..keys import SUPPORTED_ALGS
+from ..clients import (
+    AUTH_METHODS,
+    DEFAULT_AUTH_METHOD,
+    DEFAULT_SCOPES,
+    GRANT_TYPES,
+    ClientError,
+)
+from ..keys import DEFAULT_ALG, SUPPORTED_ALGS
 from ..models import Client
 from ..security.clock import JAPAN
 from . import words
@@ -63,8 +69,8 @@ class ClientForm(FlaskForm):
                                       validate_choice=False)
     scope = StringField("スコープ（空白区切り）")
     auth_method = SelectField("トークンエンドポイント認証方式", choices=_choices(AUTH_METHODS, words.AUTH_METHODS),
-                              default="client_secret_basic", validate_choice=False)
-    id_token_alg = SelectField("IDトークン署名アルゴリズム", choices=SUPPORTED_ALGS, default="RS256",
+                              default=DEFAULT_AUTH_METHOD, validate_choice=False)
+    id_token_alg = SelectField("IDトークン署名アルゴリズム", choices=SUPPORTED_ALGS, default=DEFAULT_ALG,
                                validate_choice=False)
     first_party = BooleanField("ファーストパーティ（同意画面を表示しない）")
 
@@ -93,8 +99,8 @@ class ClientForm(FlaskForm):
             "backchannel_logout_uri": meta.get("backchannel_logout_uri", ""),
             "grant_types": meta.get("grant_types", ["authorization_code", "refresh_token"]),
             "scope": meta.get("scope", " ".join(DEFAULT_SCOPES)),
-            "auth_method": meta.get("token_endpoint_auth_method", "client_secret_basic"),
-            "id_token_alg": meta.get("id_token_signed_response_alg", "RS256"),
+            "auth_method": meta.get("token_endpoint_auth_method", DEFAULT_AUTH_METHOD),
+            "id_token_alg": meta.get("id_token_signed_response_alg", DEFAULT_ALG),
             "first_party": client.first_party,
         }
 

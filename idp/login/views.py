@@ -101,10 +101,10 @@ def _asking_site(waiting: dict | None) -> str | None:
 
 
 def _qr_svg() -> str:
-    """The QR code of My Page's address, rendered once per process and language."""
-    cache = current_app.extensions["idp.qr"]
+    """The QR code of My Page's address, rendered once per app and language."""
     title = gettext("マイページのQRコード")
-    if title not in cache:
+
+    def render() -> str:
         import io
 
         import segno
@@ -113,5 +113,6 @@ def _qr_svg() -> str:
         segno.make(current_app.config["MYPAGE_URL"], error="m").save(
             buffer, kind="svg", scale=4, xmldecl=False, svgns=True, title=title
         )
-        cache[title] = buffer.getvalue().decode()
-    return cache[title]
+        return buffer.getvalue().decode()
+
+    return current_app.extensions["idp.qr"].get(title, render)

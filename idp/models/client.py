@@ -2,15 +2,14 @@
 
 Every token, UserInfo and introspection request asks for its client, and a
 browser RP's every request for the registered origins (CORS); registrations
-change rarely. So both are read through a per-app cache of a few seconds
-(``Client.lookup``, ``Client.origins``): changes made in this process clear
-it at once, other nodes see them within IDP_CLIENT_CACHE_SECONDS.
+change rarely. So both are read through this app's caches (``idp.clients``,
+``idp.origins``; see idp/cache.py): changes made in this process clear them
+at once, other nodes see them within IDP_CLIENT_CACHE_SECONDS.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import time
 from urllib.parse import urlsplit
 
 from authlib.oauth2.rfc6749 import ClientMixin
@@ -49,36 +48,28 @@ class Client(db.Model, ClientMixin):
         session, safe to share between requests and threads."""
         if not client_id or len(client_id) > 64:
             return None
-        cache = current_app.extensions["idp.clients"]
-        cached = cache.get(client_id)
-        t = time.monotonic()
-        if cached is not None and t - cached[0] < current_app.config["CLIENT_CACHE_SECONDS"]:
-            return cached[1]
-        row = db.session.scalar(db.select(cls).filter_by(client_id=client_id, disabled=False))
-        snapshot = row._detached() if row is not None else None
-        if len(cache) > 10_000:
-            cache.clear()
-        cache[client_id] = (t, snapshot)
-        return snapshot
+
+        def load() -> Client | None:
+            row = db.session.scalar(db.select(cls).filter_by(client_id=client_id, disabled=False))
+            return row._detached() if row is not None else None
+
+        return current_app.extensions["idp.clients"].get(client_id, load)
 
     @classmethod
     def origins(cls) -> frozenset[str]:
         """Origins of enabled clients' redirect URIs (those CORS is offered to),
         from this app's cache."""
-        cache = current_app.extensions["idp.origins"]
-        t = time.monotonic()
-        cached = cache.get("entry")  # one read: another thread may clear the cache meanwhile
-        if cached is not None and t - cached[0] < current_app.config["CLIENT_CACHE_SECONDS"]:
-            return cached[1]
-        origins = set()
-        for metadata in db.session.scalars(db.select(cls.client_metadata).filter_by(disabled=False)):
-            for uri in metadata.get("redirect_uris", []):
-                parts = urlsplit(uri)
-                if parts.scheme in ("http", "https") and parts.netloc:
-                    origins.add(f"{parts.scheme}://{parts.netloc}")
-        found = frozenset(origins)
-        cache["entry"] = (t, found)
-        return found
+
+        def load() -> frozenset[str]:
+            origins = set()
+            for metadata in db.session.scalars(db.select(cls.client_metadata).filter_by(disabled=False)):
+                for uri in metadata.get("redirect_uris", []):
+                    parts = urlsplit(uri)
+                    if parts.scheme in ("http", "https") and parts.netloc:
+                        origins.add(f"{parts.scheme}://{parts.netloc}")
+            return frozenset(origins)
+
+        return current_app.extensions["idp.origins"].get("origins", load)
 
     def _detached(self) -> Client:
         return Client(

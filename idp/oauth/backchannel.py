@@ -12,7 +12,6 @@ send --loop`` (and the next inline round), and every outcome is audited.
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlencode
 
@@ -22,7 +21,7 @@ from sqlalchemy import or_, update
 
 from .. import audit, sessions
 from ..extensions import db
-from ..keys import signing_keyset
+from ..keys import DEFAULT_ALG, signing_keyset
 from ..models import BackchannelLogout, Client
 from ..retry import record_failure
 from ..security import outbound
@@ -78,7 +77,7 @@ def deliver_due(limit: int = 100, only: list[int] | None = None) -> tuple[int, i
 
 def logout_token(client_id: str, subject: str, sid: str) -> str:
     client = db.session.scalar(db.select(Client).filter_by(client_id=client_id))
-    alg = (client.id_token_signed_response_alg if client else None) or "RS256"
+    alg = (client.id_token_signed_response_alg if client else None) or DEFAULT_ALG
     issued = now()
     claims = {
         "iss": current_app.config["ISSUER"],
@@ -132,9 +131,3 @@ def _record_failure(notice: BackchannelLogout, error: Exception) -> None:
     record_failure(notice, error, max_attempts=MAX_ATTEMPTS, base=30, cap=3600)
     audit.record("backchannel.failed", "failure", client_id=notice.client_id, attempts=notice.attempts,
                  error=notice.last_error)
-
-
-def send_loop(interval: float) -> None:
-    while True:
-        deliver_due()
-        time.sleep(interval)

@@ -36,8 +36,8 @@ from joserfc.jwk import KeySet
 from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from ..clients import ASSERTION_ALGS
 from ..extensions import db, upsert
+from ..keys import SUPPORTED_ALGS
 from ..models import Client, FetchedKeySet, UsedAssertion
 from ..security import outbound
 from ..security.clock import now
@@ -97,7 +97,7 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
             raise InvalidClientError(description=f"The client cannot authenticate with {self.CLIENT_AUTH_METHOD}.")
         # Registration 1.0 2: a registered signing alg is the only one accepted.
         registered = client.client_metadata.get("token_endpoint_auth_signing_alg")
-        allowed = (registered,) if registered else ASSERTION_ALGS
+        allowed = (registered,) if registered else SUPPORTED_ALGS
         if header.get("alg") not in allowed:
             raise InvalidClientError(description=f"The client assertion must be signed with {' or '.join(allowed)}.")
         expected = jwt.JWTClaimsRegistry(

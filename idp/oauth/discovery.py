@@ -12,9 +12,8 @@ from __future__ import annotations
 import json
 
 from ..claims import SUPPORTED_CLAIMS, SUPPORTED_SCOPES
-from ..clients import ASSERTION_ALGS
+from ..clients import AUTH_METHODS
 from ..keys import SUPPORTED_ALGS
-from .grants import CLIENT_AUTH_METHODS
 
 
 def discovery_document(issuer: str) -> dict:
@@ -34,10 +33,10 @@ def discovery_document(issuer: str) -> dict:
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": list(SUPPORTED_ALGS),
-        "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
-        "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGS),
-        "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
-        "introspection_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
+        "token_endpoint_auth_signing_alg_values_supported": list(SUPPORTED_ALGS),
+        "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),
+        "introspection_endpoint_auth_methods_supported": list(AUTH_METHODS),
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": SUPPORTED_CLAIMS + ["iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "at_hash"],
         "claims_parameter_supported": True,
@@ -54,7 +53,5 @@ def discovery_document(issuer: str) -> dict:
 
 def discovery_body(app) -> bytes:
     """The discovery document's bytes, serialised once per app."""
-    cache = app.extensions["idp.discovery"]
-    if "body" not in cache:
-        cache["body"] = json.dumps(discovery_document(app.config["ISSUER"]), ensure_ascii=False).encode()
-    return cache["body"]
+    return app.extensions["idp.discovery"].get(
+        "body", lambda: json.dumps(discovery_document(app.config["ISSUER"]), ensure_ascii=False).encode())

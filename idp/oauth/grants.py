@@ -19,11 +19,10 @@ from flask import current_app
 
 from .. import tokens
 from ..claims import claims_for, parse_claims_request
-from ..keys import signing_keyset
+from ..clients import AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS
+from ..keys import DEFAULT_ALG, signing_keyset
 from ..security.clock import now
 
-CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
-CLIENT_AUTH_METHODS = [*CONFIDENTIAL_AUTH_METHODS, "none"]
 RESPONSE_MODES = {"query", "form_post"}
 PROMPTS = {"none", "login", "consent", "select_account"}
 
@@ -87,7 +86,7 @@ class SpendsCredential:
 
 
 class AuthorizationCodeGrant(SpendsCredential, grants.AuthorizationCodeGrant):
-    TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
+    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
 
     @staticmethod
     def validate_no_multiple_request_parameter(request):
@@ -134,7 +133,7 @@ class OpenIDCode(oidc_grants.OpenIDCode):
         return False
 
     def get_client_algorithm(self, client):
-        return client.id_token_signed_response_alg or "RS256"
+        return client.id_token_signed_response_alg or DEFAULT_ALG
 
     def resolve_client_private_key(self, client):
         return signing_keyset(self.get_client_algorithm(client))
@@ -168,7 +167,7 @@ class OpenIDCode(oidc_grants.OpenIDCode):
 
 
 class RefreshTokenGrant(SpendsCredential, grants.RefreshTokenGrant):
-    TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
+    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True
 
     def authenticate_refresh_token(self, refresh_token):

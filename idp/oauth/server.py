@@ -24,13 +24,12 @@ from flask import current_app, g
 
 from .. import sessions, tokens
 from ..claims import SUPPORTED_SCOPES, claims_for
-from ..keys import keyring, signing_keyset
+from ..clients import AUTH_METHODS
+from ..keys import DEFAULT_ALG, keyring, signing_keyset
 from ..models import Client
 from ..security.secrets import new_secret
 from . import client_auth, grants
 from .registration import ConfigurationEndpoint, RegistrationEndpoint
-
-CLIENT_AUTH_METHODS = grants.CLIENT_AUTH_METHODS
 
 
 class AuthorizationServer(_AuthorizationServer):
@@ -52,7 +51,7 @@ class AccessTokenGenerator(JWTBearerTokenGenerator):
     """RFC 9068 JWT access tokens; a refresh token only with offline_access."""
 
     def get_jwks(self):
-        return signing_keyset("RS256")
+        return signing_keyset(DEFAULT_ALG)
 
     def get_jti(self, client, grant_type, user, scope) -> str:
         # 128 bits from one os.urandom call; Authlib's default draws each of
@@ -65,7 +64,7 @@ class AccessTokenGenerator(JWTBearerTokenGenerator):
 
 
 class RevocationEndpoint(_RevocationEndpoint):
-    CLIENT_AUTH_METHODS = CLIENT_AUTH_METHODS
+    CLIENT_AUTH_METHODS = AUTH_METHODS
 
     def query_token(self, token_string, token_type_hint):
         return tokens.presented(token_string, token_type_hint)
@@ -75,7 +74,7 @@ class RevocationEndpoint(_RevocationEndpoint):
 
 
 class IntrospectionEndpoint(_IntrospectionEndpoint):
-    CLIENT_AUTH_METHODS = CLIENT_AUTH_METHODS
+    CLIENT_AUTH_METHODS = AUTH_METHODS
 
     def query_token(self, token_string, token_type_hint):
         return tokens.presented(token_string, token_type_hint)
@@ -119,7 +118,7 @@ class UserInfoEndpoint(_UserInfoEndpoint):
         return current_app.config["ISSUER"]
 
     def resolve_private_key(self):
-        return signing_keyset("RS256")
+        return signing_keyset(DEFAULT_ALG)
 
     def generate_user_info(self, user, scope):
         if user is None:  # a client_credentials token has no customer behind it

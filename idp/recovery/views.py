@@ -29,7 +29,8 @@ bp = Blueprint("recovery", __name__, url_prefix="/recovery")
 
 @bp.route("/", methods=["GET", "POST"])
 def choose(_form_class=ChoiceForm):
-    """Step 2 (p.17): iTSCOM ID・パスワードがご不明なお客様 — choose what is unknown."""
+    """Step 2 of p.17, which is step 1 of パスワードを再発行したい (p.18):
+    iTSCOM ID・パスワードがご不明なお客様 — choose what is unknown, 次へ."""
     form = _form_class()
     if form.validate_on_submit():
         if form.unknown.data == "id":
@@ -40,7 +41,8 @@ def choose(_form_class=ChoiceForm):
 
 @bp.route("/identify", methods=["GET", "POST"])
 def identify(_form_class=IdentifyForm):
-    """Step 2 (p.18): 本人認証 — enter the iTSCOM ID, 次へ."""
+    """Step 2 of パスワードを再発行したい (p.18): 本人認証 — enter the iTSCOM ID, 次へ;
+    then 3-A or 3-B, whichever the account can do."""
     form = _form_class()
     error, status, wait = None, 200, 0
     if form.validate_on_submit():

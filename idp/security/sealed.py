@@ -11,18 +11,21 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from functools import lru_cache
 
 from cryptography.fernet import Fernet, InvalidToken
 from flask import current_app, session
 
 
-@lru_cache(maxsize=32)
 def derived_fernet(label: str, secret: str) -> Fernet:
     """A Fernet key for one purpose (``label``) derived from a secret; the
-    one derivation behind sealed session values, mail bodies and signing keys."""
-    key = hashlib.sha256(label.encode() + b"\0" + secret.encode()).digest()
-    return Fernet(base64.urlsafe_b64encode(key))
+    one derivation behind sealed session values, mail bodies and signing keys.
+    Derived once per app (its ``idp.fernets`` cache)."""
+
+    def derive() -> Fernet:
+        key = hashlib.sha256(label.encode() + b"\0" + secret.encode()).digest()
+        return Fernet(base64.urlsafe_b64encode(key))
+
+    return current_app.extensions["idp.fernets"].get((label, secret), derive)
 
 
 def _fernet() -> Fernet:
