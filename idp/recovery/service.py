@@ -36,7 +36,7 @@ from ..security import devices
 from ..security.clock import now
 from ..security.passwords import hash_password, verify_password
 from ..security.secrets import digest, new_secret
-from ..security.throttle import Attempt, Budget
+from ..security.throttle import Budget, attempt, budget
 
 MAX_FAILURES = 5
 
@@ -70,14 +70,11 @@ def start(login_id: str, address: str | None, device_cookie: str | None = None) 
     anybody can spend. So strangers who know an ID (an e-mail address) slow
     every unknown browser but never the holder's own.
     """
-    attempt = Attempt(current_app.extensions["idp.counters"], _throttle_gates(login_id, address, device_cookie), now())
-    wait = attempt.begin()
+    wait = attempt(_throttle_gates(login_id, address, device_cookie)).begin()  # counted for good, whatever follows
     if wait:
         audit.record("recovery.throttled", "failure", retry_after=wait)
         db.session.commit()
         return Started(retry_after=wait)
-    attempt.failed()  # every request counts, successful or not
-
     account = find_account(login_id)
     if account is not None and not account.is_active:
         account = None
@@ -286,14 +283,12 @@ def _throttle_gates(login_id: str, address: str | None, device_cookie: str | Non
     address may be a carrier's NAT in front of many customers, and the
     mailboxes are already guarded by the per-ID budget.
     """
-    config = current_app.config
-    window = config["RECOVERY_THROTTLE_WINDOW"]
+    window = "RECOVERY_THROTTLE_WINDOW"
     normalised = normalise_login_id(login_id)
     device_key = devices.trusted(device_cookie, normalised, purpose="recovery")
     if device_key:
-        return [(Budget(config["RECOVERY_REQUESTS_PER_DEVICE"], window, window, hard=True), device_key)]
+        return [(budget("RECOVERY_REQUESTS_PER_DEVICE", window, hard=True), device_key)]
     return [
-        (Budget(config["RECOVERY_REQUESTS_PER_ID"], window, window, hard=True), "recovery:id:" + digest(normalised)),
-        (Budget(config["RECOVERY_REQUESTS_PER_ADDRESS"], window, config["RECOVERY_ADDRESS_MAX_DELAY"]),
-         f"recovery:addr:{address}"),
+        (budget("RECOVERY_REQUESTS_PER_ID", window, hard=True), "recovery:id:" + digest(normalised)),
+        (budget("RECOVERY_REQUESTS_PER_ADDRESS", window, "RECOVERY_ADDRESS_MAX_DELAY"), f"recovery:addr:{address}"),
     ]

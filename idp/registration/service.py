@@ -30,7 +30,7 @@ from ..models import Account, Contract, PendingRegistration
 from ..security.clock import now
 from ..security.passwords import hash_password
 from ..security.secrets import digest, new_secret
-from ..security.throttle import Attempt, Budget
+from ..security.throttle import Attempt, Budget, attempt, budget
 
 # お支払情報等 (p.12): the four items, in the manual's order and words.
 PAYMENT_ITEMS = {
@@ -127,9 +127,8 @@ def _verify(named: list[Contract], who: str, kind: str, value: str, address: str
             additional: bool) -> Verification:
     """Check ``value`` against the ``named`` contracts, within the budgets;
     ``who`` is the typed kana name and phone (a digest)."""
-    gates = _verification_gates(kind, who, address, digit_keys)
-    attempt = Attempt(current_app.extensions["idp.counters"], gates, now())
-    wait = attempt.begin()
+    verification = attempt(_verification_gates(kind, who, address, digit_keys))
+    wait = verification.begin()
     if wait:
         guessable_locked = kind in GUESSABLE_ITEMS
         audit.record("registration.verify_throttled", "failure", retry_after=wait, item=kind,
@@ -138,10 +137,9 @@ def _verify(named: list[Contract], who: str, kind: str, value: str, address: str
 
     matches = [contract.id for contract in named if _has_item(contract, kind, value)]
     if not matches:
-        attempt.failed()
         audit.record("registration.verify_failed", "failure", item=kind, additional=additional)
         return Verification()
-    attempt.succeeded()
+    verification.succeeded()
     audit.record("registration.verified", item=kind, additional=additional, matches=len(matches))
     return Verification(contract_ids=matches)
 
@@ -174,20 +172,17 @@ def _has_item(contract: Contract, kind: str, value: str) -> bool:
 
 
 def _verification_gates(kind: str, who: str, address: str | None, digit_keys: list[str]) -> list[tuple[Budget, str]]:
-    config = current_app.config
-    window = config["REGISTRATION_VERIFY_WINDOW"]
-    per_address = Budget(config["REGISTRATION_VERIFY_FAILURES_PER_ADDRESS"], window, window)
+    window = "REGISTRATION_VERIFY_WINDOW"
+    per_address = budget("REGISTRATION_VERIFY_FAILURES_PER_ADDRESS", window)
     if kind in GUESSABLE_ITEMS:
-        digits = Budget(config["REGISTRATION_VERIFY_FAILURES"], window, window, hard=True)
+        digits = budget("REGISTRATION_VERIFY_FAILURES", window, hard=True)
         # Five a window would still be 240 guesses a day: a long-run cap too.
-        long_window = config["REGISTRATION_VERIFY_LONG_WINDOW"]
-        long_run = Budget(config["REGISTRATION_VERIFY_LONG_FAILURES"], long_window, long_window, hard=True)
+        long_run = budget("REGISTRATION_VERIFY_LONG_FAILURES", "REGISTRATION_VERIFY_LONG_WINDOW", hard=True)
         return [(per_address, f"reg:addr:{address}"), *((digits, key) for key in digit_keys),
                 *((long_run, f"{key}:long") for key in digit_keys)]
     return [
         (per_address, f"reg:addr:{address}:who:{who}"),
-        (Budget(config["REGISTRATION_VERIFY_STRONG_FAILURES_PER_ADDRESS"], window, window),
-         f"reg:strong:addr:{address}"),
+        (budget("REGISTRATION_VERIFY_STRONG_FAILURES_PER_ADDRESS", window), f"reg:strong:addr:{address}"),
     ]
 
 
@@ -196,14 +191,11 @@ def _verification_gates(kind: str, who: str, address: str | None, digit_keys: li
 def mail_gate(contract_id: int, address: str | None) -> Attempt:
     """Step 4 answers whether an ID is taken and sends mail: both are budgeted
     per contract and per client address, so the step is neither a lookup
-    service for iTSCOM IDs nor a way to flood mailboxes."""
-    config = current_app.config
-    window = config["REGISTRATION_VERIFY_WINDOW"]
-    per_contract = Budget(config["REGISTRATION_MAILS_PER_CONTRACT"], window, window, hard=True)
-    per_address = Budget(config["REGISTRATION_MAILS_PER_ADDRESS"], window, window, hard=True)
-    return Attempt(current_app.extensions["idp.counters"],
-                   [(per_contract, f"reg:mail:contract:{contract_id}"), (per_address, f"reg:mail:addr:{address}")],
-                   now())
+    service for iTSCOM IDs nor a way to flood mailboxes. Every answer and
+    every mail counts: the attempt is never taken back."""
+    window = "REGISTRATION_VERIFY_WINDOW"
+    return attempt([(budget("REGISTRATION_MAILS_PER_CONTRACT", window, hard=True), f"reg:mail:contract:{contract_id}"),
+                    (budget("REGISTRATION_MAILS_PER_ADDRESS", window, hard=True), f"reg:mail:addr:{address}")])
 
 
 def replaces_an_id(contract_id: int) -> bool:

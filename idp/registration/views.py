@@ -197,8 +197,7 @@ def account(_form_class=AccountForm):
             form.password_confirm.errors.append(gettext("パスワードとパスワード再入力が一致しません。"))
         if not (form.login_id.errors or form.password.errors or form.password_confirm.errors):
             gate = mail_gate(flow["contract_id"], request.remote_addr)
-            wait = gate.begin()
-            gate.failed()  # every answer and every mail counts
+            wait = gate.begin()  # counted for good: every answer and every mail counts
             if wait:
                 audit.record("registration.step4_throttled", "failure", retry_after=wait)
                 db.session.commit()
