@@ -15,7 +15,7 @@ from .. import language, pending
 from ..accounts import SECRET_QUESTIONS, answer_problems
 from ..forms import ConfirmForm
 from ..security import devices
-from ..security.credentials import login_id_problems, password_problems
+from ..security.credentials import login_id_problems
 from ..security.throttle import retry_after_text
 from ..sessions import current_login_session
 from . import service
@@ -56,15 +56,11 @@ def index(login_session, password_form=None, contact_form=None, secret_form=None
 @login_required
 def password(login_session):
     """パスワード変更: the current password first, then the new one twice."""
-    form = PasswordChangeForm()
-    if form.validate_on_submit():
-        form.password.errors.extend(password_problems(form.password.data, login_session.account.login_id))
-        if form.password.data != form.password_confirm.data:
-            form.password_confirm.errors.append(gettext("パスワードとパスワード再入力が一致しません。"))
-        if not (form.password.errors or form.password_confirm.errors) and _reauthenticated(login_session, form):
-            service.change_password(login_session, form.password.data)
-            flash(gettext("パスワードを変更しました。ほかの端末はログアウトしました。"))
-            return redirect(url_for(".index"), 303)
+    form = PasswordChangeForm(for_login_id=login_session.account.login_id)
+    if form.validate_on_submit() and _reauthenticated(login_session, form):
+        service.change_password(login_session, form.password.data)
+        flash(gettext("パスワードを変更しました。ほかの端末はログアウトしました。"))
+        return redirect(url_for(".index"), 303)
     return index.__wrapped__(login_session, password_form=form), 400
 
 

@@ -16,12 +16,11 @@ from flask_babel import gettext, ngettext
 from .. import audit
 from ..accounts import SECRET_QUESTIONS, answer_problems
 from ..extensions import db
-from ..forms import SecretForm
+from ..forms import NewPasswordForm, SecretForm
 from ..security import devices
-from ..security.credentials import password_problems
 from ..security.throttle import retry_after_header, retry_after_text
 from . import service
-from .forms import ChoiceForm, CodeForm, IdentifyForm, NewPasswordForm
+from .forms import ChoiceForm, CodeForm, IdentifyForm
 from .service import RecoveryError
 
 bp = Blueprint("recovery", __name__, url_prefix="/recovery")
@@ -89,8 +88,8 @@ def password(_form_class=NewPasswordForm):
         return _restart(error)
     if procedure.verified_at is None:
         return redirect(url_for(".code"))
-    form = _form_class()
-    if form.validate_on_submit() and _password_ok(form, procedure.account.login_id):
+    form = _form_class(for_login_id=procedure.account.login_id)
+    if form.validate_on_submit():
         return _complete(procedure, form.password.data)
     form.password.data = form.password_confirm.data = ""  # never sent back
     return render_template("recovery/password.html", form=form, login_id=None)
@@ -160,8 +159,8 @@ def reissue(_form_class=NewPasswordForm):
         return _restart(error)
     if procedure.verified_at is None:
         return _restart()
-    form = _form_class()
-    if form.validate_on_submit() and _password_ok(form, procedure.account.login_id):
+    form = _form_class(for_login_id=procedure.account.login_id)
+    if form.validate_on_submit():
         return _complete(procedure, form.password.data)
     form.password.data = form.password_confirm.data = ""  # never sent back
     return render_template("recovery/password.html", form=form, login_id=procedure.account.login_id)
@@ -186,13 +185,6 @@ def _next_step(procedure) -> str:
 def _bound(method: str):
     state = session.get("recovery") or {}
     return service.bound_procedure(state.get("id"), state.get("binding"), method)
-
-
-def _password_ok(form, login_id: str) -> bool:
-    form.password.errors.extend(password_problems(form.password.data, login_id))
-    if form.password.data != form.password_confirm.data:
-        form.password_confirm.errors.append(gettext("パスワードとパスワード再入力が一致しません。"))
-    return not (form.password.errors or form.password_confirm.errors)
 
 
 def _complete(procedure, password: str):

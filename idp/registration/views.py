@@ -17,7 +17,6 @@ from ..contracts import kana_key, normalise_phone
 from ..extensions import db
 from ..forms import ConfirmForm, choices
 from ..security import sealed
-from ..security.credentials import login_id_problems, password_problems
 from ..security.throttle import retry_after_header, retry_after_text
 from .forms import (
     AccountForm,
@@ -190,25 +189,19 @@ def account(_form_class=AccountForm):
         _save(login_id=form.login_id.data or "")
         return redirect(url_for(".terms"), 303)
     if form.validate_on_submit():
-        login_id = form.login_id.data.strip()
-        form.login_id.errors.extend(login_id_problems(login_id))
-        form.password.errors.extend(password_problems(form.password.data, login_id))
-        if form.password.data != form.password_confirm.data:
-            form.password_confirm.errors.append(gettext("パスワードとパスワード再入力が一致しません。"))
-        if not (form.login_id.errors or form.password.errors or form.password_confirm.errors):
-            gate = mail_gate(flow["contract_id"], request.remote_addr)
-            wait = gate.begin()  # counted for good: every answer and every mail counts
-            if wait:
-                audit.record("registration.step4_throttled", "failure", retry_after=wait)
-                db.session.commit()
-                error, status = _throttled_message(wait), 429
-            elif login_id_taken(login_id, flow["contract_id"]):
-                form.login_id.errors.append(gettext("このiTSCOM IDはご利用いただけません。別のメールアドレスを入力してください。"))
-            else:
-                start_registration(flow["contract_id"], login_id, form.password.data)
-                sealed.store("registration", {"reached": SENT, "sent_to": login_id})
-                return redirect(url_for(".sent"), 303)
-        form.login_id.data = login_id
+        login_id = form.login_id.data
+        gate = mail_gate(flow["contract_id"], request.remote_addr)
+        wait = gate.begin()  # counted for good: every answer and every mail counts
+        if wait:
+            audit.record("registration.step4_throttled", "failure", retry_after=wait)
+            db.session.commit()
+            error, status = _throttled_message(wait), 429
+        elif login_id_taken(login_id, flow["contract_id"]):
+            form.login_id.errors.append(gettext("このiTSCOM IDはご利用いただけません。別のメールアドレスを入力してください。"))
+        else:
+            start_registration(flow["contract_id"], login_id, form.password.data)
+            sealed.store("registration", {"reached": SENT, "sent_to": login_id})
+            return redirect(url_for(".sent"), 303)
     form.password.data = form.password_confirm.data = ""
     html = render_template("registration/account.html", form=form, error=error, steps=STEPS, current=2,
                            replaces=replaces_an_id(flow["contract_id"]))

@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 from idp.extensions import db
 from idp.mail import deliver_due
 from idp.models import Account, Consent
+from idp.security.passwords import verify_password
 
 from ..helpers import RelyingParty, csrf_token, query_of, submit
 from ..mailserver import body_of
@@ -113,6 +114,18 @@ def test_connected_sites_can_be_revoked(app, client, account):
     with app.app_context():
         assert db.session.scalar(db.select(Consent)).revoked_at is not None
     assert third.authorize(scope="openid email offline_access").status_code == 200  # asks again
+
+
+def test_a_new_password_must_be_typed_twice_alike_and_follow_the_rules(app, rp, client):
+    rp.login()
+    response = submit(client, "/account/password", page="/account/", data={
+        "current_password": "itscom-demo1", "password": "taro.itsu@example.jp", "password_confirm": "Taro-2026x"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "パスワードとパスワード再入力が一致しません。" in html and "iTSCOM IDと同じパスワードは使用できません。" in html
+    with app.app_context():
+        account = db.session.scalar(db.select(Account).filter_by(login_id="taro.itsu@example.jp"))
+        assert verify_password(account.password_hash, "itscom-demo1")
 
 
 def test_strangers_guesses_do_not_block_the_owners_password_change(app, rp, client, mail_server):

@@ -75,6 +75,8 @@ def test_3b_code_to_a_new_password(app, client, account, mail_server):
     assert "iTSCOM IDと同じパスワードは使用できません。" in weak.get_data(as_text=True)
     common = submit(client, "/recovery/password", {"password": "password1", "password_confirm": "password1"})
     assert "推測されやすい" in common.get_data(as_text=True)
+    mistyped = submit(client, "/recovery/password", {"password": "Taro-new-2026", "password_confirm": "Taro-new-2025"})
+    assert "パスワードとパスワード再入力が一致しません。" in mistyped.get_data(as_text=True)
     done = submit(client, "/recovery/password", {"password": "Taro-new-2026", "password_confirm": "Taro-new-2026"})
     assert done.location == "/recovery/done"
     assert "これでパスワードの再発行は完了です。" in client.get("/recovery/done").get_data(as_text=True)
