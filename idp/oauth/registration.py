@@ -49,11 +49,11 @@ CLAIMS = [ClientMetadataClaims, OIDCClientMetadataClaims]
 
 
 def issue_initial_token(expires_in: int) -> str:
+    """A new single-use initial access token and its audit row; the caller commits."""
     token = new_secret()
     t = now()
     db.session.add(InitialAccessToken(digest=digest(token), created_at=t, expires_at=t + expires_in))
     audit.record("client.initial_token_issued", expires_in=expires_in)
-    db.session.commit()
     return token
 
 

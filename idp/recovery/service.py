@@ -8,6 +8,9 @@ kept for the account once the procedure completes. An unknown ID takes one
 of these paths too (fixed per ID), with a code nobody can know and no mail.
 Neither the link nor the answer resets anything alone: the link is opened,
 then the account's question and answer are given.
+
+These functions add to the session and the view commits (idp.audit), but
+for one deliberate early commit: ``_commit_one_try``.
 """
 
 from __future__ import annotations
@@ -73,7 +76,6 @@ def start(login_id: str, address: str | None, device_cookie: str | None = None) 
     wait = attempt(_throttle_gates(login_id, address, device_cookie)).begin()  # counted for good, whatever follows
     if wait:
         audit.record("recovery.throttled", "failure", retry_after=wait)
-        db.session.commit()
         return Started(retry_after=wait)
     account = find_account(login_id)
     if account is not None and not account.is_active:
@@ -109,7 +111,7 @@ def start(login_id: str, address: str | None, device_cookie: str | None = None) 
         _mail_link(procedure, account)
     db.session.add(procedure)
     audit.record("recovery.started", account=account, method=method, known=account is not None)
-    db.session.commit()
+    db.session.flush()  # the procedure's id, for the browser's session
     return Started(procedure=procedure, binding=binding)
 
 
@@ -127,7 +129,7 @@ def bound_procedure(procedure_id, binding: str | None, method: str) -> RecoveryP
 def check_code(procedure: RecoveryProcedure, code: str) -> bool:
     """True when right. Every try is counted before the comparison, so that
     parallel guesses cannot exceed the five allowed; RecoveryError after."""
-    _reserve_try(procedure)
+    _commit_one_try(procedure)
     code = unicodedata.normalize("NFKC", code).strip()
     right = procedure.account is not None and hmac.compare_digest(_code_digest(code), procedure.code_digest or "")
     return _verdict(procedure, right, "recovery.code_verified", "recovery.code_failed")
@@ -141,7 +143,6 @@ def set_secret_and_mail_link(procedure: RecoveryProcedure, question: str, answer
     procedure.question = question
     procedure.answer_hash = hash_password(normalise_answer(answer))
     _mail_link(procedure, procedure.account)
-    db.session.commit()
 
 
 def _mail_link(procedure: RecoveryProcedure, account) -> None:
@@ -172,7 +173,7 @@ def procedure_for_link(token: str) -> RecoveryProcedure:
 def check_secret(procedure: RecoveryProcedure, question: str, answer: str) -> bool:
     """3-A-4: the same question and answer as set at 3-A-1; tries are counted
     before the comparison, and five wrong end the procedure."""
-    _reserve_try(procedure)
+    _commit_one_try(procedure)
     right_answer = verify_password(procedure.answer_hash, normalise_answer(answer))
     right = right_answer and hmac.compare_digest(question.encode(), (procedure.question or "").encode())
     return _verdict(procedure, right, "recovery.secret_verified", "recovery.secret_failed")
@@ -191,7 +192,6 @@ def _verdict(procedure: RecoveryProcedure, right: bool, verified: str, failed: s
         audit.record(verified, account=procedure.account)
     else:
         audit.record(failed, "failure", account=procedure.account)
-    db.session.commit()
     return right
 
 
@@ -225,7 +225,6 @@ def complete(procedure: RecoveryProcedure, password: str) -> None:
             account.secret_question, account.secret_answer_hash = procedure.question, procedure.answer_hash
             audit.record("account.secret_set", account=account, via="recovery")
     audit.record("recovery.completed", account=account, method=procedure.method)
-    db.session.commit()
 
 
 # --- helpers ---------------------------------------------------------------
@@ -237,8 +236,13 @@ def _check_live(procedure: RecoveryProcedure, method: str) -> None:
         raise RecoveryError("used_up", method)
 
 
-def _reserve_try(procedure: RecoveryProcedure) -> None:
-    """Count one try atomically, or raise RecoveryError when none is left."""
+def _commit_one_try(procedure: RecoveryProcedure) -> None:
+    """Count one try atomically, or raise RecoveryError when none is left.
+
+    A deliberate early commit: the try stays counted whatever happens to
+    the request after it (an error, a lost connection, a rollback), or else
+    a guess that failed to answer would cost nothing and the five tries
+    could be exceeded. The verdict and its audit row commit in the view."""
     reserved = db.session.execute(
         update(RecoveryProcedure)
         .where(RecoveryProcedure.id == procedure.id, RecoveryProcedure.failures < MAX_FAILURES,

@@ -44,6 +44,7 @@ def identify(_form_class=IdentifyForm):
     error, status, wait = None, 200, 0
     if form.validate_on_submit():
         started = service.start(form.login_id.data, request.remote_addr, request.cookies.get(devices.COOKIE))
+        db.session.commit()
         wait = started.retry_after
         if wait:
             error = gettext("お手続きの回数が上限に達しました。%(wait)sに再度お試しください。", wait=retry_after_text(wait))
@@ -66,10 +67,12 @@ def code(_form_class=CodeForm):
     form = _form_class()
     if form.validate_on_submit():
         try:
-            if service.check_code(procedure, form.code.data):
-                return redirect(url_for(".password"), 303)
+            right = service.check_code(procedure, form.code.data)
         except RecoveryError as error:
             return _restart(error)
+        db.session.commit()
+        if right:
+            return redirect(url_for(".password"), 303)
         left = service.tries_left(procedure)
         if not left:
             return _restart(RecoveryError("used_up", "code"))
@@ -109,6 +112,7 @@ def secret(_form_class=SecretForm):
         form.answer.errors.extend(answer_problems(form.answer.data))
         if not form.answer.errors:
             service.set_secret_and_mail_link(procedure, form.question.data, form.answer.data)
+            db.session.commit()
             return redirect(url_for(".secret_sent"), 303)
     form.answer.data = ""
     return render_template("recovery/secret.html", form=form, questions=SECRET_QUESTIONS)
@@ -136,11 +140,13 @@ def link(token: str, _form_class=SecretForm):
     form = _form_class()
     if form.validate_on_submit():
         try:
-            if service.check_secret(procedure, form.question.data, form.answer.data):
-                session["recovery_link"] = token
-                return redirect(url_for(".reissue"), 303)
+            right = service.check_secret(procedure, form.question.data, form.answer.data)
         except RecoveryError as error:
             return _restart(error)
+        db.session.commit()
+        if right:
+            session["recovery_link"] = token
+            return redirect(url_for(".reissue"), 303)
         left = service.tries_left(procedure)
         if not left:
             return _restart(RecoveryError("used_up", "secret"))
@@ -192,6 +198,7 @@ def _complete(procedure, password: str):
         service.complete(procedure, password)
     except RecoveryError as error:
         return _restart(error)
+    db.session.commit()
     session.pop("recovery", None)
     session.pop("recovery_link", None)
     session["recovery_done"] = True

@@ -1,7 +1,9 @@
 """はじめてのログイン (manual p.11–16): the rules behind each registration step.
 
 Views call these plain functions; none of them needs a request except for
-the client address passed in.
+the client address passed in. They add to the session; the view commits
+(idp.audit). A function that refuses after writing rolls its writes back
+first, so that the view commits only the refusal's audit row.
 """
 
 from __future__ import annotations
@@ -213,7 +215,7 @@ def login_id_taken(login_id: str, contract_id: int) -> bool:
 
 
 def start_registration(contract_id: int, login_id: str, password: str) -> PendingRegistration:
-    """Keep the chosen ID and password aside and mail the one-time URL (one transaction)."""
+    """Keep the chosen ID and password aside and mail the one-time URL."""
     contract = db.session.get(Contract, contract_id)
     token = new_secret()
     t = now()
@@ -235,7 +237,6 @@ def start_registration(contract_id: int, login_id: str, password: str) -> Pendin
         url=f"{current_app.config['ISSUER']}/registration/confirm/{token}",
     )
     audit.record("registration.mail_queued", customer=contract.customer_number)
-    db.session.commit()
     return pending
 
 
@@ -279,7 +280,7 @@ def complete_registration(pending_id: int, contact_email: str) -> Account:
         raise RegistrationError("expired")
     if login_id_taken(pending.login_id, pending.contract_id):
         db.session.rollback()
-        _record_taken(pending)
+        audit.record("registration.login_id_taken", "failure")
         raise RegistrationError("taken")
 
     # Older mailed URLs of this contract can no longer replace what was just chosen.
@@ -312,13 +313,7 @@ def complete_registration(pending_id: int, contact_email: str) -> Account:
         db.session.flush()
     except IntegrityError:  # a concurrent completion took the login ID first
         db.session.rollback()
-        _record_taken(pending)
+        audit.record("registration.login_id_taken", "failure")
         raise RegistrationError("taken") from None
     audit.record("registration.replaced" if replaced else "registration.completed", account=account)
-    db.session.commit()
     return account
-
-
-def _record_taken(pending: PendingRegistration) -> None:
-    audit.record("registration.login_id_taken", "failure")
-    db.session.commit()

@@ -200,6 +200,7 @@ def account(_form_class=AccountForm):
             form.login_id.errors.append(gettext("このiTSCOM IDはご利用いただけません。別のメールアドレスを入力してください。"))
         else:
             start_registration(flow["contract_id"], login_id, form.password.data)
+            db.session.commit()
             sealed.store("registration", {"reached": SENT, "sent_to": login_id})
             return redirect(url_for(".sent"), 303)
     form.password.data = form.password_confirm.data = ""
@@ -262,9 +263,11 @@ def _complete(pending_id: int, contact_email: str):
         complete_registration(pending_id, contact_email)
     except RegistrationError as error:
         if error.reason == "taken":
+            db.session.commit()  # the refusal is audited
             message = gettext("このiTSCOM IDは既に登録されています。お手数ですが、別のiTSCOM IDで手続きをはじめからやり直してください。")
             return render_template("registration/restart.html", message=message, steps=STEPS, current=None), 409
         return _restart_page()
+    db.session.commit()
     session.pop("registration", None)
     session.pop("registration_confirm", None)
     session["registration_done"] = True
