@@ -28,15 +28,14 @@ from .security.clock import now
 from .security.credentials import login_id_problems, password_problems
 from .security.passwords import hash_password, needs_rehash, verify_password
 from .security.secrets import digest, new_secret
-from .security.throttle import Budget, attempt, budget
+from .security.throttle import Budget, Throttled, attempt, budget
 
 # --- finding an iTSCOM ID and checking its password ----------------------------
 
 
 @dataclass(frozen=True)
 class LoginResult:
-    account: Account | None = None
-    retry_after: int = 0  # > 0: refused without checking, try again later
+    account: Account | None = None  # None: wrong ID or password, or a locked account
     device_cookie: str | None = None  # after a success: the browser's new device cookie
 
 
@@ -52,6 +51,8 @@ def find_account(login_id: str) -> Account | None:
 
 
 def authenticate(login_id: str, password: str, address: str | None, device_cookie: str | None = None) -> LoginResult:
+    """The account these credentials open; Throttled (audited) when refused
+    without checking them."""
     normalised = normalise_login_id(login_id)
     device_key = devices.trusted(device_cookie, normalised)
     account_key = "login:id:" + digest(normalised)
@@ -59,7 +60,7 @@ def authenticate(login_id: str, password: str, address: str | None, device_cooki
     wait = login.begin()
     if wait:
         audit.record("login.throttled", "failure", retry_after=wait, device=device_key is not None)
-        return LoginResult(retry_after=wait)
+        raise Throttled(wait)
 
     account = find_account(login_id)
     valid = verify_password(account.password_hash if account else None, password)

@@ -44,13 +44,12 @@ def change_password(login_session: LoginSession, new: str) -> None:
 
 
 def reauthenticate(login_session: LoginSession, password: str, address: str | None,
-                   device_cookie: str | None) -> int | None:
-    """The current password again (throttled like a login, the browser's
-    device cookie included): None when right, 0 when wrong, else seconds to
-    wait. Asked before a new password and before changes that could hand the
+                   device_cookie: str | None) -> bool:
+    """Whether the current password is right, asked again (throttled like a
+    login, the browser's device cookie included: Throttled when refused).
+    Asked before a new password and before changes that could hand the
     account to someone else (contact address, 合言葉)."""
-    result = authenticate(login_session.account.login_id, password, address, device_cookie)
-    return None if result.account is not None else result.retry_after
+    return authenticate(login_session.account.login_id, password, address, device_cookie).account is not None
 
 
 def start_contact_change(account: Account, new_email: str) -> None:

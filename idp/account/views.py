@@ -17,7 +17,7 @@ from ..extensions import db
 from ..forms import ConfirmForm
 from ..security import devices
 from ..security.credentials import login_id_problems
-from ..security.throttle import retry_after_text
+from ..security.throttle import Throttled, retry_after_text
 from ..sessions import current_login_session
 from . import service
 from .forms import ContactChangeForm, PasswordChangeForm, SecretChangeForm
@@ -104,14 +104,15 @@ def _link_expired():
 
 
 def _reauthenticated(login_session, form) -> bool:
-    outcome = service.reauthenticate(login_session, form.current_password.data, request.remote_addr,
-                                     request.cookies.get(devices.COOKIE))
-    if outcome is None:
-        return True
+    try:
+        if service.reauthenticate(login_session, form.current_password.data, request.remote_addr,
+                                  request.cookies.get(devices.COOKIE)):
+            return True
+        message = gettext("現在のパスワードが正しくありません。")
+    except Throttled as refused:
+        message = gettext("しばらくしてから再度お試しください（%(wait)s）。", wait=retry_after_text(refused.retry_after))
     db.session.commit()  # the refusal is audited
-    form.current_password.errors.append(
-        gettext("しばらくしてから再度お試しください（%(wait)s）。", wait=retry_after_text(outcome)) if outcome
-        else gettext("現在のパスワードが正しくありません。"))
+    form.current_password.errors.append(message)
     return False
 
 

@@ -25,7 +25,7 @@ from ..security import sealed
 from ..security.clock import now
 from ..security.credentials import common_passwords
 from ..security.passwords import hash_password, verify_password
-from ..security.throttle import attempt, budget
+from ..security.throttle import Throttled, attempt, budget
 
 TOTP_STEP = 30
 AUDIT_PAGE_SIZE = 50
@@ -79,11 +79,11 @@ def provisioning_uri(username: str, secret: str) -> str:
 class SignIn:
     admin: Admin | None = None
     nonce: str = ""  # the new console session's: only the latest sign-in's session lives
-    retry_after: int = 0
 
 
 def sign_in(username: str, password: str, code: str, address: str | None) -> SignIn:
-    """Both factors or nothing; the same answer for every kind of failure.
+    """Both factors or nothing; the same answer for every kind of failure;
+    Throttled when refused unchecked.
 
     Commits its outcome itself, a deliberate early commit: the throttle
     counters are written on their own connection, which on SQLite waits for
@@ -96,7 +96,7 @@ def sign_in(username: str, password: str, code: str, address: str | None) -> Sig
     if wait:
         audit.record("admin.login_throttled", "failure", retry_after=wait)
         db.session.commit()
-        return SignIn(retry_after=wait)
+        raise Throttled(wait)
     admin = db.session.scalar(db.select(Admin).where(db.func.lower(Admin.username) == username))
     password_ok = verify_password(admin.password_hash if admin else None, password)
     step = _accepted_step(admin, code) if password_ok and admin and not admin.disabled else None

@@ -39,32 +39,41 @@ from ..security import devices
 from ..security.clock import now
 from ..security.passwords import hash_password, verify_password
 from ..security.secrets import digest, new_secret
-from ..security.throttle import Budget, attempt, budget
+from ..security.throttle import Budget, Throttled, attempt, budget
 
 MAX_FAILURES = 5
 
 
 class RecoveryError(Exception):
-    """The procedure cannot go on; the customer starts again. ``reason`` is
-    "used_up" when its tries of a code or 合言葉 (``method``) are spent,
-    "ended" for everything else (expired, completed, altered, another browser)."""
+    """The procedure cannot go on and the customer starts again: expired,
+    completed, altered, or from another browser. Subclasses say why when
+    the customer is told something else; ``reason`` names it."""
 
-    def __init__(self, reason: str = "ended", method: str | None = None) -> None:
-        super().__init__(reason)
-        self.reason, self.method = reason, method
+    reason = "ended"
+    method: str | None = None
+
+
+class TriesUsedUp(RecoveryError):
+    """The five tries of a code or 合言葉 (``method``: "code", "secret") are spent."""
+
+    reason = "used_up"
+
+    def __init__(self, method: str) -> None:
+        super().__init__(method)
+        self.method = method
 
 
 @dataclass
 class Started:
-    procedure: RecoveryProcedure | None = None
-    binding: str = ""  # kept in the starting browser's session
-    retry_after: int = 0
+    procedure: RecoveryProcedure
+    binding: str  # kept in the starting browser's session
 
 
 # --- 本人認証 (p.18) -------------------------------------------------------
 
 def start(login_id: str, address: str | None, device_cookie: str | None = None) -> Started:
     """Begin a procedure for the typed ID; mails a code when 3-B applies.
+    Throttled when refused.
 
     Every request counts, so that the flow cannot flood anybody's mailbox:
     from a browser that signed in to this ID before (its device cookie,
@@ -76,7 +85,7 @@ def start(login_id: str, address: str | None, device_cookie: str | None = None) 
     wait = attempt(_throttle_gates(login_id, address, device_cookie)).begin()  # counted for good, whatever follows
     if wait:
         audit.record("recovery.throttled", "failure", retry_after=wait)
-        return Started(retry_after=wait)
+        raise Throttled(wait)
     account = find_account(login_id)
     if account is not None and not account.is_active:
         account = None
@@ -233,7 +242,7 @@ def _check_live(procedure: RecoveryProcedure, method: str) -> None:
     if procedure.method != method or procedure.completed_at is not None or now() >= procedure.expires_at:
         raise RecoveryError()
     if procedure.failures >= MAX_FAILURES:
-        raise RecoveryError("used_up", method)
+        raise TriesUsedUp(method)
 
 
 def _commit_one_try(procedure: RecoveryProcedure) -> None:

@@ -18,10 +18,10 @@ from ..accounts import SECRET_QUESTIONS, answer_problems
 from ..extensions import db
 from ..forms import NewPasswordForm, SecretForm
 from ..security import devices
-from ..security.throttle import retry_after_header, retry_after_text
+from ..security.throttle import Throttled, retry_after_header, retry_after_text
 from . import service
 from .forms import ChoiceForm, CodeForm, IdentifyForm
-from .service import RecoveryError
+from .service import RecoveryError, TriesUsedUp
 
 bp = Blueprint("recovery", __name__, url_prefix="/recovery")
 
@@ -43,13 +43,14 @@ def identify(_form_class=IdentifyForm):
     form = _form_class()
     error, status, wait = None, 200, 0
     if form.validate_on_submit():
-        started = service.start(form.login_id.data, request.remote_addr, request.cookies.get(devices.COOKIE))
-        db.session.commit()
-        wait = started.retry_after
-        if wait:
+        try:
+            started = service.start(form.login_id.data, request.remote_addr, request.cookies.get(devices.COOKIE))
+        except Throttled as refused:
+            db.session.commit()  # the refusal is audited
+            wait, status = refused.retry_after, 429
             error = gettext("お手続きの回数が上限に達しました。%(wait)sに再度お試しください。", wait=retry_after_text(wait))
-            status = 429
         else:
+            db.session.commit()
             session["recovery"] = {"id": started.procedure.id, "binding": started.binding}
             session.pop("recovery_link", None)
             return redirect(url_for(_next_step(started.procedure)), 303)
@@ -75,7 +76,7 @@ def code(_form_class=CodeForm):
             return redirect(url_for(".password"), 303)
         left = service.tries_left(procedure)
         if not left:
-            return _restart(RecoveryError("used_up", "code"))
+            return _restart(TriesUsedUp("code"))
         form.code.errors.append(ngettext("認証コードが正しくありません。あと%(num)d回入力できます。",
                                          "認証コードが正しくありません。あと%(num)d回入力できます。", left))
     form.code.data = ""
@@ -149,7 +150,7 @@ def link(token: str, _form_class=SecretForm):
             return redirect(url_for(".reissue"), 303)
         left = service.tries_left(procedure)
         if not left:
-            return _restart(RecoveryError("used_up", "secret"))
+            return _restart(TriesUsedUp("secret"))
         form.answer.errors.append(ngettext("秘密の質問または答えが正しくありません。あと%(num)d回入力できます。",
                                            "秘密の質問または答えが正しくありません。あと%(num)d回入力できます。", left))
     form.answer.data = ""

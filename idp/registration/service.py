@@ -8,8 +8,6 @@ first, so that the view commits only the refusal's audit row.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from flask import current_app
 from flask_babel import gettext, lazy_gettext
 from sqlalchemy import update
@@ -32,7 +30,7 @@ from ..models import Account, Contract, PendingRegistration
 from ..security.clock import now
 from ..security.passwords import hash_password
 from ..security.secrets import digest, new_secret
-from ..security.throttle import Attempt, Budget, attempt, budget
+from ..security.throttle import Attempt, Budget, Throttled, attempt, budget
 
 # お支払情報等 (p.12): the four items, in the manual's order and words.
 PAYMENT_ITEMS = {
@@ -49,26 +47,17 @@ MAIL_SUBJECT = lazy_gettext("マイページ本登録のご案内")
 
 
 class RegistrationError(Exception):
-    """A registration cannot continue; ``reason`` picks the customer's message."""
+    """The registration cannot go on and the customer starts again: its
+    mailed URL expired, was used, or the answer was altered. Subclasses say
+    why when the customer is told something else; ``reason`` names it."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+    reason = "expired"
 
 
-@dataclass
-class Verification:
-    """The outcome of 契約者情報 認証."""
+class LoginIdTaken(RegistrationError):
+    """Another registration took the chosen iTSCOM ID first."""
 
-    contract_ids: list[int] = field(default_factory=list)
-    retry_after: int = 0  # > 0: refused by the throttle, nothing was checked
-    # A 4-digit item was refused: the お客さま番号 or the STB ID, budgeted
-    # apart, may still be accepted now.
-    guessable_locked: bool = False
-
-    @property
-    def failed(self) -> bool:
-        return not self.contract_ids and not self.retry_after
+    reason = "taken"
 
 
 # --- normalising what customers type (normalise, don't reject) ----------
@@ -109,15 +98,16 @@ def phone_well_formed(value: str) -> bool:
 #   throttled answer is never checked: were right answers let through, a
 #   refusal would mean "wrong" and the budget would stop no guesser.
 
-def verify_contract(kana: str, phone: str, kind: str, value: str, address: str | None) -> Verification:
-    """Step 1: the contracts with this kana name, phone and お支払情報等."""
+def verify_contract(kana: str, phone: str, kind: str, value: str, address: str | None) -> list[int]:
+    """Step 1: the ids of the contracts with this kana name, phone and
+    お支払情報等 (none: not verified); Throttled when refused unchecked."""
     named, who = _contracts_named(kana, phone), digest(f"{kana}\0{phone}")
     digit_keys = [f"reg:digits:contract:{contract.id}" for contract in named] or [f"reg:digits:who:{who}"]
     return _verify(named, who, kind, value, address, digit_keys, additional=False)
 
 
 def verify_additional_item(kana: str, phone: str, first_item: str, candidates: list[int], kind: str, value: str,
-                           address: str | None) -> Verification:
+                           address: str | None) -> list[int]:
     """Step 2: which of the ``candidates`` that step 1's ``first_item``
     matched also hold this second item."""
     named = [contract for contract in _contracts_named(kana, phone) if contract.id in candidates]
@@ -126,24 +116,25 @@ def verify_additional_item(kana: str, phone: str, first_item: str, candidates: l
 
 
 def _verify(named: list[Contract], who: str, kind: str, value: str, address: str | None, digit_keys: list[str],
-            additional: bool) -> Verification:
+            additional: bool) -> list[int]:
     """Check ``value`` against the ``named`` contracts, within the budgets;
-    ``who`` is the typed kana name and phone (a digest)."""
+    ``who`` is the typed kana name and phone (a digest). A refused 4-digit
+    item (``guessable_locked``) leaves the お客さま番号 and the STB ID,
+    budgeted apart, to be accepted now."""
     verification = attempt(_verification_gates(kind, who, address, digit_keys))
     wait = verification.begin()
     if wait:
-        guessable_locked = kind in GUESSABLE_ITEMS
         audit.record("registration.verify_throttled", "failure", retry_after=wait, item=kind,
-                     additional=additional, guessable_locked=guessable_locked)
-        return Verification(retry_after=wait, guessable_locked=guessable_locked)
+                     additional=additional, guessable_locked=kind in GUESSABLE_ITEMS)
+        raise Throttled(wait)
 
     matches = [contract.id for contract in named if _has_item(contract, kind, value)]
     if not matches:
         audit.record("registration.verify_failed", "failure", item=kind, additional=additional)
-        return Verification()
+        return []
     verification.succeeded()
     audit.record("registration.verified", item=kind, additional=additional, matches=len(matches))
-    return Verification(contract_ids=matches)
+    return matches
 
 
 def _contracts_named(kana: str, phone: str) -> list[Contract]:
@@ -273,15 +264,15 @@ def complete_registration(pending_id: int, contact_email: str) -> Account:
     )
     if claimed.rowcount != 1:
         db.session.rollback()
-        raise RegistrationError("expired")
+        raise RegistrationError()
     pending = db.session.get(PendingRegistration, pending_id)
     if contact_email not in contact_choices(pending):
         db.session.rollback()
-        raise RegistrationError("expired")
+        raise RegistrationError()
     if login_id_taken(pending.login_id, pending.contract_id):
         db.session.rollback()
         audit.record("registration.login_id_taken", "failure")
-        raise RegistrationError("taken")
+        raise LoginIdTaken()
 
     # Older mailed URLs of this contract can no longer replace what was just chosen.
     db.session.execute(
@@ -314,6 +305,6 @@ def complete_registration(pending_id: int, contact_email: str) -> Account:
     except IntegrityError:  # a concurrent completion took the login ID first
         db.session.rollback()
         audit.record("registration.login_id_taken", "failure")
-        raise RegistrationError("taken") from None
+        raise LoginIdTaken() from None
     audit.record("registration.replaced" if replaced else "registration.completed", account=account)
     return account

@@ -224,6 +224,16 @@ class Budget:
         return max(0, last + delay - now)
 
 
+class Throttled(Exception):
+    """An attempt refused by its throttle gate before anything was checked:
+    the one shape every flow answers with, carrying how many seconds to
+    wait (``retry_after``, for the message and the Retry-After header)."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"try again in {retry_after} s")
+        self.retry_after = retry_after
+
+
 class Attempt:
     """One guarded attempt, counted against every gate (a budget and a key)
     before the check it guards, so that concurrent requests cannot all slip
