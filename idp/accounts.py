@@ -17,7 +17,6 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from flask import current_app
 from flask_babel import gettext
 
 from . import audit, sessions, tokens
@@ -29,15 +28,14 @@ from .security.clock import now
 from .security.credentials import login_id_problems, password_problems
 from .security.passwords import hash_password, needs_rehash, verify_password
 from .security.secrets import digest, new_secret
-from .security.throttle import Attempt, Budget
+from .security.throttle import Budget, Throttled, attempt, budget
 
 # --- finding an iTSCOM ID and checking its password ----------------------------
 
 
 @dataclass(frozen=True)
 class LoginResult:
-    account: Account | None = None
-    retry_after: int = 0  # > 0: refused without checking, try again later
+    account: Account | None = None  # None: wrong ID or password, or a locked account
     device_cookie: str | None = None  # after a success: the browser's new device cookie
 
 
@@ -53,14 +51,16 @@ def find_account(login_id: str) -> Account | None:
 
 
 def authenticate(login_id: str, password: str, address: str | None, device_cookie: str | None = None) -> LoginResult:
+    """The account these credentials open; Throttled (audited) when refused
+    without checking them."""
     normalised = normalise_login_id(login_id)
     device_key = devices.trusted(device_cookie, normalised)
     account_key = "login:id:" + digest(normalised)
-    attempt = Attempt(current_app.extensions["idp.counters"], _gates(device_key, account_key, address), now())
-    wait = attempt.begin()
+    login = attempt(_gates(device_key, account_key, address))
+    wait = login.begin()
     if wait:
         audit.record("login.throttled", "failure", retry_after=wait, device=device_key is not None)
-        return LoginResult(retry_after=wait)
+        raise Throttled(wait)
 
     account = find_account(login_id)
     valid = verify_password(account.password_hash if account else None, password)
@@ -68,26 +68,24 @@ def authenticate(login_id: str, password: str, address: str | None, device_cooki
         # A success clears the budget it was held to: its device cookie's, or
         # for an unknown browser the ID's (the device path leaves that one to
         # strangers, whose failures must not be wiped by the owner's login).
-        attempt.succeeded(clear=(device_key or account_key,))
+        login.succeeded(clear=(device_key or account_key,))
         if needs_rehash(account.password_hash):
             account.password_hash = hash_password(password)
         audit.record("login.success", account=account, device=device_key is not None)
         return LoginResult(account=account, device_cookie=devices.remember(device_cookie, normalised))
 
-    attempt.failed()
     audit.record("login.failure", "failure", account=account, reason="locked" if valid else "credentials",
                  device=device_key is not None)
     return LoginResult()
 
 
 def _gates(device_key: str | None, account_key: str, address: str | None) -> list[tuple[Budget, str]]:
-    config = current_app.config
-    window, max_delay = config["LOGIN_THROTTLE_WINDOW"], config["LOGIN_MAX_DELAY"]
+    window, max_delay = "LOGIN_THROTTLE_WINDOW", "LOGIN_MAX_DELAY"
     if device_key:
-        return [(Budget(config["LOGIN_FREE_FAILURES_PER_DEVICE"], window, max_delay), device_key)]
+        return [(budget("LOGIN_FREE_FAILURES_PER_DEVICE", window, max_delay), device_key)]
     return [
-        (Budget(config["LOGIN_FREE_FAILURES_PER_ACCOUNT"], window, max_delay), account_key),
-        (Budget(config["LOGIN_FREE_FAILURES_PER_ADDRESS"], window, max_delay), f"login:addr:{address}"),
+        (budget("LOGIN_FREE_FAILURES_PER_ACCOUNT", window, max_delay), account_key),
+        (budget("LOGIN_FREE_FAILURES_PER_ADDRESS", window, max_delay), f"login:addr:{address}"),
     ]
 
 

@@ -129,7 +129,9 @@ def clients_initial_token(expires_in):
     """Print a single-use initial access token for RFC 7591 registration."""
     from .oauth.registration import issue_initial_token
 
-    click.echo(issue_initial_token(expires_in))
+    token = issue_initial_token(expires_in)
+    db.session.commit()
+    click.echo(token)
 
 
 @clients_cli.command("list")

@@ -2,11 +2,13 @@
 
 from flask_babel import lazy_gettext
 from flask_wtf import FlaskForm
-from wtforms import SelectChoice, SelectField, StringField
-from wtforms.validators import DataRequired, Length
+from wtforms import PasswordField, SelectChoice, SelectField, StringField
+from wtforms.validators import DataRequired, EqualTo, Length
 
 from .accounts import SECRET_QUESTIONS
+from .security.credentials import password_problems
 
+REQUIRED = lazy_gettext("入力してください。")
 INVALID_CHOICE = lazy_gettext("選択肢の中から選択してください。")
 
 
@@ -30,3 +32,29 @@ class SecretForm(FlaskForm):
     )
     answer = StringField(lazy_gettext("答え"), validators=[DataRequired(lazy_gettext("答えを入力してください。")),
                                                          Length(max=50)])
+
+
+class NewPasswordForm(FlaskForm):
+    """A new password and its confirmation under the manual's rules (p.14):
+    ID・パスワード設定 (p.14), パスワード再発行 (p.21, p.23) and the account
+    page's パスワード変更. ``for_login_id`` is the iTSCOM ID the password
+    will belong to, which it may not equal; ``LABELS`` are the page's words."""
+
+    LABELS = (lazy_gettext("パスワード"), lazy_gettext("パスワード再入力"))
+
+    password = PasswordField(validators=[DataRequired(REQUIRED), Length(max=256)])
+    password_confirm = PasswordField(validators=[
+        DataRequired(REQUIRED), Length(max=256),
+        EqualTo("password", lazy_gettext("パスワードとパスワード再入力が一致しません。")),
+    ])
+
+    def __init__(self, *args, for_login_id: str = "", **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.for_login_id = for_login_id
+        self.password.label.text, self.password_confirm.label.text = self.LABELS
+
+    def login_id_of_password(self) -> str:
+        return self.for_login_id
+
+    def validate_password(self, field) -> None:
+        field.errors.extend(password_problems(field.data, self.login_id_of_password()))

@@ -3,20 +3,17 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from ..forms import SecretForm
-
-REQUIRED = lazy_gettext("入力してください。")
-
+from ..forms import REQUIRED, NewPasswordForm, SecretForm
 
 # The page holds three forms that each ask the current password: each
 # field gets its own id, so that each label names its own input.
 
 
-class PasswordChangeForm(FlaskForm):
+class PasswordChangeForm(NewPasswordForm):
+    LABELS = (lazy_gettext("新しいパスワード"), lazy_gettext("新しいパスワード再入力"))
+
     current_password = PasswordField(lazy_gettext("現在のパスワード"), id="password_current_password",
                                      validators=[DataRequired(REQUIRED), Length(max=256)])
-    password = PasswordField(lazy_gettext("新しいパスワード"), validators=[DataRequired(REQUIRED), Length(max=256)])
-    password_confirm = PasswordField(lazy_gettext("新しいパスワード再入力"), validators=[DataRequired(REQUIRED), Length(max=256)])
 
 
 class ContactChangeForm(FlaskForm):

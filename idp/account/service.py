@@ -1,4 +1,7 @@
-"""Account settings: password, contact address, 合言葉, sessions, connected sites."""
+"""Account settings: password, contact address, 合言葉, sessions, connected sites.
+
+Each action adds its changes and its audit row to the session; the view
+commits them together (idp.audit)."""
 
 from __future__ import annotations
 
@@ -38,18 +41,15 @@ class SignedIn:
 def change_password(login_session: LoginSession, new: str) -> None:
     """Set the new password (after reauthenticate()); other sessions and all tokens end."""
     reset_password(login_session.account, new, reason="account.password_change", keep=login_session)
-    db.session.commit()
 
 
 def reauthenticate(login_session: LoginSession, password: str, address: str | None,
-                   device_cookie: str | None) -> int | None:
-    """The current password again (throttled like a login, the browser's
-    device cookie included): None when right, 0 when wrong, else seconds to
-    wait. Asked before a new password and before changes that could hand the
+                   device_cookie: str | None) -> bool:
+    """Whether the current password is right, asked again (throttled like a
+    login, the browser's device cookie included: Throttled when refused).
+    Asked before a new password and before changes that could hand the
     account to someone else (contact address, 合言葉)."""
-    result = authenticate(login_session.account.login_id, password, address, device_cookie)
-    db.session.commit()
-    return None if result.account is not None else result.retry_after
+    return authenticate(login_session.account.login_id, password, address, device_cookie).account is not None
 
 
 def start_contact_change(account: Account, new_email: str) -> None:
@@ -61,7 +61,6 @@ def start_contact_change(account: Account, new_email: str) -> None:
     enqueue("contact_change", new_email.lower(), gettext("連絡先メールアドレス確認のご案内"), "contact_change.txt",
             name=account.contract.name_kanji, url=f"{current_app.config['ISSUER']}/account/contact/{token}")
     audit.record("account.contact_change_requested", account=account)
-    db.session.commit()
 
 
 def contact_change_pending(token: str) -> bool:
@@ -95,7 +94,6 @@ def confirm_contact_change(token: str) -> Account | None:
         enqueue("contact_changed", old, gettext("連絡先メールアドレス変更のお知らせ"), "contact_changed.txt",
                 name=account.contract.name_kanji)
     audit.record("account.contact_changed", account=account)
-    db.session.commit()
     return account
 
 
@@ -103,7 +101,6 @@ def set_secret(account: Account, question: str, answer: str) -> None:
     account.secret_question = question
     account.secret_answer_hash = hash_password(normalise_answer(answer))
     audit.record("account.secret_set", account=account)
-    db.session.commit()
 
 
 def live_sessions(current: LoginSession) -> list[SignedIn]:
@@ -118,7 +115,6 @@ def end_session(account: Account, sid: str) -> SignedIn | None:
     if login_session is None:
         return None
     audit.record("account.session_ended", account=account)
-    db.session.commit()
     return SignedIn(login_session, device_of(login_session.user_agent), False)
 
 
@@ -148,5 +144,4 @@ def revoke_site(account: Account, client_id: str) -> Client | None:
     )
     tokens.revoke((Token.account_id == account.id) & (Token.client_id == client_id), t)
     audit.record("account.site_revoked", account=account, client_id=client_id)
-    db.session.commit()
     return client

@@ -13,10 +13,11 @@ from flask_babel import gettext
 
 from .. import language, pending
 from ..accounts import SECRET_QUESTIONS, answer_problems
+from ..extensions import db
 from ..forms import ConfirmForm
 from ..security import devices
-from ..security.credentials import login_id_problems, password_problems
-from ..security.throttle import retry_after_text
+from ..security.credentials import login_id_problems
+from ..security.throttle import Throttled, retry_after_text
 from ..sessions import current_login_session
 from . import service
 from .forms import ContactChangeForm, PasswordChangeForm, SecretChangeForm
@@ -56,15 +57,12 @@ def index(login_session, password_form=None, contact_form=None, secret_form=None
 @login_required
 def password(login_session):
     """パスワード変更: the current password first, then the new one twice."""
-    form = PasswordChangeForm()
-    if form.validate_on_submit():
-        form.password.errors.extend(password_problems(form.password.data, login_session.account.login_id))
-        if form.password.data != form.password_confirm.data:
-            form.password_confirm.errors.append(gettext("パスワードとパスワード再入力が一致しません。"))
-        if not (form.password.errors or form.password_confirm.errors) and _reauthenticated(login_session, form):
-            service.change_password(login_session, form.password.data)
-            flash(gettext("パスワードを変更しました。ほかの端末はログアウトしました。"))
-            return redirect(url_for(".index"), 303)
+    form = PasswordChangeForm(for_login_id=login_session.account.login_id)
+    if form.validate_on_submit() and _reauthenticated(login_session, form):
+        service.change_password(login_session, form.password.data)
+        db.session.commit()
+        flash(gettext("パスワードを変更しました。ほかの端末はログアウトしました。"))
+        return redirect(url_for(".index"), 303)
     return index.__wrapped__(login_session, password_form=form), 400
 
 
@@ -79,6 +77,7 @@ def contact(login_session):
         form.contact_email.errors.extend(p.replace("iTSCOM ID", what) for p in login_id_problems(address))
         if not form.contact_email.errors and _reauthenticated(login_session, form):
             service.start_contact_change(login_session.account, address)
+            db.session.commit()
             flash(gettext("%(address)s に確認用メールを送信しました。メールに記載されたURLを開くと、連絡先メールアドレスの変更が完了します。",
                           address=address))
             return redirect(url_for(".index"), 303)
@@ -95,6 +94,7 @@ def contact_confirm(token: str):
     account = service.confirm_contact_change(token)
     if account is None:
         return _link_expired()
+    db.session.commit()
     return render_template("account/contact_done.html", account=account)
 
 
@@ -104,13 +104,15 @@ def _link_expired():
 
 
 def _reauthenticated(login_session, form) -> bool:
-    outcome = service.reauthenticate(login_session, form.current_password.data, request.remote_addr,
-                                     request.cookies.get(devices.COOKIE))
-    if outcome is None:
-        return True
-    form.current_password.errors.append(
-        gettext("しばらくしてから再度お試しください（%(wait)s）。", wait=retry_after_text(outcome)) if outcome
-        else gettext("現在のパスワードが正しくありません。"))
+    try:
+        if service.reauthenticate(login_session, form.current_password.data, request.remote_addr,
+                                  request.cookies.get(devices.COOKIE)):
+            return True
+        message = gettext("現在のパスワードが正しくありません。")
+    except Throttled as refused:
+        message = gettext("しばらくしてから再度お試しください（%(wait)s）。", wait=retry_after_text(refused.retry_after))
+    db.session.commit()  # the refusal is audited
+    form.current_password.errors.append(message)
     return False
 
 
@@ -123,6 +125,7 @@ def secret(login_session):
         form.answer.errors.extend(answer_problems(form.answer.data))
         if not form.answer.errors and _reauthenticated(login_session, form):
             service.set_secret(login_session.account, form.question.data, form.answer.data)
+            db.session.commit()
             flash(gettext("合言葉を登録しました（秘密の質問: %(question)s）。", question=gettext(form.question.data)))
             return redirect(url_for(".index"), 303)
     return index.__wrapped__(login_session, secret_form=form), 400
@@ -133,6 +136,7 @@ def secret(login_session):
 def end_session(login_session, sid: str):
     """ログイン中の端末: end one session (this one included)."""
     ended = service.end_session(login_session.account, sid)
+    db.session.commit()
     if sid == login_session.sid:
         flash(gettext("この端末からログアウトしました。"))
         return redirect(url_for("login.login"), 303)
@@ -148,6 +152,7 @@ def end_session(login_session, sid: str):
 def revoke_site(login_session, client_id: str):
     """連携サイト: forget consent and revoke tokens of one site."""
     client = service.revoke_site(login_session.account, client_id)
+    db.session.commit()
     flash(gettext("「%(site)s」との連携を解除しました。", site=client.name_in(language.current())) if client
           else gettext("そのサイトとは連携していません。"))
     return redirect(url_for(".index"), 303)

@@ -25,7 +25,7 @@ from ..security import sealed
 from ..security.clock import now
 from ..security.credentials import common_passwords
 from ..security.passwords import hash_password, verify_password
-from ..security.throttle import Attempt, Budget
+from ..security.throttle import Throttled, attempt, budget
 
 TOTP_STEP = 30
 AUDIT_PAGE_SIZE = 50
@@ -79,31 +79,28 @@ def provisioning_uri(username: str, secret: str) -> str:
 class SignIn:
     admin: Admin | None = None
     nonce: str = ""  # the new console session's: only the latest sign-in's session lives
-    retry_after: int = 0
 
 
 def sign_in(username: str, password: str, code: str, address: str | None) -> SignIn:
-    """Both factors or nothing; the same answer for every kind of failure.
+    """Both factors or nothing; the same answer for every kind of failure;
+    Throttled when refused unchecked.
 
     Commits its outcome itself, a deliberate early commit: the throttle
     counters are written on their own connection, which on SQLite waits for
     this transaction's write lock, so a success clears them only once its
     transaction is over."""
-    config = current_app.config
-    budget = Budget(5, config["LOGIN_THROTTLE_WINDOW"], config["LOGIN_MAX_DELAY"])
+    per_key = budget(5, "LOGIN_THROTTLE_WINDOW", "LOGIN_MAX_DELAY")
     username = username.strip().casefold()
-    attempt = Attempt(current_app.extensions["idp.counters"],
-                      [(budget, f"admin:user:{username}"), (budget, f"admin:addr:{address}")], now())
-    wait = attempt.begin()
+    sign_in_attempt = attempt([(per_key, f"admin:user:{username}"), (per_key, f"admin:addr:{address}")])
+    wait = sign_in_attempt.begin()
     if wait:
         audit.record("admin.login_throttled", "failure", retry_after=wait)
         db.session.commit()
-        return SignIn(retry_after=wait)
+        raise Throttled(wait)
     admin = db.session.scalar(db.select(Admin).where(db.func.lower(Admin.username) == username))
     password_ok = verify_password(admin.password_hash if admin else None, password)
     step = _accepted_step(admin, code) if password_ok and admin and not admin.disabled else None
     if step is None:
-        attempt.failed()
         audit.record("admin.login_failure", "failure", username=username[:64])
         db.session.commit()
         return SignIn()
@@ -111,7 +108,6 @@ def sign_in(username: str, password: str, code: str, address: str | None) -> Sig
     claimed = db.session.execute(
         update(Admin).where(Admin.id == admin.id, Admin.totp_last_step < step).values(totp_last_step=step))
     if claimed.rowcount != 1:
-        attempt.failed()
         audit.record("admin.login_failure", "failure", username=username[:64], reason="totp_reused")
         db.session.commit()
         return SignIn()
@@ -119,7 +115,7 @@ def sign_in(username: str, password: str, code: str, address: str | None) -> Sig
     admin.session_nonce = nonce  # one live console session per administrator
     audit.record("admin.login", admin_id=admin.id)
     db.session.commit()
-    attempt.succeeded(clear=(f"admin:user:{username}",))
+    sign_in_attempt.succeeded(clear=(f"admin:user:{username}",))
     return SignIn(admin=admin, nonce=nonce)
 
 

@@ -28,7 +28,7 @@ from ..clients import ClientError
 from ..contracts import ContractImportError, parse_csv
 from ..extensions import db
 from ..security.clock import now
-from ..security.throttle import retry_after_header, retry_after_text
+from ..security.throttle import Throttled, retry_after_header, retry_after_text
 from . import service, words
 from .forms import (
     AccountSearchForm,
@@ -72,16 +72,19 @@ def login(_form_class=LoginForm):
     form = _form_class()
     error, status, wait = None, 200, 0
     if form.validate_on_submit():
-        result = service.sign_in(form.username.data or "", form.password.data or "", form.code.data or "",
-                                 request.remote_addr)
-        if result.admin is not None:
-            session.clear()  # a fresh session: no fixation, nothing of a customer's flow
-            session.update(admin_id=result.admin.id, admin_nonce=result.nonce, admin_seen=now(), admin_since=now())
-            return redirect(url_for("admin.index"), 303)
-        wait = result.retry_after
-        error = (f"しばらくしてから再度お試しください（{retry_after_text(wait)}）。" if wait
-                 else "ユーザー名、パスワードまたは確認コードが正しくありません。")
-        status = 429 if wait else 401
+        try:
+            result = service.sign_in(form.username.data or "", form.password.data or "", form.code.data or "",
+                                     request.remote_addr)
+        except Throttled as refused:
+            wait, status = refused.retry_after, 429
+            error = f"しばらくしてから再度お試しください（{retry_after_text(wait)}）。"
+        else:
+            if result.admin is not None:
+                session.clear()  # a fresh session: no fixation, nothing of a customer's flow
+                session.update(admin_id=result.admin.id, admin_nonce=result.nonce, admin_seen=now(),
+                               admin_since=now())
+                return redirect(url_for("admin.index"), 303)
+            error, status = "ユーザー名、パスワードまたは確認コードが正しくありません。", 401
     form.code.data = ""  # a code works once
     return render_template("admin/login.html", form=form, error=error), status, retry_after_header(wait)
 

@@ -17,7 +17,7 @@ from ..accounts import authenticate
 from ..extensions import db
 from ..models import Client
 from ..security import devices
-from ..security.throttle import retry_after_header, retry_after_text
+from ..security.throttle import Throttled, retry_after_header, retry_after_text
 from ..sessions import current_login_session, start_login_session
 from .forms import LoginForm
 
@@ -38,34 +38,40 @@ def login(_form_class=LoginForm):
     if request.method == "GET" and not form.login_id.data and waiting:
         form.login_id.data = waiting.get("hint") or ""
     if form.validate_on_submit():
-        result = authenticate(form.login_id.data, form.password.data, request.remote_addr,
-                              request.cookies.get(devices.COOKIE))
-        if result.account is not None:
-            # The language this login was made in is the customer's (the
-            # locale claim), until they pick another; asked before the
-            # sign-in it may come from is taken.
-            result.account.locale = language.current()
-            waiting = pending.take(key)
-            start_login_session(result.account, keep=(pending.SESSION_KEY,))
-            if waiting and waiting.get("reauth"):
-                # This login satisfies prompt=login and max_age for that request.
-                session["reauth_done"] = waiting["reauth"]
-            db.session.commit()
-            response = redirect(waiting["next"] if waiting else current_app.config["HOME_URL"], 303)
-            devices.set_cookie(response, result.device_cookie)
-            return response
-        db.session.commit()
-        wait = result.retry_after
-        if wait:
+        try:
+            result = authenticate(form.login_id.data, form.password.data, request.remote_addr,
+                                  request.cookies.get(devices.COOKIE))
+        except Throttled as refused:
+            wait, status = refused.retry_after, 429
             error = gettext("ログインの試行回数が上限を超えました。%(wait)sに再度お試しください。",
                             wait=retry_after_text(wait))
-            status = 429
         else:
+            if result.account is not None:
+                return _signed_in(result, key)
             error = gettext("iTSCOM IDまたはパスワードが正しくありません。")
+        db.session.commit()  # the refusal is audited
     form.password.data = ""
     html = render_template("login/login.html", form=form, error=error, qr_svg=_qr_svg(),
                            action=url_for("login.login", request=key), site=_asking_site(waiting))
     return html, status, retry_after_header(wait)
+
+
+def _signed_in(result, key: str | None):
+    """A right ID and password: a new OP session, then on to the site that
+    asked, or to the home site."""
+    # The language this login was made in is the customer's (the locale
+    # claim), until they pick another; asked before the sign-in it may
+    # come from is taken.
+    result.account.locale = language.current()
+    waiting = pending.take(key)
+    start_login_session(result.account, keep=(pending.SESSION_KEY,))
+    if waiting and waiting.get("reauth"):
+        # This login satisfies prompt=login and max_age for that request.
+        session["reauth_done"] = waiting["reauth"]
+    db.session.commit()
+    response = redirect(waiting["next"] if waiting else current_app.config["HOME_URL"], 303)
+    devices.set_cookie(response, result.device_cookie)
+    return response
 
 
 @bp.route("/language/<language_tag>")

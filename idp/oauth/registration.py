@@ -49,11 +49,11 @@ CLAIMS = [ClientMetadataClaims, OIDCClientMetadataClaims]
 
 
 def issue_initial_token(expires_in: int) -> str:
+    """A new single-use initial access token and its audit row; the caller commits."""
     token = new_secret()
     t = now()
     db.session.add(InitialAccessToken(digest=digest(token), created_at=t, expires_at=t + expires_in))
     audit.record("client.initial_token_issued", expires_in=expires_in)
-    db.session.commit()
     return token
 
 
@@ -106,10 +106,15 @@ def checked_metadata(data: dict) -> dict:
             resolve_names=False,
         )
     except ClientError as error:
-        message = str(error)
-        if message.startswith("redirect URI") or message.endswith("needs at least one redirect URI"):
-            raise InvalidRedirectURIError(message) from None
-        raise InvalidClientMetadataError(message) from None
+        raise _rfc7591_error(error) from None
+
+
+def _rfc7591_error(error: ClientError):
+    """RFC 7591 3.2.2's error for a broken rule, chosen by the field at
+    fault: invalid_redirect_uri for redirect_uris, else invalid_client_metadata."""
+    if error.field == "redirect_uris":
+        return InvalidRedirectURIError(str(error))
+    return InvalidClientMetadataError(str(error))
 
 
 def _precheck(request) -> None:
@@ -117,15 +122,12 @@ def _precheck(request) -> None:
     data = request.payload.data
     if not isinstance(data, dict):
         raise InvalidClientMetadataError("The request body must be a JSON object.")
-    _check_types(data)  # before Authlib's claim classes see the values
-    uris = data.get("redirect_uris")
-    if uris is not None and not (isinstance(uris, list) and all(isinstance(u, str) for u in uris)):
-        raise InvalidRedirectURIError("redirect_uris must be a list of URIs.")
-    for uri in uris or []:
+    _check_types(data)  # before Authlib's claim classes see the values (redirect_uris: a list of strings)
+    for uri in data.get("redirect_uris") or []:
         try:
             check_redirect_uri(uri)
         except ClientError as error:
-            raise InvalidRedirectURIError(str(error)) from None
+            raise _rfc7591_error(error) from None
 
 
 def _metadata(request, client_metadata: dict) -> dict:

@@ -2,12 +2,10 @@
 
 from flask_babel import lazy_gettext
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, RadioField, StringField
+from wtforms import RadioField, StringField
 from wtforms.validators import DataRequired, Length
 
 from ..forms import INVALID_CHOICE, choices
-
-REQUIRED = lazy_gettext("入力してください。")
 
 
 class ChoiceForm(FlaskForm):
@@ -31,10 +29,3 @@ class CodeForm(FlaskForm):
     """認証コード入力 (p.22)."""
 
     code = StringField(lazy_gettext("認証コード"), validators=[DataRequired(lazy_gettext("認証コードを入力してください。")), Length(max=12)])
-
-
-class NewPasswordForm(FlaskForm):
-    """パスワード / パスワード再入力 (p.23, and ID・パスワード再発行 p.21)."""
-
-    password = PasswordField(lazy_gettext("パスワード"), validators=[DataRequired(REQUIRED), Length(max=256)])
-    password_confirm = PasswordField(lazy_gettext("パスワード再入力"), validators=[DataRequired(REQUIRED), Length(max=256)])

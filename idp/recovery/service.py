@@ -8,6 +8,9 @@ kept for the account once the procedure completes. An unknown ID takes one
 of these paths too (fixed per ID), with a code nobody can know and no mail.
 Neither the link nor the answer resets anything alone: the link is opened,
 then the account's question and answer are given.
+
+These functions add to the session and the view commits (idp.audit), but
+for one deliberate early commit: ``_commit_one_try``.
 """
 
 from __future__ import annotations
@@ -36,32 +39,41 @@ from ..security import devices
 from ..security.clock import now
 from ..security.passwords import hash_password, verify_password
 from ..security.secrets import digest, new_secret
-from ..security.throttle import Attempt, Budget
+from ..security.throttle import Budget, Throttled, attempt, budget
 
 MAX_FAILURES = 5
 
 
 class RecoveryError(Exception):
-    """The procedure cannot go on; the customer starts again. ``reason`` is
-    "used_up" when its tries of a code or 合言葉 (``method``) are spent,
-    "ended" for everything else (expired, completed, altered, another browser)."""
+    """The procedure cannot go on and the customer starts again: expired,
+    completed, altered, or from another browser. Subclasses say why when
+    the customer is told something else; ``reason`` names it."""
 
-    def __init__(self, reason: str = "ended", method: str | None = None) -> None:
-        super().__init__(reason)
-        self.reason, self.method = reason, method
+    reason = "ended"
+    method: str | None = None
+
+
+class TriesUsedUp(RecoveryError):
+    """The five tries of a code or 合言葉 (``method``: "code", "secret") are spent."""
+
+    reason = "used_up"
+
+    def __init__(self, method: str) -> None:
+        super().__init__(method)
+        self.method = method
 
 
 @dataclass
 class Started:
-    procedure: RecoveryProcedure | None = None
-    binding: str = ""  # kept in the starting browser's session
-    retry_after: int = 0
+    procedure: RecoveryProcedure
+    binding: str  # kept in the starting browser's session
 
 
 # --- 本人認証 (p.18) -------------------------------------------------------
 
 def start(login_id: str, address: str | None, device_cookie: str | None = None) -> Started:
     """Begin a procedure for the typed ID; mails a code when 3-B applies.
+    Throttled when refused.
 
     Every request counts, so that the flow cannot flood anybody's mailbox:
     from a browser that signed in to this ID before (its device cookie,
@@ -70,14 +82,10 @@ def start(login_id: str, address: str | None, device_cookie: str | None = None) 
     anybody can spend. So strangers who know an ID (an e-mail address) slow
     every unknown browser but never the holder's own.
     """
-    attempt = Attempt(current_app.extensions["idp.counters"], _throttle_gates(login_id, address, device_cookie), now())
-    wait = attempt.begin()
+    wait = attempt(_throttle_gates(login_id, address, device_cookie)).begin()  # counted for good, whatever follows
     if wait:
         audit.record("recovery.throttled", "failure", retry_after=wait)
-        db.session.commit()
-        return Started(retry_after=wait)
-    attempt.failed()  # every request counts, successful or not
-
+        raise Throttled(wait)
     account = find_account(login_id)
     if account is not None and not account.is_active:
         account = None
@@ -112,7 +120,7 @@ def start(login_id: str, address: str | None, device_cookie: str | None = None) 
         _mail_link(procedure, account)
     db.session.add(procedure)
     audit.record("recovery.started", account=account, method=method, known=account is not None)
-    db.session.commit()
+    db.session.flush()  # the procedure's id, for the browser's session
     return Started(procedure=procedure, binding=binding)
 
 
@@ -130,7 +138,7 @@ def bound_procedure(procedure_id, binding: str | None, method: str) -> RecoveryP
 def check_code(procedure: RecoveryProcedure, code: str) -> bool:
     """True when right. Every try is counted before the comparison, so that
     parallel guesses cannot exceed the five allowed; RecoveryError after."""
-    _reserve_try(procedure)
+    _commit_one_try(procedure)
     code = unicodedata.normalize("NFKC", code).strip()
     right = procedure.account is not None and hmac.compare_digest(_code_digest(code), procedure.code_digest or "")
     return _verdict(procedure, right, "recovery.code_verified", "recovery.code_failed")
@@ -144,7 +152,6 @@ def set_secret_and_mail_link(procedure: RecoveryProcedure, question: str, answer
     procedure.question = question
     procedure.answer_hash = hash_password(normalise_answer(answer))
     _mail_link(procedure, procedure.account)
-    db.session.commit()
 
 
 def _mail_link(procedure: RecoveryProcedure, account) -> None:
@@ -175,7 +182,7 @@ def procedure_for_link(token: str) -> RecoveryProcedure:
 def check_secret(procedure: RecoveryProcedure, question: str, answer: str) -> bool:
     """3-A-4: the same question and answer as set at 3-A-1; tries are counted
     before the comparison, and five wrong end the procedure."""
-    _reserve_try(procedure)
+    _commit_one_try(procedure)
     right_answer = verify_password(procedure.answer_hash, normalise_answer(answer))
     right = right_answer and hmac.compare_digest(question.encode(), (procedure.question or "").encode())
     return _verdict(procedure, right, "recovery.secret_verified", "recovery.secret_failed")
@@ -194,7 +201,6 @@ def _verdict(procedure: RecoveryProcedure, right: bool, verified: str, failed: s
         audit.record(verified, account=procedure.account)
     else:
         audit.record(failed, "failure", account=procedure.account)
-    db.session.commit()
     return right
 
 
@@ -228,7 +234,6 @@ def complete(procedure: RecoveryProcedure, password: str) -> None:
             account.secret_question, account.secret_answer_hash = procedure.question, procedure.answer_hash
             audit.record("account.secret_set", account=account, via="recovery")
     audit.record("recovery.completed", account=account, method=procedure.method)
-    db.session.commit()
 
 
 # --- helpers ---------------------------------------------------------------
@@ -237,11 +242,16 @@ def _check_live(procedure: RecoveryProcedure, method: str) -> None:
     if procedure.method != method or procedure.completed_at is not None or now() >= procedure.expires_at:
         raise RecoveryError()
     if procedure.failures >= MAX_FAILURES:
-        raise RecoveryError("used_up", method)
+        raise TriesUsedUp(method)
 
 
-def _reserve_try(procedure: RecoveryProcedure) -> None:
-    """Count one try atomically, or raise RecoveryError when none is left."""
+def _commit_one_try(procedure: RecoveryProcedure) -> None:
+    """Count one try atomically, or raise RecoveryError when none is left.
+
+    A deliberate early commit: the try stays counted whatever happens to
+    the request after it (an error, a lost connection, a rollback), or else
+    a guess that failed to answer would cost nothing and the five tries
+    could be exceeded. The verdict and its audit row commit in the view."""
     reserved = db.session.execute(
         update(RecoveryProcedure)
         .where(RecoveryProcedure.id == procedure.id, RecoveryProcedure.failures < MAX_FAILURES,
@@ -286,14 +296,12 @@ def _throttle_gates(login_id: str, address: str | None, device_cookie: str | Non
     address may be a carrier's NAT in front of many customers, and the
     mailboxes are already guarded by the per-ID budget.
     """
-    config = current_app.config
-    window = config["RECOVERY_THROTTLE_WINDOW"]
+    window = "RECOVERY_THROTTLE_WINDOW"
     normalised = normalise_login_id(login_id)
     device_key = devices.trusted(device_cookie, normalised, purpose="recovery")
     if device_key:
-        return [(Budget(config["RECOVERY_REQUESTS_PER_DEVICE"], window, window, hard=True), device_key)]
+        return [(budget("RECOVERY_REQUESTS_PER_DEVICE", window, hard=True), device_key)]
     return [
-        (Budget(config["RECOVERY_REQUESTS_PER_ID"], window, window, hard=True), "recovery:id:" + digest(normalised)),
-        (Budget(config["RECOVERY_REQUESTS_PER_ADDRESS"], window, config["RECOVERY_ADDRESS_MAX_DELAY"]),
-         f"recovery:addr:{address}"),
+        (budget("RECOVERY_REQUESTS_PER_ID", window, hard=True), "recovery:id:" + digest(normalised)),
+        (budget("RECOVERY_REQUESTS_PER_ADDRESS", window, "RECOVERY_ADDRESS_MAX_DELAY"), f"recovery:addr:{address}"),
     ]

@@ -16,13 +16,12 @@ from flask_babel import gettext, ngettext
 from .. import audit
 from ..accounts import SECRET_QUESTIONS, answer_problems
 from ..extensions import db
-from ..forms import SecretForm
+from ..forms import NewPasswordForm, SecretForm
 from ..security import devices
-from ..security.credentials import password_problems
-from ..security.throttle import retry_after_header, retry_after_text
+from ..security.throttle import Throttled, retry_after_header, retry_after_text
 from . import service
-from .forms import ChoiceForm, CodeForm, IdentifyForm, NewPasswordForm
-from .service import RecoveryError
+from .forms import ChoiceForm, CodeForm, IdentifyForm
+from .service import RecoveryError, TriesUsedUp
 
 bp = Blueprint("recovery", __name__, url_prefix="/recovery")
 
@@ -46,12 +45,14 @@ def identify(_form_class=IdentifyForm):
     form = _form_class()
     error, status, wait = None, 200, 0
     if form.validate_on_submit():
-        started = service.start(form.login_id.data, request.remote_addr, request.cookies.get(devices.COOKIE))
-        wait = started.retry_after
-        if wait:
+        try:
+            started = service.start(form.login_id.data, request.remote_addr, request.cookies.get(devices.COOKIE))
+        except Throttled as refused:
+            db.session.commit()  # the refusal is audited
+            wait, status = refused.retry_after, 429
             error = gettext("お手続きの回数が上限に達しました。%(wait)sに再度お試しください。", wait=retry_after_text(wait))
-            status = 429
         else:
+            db.session.commit()
             session["recovery"] = {"id": started.procedure.id, "binding": started.binding}
             session.pop("recovery_link", None)
             return redirect(url_for(_next_step(started.procedure)), 303)
@@ -69,13 +70,15 @@ def code(_form_class=CodeForm):
     form = _form_class()
     if form.validate_on_submit():
         try:
-            if service.check_code(procedure, form.code.data):
-                return redirect(url_for(".password"), 303)
+            right = service.check_code(procedure, form.code.data)
         except RecoveryError as error:
             return _restart(error)
+        db.session.commit()
+        if right:
+            return redirect(url_for(".password"), 303)
         left = service.tries_left(procedure)
         if not left:
-            return _restart(RecoveryError("used_up", "code"))
+            return _restart(TriesUsedUp("code"))
         form.code.errors.append(ngettext("認証コードが正しくありません。あと%(num)d回入力できます。",
                                          "認証コードが正しくありません。あと%(num)d回入力できます。", left))
     form.code.data = ""
@@ -91,8 +94,8 @@ def password(_form_class=NewPasswordForm):
         return _restart(error)
     if procedure.verified_at is None:
         return redirect(url_for(".code"))
-    form = _form_class()
-    if form.validate_on_submit() and _password_ok(form, procedure.account.login_id):
+    form = _form_class(for_login_id=procedure.account.login_id)
+    if form.validate_on_submit():
         return _complete(procedure, form.password.data)
     form.password.data = form.password_confirm.data = ""  # never sent back
     return render_template("recovery/password.html", form=form, login_id=None)
@@ -112,6 +115,7 @@ def secret(_form_class=SecretForm):
         form.answer.errors.extend(answer_problems(form.answer.data))
         if not form.answer.errors:
             service.set_secret_and_mail_link(procedure, form.question.data, form.answer.data)
+            db.session.commit()
             return redirect(url_for(".secret_sent"), 303)
     form.answer.data = ""
     return render_template("recovery/secret.html", form=form, questions=SECRET_QUESTIONS)
@@ -139,14 +143,16 @@ def link(token: str, _form_class=SecretForm):
     form = _form_class()
     if form.validate_on_submit():
         try:
-            if service.check_secret(procedure, form.question.data, form.answer.data):
-                session["recovery_link"] = token
-                return redirect(url_for(".reissue"), 303)
+            right = service.check_secret(procedure, form.question.data, form.answer.data)
         except RecoveryError as error:
             return _restart(error)
+        db.session.commit()
+        if right:
+            session["recovery_link"] = token
+            return redirect(url_for(".reissue"), 303)
         left = service.tries_left(procedure)
         if not left:
-            return _restart(RecoveryError("used_up", "secret"))
+            return _restart(TriesUsedUp("secret"))
         form.answer.errors.append(ngettext("秘密の質問または答えが正しくありません。あと%(num)d回入力できます。",
                                            "秘密の質問または答えが正しくありません。あと%(num)d回入力できます。", left))
     form.answer.data = ""
@@ -162,8 +168,8 @@ def reissue(_form_class=NewPasswordForm):
         return _restart(error)
     if procedure.verified_at is None:
         return _restart()
-    form = _form_class()
-    if form.validate_on_submit() and _password_ok(form, procedure.account.login_id):
+    form = _form_class(for_login_id=procedure.account.login_id)
+    if form.validate_on_submit():
         return _complete(procedure, form.password.data)
     form.password.data = form.password_confirm.data = ""  # never sent back
     return render_template("recovery/password.html", form=form, login_id=procedure.account.login_id)
@@ -190,18 +196,12 @@ def _bound(method: str):
     return service.bound_procedure(state.get("id"), state.get("binding"), method)
 
 
-def _password_ok(form, login_id: str) -> bool:
-    form.password.errors.extend(password_problems(form.password.data, login_id))
-    if form.password.data != form.password_confirm.data:
-        form.password_confirm.errors.append(gettext("パスワードとパスワード再入力が一致しません。"))
-    return not (form.password.errors or form.password_confirm.errors)
-
-
 def _complete(procedure, password: str):
     try:
         service.complete(procedure, password)
     except RecoveryError as error:
         return _restart(error)
+    db.session.commit()
     session.pop("recovery", None)
     session.pop("recovery_link", None)
     session["recovery_done"] = True

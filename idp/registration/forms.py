@@ -2,14 +2,14 @@
 
 from flask_babel import lazy_gettext
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, RadioField, StringField, ValidationError
+from wtforms import RadioField, StringField, ValidationError
 from wtforms.validators import DataRequired, Length
 
 from ..contracts import is_kana_key, kana_key
-from ..forms import INVALID_CHOICE, choices
+from ..forms import INVALID_CHOICE, REQUIRED, NewPasswordForm, choices
+from ..security.credentials import login_id_problems
 from .service import PAYMENT_ITEMS, item_well_formed, phone_well_formed
 
-REQUIRED = lazy_gettext("入力してください。")
 # Why a payment item is refused before any contract is looked at: its
 # format alone, next to the field, naming the item chosen.
 ITEM_FORMATS = {
@@ -70,12 +70,17 @@ class TermsForm(FlaskForm):
     )
 
 
-class AccountForm(FlaskForm):
-    """iTSCOM ID and password (p.14 step 4); the manual's rules are checked in the view."""
+class AccountForm(NewPasswordForm):
+    """iTSCOM ID and password (p.14 step 4) under the manual's rules."""
 
     login_id = StringField("iTSCOM ID", validators=[DataRequired(REQUIRED), Length(max=254)])
-    password = PasswordField(lazy_gettext("パスワード"), validators=[DataRequired(REQUIRED), Length(max=256)])
-    password_confirm = PasswordField(lazy_gettext("パスワード再入力"), validators=[DataRequired(REQUIRED), Length(max=256)])
+
+    def login_id_of_password(self) -> str:
+        return (self.login_id.data or "").strip()
+
+    def validate_login_id(self, field) -> None:
+        field.data = field.data.strip()
+        field.errors.extend(login_id_problems(field.data))
 
 
 class ContactForm(FlaskForm):

@@ -1,12 +1,12 @@
 """はじめてのログイン (manual p.11–16): the rules behind each registration step.
 
 Views call these plain functions; none of them needs a request except for
-the client address passed in.
+the client address passed in. They add to the session; the view commits
+(idp.audit). A function that refuses after writing rolls its writes back
+first, so that the view commits only the refusal's audit row.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass, field
 
 from flask import current_app
 from flask_babel import gettext, lazy_gettext
@@ -30,7 +30,7 @@ from ..models import Account, Contract, PendingRegistration
 from ..security.clock import now
 from ..security.passwords import hash_password
 from ..security.secrets import digest, new_secret
-from ..security.throttle import Attempt, Budget
+from ..security.throttle import Attempt, Budget, Throttled, attempt, budget
 
 # お支払情報等 (p.12): the four items, in the manual's order and words.
 PAYMENT_ITEMS = {
@@ -47,26 +47,17 @@ MAIL_SUBJECT = lazy_gettext("マイページ本登録のご案内")
 
 
 class RegistrationError(Exception):
-    """A registration cannot continue; ``reason`` picks the customer's message."""
+    """The registration cannot go on and the customer starts again: its
+    mailed URL expired, was used, or the answer was altered. Subclasses say
+    why when the customer is told something else; ``reason`` names it."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+    reason = "expired"
 
 
-@dataclass
-class Verification:
-    """The outcome of 契約者情報 認証."""
+class LoginIdTaken(RegistrationError):
+    """Another registration took the chosen iTSCOM ID first."""
 
-    contract_ids: list[int] = field(default_factory=list)
-    retry_after: int = 0  # > 0: refused by the throttle, nothing was checked
-    # A 4-digit item was refused: the お客さま番号 or the STB ID, budgeted
-    # apart, may still be accepted now.
-    guessable_locked: bool = False
-
-    @property
-    def failed(self) -> bool:
-        return not self.contract_ids and not self.retry_after
+    reason = "taken"
 
 
 # --- normalising what customers type (normalise, don't reject) ----------
@@ -107,15 +98,16 @@ def phone_well_formed(value: str) -> bool:
 #   throttled answer is never checked: were right answers let through, a
 #   refusal would mean "wrong" and the budget would stop no guesser.
 
-def verify_contract(kana: str, phone: str, kind: str, value: str, address: str | None) -> Verification:
-    """Step 1: the contracts with this kana name, phone and お支払情報等."""
+def verify_contract(kana: str, phone: str, kind: str, value: str, address: str | None) -> list[int]:
+    """Step 1: the ids of the contracts with this kana name, phone and
+    お支払情報等 (none: not verified); Throttled when refused unchecked."""
     named, who = _contracts_named(kana, phone), digest(f"{kana}\0{phone}")
     digit_keys = [f"reg:digits:contract:{contract.id}" for contract in named] or [f"reg:digits:who:{who}"]
     return _verify(named, who, kind, value, address, digit_keys, additional=False)
 
 
 def verify_additional_item(kana: str, phone: str, first_item: str, candidates: list[int], kind: str, value: str,
-                           address: str | None) -> Verification:
+                           address: str | None) -> list[int]:
     """Step 2: which of the ``candidates`` that step 1's ``first_item``
     matched also hold this second item."""
     named = [contract for contract in _contracts_named(kana, phone) if contract.id in candidates]
@@ -124,26 +116,25 @@ def verify_additional_item(kana: str, phone: str, first_item: str, candidates: l
 
 
 def _verify(named: list[Contract], who: str, kind: str, value: str, address: str | None, digit_keys: list[str],
-            additional: bool) -> Verification:
+            additional: bool) -> list[int]:
     """Check ``value`` against the ``named`` contracts, within the budgets;
-    ``who`` is the typed kana name and phone (a digest)."""
-    gates = _verification_gates(kind, who, address, digit_keys)
-    attempt = Attempt(current_app.extensions["idp.counters"], gates, now())
-    wait = attempt.begin()
+    ``who`` is the typed kana name and phone (a digest). A refused 4-digit
+    item (``guessable_locked``) leaves the お客さま番号 and the STB ID,
+    budgeted apart, to be accepted now."""
+    verification = attempt(_verification_gates(kind, who, address, digit_keys))
+    wait = verification.begin()
     if wait:
-        guessable_locked = kind in GUESSABLE_ITEMS
         audit.record("registration.verify_throttled", "failure", retry_after=wait, item=kind,
-                     additional=additional, guessable_locked=guessable_locked)
-        return Verification(retry_after=wait, guessable_locked=guessable_locked)
+                     additional=additional, guessable_locked=kind in GUESSABLE_ITEMS)
+        raise Throttled(wait)
 
     matches = [contract.id for contract in named if _has_item(contract, kind, value)]
     if not matches:
-        attempt.failed()
         audit.record("registration.verify_failed", "failure", item=kind, additional=additional)
-        return Verification()
-    attempt.succeeded()
+        return []
+    verification.succeeded()
     audit.record("registration.verified", item=kind, additional=additional, matches=len(matches))
-    return Verification(contract_ids=matches)
+    return matches
 
 
 def _contracts_named(kana: str, phone: str) -> list[Contract]:
@@ -174,20 +165,17 @@ def _has_item(contract: Contract, kind: str, value: str) -> bool:
 
 
 def _verification_gates(kind: str, who: str, address: str | None, digit_keys: list[str]) -> list[tuple[Budget, str]]:
-    config = current_app.config
-    window = config["REGISTRATION_VERIFY_WINDOW"]
-    per_address = Budget(config["REGISTRATION_VERIFY_FAILURES_PER_ADDRESS"], window, window)
+    window = "REGISTRATION_VERIFY_WINDOW"
+    per_address = budget("REGISTRATION_VERIFY_FAILURES_PER_ADDRESS", window)
     if kind in GUESSABLE_ITEMS:
-        digits = Budget(config["REGISTRATION_VERIFY_FAILURES"], window, window, hard=True)
+        digits = budget("REGISTRATION_VERIFY_FAILURES", window, hard=True)
         # Five a window would still be 240 guesses a day: a long-run cap too.
-        long_window = config["REGISTRATION_VERIFY_LONG_WINDOW"]
-        long_run = Budget(config["REGISTRATION_VERIFY_LONG_FAILURES"], long_window, long_window, hard=True)
+        long_run = budget("REGISTRATION_VERIFY_LONG_FAILURES", "REGISTRATION_VERIFY_LONG_WINDOW", hard=True)
         return [(per_address, f"reg:addr:{address}"), *((digits, key) for key in digit_keys),
                 *((long_run, f"{key}:long") for key in digit_keys)]
     return [
         (per_address, f"reg:addr:{address}:who:{who}"),
-        (Budget(config["REGISTRATION_VERIFY_STRONG_FAILURES_PER_ADDRESS"], window, window),
-         f"reg:strong:addr:{address}"),
+        (budget("REGISTRATION_VERIFY_STRONG_FAILURES_PER_ADDRESS", window), f"reg:strong:addr:{address}"),
     ]
 
 
@@ -196,14 +184,11 @@ def _verification_gates(kind: str, who: str, address: str | None, digit_keys: li
 def mail_gate(contract_id: int, address: str | None) -> Attempt:
     """Step 4 answers whether an ID is taken and sends mail: both are budgeted
     per contract and per client address, so the step is neither a lookup
-    service for iTSCOM IDs nor a way to flood mailboxes."""
-    config = current_app.config
-    window = config["REGISTRATION_VERIFY_WINDOW"]
-    per_contract = Budget(config["REGISTRATION_MAILS_PER_CONTRACT"], window, window, hard=True)
-    per_address = Budget(config["REGISTRATION_MAILS_PER_ADDRESS"], window, window, hard=True)
-    return Attempt(current_app.extensions["idp.counters"],
-                   [(per_contract, f"reg:mail:contract:{contract_id}"), (per_address, f"reg:mail:addr:{address}")],
-                   now())
+    service for iTSCOM IDs nor a way to flood mailboxes. Every answer and
+    every mail counts: the attempt is never taken back."""
+    window = "REGISTRATION_VERIFY_WINDOW"
+    return attempt([(budget("REGISTRATION_MAILS_PER_CONTRACT", window, hard=True), f"reg:mail:contract:{contract_id}"),
+                    (budget("REGISTRATION_MAILS_PER_ADDRESS", window, hard=True), f"reg:mail:addr:{address}")])
 
 
 def replaces_an_id(contract_id: int) -> bool:
@@ -221,7 +206,7 @@ def login_id_taken(login_id: str, contract_id: int) -> bool:
 
 
 def start_registration(contract_id: int, login_id: str, password: str) -> PendingRegistration:
-    """Keep the chosen ID and password aside and mail the one-time URL (one transaction)."""
+    """Keep the chosen ID and password aside and mail the one-time URL."""
     contract = db.session.get(Contract, contract_id)
     token = new_secret()
     t = now()
@@ -243,7 +228,6 @@ def start_registration(contract_id: int, login_id: str, password: str) -> Pendin
         url=f"{current_app.config['ISSUER']}/registration/confirm/{token}",
     )
     audit.record("registration.mail_queued", customer=contract.customer_number)
-    db.session.commit()
     return pending
 
 
@@ -280,15 +264,15 @@ def complete_registration(pending_id: int, contact_email: str) -> Account:
     )
     if claimed.rowcount != 1:
         db.session.rollback()
-        raise RegistrationError("expired")
+        raise RegistrationError()
     pending = db.session.get(PendingRegistration, pending_id)
     if contact_email not in contact_choices(pending):
         db.session.rollback()
-        raise RegistrationError("expired")
+        raise RegistrationError()
     if login_id_taken(pending.login_id, pending.contract_id):
         db.session.rollback()
-        _record_taken(pending)
-        raise RegistrationError("taken")
+        audit.record("registration.login_id_taken", "failure")
+        raise LoginIdTaken()
 
     # Older mailed URLs of this contract can no longer replace what was just chosen.
     db.session.execute(
@@ -320,13 +304,7 @@ def complete_registration(pending_id: int, contact_email: str) -> Account:
         db.session.flush()
     except IntegrityError:  # a concurrent completion took the login ID first
         db.session.rollback()
-        _record_taken(pending)
-        raise RegistrationError("taken") from None
+        audit.record("registration.login_id_taken", "failure")
+        raise LoginIdTaken() from None
     audit.record("registration.replaced" if replaced else "registration.completed", account=account)
-    db.session.commit()
     return account
-
-
-def _record_taken(pending: PendingRegistration) -> None:
-    audit.record("registration.login_id_taken", "failure")
-    db.session.commit()

@@ -17,8 +17,7 @@ from ..contracts import kana_key, normalise_phone
 from ..extensions import db
 from ..forms import ConfirmForm, choices
 from ..security import sealed
-from ..security.credentials import login_id_problems, password_problems
-from ..security.throttle import retry_after_header, retry_after_text
+from ..security.throttle import Throttled, retry_after_header, retry_after_text
 from .forms import (
     AccountForm,
     AdditionalForm,
@@ -27,7 +26,9 @@ from .forms import (
     VerifyForm,
 )
 from .service import (
+    GUESSABLE_ITEMS,
     PAYMENT_ITEMS,
+    LoginIdTaken,
     RegistrationError,
     complete_registration,
     contact_choices,
@@ -83,12 +84,12 @@ def _throttled_message(seconds: int) -> str:
                    wait=retry_after_text(seconds))
 
 
-def _refusal(result, first_item: str | None = None) -> str:
-    """Why a verification was refused, and what the customer can do now: a
-    refused 4-digit item points to the items budgeted apart, those not
-    already entered at step 1 (``first_item``)."""
-    if not result.guessable_locked:
-        return _throttled_message(result.retry_after)
+def _refusal(refused: Throttled, kind: str, first_item: str | None = None) -> str:
+    """Why a verification of a ``kind`` of item was refused, and what the
+    customer can do now: a refused 4-digit item points to the items budgeted
+    apart, those not already entered at step 1 (``first_item``)."""
+    if kind not in GUESSABLE_ITEMS:
+        return _throttled_message(refused.retry_after)
     others = [item for item in ("customer_number", "stb_id") if item != first_item]
     if others == ["stb_id"]:  # not every contract has one
         instead = gettext("%(item)sをお持ちの場合はそちら", item=PAYMENT_ITEMS["stb_id"])
@@ -98,7 +99,7 @@ def _refusal(result, first_item: str | None = None) -> str:
         instead = gettext("%(first)sまたは%(second)s", first=PAYMENT_ITEMS[others[0]], second=PAYMENT_ITEMS[others[1]])
     return gettext("口座番号 下4桁・クレジットカード番号 下4桁による認証は、一定回数以上失敗したため一時停止しています。"
                    "%(instead)sで認証いただくか、%(wait)sに再度お試しください。",
-                   instead=instead, wait=retry_after_text(result.retry_after))
+                   instead=instead, wait=retry_after_text(refused.retry_after))
 
 
 @bp.route("/", methods=["GET", "POST"])
@@ -114,17 +115,19 @@ def verify(_form_class=VerifyForm):
         value = normalise_item(form.payment_type.data, form.payment_value.data)
         entered = {"name_kana": form.name_kana.data, "phone": form.phone.data,
                    "payment_type": form.payment_type.data, "payment_value": form.payment_value.data}
-        result = verify_contract(kana, phone, form.payment_type.data, value, request.remote_addr)
-        db.session.commit()
-        if result.retry_after:
-            error, status, wait = _refusal(result), 429, result.retry_after
-        elif result.failed:
-            error = NOT_VERIFIED
+        try:
+            contract_ids = verify_contract(kana, phone, form.payment_type.data, value, request.remote_addr)
+        except Throttled as refused:
+            contract_ids, status, wait = [], 429, refused.retry_after
+            error = _refusal(refused, form.payment_type.data)
         else:
-            additional = needs_additional_item(result.contract_ids)
-            _save(verify=entered, identity=[kana, phone], candidates=result.contract_ids,
+            error = None if contract_ids else NOT_VERIFIED
+        db.session.commit()
+        if contract_ids:
+            additional = needs_additional_item(contract_ids)
+            _save(verify=entered, identity=[kana, phone], candidates=contract_ids,
                   needs_additional=additional, reached=ADDITIONAL if additional else TERMS,
-                  contract_id=None if additional else result.contract_ids[0])
+                  contract_id=None if additional else contract_ids[0])
             return redirect(url_for(".additional" if additional else ".terms"), 303)
     return render_template("registration/verify.html", form=form, error=error, items=PAYMENT_ITEMS,
                            steps=STEPS, current=0), status, retry_after_header(wait)
@@ -146,16 +149,18 @@ def additional(_form_class=AdditionalForm):
     if form.validate_on_submit():
         kana, phone = flow["identity"]
         value = normalise_item(form.payment_type.data, form.payment_value.data)
-        result = verify_additional_item(kana, phone, first, flow["candidates"], form.payment_type.data, value,
-                                        request.remote_addr)
-        db.session.commit()
-        if result.retry_after:
-            error, status, wait = _refusal(result, first), 429, result.retry_after
-        elif result.failed or len(result.contract_ids) != 1:
-            error = NOT_VERIFIED
+        try:
+            contract_ids = verify_additional_item(kana, phone, first, flow["candidates"], form.payment_type.data,
+                                                  value, request.remote_addr)
+        except Throttled as refused:
+            contract_ids, status, wait = [], 429, refused.retry_after
+            error = _refusal(refused, form.payment_type.data, first)
         else:
+            error = None if len(contract_ids) == 1 else NOT_VERIFIED
+        db.session.commit()
+        if len(contract_ids) == 1:
             _save(additional={"payment_type": form.payment_type.data, "payment_value": form.payment_value.data},
-                  contract_id=result.contract_ids[0], reached=TERMS)
+                  contract_id=contract_ids[0], reached=TERMS)
             return redirect(url_for(".terms"), 303)
     html = render_template("registration/additional.html", form=form, error=error, steps=STEPS, current=0)
     return html, status, retry_after_header(wait)
@@ -190,26 +195,20 @@ def account(_form_class=AccountForm):
         _save(login_id=form.login_id.data or "")
         return redirect(url_for(".terms"), 303)
     if form.validate_on_submit():
-        login_id = form.login_id.data.strip()
-        form.login_id.errors.extend(login_id_problems(login_id))
-        form.password.errors.extend(password_problems(form.password.data, login_id))
-        if form.password.data != form.password_confirm.data:
-            form.password_confirm.errors.append(gettext("パスワードとパスワード再入力が一致しません。"))
-        if not (form.login_id.errors or form.password.errors or form.password_confirm.errors):
-            gate = mail_gate(flow["contract_id"], request.remote_addr)
-            wait = gate.begin()
-            gate.failed()  # every answer and every mail counts
-            if wait:
-                audit.record("registration.step4_throttled", "failure", retry_after=wait)
-                db.session.commit()
-                error, status = _throttled_message(wait), 429
-            elif login_id_taken(login_id, flow["contract_id"]):
-                form.login_id.errors.append(gettext("このiTSCOM IDはご利用いただけません。別のメールアドレスを入力してください。"))
-            else:
-                start_registration(flow["contract_id"], login_id, form.password.data)
-                sealed.store("registration", {"reached": SENT, "sent_to": login_id})
-                return redirect(url_for(".sent"), 303)
-        form.login_id.data = login_id
+        login_id = form.login_id.data
+        gate = mail_gate(flow["contract_id"], request.remote_addr)
+        wait = gate.begin()  # counted for good: every answer and every mail counts
+        if wait:
+            audit.record("registration.step4_throttled", "failure", retry_after=wait)
+            db.session.commit()
+            error, status = _throttled_message(wait), 429
+        elif login_id_taken(login_id, flow["contract_id"]):
+            form.login_id.errors.append(gettext("このiTSCOM IDはご利用いただけません。別のメールアドレスを入力してください。"))
+        else:
+            start_registration(flow["contract_id"], login_id, form.password.data)
+            db.session.commit()
+            sealed.store("registration", {"reached": SENT, "sent_to": login_id})
+            return redirect(url_for(".sent"), 303)
     form.password.data = form.password_confirm.data = ""
     html = render_template("registration/account.html", form=form, error=error, steps=STEPS, current=2,
                            replaces=replaces_an_id(flow["contract_id"]))
@@ -268,11 +267,13 @@ def complete():
 def _complete(pending_id: int, contact_email: str):
     try:
         complete_registration(pending_id, contact_email)
-    except RegistrationError as error:
-        if error.reason == "taken":
-            message = gettext("このiTSCOM IDは既に登録されています。お手数ですが、別のiTSCOM IDで手続きをはじめからやり直してください。")
-            return render_template("registration/restart.html", message=message, steps=STEPS, current=None), 409
+    except LoginIdTaken:
+        db.session.commit()  # the refusal is audited
+        message = gettext("このiTSCOM IDは既に登録されています。お手数ですが、別のiTSCOM IDで手続きをはじめからやり直してください。")
+        return render_template("registration/restart.html", message=message, steps=STEPS, current=None), 409
+    except RegistrationError:
         return _restart_page()
+    db.session.commit()
     session.pop("registration", None)
     session.pop("registration_confirm", None)
     session["registration_done"] = True

@@ -26,6 +26,7 @@ from typing import Protocol
 
 import pybreaker
 import redis
+from flask import current_app
 from flask_babel import ngettext
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -33,6 +34,7 @@ from sqlalchemy import bindparam, case, delete, update
 
 from ..extensions import db, upsert
 from ..models import ThrottleCounter
+from .clock import now
 from .secrets import digest
 
 log = logging.getLogger(__name__)
@@ -222,6 +224,16 @@ class Budget:
         return max(0, last + delay - now)
 
 
+class Throttled(Exception):
+    """An attempt refused by its throttle gate before anything was checked:
+    the one shape every flow answers with, carrying how many seconds to
+    wait (``retry_after``, for the message and the Retry-After header)."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"try again in {retry_after} s")
+        self.retry_after = retry_after
+
+
 class Attempt:
     """One guarded attempt, counted against every gate (a budget and a key)
     before the check it guards, so that concurrent requests cannot all slip
@@ -229,8 +241,9 @@ class Attempt:
 
     ``begin()`` counts the attempt and returns how long to wait, the longest
     any gate asks (refused attempts are taken back: waiting is not failing;
-    ``refused`` names the keys that refused). Then ``succeeded()`` takes the
-    attempt back and clears chosen keys, or ``failed()`` leaves it counted.
+    ``refused`` names the keys that refused). A counted attempt stays counted
+    (a failure, or a request that every time costs, like a mail sent) unless
+    ``succeeded()`` takes it back, clearing chosen keys too.
     """
 
     def __init__(self, counters: Counters, gates: Sequence[tuple[Budget, str]], now: int) -> None:
@@ -257,13 +270,24 @@ class Attempt:
         if clear:
             self.counters.clear(list(clear))
 
-    def failed(self) -> None:
-        self._counted = []
-
     def _take_back(self) -> None:
         counted, self._counted = self._counted, []
         if counted:
             self.counters.undo(counted)
+
+
+def budget(free: str | int, window: str, max_delay: str | None = None, *, hard: bool = False) -> Budget:
+    """A budget declared by the names of its settings (config.py): ``free``
+    failures (a setting's name, or a number) within the ``window`` setting,
+    then delays up to the ``max_delay`` setting (by default the window)."""
+    config = current_app.config
+    return Budget(config[free] if isinstance(free, str) else free, config[window], config[max_delay or window], hard)
+
+
+def attempt(gates: Sequence[tuple[Budget, str]]) -> Attempt:
+    """The one way a flow builds its throttle gate: an attempt against
+    these (budget, key) gates, in the app's shared counters, at the app's clock."""
+    return Attempt(current_app.extensions["idp.counters"], gates, now())
 
 
 def retry_after_text(seconds: int) -> str:

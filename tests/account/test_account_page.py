@@ -5,8 +5,10 @@ from urllib.parse import urlsplit
 
 from idp.extensions import db
 from idp.mail import deliver_due
-from idp.models import Account, Consent
+from idp.models import Account, Consent, ContactChange
+from idp.security.passwords import verify_password
 
+from ..faults import audit_rows_refused
 from ..helpers import RelyingParty, csrf_token, query_of, submit
 from ..mailserver import body_of
 
@@ -115,6 +117,18 @@ def test_connected_sites_can_be_revoked(app, client, account):
     assert third.authorize(scope="openid email offline_access").status_code == 200  # asks again
 
 
+def test_a_new_password_must_be_typed_twice_alike_and_follow_the_rules(app, rp, client):
+    rp.login()
+    response = submit(client, "/account/password", page="/account/", data={
+        "current_password": "itscom-demo1", "password": "taro.itsu@example.jp", "password_confirm": "Taro-2026x"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "パスワードとパスワード再入力が一致しません。" in html and "iTSCOM IDと同じパスワードは使用できません。" in html
+    with app.app_context():
+        account = db.session.scalar(db.select(Account).filter_by(login_id="taro.itsu@example.jp"))
+        assert verify_password(account.password_hash, "itscom-demo1")
+
+
 def test_strangers_guesses_do_not_block_the_owners_password_change(app, rp, client, mail_server):
     rp.login()  # this browser now holds a device cookie for the ID
     for _ in range(6):  # unknown browsers guess the password
@@ -123,3 +137,26 @@ def test_strangers_guesses_do_not_block_the_owners_password_change(app, rp, clie
     done = submit(client, "/account/password", page="/account/", data={"current_password": "itscom-demo1", "password": "Taro-2026x",
                                               "password_confirm": "Taro-2026x"})
     assert done.status_code == 303
+
+
+def test_each_change_commits_with_its_audit_row_or_not_at_all(app, rp, client, mail_server):
+    """When the database refuses the audit rows, a change answers an error
+    page and leaves nothing half-written: the password, the other browser's
+    session, the contact address and the 合言葉 stay as they were."""
+    other_browser = RelyingParty(app, app.test_client(), rp.client_id, rp.client_secret)
+    other_browser.login()
+    rp.login()
+    changes = [
+        ("/account/password", {"current_password": "itscom-demo1", "password": "Taro-2026x",
+                               "password_confirm": "Taro-2026x"}),
+        ("/account/contact", {"contact_email": "taro.new@example.jp", "current_password": "itscom-demo1"}),
+        ("/account/secret", {"question": "好きな食べ物", "answer": "カレー", "current_password": "itscom-demo1"}),
+    ]
+    with audit_rows_refused(app):
+        for path, data in changes:
+            assert submit(client, path, page="/account/", data=data).status_code == 500, path
+    with app.app_context():
+        account = db.session.scalar(db.select(Account).filter_by(login_id="taro.itsu@example.jp"))
+        assert verify_password(account.password_hash, "itscom-demo1") and account.secret_answer_hash is None
+        assert db.session.scalar(db.select(db.func.count()).select_from(ContactChange)) == 0
+    assert "error" not in query_of(other_browser.authorize(prompt="none").location)

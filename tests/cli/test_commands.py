@@ -6,7 +6,7 @@ import pytest
 
 from idp import keys
 from idp.extensions import db
-from idp.models import Account, AuditEvent, Client, Contract, SigningKey
+from idp.models import Account, AuditEvent, Client, Contract, InitialAccessToken, SigningKey
 
 from ..conftest import FIXTURE_CONTRACTS
 from ..faults import audit_rows_refused
@@ -178,3 +178,11 @@ def test_keys_rotate_commits_the_new_keys_with_their_audit_rows(app, runner):
         result = runner.invoke(args=["keys", "rotate"])
     assert result.exit_code != 0
     assert count(app, SigningKey) == before and count(app, AuditEvent) == 0
+
+
+def test_an_initial_token_commits_with_its_audit_row_or_not_at_all(app, runner):
+    with audit_rows_refused(app):
+        result = runner.invoke(args=["clients", "initial-token"])
+    assert result.exit_code != 0 and count(app, InitialAccessToken) == 0
+    assert runner.invoke(args=["clients", "initial-token"]).exit_code == 0
+    assert count(app, InitialAccessToken) == 1 and count(app, AuditEvent) == 1

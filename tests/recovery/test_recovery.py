@@ -9,7 +9,9 @@ from idp.accounts import create_account
 from idp.extensions import db
 from idp.mail import deliver_due
 from idp.models import Account, AuditEvent
+from idp.security.passwords import verify_password
 
+from ..faults import audit_rows_refused
 from ..helpers import RelyingParty, csrf_token, submit
 from ..mailserver import body_of
 
@@ -75,6 +77,8 @@ def test_3b_code_to_a_new_password(app, client, account, mail_server):
     assert "iTSCOM IDと同じパスワードは使用できません。" in weak.get_data(as_text=True)
     common = submit(client, "/recovery/password", {"password": "password1", "password_confirm": "password1"})
     assert "推測されやすい" in common.get_data(as_text=True)
+    mistyped = submit(client, "/recovery/password", {"password": "Taro-new-2026", "password_confirm": "Taro-new-2025"})
+    assert "パスワードとパスワード再入力が一致しません。" in mistyped.get_data(as_text=True)
     done = submit(client, "/recovery/password", {"password": "Taro-new-2026", "password_confirm": "Taro-new-2026"})
     assert done.location == "/recovery/done"
     assert "これでパスワードの再発行は完了です。" in client.get("/recovery/done").get_data(as_text=True)
@@ -343,3 +347,14 @@ def test_a_code_issued_before_a_reset_is_dead_after_it(app, client, account, mai
     done = submit(victim, "/recovery/password", {"password": "Taro-new-2026", "password_confirm": "Taro-new-2026"})
     assert done.location == "/recovery/done"
     assert rp.exchange(code).status_code == 400
+
+
+def test_a_new_password_commits_with_its_audit_rows_or_not_at_all(app, client, account, mail_server):
+    start_3b(client)
+    assert submit(client, "/recovery/code", {"code": mailed_code(app, mail_server)}).location == "/recovery/password"
+    new = {"password": "Taro-new-2026", "password_confirm": "Taro-new-2026"}
+    with audit_rows_refused(app):
+        assert submit(client, "/recovery/password", new).status_code == 500
+    with app.app_context():
+        assert verify_password(db.session.get(Account, account).password_hash, "itscom-demo1")
+    assert submit(client, "/recovery/password", new).location == "/recovery/done"

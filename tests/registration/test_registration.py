@@ -12,6 +12,7 @@ from idp.extensions import db
 from idp.mail import deliver_due
 from idp.models import Account, AuditEvent, OutboxMail, PendingRegistration
 
+from ..faults import audit_rows_refused
 from ..helpers import RelyingParty, csrf_token, query_of
 from ..mailserver import MailServer, body_of, free_port
 from .helpers import Registrant
@@ -436,3 +437,26 @@ def test_completion_voids_other_pending_urls_of_the_contract(app, registrant, ma
     second = other.up_to_mail("hanako.two@example.jp")
     assert other.confirm(second, contact="hanako.two@example.jp").location == "/registration/complete"
     assert registrant.confirm(first, contact="hanako.one@example.jp").status_code == 400
+
+
+def test_each_step_commits_with_its_audit_row_or_not_at_all(app, registrant, mail_server):
+    """When the database refuses the audit rows, step 4 keeps nothing aside
+    and mails nothing, and completion activates nothing: an error page, and
+    the same steps work once the database takes the rows again."""
+    assert registrant.verify().location == "/registration/terms"
+    assert registrant.agree().location == "/registration/account"
+    with audit_rows_refused(app):
+        assert registrant.choose("hanako.new@example.jp").status_code == 500
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count()).select_from(PendingRegistration)) == 0
+        assert db.session.scalar(db.select(db.func.count()).select_from(OutboxMail)) == 0
+    assert registrant.choose("hanako.new@example.jp").location == "/registration/sent"
+    path = registrant.mailed_path("hanako.new@example.jp")
+
+    with audit_rows_refused(app):
+        refused = registrant.confirm(path, contact="hanako.new@example.jp")
+    assert refused.status_code == 500 and "registration/complete" not in (refused.location or "")
+    with app.app_context():
+        assert db.session.scalar(db.select(Account)) is None
+        assert db.session.scalar(db.select(PendingRegistration)).completed_at is None
+    assert registrant.confirm(path, contact="hanako.new@example.jp").location == "/registration/complete"

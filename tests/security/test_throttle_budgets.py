@@ -4,7 +4,7 @@ its window. Flows that use it are tested through HTTP in their subjects."""
 
 import pytest
 
-from idp.security.throttle import Budget
+from idp.security.throttle import Budget, budget
 
 SOFT = Budget(free=5, window=900, max_delay=60)
 HARD = Budget(free=5, window=900, max_delay=60, hard=True)
@@ -35,3 +35,12 @@ def test_a_hard_budget_waits_out_the_window_from_the_last_failure():
 
 def test_a_huge_count_does_not_overflow_the_doubling():
     assert SOFT.retry_after(10**9, last=0, now=0) == 60
+
+
+def test_a_budget_is_declared_by_the_names_of_its_settings(app):
+    app.config.update(LOGIN_FREE_FAILURES_PER_ACCOUNT=7, LOGIN_THROTTLE_WINDOW=600, LOGIN_MAX_DELAY=120)
+    with app.app_context():
+        assert budget("LOGIN_FREE_FAILURES_PER_ACCOUNT", "LOGIN_THROTTLE_WINDOW", "LOGIN_MAX_DELAY") == \
+            Budget(free=7, window=600, max_delay=120)
+        # Without a delay setting the delays grow up to the window; a fixed number of free failures.
+        assert budget(3, "LOGIN_THROTTLE_WINDOW", hard=True) == Budget(free=3, window=600, max_delay=600, hard=True)
