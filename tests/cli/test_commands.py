@@ -6,7 +6,14 @@ import pytest
 
 from idp import keys
 from idp.extensions import db
-from idp.models import Account, AuditEvent, Client, Contract, InitialAccessToken, SigningKey
+from idp.models import (
+    Account,
+    AuditEvent,
+    Client,
+    Contract,
+    InitialAccessToken,
+    SigningKey,
+)
 
 from ..conftest import FIXTURE_CONTRACTS
 from ..faults import audit_rows_refused
