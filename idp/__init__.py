@@ -29,7 +29,7 @@ def create_app(test_config: dict | None = None, clock=None) -> Flask:
         raise SystemExit(f"idp: configuration error: {error}") from None
 
     from . import cli, errors, language, ops, sessions
-    from .account.views import bp as account_bp
+    from .account_settings.views import bp as account_settings_bp
     from .admin.views import bp as admin_bp
     from .cache import Cache
     from .extensions import bound_database_waits, csrf, db, init_migrations
@@ -78,7 +78,7 @@ def create_app(test_config: dict | None = None, clock=None) -> Flask:
     backchannel.init_app(app)
     config_oauth(app)
 
-    for blueprint in (login_bp, authorize_bp, oauth_bp, registration_bp, recovery_bp, account_bp, admin_bp):
+    for blueprint in (login_bp, authorize_bp, oauth_bp, registration_bp, recovery_bp, account_settings_bp, admin_bp):
         app.register_blueprint(blueprint)
     if app.config["ENV"] == "development" and not app.config["MAIL_URL"]:
         from .mail.dev import bp as devmail_bp

@@ -31,7 +31,7 @@ LAYERS = [
         "idp.accounts", "idp.audit", "idp.claims", "idp.clients", "idp.contracts", "idp.errors", "idp.forms",
         "idp.keys", "idp.language", "idp.mail", "idp.ops", "idp.pending", "idp.retry", "idp.sessions", "idp.tokens",
     ]),
-    ("flows", ["idp.account", "idp.admin", "idp.demo", "idp.login", "idp.oauth", "idp.recovery", "idp.registration"]),
+    ("flows", ["idp.account_settings", "idp.admin", "idp.demo", "idp.login", "idp.oauth", "idp.recovery", "idp.registration"]),
     ("app", ["idp", "idp.cli"]),
 ]
 # The flows (blueprints, and the protocol) never import one another: what

@@ -23,7 +23,7 @@ from .registration.helpers import Registrant
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 # Every customer page of the OP: the templates of these folders.
-CUSTOMER_FOLDERS = ("login", "registration", "recovery", "account", "oauth", "errors")
+CUSTOMER_FOLDERS = ("login", "registration", "recovery", "account_settings", "oauth", "errors")
 NAMES = ("逸 太郎", "山田 太郎", "鈴木 花子", "田中 一郎")  # contract holders' names: their own, in kanji
 
 

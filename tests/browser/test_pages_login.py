@@ -14,7 +14,7 @@ from idp.mail import deliver_due
 from ..mailserver import body_of
 from .customer_pages import customer_templates
 
-FOLDERS = ("login", "account", "oauth", "errors")  # every page of these is walked
+FOLDERS = ("login", "account_settings", "oauth", "errors")  # every page of these is walked
 
 
 def test_login_account_consent_and_logout_pages(app, device_page, pages, live_server, account, mail_server):

@@ -22,7 +22,7 @@ from ..sessions import current_login_session
 from . import service
 from .forms import ContactChangeForm, PasswordChangeForm, SecretChangeForm
 
-bp = Blueprint("account", __name__, url_prefix="/account")
+bp = Blueprint("account_settings", __name__, url_prefix="/account")
 
 
 def login_required(view):
@@ -30,7 +30,7 @@ def login_required(view):
     def wrapped(*args, **kwargs):
         login_session = current_login_session()
         if login_session is None:
-            return redirect(pending.remember("account", url_for("account.index")), 303)
+            return redirect(pending.remember("account", url_for("account_settings.index")), 303)
         return view(login_session, *args, **kwargs)
 
     return wrapped
@@ -41,7 +41,7 @@ def login_required(view):
 def index(login_session, password_form=None, contact_form=None, secret_form=None):
     account = login_session.account
     return render_template(
-        "account/index.html",
+        "account_settings/index.html",
         account=account,
         sessions=service.live_sessions(login_session),
         sites=service.connected_sites(account),
@@ -90,12 +90,12 @@ def contact_confirm(token: str):
     if request.method == "GET":
         if not service.contact_change_pending(token):
             return _link_expired()
-        return render_template("account/contact_confirm.html", form=ConfirmForm())
+        return render_template("account_settings/contact_confirm.html", form=ConfirmForm())
     account = service.confirm_contact_change(token)
     if account is None:
         return _link_expired()
     db.session.commit()
-    return render_template("account/contact_done.html", account=account)
+    return render_template("account_settings/contact_done.html", account=account)
 
 
 def _link_expired():

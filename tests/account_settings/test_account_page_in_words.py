@@ -81,7 +81,7 @@ def test_user_agents_are_read_without_the_network(tmp_path):
     script = ("import socket\n"
               "def refuse(*a, **k): raise OSError('no network in this test')\n"
               "socket.socket.connect = refuse\nsocket.create_connection = refuse\nsocket.getaddrinfo = refuse\n"
-              "from idp.account.user_agents import device_of\n"
+              "from idp.account_settings.user_agents import device_of\n"
               f"print(device_of({CHROME_WINDOWS!r}).label)\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
