@@ -30,6 +30,8 @@ from sqlalchemy import update
 
 from .. import audit
 from ..clients import (
+    DEFAULT_AUTH_METHOD,
+    SECRET_AUTH_METHODS,
     ClientError,
     align_secret,
     build_metadata,
@@ -39,12 +41,12 @@ from ..clients import (
     new_client_id,
 )
 from ..extensions import db
+from ..keys import DEFAULT_ALG
 from ..models import Client, InitialAccessToken
 from ..security.clock import now
 from ..security.secrets import digest, new_secret
 from .discovery import discovery_document
 
-NO_SECRET_METHODS = ("none", "private_key_jwt")
 CLAIMS = [ClientMetadataClaims, OIDCClientMetadataClaims]
 
 
@@ -94,8 +96,8 @@ def checked_metadata(data: dict) -> dict:
             data.get("backchannel_logout_uri"),
             list(data.get("grant_types") or ["authorization_code"]),
             (data.get("scope") or "openid").split(),
-            data.get("token_endpoint_auth_method", "client_secret_basic"),
-            data.get("id_token_signed_response_alg") or "RS256",
+            data.get("token_endpoint_auth_method", DEFAULT_AUTH_METHOD),
+            data.get("id_token_signed_response_alg") or DEFAULT_ALG,
             jwks=data.get("jwks"),
             jwks_uri=data.get("jwks_uri"),
             token_endpoint_auth_signing_alg=data.get("token_endpoint_auth_signing_alg"),
@@ -179,8 +181,8 @@ class RegistrationEndpoint(_RegistrationEndpoint):
         return new_client_id()
 
     def generate_client_secret(self, request):
-        method = request.payload.data.get("token_endpoint_auth_method", "client_secret_basic")
-        return None if method in NO_SECRET_METHODS else new_secret(32)
+        method = request.payload.data.get("token_endpoint_auth_method", DEFAULT_AUTH_METHOD)
+        return new_secret(32) if method in SECRET_AUTH_METHODS else None
 
     def generate_client_info(self, request):
         info = super().generate_client_info(request)
