@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import json
 
-from authlib.oauth2.rfc6749.errors import OAuth2Error
+from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError, OAuth2Error
 from flask import Blueprint, Response, current_app, g, render_template, request
 
 from .. import tokens
@@ -61,7 +61,7 @@ def _refuse_malformed_requests():
         return None
     repeated = next((key for key, values in request.values.lists() if len(values) > 1), None)
     if repeated is not None:
-        return _oauth_error(400, "invalid_request", f"The parameter '{repeated[:40]}' is repeated.")
+        return _oauth_error(InvalidRequestError(f"The parameter '{repeated[:40]}' is repeated."))
     header = request.headers.get("Authorization", "")
     if request.endpoint not in CLIENT_AUTH_ENDPOINTS or header[:6].lower() != "basic ":
         return None
@@ -70,16 +70,17 @@ def _refuse_malformed_requests():
     except (ValueError, UnicodeDecodeError):
         usable = False
     if not usable:
-        response = _oauth_error(401, "invalid_client")
-        response.headers["WWW-Authenticate"] = 'Basic error="invalid_client"'
-        return response
+        refused = InvalidClientError("The Basic credentials are not UTF-8 text.")
+        refused.status_code = 401  # RFC 6749 5.2: the client tried the Authorization header
+        return _oauth_error(refused)
     return None
 
 
-def _oauth_error(status: int, error: str, description: str | None = None) -> Response:
-    body = {"error": error, **({"error_description": description} if description else {})}
-    return Response(json.dumps(body), status=status, content_type="application/json",
-                    headers={"Cache-Control": "no-store"})
+def _oauth_error(error: OAuth2Error) -> Response:
+    """Authlib's own answer for ``error``: its status, JSON body and headers
+    (no-store, and WWW-Authenticate for a 401 invalid_client)."""
+    status, body, headers = error()
+    return Response(json.dumps(dict(body)), status=status, headers=headers)
 
 
 @bp.route("/token", methods=["POST"])

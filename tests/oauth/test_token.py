@@ -242,6 +242,8 @@ def test_basic_credentials_that_are_not_utf8_are_invalid_client(client, path):
     response = client.post(path, data={"grant_type": "client_credentials", "token": "x"},
                            headers={"Authorization": "Basic //79OmE="})
     assert response.status_code == 401 and response.get_json()["error"] == "invalid_client"
+    assert response.headers["WWW-Authenticate"].startswith('Basic error="invalid_client"')  # RFC 6749 5.2
+    assert response.headers["Cache-Control"] == "no-store"
 
 
 def test_a_refresh_token_revoked_after_it_was_read_is_not_rotated(rp, app, client):
