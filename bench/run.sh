@@ -15,7 +15,8 @@
 #  3. obtains a pool of refresh tokens and one access token through the real
 #     authorize -> login -> code -> token flow (bench/flows.py tokens);
 #  4. runs wrk -t2 -c32 -d10s with the Lua scripts in bench/lua/ for each
-#     scenario, and the full password login with bench/logins.mjs (Node.js);
+#     scenario (revocation last: it spends the shared access token), and
+#     the full password login with bench/logins.mjs (Node.js);
 #  5. prints req/s, p50, p99, errors per scenario and peak RSS per worker,
 #     counts SQL per token request (bench/count_sql.py), stops the server.
 # Results also go to bench/results/<server>-<UTC time>.md.
@@ -203,6 +204,7 @@ suite() {  # every scenario against $BENCH_BASE, as $WHO
     line=$("$PY" -c "import json,sys; d=json.loads(sys.argv[1]); print(d['rate'], f\"{d['p50_ms']}ms\", f\"{d['p99_ms']}ms\", d['errors'])" "$(tail -1 "$WORK/logins-$WHO.json")")
     RESULT["$WHO login_flow"]="$line"
     echo "   login_flow: $line (flows/s, p50, p99, errors)"
+    run_wrk revocation /revoke revoke.lua  # last: it spends the access token the scenarios above use
     RESULT["$WHO rss"]=$(awk '{ if ($2 > m[$1]) m[$1] = $2 } END { for (w in m) printf "%.0f/", m[w] / 1024 }' "$WORK/rss-$WHO.log" | sed 's#/$##')
 }
 
@@ -220,7 +222,7 @@ if [ "$PEER" = 1 ]; then
     stop_server
 fi
 
-SCENARIOS=(discovery jwks client_credentials userinfo introspection refresh_token login_flow)
+SCENARIOS=(discovery jwks client_credentials userinfo introspection refresh_token revocation login_flow)
 {
     echo "### $SERVER, 2 workers, $(date -u +%Y-%m-%dT%H:%MZ), wrk -t$THREADS -c$CONNECTIONS -d$DURATION"
     echo
