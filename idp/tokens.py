@@ -27,7 +27,8 @@ How Authlib calls this module (through the grants in ``oauth/grants.py``):
 3. /token for anything else (client_credentials): Authlib's ``save_token``
    → ``store`` at once.
 4. UserInfo, revocation, introspection: ``by_digest`` and ``presented``;
-   ``revoke_presented`` (RFC 7009).
+   ``revoke_presented`` (RFC 7009). UserInfo's plain requests below Flask
+   (``oauth.lean``): ``userinfo_row``.
 
 Transactions: on PostgreSQL the token, UserInfo and introspection endpoints
 run without one (``without_transaction``): every write there is a single

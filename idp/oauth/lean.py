@@ -10,8 +10,8 @@ with the openid scope, of an active account and an enabled client that
 asked for plain JSON (no ``userinfo_signed_response_alg``).
 
 Everything else goes to Flask unchanged, which answers it as before: any
-other request shape (bad input included: NUL bytes and invalid UTF-8
-cannot match the b64token syntax), an unknown, expired or revoked token, a
+other request shape (bad input included: a NUL or a byte outside ASCII in
+any header), an unknown, expired or revoked token, a
 token without openid or without a customer, a client not in the cache, and
 any failure here (a database outage: Flask's error handlers answer 503).
 So the errors and their WWW-Authenticate headers keep one source, and the
@@ -123,4 +123,10 @@ def _plain_bearer(environ) -> str | None:
     if environ.get("wsgi.url_scheme") != "https" and not is_secure_transport(f"http://{environ.get('HTTP_HOST')}/"):
         return None  # Authlib refuses plain HTTP but to loopback (InsecureTransportError), on the Flask path
     match = BEARER.fullmatch(environ.get("HTTP_AUTHORIZATION", ""))
-    return match.group(1) if match else None
+    if match is None:
+        return None
+    # A NUL in any header is refused by errors._refuse_nul_characters; other
+    # bytes outside ASCII are left to Flask too (WSGI gives them as latin-1).
+    if any(not value.isascii() or "\x00" in value for key, value in environ.items() if key.startswith("HTTP_")):
+        return None
+    return match.group(1)

@@ -87,6 +87,8 @@ def test_lean_path_counts_the_request_in_the_metrics(rp, back_channel, flask_req
     {"query_string": "x=1"},
     {"headers": {"Cookie": "a=b"}},
     {"base_url": "http://op.example.test"},  # plain HTTP, not loopback: Authlib refuses it
+    {"headers": {"User-Agent": "rp\x00"}},  # errors._refuse_nul_characters: 400
+    {"headers": {"User-Agent": "r\u00e9p"}},
     {"method": "POST", "data": {"access_token": "x"}},
     {"method": "POST", "data": b"{}", "content_type": "application/json"},
 ])
