@@ -27,7 +27,8 @@ How Authlib calls this module (through the grants in ``oauth/grants.py``):
 3. /token for anything else (client_credentials): Authlib's ``save_token``
    → ``store`` at once.
 4. UserInfo, revocation, introspection: ``by_digest`` and ``presented``;
-   ``revoke_presented`` (RFC 7009).
+   ``revoke_presented`` (RFC 7009). UserInfo's plain requests below Flask
+   (``oauth.lean``): ``userinfo_row``.
 
 Transactions: on PostgreSQL the token, UserInfo and introspection endpoints
 run without one (``without_transaction``): every write there is a single
@@ -48,7 +49,7 @@ from sqlalchemy import bindparam, select, update
 from . import audit
 from .claims import allowed_claims_request
 from .extensions import db
-from .models import Account, AuthorizationCode, Client, LoginSession, Token
+from .models import Account, AuthorizationCode, Client, Contract, LoginSession, Token
 from .ops import TOKENS
 from .security.clock import now
 from .security.secrets import digest, new_secret
@@ -155,6 +156,21 @@ def store(token_row: dict) -> None:
 def by_digest(kind: str, presented: str) -> Token | None:
     """The row of a presented access or refresh token (``kind``), by digest."""
     return db.session.scalar(_select_token(kind), {"digest": digest(presented)})
+
+
+def userinfo_row(connection, presented: str):
+    """For UserInfo below Flask (``oauth.lean``): the access token's row
+    (scope, client_id, claims_request, access_expires_at, revoked_at) and
+    its customer, as a transient Account with its Contract, by one
+    statement on ``connection``; None for an unknown token or one without a
+    customer."""
+    found = connection.execute(_select_userinfo(), {"digest": digest(presented)}).first()
+    if found is None:
+        return None
+    values = found._mapping
+    contract = Contract(**{c.key: values[f"contract_{c.key}"] for c in _CONTRACT_COLUMNS})
+    account = Account(**{c.key: values[f"account_{c.key}"] for c in _ACCOUNT_COLUMNS}, contract=contract)
+    return found, account
 
 
 def usable_refresh_token(presented: str, client_id: str) -> Token | None:
@@ -304,6 +320,23 @@ def claim_and_store(model, row_id: int, column: str, at: int, token_row: dict) -
 def _select_token(kind: str):
     column = Token.refresh_token_digest if kind == "refresh_token" else Token.access_token_digest
     return db.select(Token).where(column == bindparam("digest"))
+
+
+# What claims.all_claims and Account.is_active read.
+_ACCOUNT_COLUMNS = (Account.subject, Account.login_id, Account.login_id_verified, Account.locale, Account.status)
+_CONTRACT_COLUMNS = (Contract.name_kanji, Contract.name_kana, Contract.phones, Contract.customer_number)
+
+
+@functools.cache
+def _select_userinfo():
+    return (
+        select(Token.scope, Token.client_id, Token.claims_request, Token.access_expires_at, Token.revoked_at,
+               *(c.label(f"account_{c.key}") for c in _ACCOUNT_COLUMNS),
+               *(c.label(f"contract_{c.key}") for c in _CONTRACT_COLUMNS))
+        .join(Account, Account.id == Token.account_id)
+        .join(Contract, Contract.id == Account.contract_id)
+        .where(Token.access_token_digest == bindparam("digest"))
+    )
 
 
 @functools.cache

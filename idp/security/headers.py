@@ -11,18 +11,23 @@ CSP = (
 )
 
 
+def security_headers(app: Flask, mimetype: str) -> list[tuple[str, str]]:
+    """The headers every response of ``app`` with this mimetype carries unless it set its own."""
+    headers = []
+    # Every page of the OP carries a CSRF token or a customer's data (or
+    # both): no browser or shared cache may keep a copy (SPEC §6).
+    if mimetype == "text/html":
+        headers.append(("Cache-Control", "no-store"))
+    headers += [("Content-Security-Policy", CSP), ("X-Frame-Options", "DENY"),
+                ("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer")]
+    if app.config["SESSION_COOKIE_SECURE"]:
+        headers.append(("Strict-Transport-Security", "max-age=31536000"))
+    return headers
+
+
 def init_app(app: Flask) -> None:
     @app.after_request
     def _security_headers(response: Response) -> Response:
-        headers = response.headers
-        # Every page of the OP carries a CSRF token or a customer's data (or
-        # both): no browser or shared cache may keep a copy (SPEC §6).
-        if response.mimetype == "text/html":
-            headers.setdefault("Cache-Control", "no-store")
-        headers.setdefault("Content-Security-Policy", CSP)
-        headers.setdefault("X-Frame-Options", "DENY")
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("Referrer-Policy", "no-referrer")
-        if app.config["SESSION_COOKIE_SECURE"]:
-            headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        for name, value in security_headers(app, response.mimetype):
+            response.headers.setdefault(name, value)
         return response

@@ -1,0 +1,176 @@
+"""UserInfo below Flask (idp/oauth/lean.py): which requests it answers, and
+that its answers are the Flask path's, byte for byte but for key order."""
+
+import json
+
+import pytest
+from sqlalchemy.exc import OperationalError
+from werkzeug.test import Client
+
+from idp import tokens
+from idp.extensions import db
+from idp.models import Account, Client as Registered
+from idp.ops import REQUESTS
+
+SCOPES = ["openid", "openid profile", "openid email", "openid phone", "openid contract",
+          "openid profile email phone contract", "openid offline_access email"]
+
+
+@pytest.fixture
+def flask_requests(app):
+    """Paths of the requests Flask's pipeline saw (a before_request hook)."""
+    from flask import request
+
+    seen = []
+    app.before_request_funcs.setdefault(None, []).insert(0, lambda: seen.append(request.path) and None)
+    return seen
+
+
+@pytest.fixture
+def back_channel(app):
+    """The RP's server: no cookies, as RPs call UserInfo."""
+    return app.test_client(use_cookies=False)
+
+
+@pytest.fixture
+def flask_path(app):
+    """The same app without the lean middleware: today's answers."""
+    return Client(app.wsgi_app.wsgi_app, app.response_class, use_cookies=False)
+
+
+def bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def same_answer(lean, flask) -> None:
+    assert lean.status_code == flask.status_code
+    assert sorted(lean.headers.items()) == sorted(flask.headers.items())
+    assert json.loads(lean.data) == json.loads(flask.data)
+
+
+def userinfo_both(back_channel, flask_path, token, method="get"):
+    lean = getattr(back_channel, method)("/userinfo", headers=bearer(token))
+    flask = getattr(flask_path, method)("/userinfo", headers=bearer(token))
+    same_answer(lean, flask)
+    return lean
+
+
+@pytest.mark.parametrize("scope", SCOPES)
+def test_lean_path_answers_each_scope_as_flask_does(rp, back_channel, flask_path, flask_requests, scope):
+    token = rp.tokens(scope=scope)["access_token"]
+    del flask_requests[:]
+    for method in ("get", "post"):
+        answer = userinfo_both(back_channel, flask_path, token, method)
+        assert answer.status_code == 200 and "sub" in answer.get_json()
+    assert flask_requests == ["/userinfo", "/userinfo"]  # the flask_path client's two, not the lean ones
+
+
+def test_claims_request_for_userinfo(rp, back_channel, flask_path, flask_requests):
+    asked = json.dumps({"userinfo": {"customer_number": None}})
+    token = rp.tokens(scope="openid email contract", claims=asked)["access_token"]
+    del flask_requests[:]
+    assert "customer_number" in userinfo_both(back_channel, flask_path, token).get_json()
+    assert flask_requests == ["/userinfo"]
+
+
+def test_lean_path_counts_the_request_in_the_metrics(rp, back_channel, flask_requests):
+    token = rp.tokens()["access_token"]
+    before = REQUESTS.labels("oauth.userinfo", "GET", "200")._value.get()
+    del flask_requests[:]
+    assert back_channel.get("/userinfo", headers=bearer(token)).status_code == 200
+    assert flask_requests == []
+    assert REQUESTS.labels("oauth.userinfo", "GET", "200")._value.get() == before + 1
+
+
+@pytest.mark.parametrize("extra", [
+    {"headers": {"Origin": "https://rp.example.test"}},
+    {"query_string": "x=1"},
+    {"headers": {"Cookie": "a=b"}},
+    {"base_url": "http://op.example.test"},  # plain HTTP, not loopback: Authlib refuses it
+    {"headers": {"User-Agent": "rp\x00"}},  # errors._refuse_nul_characters: 400
+    {"headers": {"User-Agent": "r\u00e9p"}},
+    {"method": "POST", "data": {"access_token": "x"}},
+    {"method": "POST", "data": b"{}", "content_type": "application/json"},
+])
+def test_other_requests_go_to_flask(rp, back_channel, flask_path, flask_requests, extra):
+    token = rp.tokens()["access_token"]
+    del flask_requests[:]
+    extra = dict(extra)
+    headers = {**bearer(token), **extra.pop("headers", {})}
+    lean = back_channel.open("/userinfo", headers=headers, **extra)
+    assert flask_requests == ["/userinfo"]
+    flask = flask_path.open("/userinfo", headers=headers, **extra)
+    same_answer(lean, flask)
+
+
+@pytest.mark.parametrize("header", ["Bearer", "Bearer  two-spaces", "Basic abc", "Bearer a b", "Bearer é", "bearer"])
+def test_malformed_authorization_goes_to_flask(back_channel, flask_path, flask_requests, header):
+    lean = back_channel.get("/userinfo", headers={"Authorization": header})
+    assert flask_requests == ["/userinfo"]
+    same_answer(lean, flask_path.get("/userinfo", headers={"Authorization": header}))
+    assert lean.status_code in (400, 401)
+
+
+def test_unknown_token(app, back_channel, flask_path):
+    assert userinfo_both(back_channel, flask_path, "unknown-token").status_code == 401
+
+
+def test_revoked_token(rp, back_channel, flask_path):
+    token = rp.tokens()["access_token"]
+    assert rp.client.post("/revoke", data={"token": token}, headers=rp.auth()).status_code == 200
+    answer = userinfo_both(back_channel, flask_path, token)
+    assert answer.status_code == 401 and "invalid_token" in answer.headers["WWW-Authenticate"]
+
+
+def test_expired_token(app, rp, back_channel, flask_path, clock):
+    token = rp.tokens()["access_token"]
+    clock.advance(app.config["ACCESS_TOKEN_LIFETIME"])
+    assert userinfo_both(back_channel, flask_path, token).status_code == 401
+
+
+def test_token_of_a_locked_account(app, rp, account, back_channel, flask_path):
+    token = rp.tokens()["access_token"]
+    with app.app_context():
+        db.session.get(Account, account).status = "locked"
+        db.session.commit()
+    assert userinfo_both(back_channel, flask_path, token).status_code == 401
+
+
+def test_token_without_a_customer(rp, back_channel, flask_path):
+    response = rp.token_request({"grant_type": "client_credentials", "scope": "openid"})
+    assert response.status_code == 200
+    assert userinfo_both(back_channel, flask_path, response.get_json()["access_token"]).status_code == 401
+
+
+def test_client_asking_for_signed_userinfo_goes_to_flask(app, rp, back_channel, flask_requests):
+    token = rp.tokens()["access_token"]
+    with app.app_context():  # as dynamic registration may store it (Authlib signs for it)
+        registered = db.session.scalar(db.select(Registered).filter_by(client_id=rp.client_id))
+        registered.client_metadata = {**registered.client_metadata, "userinfo_signed_response_alg": "RS256"}
+        db.session.commit()
+    del flask_requests[:]
+    lean = back_channel.get("/userinfo", headers=bearer(token))
+    assert flask_requests == ["/userinfo"]
+    assert lean.status_code == 200 and lean.headers["Content-Type"] == "application/jwt"
+
+
+def test_disabled_client_goes_to_flask(app, rp, back_channel, flask_requests):
+    token = rp.tokens()["access_token"]
+    with app.app_context():
+        db.session.scalar(db.select(Registered).filter_by(client_id=rp.client_id)).disabled = True
+        db.session.commit()
+    del flask_requests[:]
+    back_channel.get("/userinfo", headers=bearer(token))
+    assert flask_requests == ["/userinfo"]
+
+
+def test_a_failure_below_flask_hands_the_request_to_flask(rp, back_channel, flask_requests, monkeypatch):
+    token = rp.tokens()["access_token"]
+
+    def outage(connection, presented):
+        raise OperationalError("SELECT", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(tokens, "userinfo_row", outage)
+    del flask_requests[:]
+    assert back_channel.get("/userinfo", headers=bearer(token)).status_code == 200
+    assert flask_requests == ["/userinfo"]
