@@ -33,10 +33,11 @@ import time
 
 from authlib.common.security import is_secure_transport
 
+from .. import tokens
 from ..claims import claims_for
+from ..extensions import db
 from ..ops import LATENCY, REQUESTS
 from ..security.headers import security_headers
-from .. import tokens
 
 PATH = "/userinfo"
 ENDPOINT = "oauth.userinfo"  # the Flask endpoint, as the metrics label it
@@ -97,8 +98,6 @@ class LeanUserInfo:
         return json.dumps(claims_for(account, row.scope, (row.claims_request or {}).get("userinfo"))).encode()
 
     def _prepare(self):
-        from ..extensions import db
-
         app = self.flask_app
         with app.app_context():
             # One statement that only reads: no BEGIN and ROLLBACK round trips
