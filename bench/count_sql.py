@@ -104,3 +104,7 @@ measured("refresh_token", refresh_once)
 access = exchange.last["access_token"]
 measured("userinfo", lambda: client.get("/userinfo", headers={"Authorization": f"Bearer {access}"}))
 measured("introspection", lambda: client.post("/introspect", headers=BASIC, data={"token": access}))
+# Last: it spends the access token. Once to revoke it, then again as the
+# benchmark's revocation scenario does after its first request.
+measured("revocation", lambda: client.post("/revoke", headers=BASIC, data={"token": access}))
+measured("revocation_again", lambda: client.post("/revoke", headers=BASIC, data={"token": access}))
