@@ -266,6 +266,10 @@ def presented(token_string: str, token_type_hint: str | None) -> PresentedToken 
 
 
 def revoke_presented(token: PresentedToken) -> None:
+    """Revoke what a client presented. One already revoked is left alone:
+    RFC 7009 2.2 answers 200 either way, and the audit log has its row."""
+    if token.row.revoked_at is not None:
+        return
     t = now()
     if token.kind == "refresh_token":
         # RFC 7009 2.1: revoking a refresh token ends the whole grant.

@@ -181,6 +181,14 @@ def test_revocation_of_access_and_refresh_tokens(rp, client):
     assert introspect(rp, tokens["access_token"])["active"] is False
 
 
+def test_revoking_a_revoked_token_again_answers_200_and_records_nothing_more(app, client, rp):
+    access = rp.tokens()["access_token"]
+    for _ in range(3):  # RFC 7009 2.2: 200 whether or not there was anything left to revoke
+        assert client.post("/revoke", data={"token": access}, headers=rp.auth()).status_code == 200
+    assert len(audited(app, "token.revoked")) == 1
+    assert introspect(rp, access)["active"] is False
+
+
 def test_introspection_of_other_clients_tokens_is_inactive(app, client, rp):
     tokens = rp.tokens()
     other = RelyingParty.register(app, client)
