@@ -38,7 +38,7 @@ def create_app(test_config: dict | None = None, clock=None) -> Flask:
     from .oauth import backchannel
     from .oauth.authorize import bp as authorize_bp
     from .oauth.documents import PublicDocuments
-    from .oauth.lean import LeanUserInfo
+    from .oauth.lean import LeanEndpoints
     from .oauth.server import config_oauth
     from .oauth.views import bp as oauth_bp
     from .recovery.views import bp as recovery_bp
@@ -47,7 +47,7 @@ def create_app(test_config: dict | None = None, clock=None) -> Flask:
     from .security.clock import SystemClock
     from .security.throttle import make_counters
 
-    app.wsgi_app = LeanUserInfo(PublicDocuments(app.wsgi_app, app), app)
+    app.wsgi_app = LeanEndpoints(PublicDocuments(app.wsgi_app, app), app)
     hops = app.config["TRUSTED_PROXIES"]
     if hops:
         from werkzeug.middleware.proxy_fix import ProxyFix

@@ -27,8 +27,8 @@ How Authlib calls this module (through the grants in ``oauth/grants.py``):
 3. /token for anything else (client_credentials): Authlib's ``save_token``
    → ``store`` at once.
 4. UserInfo, revocation, introspection: ``by_digest`` and ``presented``;
-   ``revoke_presented`` (RFC 7009). UserInfo's plain requests below Flask
-   (``oauth.lean``): ``userinfo_row``.
+   ``revoke_presented`` (RFC 7009). The plain requests below Flask
+   (``oauth.lean``): ``userinfo_row`` and ``introspected``.
 
 Transactions: on PostgreSQL the token, UserInfo and introspection endpoints
 run without one (``without_transaction``): every write there is a single
@@ -44,7 +44,7 @@ from __future__ import annotations
 import functools
 
 from flask import current_app
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, or_, select, update
 
 from . import audit
 from .claims import allowed_claims_request
@@ -229,15 +229,26 @@ def _revoke_for_reuse(credential: AuthorizationCode | Token, condition, event: s
 # --- a token presented to revocation or introspection --------------------------
 
 
+_OF_THE_ROW = object()  # PresentedToken: the customer is the Token row's own
+
+
 class PresentedToken:
     """A token as presented to revocation or introspection: access or refresh
-    (what Authlib's endpoints ask of it)."""
+    (what Authlib's endpoints ask of it), judged at ``at`` (the app clock's
+    now when it was read). ``row`` is a Token, or below Flask a row of
+    ``introspected``'s statement, which passes the customer as ``account``."""
 
-    def __init__(self, row: Token, kind: str) -> None:
-        self.row, self.kind = row, kind
+    def __init__(self, row, kind: str, at: int, account=_OF_THE_ROW) -> None:
+        self.row, self.kind, self.at = row, kind, at
+        self._account = account
+
+    @property
+    def account(self) -> Account | None:
+        """The customer (None for a client_credentials token)."""
+        return self.row.account if self._account is _OF_THE_ROW else self._account
 
     def check_client(self, client) -> bool:
-        return self.row.check_client(client)
+        return self.row.client_id == client.client_id
 
     def get_scope(self) -> str:
         return self.row.scope
@@ -246,22 +257,39 @@ class PresentedToken:
         return self.row.revoked_at is not None or (self.kind == "refresh_token" and self.row.rotated_at is not None)
 
     def is_expired(self) -> bool:
-        return now() >= self.get_expires_at()
+        return self.at >= self.get_expires_at()
 
     def get_expires_at(self) -> int:
         return self.row.refresh_expires_at if self.kind == "refresh_token" else self.row.access_expires_at
 
 
+def _kinds(token_type_hint: str | None) -> tuple[str, str]:
+    """The kinds a presented token is tried as, the hinted one first (RFC 7009 2.1, RFC 7662 2.1)."""
+    return ("refresh_token", "access_token") if token_type_hint == "refresh_token" else ("access_token", "refresh_token")
+
+
 def presented(token_string: str, token_type_hint: str | None) -> PresentedToken | None:
     """The token a client presents to revocation or introspection, tried as
     the kind it hints first."""
-    kinds = ["access_token", "refresh_token"]
-    if token_type_hint == "refresh_token":
-        kinds.reverse()
-    for kind in kinds:
+    for kind in _kinds(token_type_hint):
         row = by_digest(kind, token_string)
         if row is not None:
-            return PresentedToken(row, kind)
+            return PresentedToken(row, kind, now())
+    return None
+
+
+def introspected(connection, token_string: str, token_type_hint: str | None, at: int) -> PresentedToken | None:
+    """For introspection below Flask (``oauth.lean``): what ``presented``
+    finds, by one statement on ``connection`` (both kinds at once, then the
+    hinted kind first), with its customer as a transient Account."""
+    rows = connection.execute(_select_introspected(), {"digest": digest(token_string)}).all()
+    for kind in _kinds(token_type_hint):
+        for row in rows:
+            if row.as_access if kind == "access_token" else row.as_refresh:
+                account = None
+                if row.account_status is not None:
+                    account = Account(**{c.key: getattr(row, f"account_{c.key}") for c in _INTROSPECTED_ACCOUNT})
+                return PresentedToken(row, kind, at, account)
     return None
 
 
@@ -340,6 +368,24 @@ def _select_userinfo():
         .join(Account, Account.id == Token.account_id)
         .join(Contract, Contract.id == Account.contract_id)
         .where(Token.access_token_digest == bindparam("digest"))
+    )
+
+
+# What introspection reads of a token's customer (server.IntrospectionEndpoint).
+_INTROSPECTED_ACCOUNT = (Account.subject, Account.login_id, Account.status)
+
+
+@functools.cache
+def _select_introspected():
+    digest_param = bindparam("digest")
+    return (
+        select(Token.client_id, Token.scope, Token.issued_at, Token.access_expires_at, Token.refresh_expires_at,
+               Token.revoked_at, Token.rotated_at,
+               (Token.access_token_digest == digest_param).label("as_access"),
+               (Token.refresh_token_digest == digest_param).label("as_refresh"),
+               *(c.label(f"account_{c.key}") for c in _INTROSPECTED_ACCOUNT))
+        .outerjoin(Account, Account.id == Token.account_id)
+        .where(or_(Token.access_token_digest == digest_param, Token.refresh_token_digest == digest_param))
     )
 
 

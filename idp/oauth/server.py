@@ -74,7 +74,14 @@ class RevocationEndpoint(_RevocationEndpoint):
 
 
 class IntrospectionEndpoint(_IntrospectionEndpoint):
+    """RFC 7662, on both paths: Flask's (Authlib's create_endpoint_response)
+    and, for plain requests, ``oauth.lean``, which asks ``payload``."""
+
     CLIENT_AUTH_METHODS = AUTH_METHODS
+
+    def __init__(self, server=None, issuer: str | None = None) -> None:
+        super().__init__(server)
+        self.issuer = issuer
 
     def query_token(self, token_string, token_type_hint):
         return tokens.presented(token_string, token_type_hint)
@@ -83,16 +90,24 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
         # A client may introspect the tokens it was issued, nobody else's.
         return token.check_client(client)
 
+    def payload(self, token: tokens.PresentedToken | None, client) -> dict:
+        """The answer to an authenticated ``client`` for ``token`` (None: not
+        found), as Authlib's authenticate_token and create_endpoint_response
+        decide it (RFC 7662 2.2: inactive unless the client may see it)."""
+        if token is not None and not self.check_permission(token, client, None):
+            token = None
+        return self.create_introspection_payload(token)
+
     def introspect_token(self, token: tokens.PresentedToken):
         row = token.row
-        account = row.account
+        account = token.account
         if account is not None and not account.is_active:
             return {"active": False}
         body = {
             "active": True,
             "client_id": row.client_id,
             "token_type": "Bearer" if token.kind == "access_token" else "refresh_token",
-            "iss": current_app.config["ISSUER"],
+            "iss": self.issuer,
             "aud": row.client_id,
             "iat": row.issued_at,
             "exp": token.get_expires_at(),
@@ -177,7 +192,7 @@ def config_oauth(app) -> None:
     server.register_grant(grants.RefreshTokenGrant)
     server.register_grant(grants.ClientCredentialsGrant)
     server.register_endpoint(RevocationEndpoint)
-    server.register_endpoint(IntrospectionEndpoint)
+    server.register_endpoint(IntrospectionEndpoint(server, app.config["ISSUER"]))
     server.register_endpoint(EndSessionEndpoint)
     server.register_endpoint(RegistrationEndpoint)
     server.register_endpoint(ConfigurationEndpoint)

@@ -5,37 +5,15 @@ import json
 
 import pytest
 from sqlalchemy.exc import OperationalError
-from werkzeug.test import Client
 
 from idp import tokens
 from idp.extensions import db
-from idp.models import Account, Client as Registered
+from idp.models import Account
+from idp.models import Client as Registered
 from idp.ops import REQUESTS
 
 SCOPES = ["openid", "openid profile", "openid email", "openid phone", "openid contract",
           "openid profile email phone contract", "openid offline_access email"]
-
-
-@pytest.fixture
-def flask_requests(app):
-    """Paths of the requests Flask's pipeline saw (a before_request hook)."""
-    from flask import request
-
-    seen = []
-    app.before_request_funcs.setdefault(None, []).insert(0, lambda: seen.append(request.path) and None)
-    return seen
-
-
-@pytest.fixture
-def back_channel(app):
-    """The RP's server: no cookies, as RPs call UserInfo."""
-    return app.test_client(use_cookies=False)
-
-
-@pytest.fixture
-def flask_path(app):
-    """The same app without the lean middleware: today's answers."""
-    return Client(app.wsgi_app.wsgi_app, app.response_class, use_cookies=False)
 
 
 def bearer(token: str) -> dict:
