@@ -1,4 +1,5 @@
-"""Count the SQL round trips of each kind of token request, on the bench database.
+"""Count the SQL round trips of each kind of token request, and of each step
+of the full password login (bench/logins.mjs), on the bench database.
 
     IDP_DATABASE_URL=... IDP_SECRET_KEY=... python bench/count_sql.py
 
@@ -122,3 +123,41 @@ def revoke_live():
 new_access_token()
 measured("revocation", revoke_live, prepare=new_access_token)
 measured("revocation_again", revoke_live)
+
+
+# The full password login as bench/logins.mjs makes it, step by step, for a
+# new browser each time (the second flow is counted: the first warms up).
+def login_flow(counted: bool) -> None:
+    browser = app.test_client()
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    params = {"response_type": "code", "client_id": CLIENT_ID, "redirect_uri": REDIRECT_URI,
+              "scope": "openid profile email offline_access", "state": "s", "nonce": "n",
+              "code_challenge": challenge, "code_challenge_method": "S256"}
+
+    def step(label: str, send, status: int):
+        with RoundTrips(engine) as trips:
+            response = send()
+        assert response.status_code == status, (label, response.status_code)
+        if counted:
+            print(f"{label}: {json.dumps({'round_trips': trips.count})}")
+            for line in trips.log:
+                print(f"    {line}")
+        return response
+
+    login_url = step("login_flow_authorize", lambda: browser.get("/authorize?" + urlencode(params)), 303).location
+    page = step("login_flow_login_page", lambda: browser.get(login_url), 200).get_data(as_text=True)
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+    back = step("login_flow_login_post", lambda: browser.post(login_url, data={
+        "login_id": "taro.itsu@example.jp", "password": "itscom-demo1", "csrf_token": token}), 303).location
+    answer = step("login_flow_authorize_again", lambda: browser.get(back), 302)
+    code = parse_qs(urlsplit(answer.location).query)["code"][0]
+    tokens = step("login_flow_token", lambda: browser.post("/token", headers=BASIC, data={
+        "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI,
+        "code_verifier": verifier}), 200).get_json()
+    step("login_flow_userinfo", lambda: browser.get(
+        "/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"}), 200)
+
+
+login_flow(counted=False)
+login_flow(counted=True)
