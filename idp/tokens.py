@@ -167,10 +167,8 @@ def userinfo_row(connection, presented: str):
     found = connection.execute(_select_userinfo(), {"digest": digest(presented)}).first()
     if found is None:
         return None
-    values = found._mapping
-    contract = Contract(**{c.key: values[f"contract_{c.key}"] for c in _CONTRACT_COLUMNS})
-    account = Account(**{c.key: values[f"account_{c.key}"] for c in _ACCOUNT_COLUMNS}, contract=contract)
-    return found, account
+    contract = _transient(Contract, "contract", _CONTRACT_COLUMNS, found)
+    return found, _transient(Account, "account", _ACCOUNT_COLUMNS, found, contract=contract)
 
 
 def usable_refresh_token(presented: str, client_id: str) -> Token | None:
@@ -288,7 +286,7 @@ def introspected(connection, token_string: str, token_type_hint: str | None, at:
             if row.as_access if kind == "access_token" else row.as_refresh:
                 account = None
                 if row.account_status is not None:
-                    account = Account(**{c.key: getattr(row, f"account_{c.key}") for c in _INTROSPECTED_ACCOUNT})
+                    account = _transient(Account, "account", _INTROSPECTED_ACCOUNT, row)
                 return PresentedToken(row, kind, at, account)
     return None
 
@@ -355,6 +353,17 @@ def _select_token(kind: str):
 
 
 # What claims.all_claims and Account.is_active read.
+def _labelled(prefix: str, columns):
+    """``columns`` selected as PREFIX_KEY, for ``_transient`` to read back."""
+    return (column.label(f"{prefix}_{column.key}") for column in columns)
+
+
+def _transient(model, prefix: str, columns, row, **related):
+    """A ``model`` object outside the session, from the ``_labelled`` columns of ``row``."""
+    values = row._mapping
+    return model(**{column.key: values[f"{prefix}_{column.key}"] for column in columns}, **related)
+
+
 _ACCOUNT_COLUMNS = (Account.subject, Account.login_id, Account.login_id_verified, Account.locale, Account.status)
 _CONTRACT_COLUMNS = (Contract.name_kanji, Contract.name_kana, Contract.phones, Contract.customer_number)
 
@@ -363,8 +372,7 @@ _CONTRACT_COLUMNS = (Contract.name_kanji, Contract.name_kana, Contract.phones, C
 def _select_userinfo():
     return (
         select(Token.scope, Token.client_id, Token.claims_request, Token.access_expires_at, Token.revoked_at,
-               *(c.label(f"account_{c.key}") for c in _ACCOUNT_COLUMNS),
-               *(c.label(f"contract_{c.key}") for c in _CONTRACT_COLUMNS))
+               *_labelled("account", _ACCOUNT_COLUMNS), *_labelled("contract", _CONTRACT_COLUMNS))
         .join(Account, Account.id == Token.account_id)
         .join(Contract, Contract.id == Account.contract_id)
         .where(Token.access_token_digest == bindparam("digest"))
@@ -383,7 +391,7 @@ def _select_introspected():
                Token.revoked_at, Token.rotated_at,
                (Token.access_token_digest == digest_param).label("as_access"),
                (Token.refresh_token_digest == digest_param).label("as_refresh"),
-               *(c.label(f"account_{c.key}") for c in _INTROSPECTED_ACCOUNT))
+               *_labelled("account", _INTROSPECTED_ACCOUNT))
         .outerjoin(Account, Account.id == Token.account_id)
         .where(or_(Token.access_token_digest == digest_param, Token.refresh_token_digest == digest_param))
     )
