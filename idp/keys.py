@@ -152,13 +152,20 @@ def _load() -> KeyRing:
     unsigned = [alg for alg, row in rows.items() if row is None]
     if unsigned:  # only a hand-edited table gets here: first keys always sign
         raise RuntimeError(f"no {', '.join(unsigned)} key signs now; see flask keys list")
-    signing = {alg: KeySet([_import(row)]) for alg, row in rows.items()}
     published = db.session.scalars(
         db.select(SigningKey)
         .where(SigningKey.removed_at.is_(None) | (SigningKey.removed_at > t))
         .order_by(SigningKey.id)
     ).all()
-    public = KeySet([_import(row) for row in published])
+    # A stored key never changes, and importing an RSA key (its checks) costs
+    # tens of milliseconds: a reload every KEY_CACHE_SECONDS reuses the keys
+    # the last one imported.
+    known = current_app.extensions.get("idp.imported_keys", {})
+    imported = {(row.kid, row.private_jwk): known.get((row.kid, row.private_jwk)) or _import(row)
+                for row in [*rows.values(), *published]}
+    current_app.extensions["idp.imported_keys"] = imported
+    signing = {alg: KeySet([imported[row.kid, row.private_jwk]]) for alg, row in rows.items()}
+    public = KeySet([imported[row.kid, row.private_jwk] for row in published])
     jwks_bytes = json.dumps(public.as_dict(private=False), separators=(",", ":")).encode()
     etag = hashlib.sha256(jwks_bytes).hexdigest()[:32]
     return KeyRing(signing, public, jwks_bytes, etag)

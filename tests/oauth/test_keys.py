@@ -118,3 +118,26 @@ class TestFirstStartWithAClockThatTicks:
         assert response.status_code == 200, response.get_data(as_text=True)
         assert rp.verify_id_token(response.get_json()["id_token"])["aud"] == rp.client_id
         assert _stored_algs(app) == ["ES256", "RS256"]
+
+
+def test_reloading_the_ring_imports_only_keys_it_has_not_seen(app, runner, monkeypatch):
+    """Each worker reloads its ring every KEY_CACHE_SECONDS; importing an RSA
+    key costs tens of milliseconds, so a reload reuses what it imported, and
+    a rotation imports only the new key."""
+    imports = []
+    real = keys._import
+    monkeypatch.setattr(keys, "_import", lambda row: imports.append(row.kid) or real(row))
+    with app.app_context():
+        first = keys.keyring()
+        loaded = len(imports)
+        assert loaded >= len(keys.SUPPORTED_ALGS)
+        keys.forget_cached_keys()
+        again = keys.keyring()
+        assert len(imports) == loaded  # nothing imported twice
+        assert again.jwks_bytes == first.jwks_bytes
+    assert runner.invoke(args=["keys", "rotate", "--alg", "RS256"]).exit_code == 0
+    with app.app_context():
+        keys.forget_cached_keys()
+        rotated = keys.keyring()
+    assert len(imports) == loaded + 1  # the new key only
+    assert len(rotated.public.keys) == len(first.public.keys) + 1
