@@ -44,7 +44,7 @@ from __future__ import annotations
 import functools
 
 from flask import current_app
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import bindparam, literal_column, or_, select, update
 
 from . import audit
 from .claims import allowed_claims_request
@@ -169,6 +169,20 @@ def userinfo_row(connection, presented: str):
         return None
     contract = _transient(Contract, "contract", _CONTRACT_COLUMNS, found)
     return found, _transient(Account, "account", _ACCOUNT_COLUMNS, found, contract=contract)
+
+
+def refresh_row(connection, presented: str) -> tuple[Token, Account | None] | None:
+    """For the token endpoint below Flask (``oauth.lean``): the refresh
+    token's row, and its customer, as transient objects by one statement on
+    ``connection``; None for an unknown token. ``usable_refresh_token``
+    judges it on the Flask path, ``Token.is_refresh_usable`` here."""
+    found = connection.execute(_select_refresh(), {"digest": digest(presented)}).first()
+    if found is None:
+        return None
+    account = None
+    if found.token_account_id is not None:
+        account = _transient(Account, "account", _REFRESHED_ACCOUNT, found)
+    return _transient(Token, "token", _REFRESHED_TOKEN, found), account
 
 
 def usable_refresh_token(presented: str, client_id: str) -> Token | None:
@@ -296,13 +310,41 @@ def revoke_presented(token: PresentedToken) -> None:
     RFC 7009 2.2 answers 200 either way, and the audit log has its row."""
     if token.row.revoked_at is not None:
         return
-    t = now()
-    if token.kind == "refresh_token":
-        # RFC 7009 2.1: revoking a refresh token ends the whole grant.
-        revoke(Token.family_id == token.row.family_id, t)
+    db.session.execute(*_revocation(token, now()))
+    audit.record("token.revoked", account=token.account, client_id=token.row.client_id, kind=token.kind)
+
+
+def revoke_below_flask(connection, token: PresentedToken, at: int, ip_address: str | None, user_agent: str) -> None:
+    """``revoke_presented`` for revocation below Flask (``oauth.lean``), on
+    its ``connection``, audited alike: on PostgreSQL one statement (the
+    UPDATE a CTE of the audit row's INSERT, so both or neither), on SQLite
+    two in the connection's transaction."""
+    event = audit.row_values("token.revoked", "success", account=token.account, client_id=token.row.client_id,
+                             details={"kind": token.kind}, at=at, ip_address=ip_address, user_agent=user_agent)
+    statement, params = _revocation(token, at)
+    if connection.dialect.name == "postgresql":
+        connection.execute(_revoke_and_audit(statement), {**params, **event})
     else:
-        revoke(Token.id == token.row.id, t)
-    audit.record("token.revoked", account=token.row.account, client_id=token.row.client_id, kind=token.kind)
+        connection.execute(statement, params)
+        connection.execute(audit.insert_statement(), event)
+
+
+def store_lossy(connection, token_row: dict) -> None:
+    """Write a client_credentials token's row below Flask (``oauth.lean``)
+    without waiting for the disk: on PostgreSQL ``synchronous_commit`` is
+    off for its one-statement transaction (README, "Durability": a crash of
+    the database may lose the last of these rows, nothing else)."""
+    if connection.dialect.name != "postgresql":
+        connection.execute(_insert_token(), token_row)
+        return
+    connection.execute(_lossy_insert(tuple(token_row)), {f"new_{name}": value for name, value in token_row.items()})
+
+
+def _revocation(token: PresentedToken, at: int):
+    """The statement revoking ``token``, and its parameters. RFC 7009 2.1:
+    revoking a refresh token ends the whole grant."""
+    grant = token.kind == "refresh_token"
+    return _revoke_statement(grant), {"which": token.row.family_id if grant else token.row.id, "at": at}
 
 
 # --- transactions and statements ------------------------------------------------
@@ -333,12 +375,17 @@ def claim_and_store(model, row_id: int, column: str, at: int, token_row: dict) -
     On PostgreSQL this is one statement (a data-modifying CTE), so that with
     the token endpoint in autocommit mode an exchange costs three round trips:
     the pool's pre-ping, reading the credential, and this."""
-    connection = db.session.connection()
+    return claim_and_store_on(db.session.connection(), model, row_id, column, at, token_row)
+
+
+def claim_and_store_on(connection, model, row_id: int, column: str, at: int, token_row: dict) -> bool:
+    """``claim_and_store`` on ``connection``: the session's, or below Flask
+    (``oauth.lean``) a held one (PostgreSQL) or one in a transaction (SQLite)."""
     params = {"claim_id": row_id, "claim_at": at}
     if connection.dialect.name != "postgresql":  # SQLite: no DML in CTEs; one transaction (without_transaction)
         if connection.execute(_claim(model, column), params).rowcount != 1:
             return False
-        store(token_row)
+        connection.execute(_insert_token(), token_row)
         return True
     params.update((f"new_{name}", value) for name, value in token_row.items())
     return connection.execute(_claim_and_insert(model, column, tuple(token_row)), params).first() is not None
@@ -360,8 +407,7 @@ def _labelled(prefix: str, columns):
 
 def _transient(model, prefix: str, columns, row, **related):
     """A ``model`` object outside the session, from the ``_labelled`` columns of ``row``."""
-    values = row._mapping
-    return model(**{column.key: values[f"{prefix}_{column.key}"] for column in columns}, **related)
+    return model(**{column.key: getattr(row, f"{prefix}_{column.key}") for column in columns}, **related)
 
 
 _ACCOUNT_COLUMNS = (Account.subject, Account.login_id, Account.login_id_verified, Account.locale, Account.status)
@@ -380,14 +426,14 @@ def _select_userinfo():
 
 
 # What introspection reads of a token's customer (server.IntrospectionEndpoint).
-_INTROSPECTED_ACCOUNT = (Account.subject, Account.login_id, Account.status)
+_INTROSPECTED_ACCOUNT = (Account.id, Account.subject, Account.login_id, Account.status)
 
 
 @functools.cache
 def _select_introspected():
     digest_param = bindparam("digest")
     return (
-        select(Token.client_id, Token.scope, Token.issued_at, Token.access_expires_at, Token.refresh_expires_at,
+        select(Token.id, Token.family_id, Token.client_id, Token.scope, Token.issued_at, Token.access_expires_at, Token.refresh_expires_at,
                Token.revoked_at, Token.rotated_at,
                (Token.access_token_digest == digest_param).label("as_access"),
                (Token.refresh_token_digest == digest_param).label("as_refresh"),
@@ -397,9 +443,48 @@ def _select_introspected():
     )
 
 
+# What the refresh grant reads of a token (Token.is_refresh_usable, new_row) and its customer (token generator).
+_REFRESHED_TOKEN = (Token.id, Token.client_id, Token.account_id, Token.scope, Token.refresh_token_digest,
+                    Token.family_id, Token.family_expires_at, Token.authorization_code_id, Token.sid, Token.auth_time,
+                    Token.claims_request, Token.refresh_expires_at, Token.rotated_at, Token.revoked_at)
+_REFRESHED_ACCOUNT = (Account.id, Account.subject, Account.status)
+
+
+@functools.cache
+def _select_refresh():
+    return (
+        select(*_labelled("token", _REFRESHED_TOKEN), *_labelled("account", _REFRESHED_ACCOUNT))
+        .outerjoin(Account, Account.id == Token.account_id)
+        .where(Token.refresh_token_digest == bindparam("digest"))
+    )
+
+
 @functools.cache
 def _insert_token():
     return Token.__table__.insert()
+
+
+@functools.cache
+def _revoke_statement(grant: bool):
+    which = Token.family_id if grant else Token.id
+    return (update(Token).where(which == bindparam("which"), Token.revoked_at.is_(None))
+            .values(revoked_at=bindparam("at")))
+
+
+@functools.cache
+def _revoke_and_audit(revoked):
+    return audit.insert_statement().add_cte(revoked.cte("revoked"))
+
+
+@functools.cache
+def _lossy_insert(names: tuple[str, ...]):
+    """An INSERT of ``names`` (prefixed bind names, as ``_claim_and_insert``'s)
+    whose transaction commits asynchronously (set_config(..., true) is
+    local to the statement's own transaction in autocommit)."""
+    lossy = select(literal_column("set_config('synchronous_commit', 'off', true)").label("setting")).cte("lossy")
+    tokens = Token.__table__
+    row = select(*(bindparam(f"new_{name}", type_=tokens.c[name].type) for name in names)).select_from(lossy)
+    return tokens.insert().from_select(list(names), row)
 
 
 @functools.cache

@@ -1,14 +1,15 @@
-"""UserInfo and introspection served below Flask, for the plain case (issue 14).
+"""The machine-to-machine endpoints served below Flask, for the plain case (issue 14).
 
-Relying parties call UserInfo after each login and resource servers
-introspect every token they are shown, and most of a Flask request's cost
-there is the pipeline (request hooks, the ORM, Authlib's request objects),
-not the answer. This one WSGI middleware answers the plain requests of each
+Relying parties call UserInfo after each login and refresh their tokens,
+resource servers introspect every token they are shown, and services fetch
+client_credentials tokens all day; most of a Flask request's cost there is
+the pipeline (request hooks, the ORM, Authlib's request objects), not the
+answer. This one WSGI middleware answers the plain requests of each
 endpoint itself, picked by path; everything else goes to Flask unchanged,
 which answers it as before. So the errors and their WWW-Authenticate
 headers keep one source, and each endpoint's rules one home.
 
-Plain for both (``_plain_channel``): no query string, no Origin (CORS), no
+Plain for all (``_plain_channel``): no query string, no Origin (CORS), no
 cookie, no Transfer-Encoding, over HTTPS (or to loopback, as Authlib
 allows), and every header ASCII without a NUL (errors._refuse_nul_characters
 refuses a NUL; other bytes outside ASCII are left to Flask too: WSGI gives
@@ -21,46 +22,80 @@ enabled client that asked for plain JSON (no
 ``userinfo_signed_response_alg``). The claims: ``claims.claims_for``; the
 token by digest: ``tokens.userinfo_row``.
 
-Introspection (``Introspection``, RFC 7662): a POST of
-``application/x-www-form-urlencoded`` (exactly), its Content-Length given
-and at most MAX_CONTENT_LENGTH, whose fields are ``token`` and optionally
-``token_type_hint`` (access_token or refresh_token), each once, not empty,
-UTF-8 without a NUL; the client authenticated with client_secret_basic
-(RFC 6749 2.3.1): ``Authorization: Basic`` of ``client_id:secret`` (UTF-8,
-no percent-encoding), the client in this app's cache (``Client.lookup``'s),
-enabled, registered for client_secret_basic, its secret right. Any
-failure of client authentication goes to Flask, which answers
-invalid_client as before. The answer: ``server.IntrospectionEndpoint``'s
-``payload``; the token by digest: ``tokens.introspected``.
+The three endpoints that authenticate the client (``_ClientRequest``): a
+POST of ``application/x-www-form-urlencoded`` (exactly), its Content-Length
+given and at most MAX_CONTENT_LENGTH, each field once, not empty, UTF-8
+without a NUL; the client authenticated with client_secret_basic (RFC 6749
+2.3.1): ``Authorization: Basic`` of ``client_id:secret`` (UTF-8, no
+percent-encoding), the client in this app's cache (``Client.lookup``'s),
+enabled, registered for client_secret_basic, its secret right. Any failure
+of client authentication goes to Flask, which answers invalid_client as
+before.
+
+- Introspection (``Introspection``, RFC 7662): fields ``token`` and
+  optionally ``token_type_hint`` (access_token or refresh_token). The
+  answer: ``server.IntrospectionEndpoint``'s ``payload``; the token by
+  digest: ``tokens.introspected``.
+- Revocation (``Revocation``, RFC 7009): the same fields. A token this
+  client holds is revoked by ``tokens.revoke_below_flask`` (its audit row
+  in the same transaction); one unknown or already revoked is answered 200
+  with nothing written (2.2). Another client's token goes to Flask
+  (Authlib's invalid_grant).
+- Token (``TokenEndpoint``, RFC 6749): ``grant_type=client_credentials`` (4.4) or
+  ``grant_type=refresh_token`` with ``refresh_token`` (6), and optionally
+  ``scope`` of values the OP supports, for a client registered for that
+  grant. The token is Authlib's (``server.generate_token``: the RFC 9068
+  JWT signed through joserfc), its row ``tokens.new_row``'s. A refresh
+  token is rotated by ``tokens.claim_and_store`` as on the Flask path; one
+  that is not usable (unknown, expired, rotated: replay), a scope wider
+  than granted, a customer no longer active, or a claim lost to another
+  request goes to Flask, which answers (and revokes the family on replay)
+  as before.
 
 Any failure here (a database outage: Flask's error handlers answer 503)
-hands the request to Flask too. An answer carries what the Flask path's
-does: Authlib's JSON headers (Content-Type, Cache-Control: no-store,
-Pragma: no-cache), the security headers of ``security.headers``, Vary:
-Origin where ``views._cors`` adds it (UserInfo), the body as Flask's JSON
-provider writes it; and the request is counted in the same metrics
-(``ops``). Neither endpoint records an audit event on either path.
+hands the request to Flask too; nothing is half-written, since every write
+here is one transaction. An answer carries what the Flask path's does:
+Authlib's JSON headers (Content-Type, Cache-Control: no-store, Pragma:
+no-cache), the security headers of ``security.headers``, Vary: Origin
+where ``views._cors`` adds it, the body as the Flask path writes it; and
+the request is counted in the same metrics (``ops``).
+
+The statements run through ``_Database``: on PostgreSQL a few connections
+of the app's pool held for good, in autocommit, with psycopg's server-side
+prepared statements, so a read costs one round trip and no pre-ping.
+Durability (README): the rows of client_credentials tokens commit
+asynchronously (``tokens.store_lossy``); revocations and refresh-token
+rotations wait for the disk.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 import re
+import threading
 import time
+from contextlib import contextmanager
 from typing import NamedTuple
 from urllib.parse import parse_qsl
 
+import psycopg
 from authlib.common.security import is_secure_transport
 from authlib.consts import default_json_headers
+from psycopg.rows import namedtuple_row
+from psycopg.types.json import Json
+from flask import json as flask_json
+from sqlalchemy import event
 
 from .. import tokens
-from ..claims import claims_for
+from ..claims import SUPPORTED_SCOPES, claims_for
 from ..extensions import db
+from ..models import Token
 from ..ops import LATENCY, REQUESTS
 from ..security.headers import security_headers
-from .server import IntrospectionEndpoint
+from .server import IntrospectionEndpoint, oauth_server
 
 # RFC 6750 2.1: credentials = "Bearer" 1*SP b64token; one space, as every client sends.
 BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] ([A-Za-z0-9\-._~+/]+=*)")
@@ -68,13 +103,15 @@ BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] ([A-Za-z0-9\-._~+/]+=*)")
 BASIC = re.compile(r"Basic ([A-Za-z0-9+/]+={0,2})")
 FORM = "application/x-www-form-urlencoded"
 HINTS = ("access_token", "refresh_token")  # Authlib's SUPPORTED_TOKEN_TYPES; another is Flask's error
+# PostgreSQL connections a process keeps for this path; more requests at once take more, returned after.
+HELD_CONNECTIONS = 4
 
 
 class _Ready(NamedTuple):
     """What the answers need, made on the first request (in an app context)."""
 
     app: object
-    engine: object  # autocommit: one statement that only reads needs no BEGIN and ROLLBACK round trips
+    database: _Database
     clock: object
     clients: object  # this app's client cache, as Client.lookup fills it
     headers: dict  # path -> the response headers but Content-Length
@@ -104,9 +141,9 @@ class UserInfo:
         match = BEARER.fullmatch(environ.get("HTTP_AUTHORIZATION", ""))
         return match.group(1) if match is not None else None
 
-    def answer(self, ready: _Ready, token: str) -> bytes | None:
+    def answer(self, ready: _Ready, token: str, environ) -> bytes | None:
         """The JSON body for ``token``, or None when Flask must answer."""
-        with ready.engine.connect() as connection:
+        with ready.database.connection() as connection:
             found = tokens.userinfo_row(connection, token)
         if found is None:
             return None
@@ -120,25 +157,25 @@ class UserInfo:
         return json.dumps(claims_for(account, row.scope, (row.claims_request or {}).get("userinfo"))).encode()
 
 
-class _Introspect(NamedTuple):
+class _ClientRequest(NamedTuple):
     client_id: str
     secret: str
-    token: str
-    hint: str | None
+    fields: dict[str, str]
 
 
-class Introspection:
-    path = "/introspect"
-    name = "oauth.introspect"
-    vary = False
+class _ClientAuthenticated:
+    """An endpoint that authenticates the client (the module's docstring):
+    ``fields`` says which form fields a plain request may carry."""
+
+    fields = frozenset({"token", "token_type_hint"})  # RFC 7662 2.1, RFC 7009 2.1
+    endpoint: str  # Client.check_endpoint_auth_method's name of it
 
     def __init__(self, app) -> None:
         self.max_length = app.config["MAX_CONTENT_LENGTH"]
-        self.endpoint = IntrospectionEndpoint(issuer=app.config["ISSUER"])
 
-    def plain(self, environ) -> _Introspect | None:
-        """The parts of a plain introspection request; None for anything
-        else. The body read here is put back for Flask."""
+    def plain(self, environ) -> _ClientRequest | None:
+        """The parts of a plain request; None for anything else. The body
+        read here is put back for Flask."""
         length = environ.get("CONTENT_LENGTH") or ""
         if (environ.get("REQUEST_METHOD") != "POST" or environ.get("CONTENT_TYPE") != FORM
                 or not (length.isascii() and length.isdigit()) or not 0 < int(length) <= self.max_length):
@@ -149,24 +186,121 @@ class Introspection:
         body = environ["wsgi.input"].read(int(length))
         environ["wsgi.input"] = io.BytesIO(body)
         fields = _form(body) if len(body) == int(length) else None
-        if fields is None or set(fields) - {"token", "token_type_hint"} or not fields.get("token"):
+        if fields is None or set(fields) - self.fields or not all(fields.values()) or not self.usual(fields):
             return None
-        hint = fields.get("token_type_hint")
-        if hint is not None and hint not in HINTS:
-            return None
-        return _Introspect(*credentials, fields["token"], hint)
+        return _ClientRequest(*credentials, fields)
 
-    def answer(self, ready: _Ready, request: _Introspect) -> bytes | None:
-        """The JSON body, or None when Flask must answer (every failure of
-        client authentication, so that invalid_client has one source)."""
+    def usual(self, fields: dict[str, str]) -> bool:
+        """The fields are what this path answers (else Flask does)."""
+        hint = fields.get("token_type_hint")
+        return "token" in fields and (hint is None or hint in HINTS)
+
+    def client(self, ready: _Ready, request: _ClientRequest):
+        """The authenticated client, or None: Flask answers (invalid_client has one source)."""
         client = ready.clients.get(request.client_id, _not_cached)
         if (client is None or client.disabled
-                or not client.check_endpoint_auth_method("client_secret_basic", "introspection")
+                or not client.check_endpoint_auth_method("client_secret_basic", self.endpoint)
                 or not client.check_client_secret(request.secret)):
             return None
-        with ready.engine.connect() as connection:
-            token = tokens.introspected(connection, request.token, request.hint, ready.clock.now())
-        return ready.app.json.dumps(self.endpoint.payload(token, client)).encode()
+        return client
+
+
+class Introspection(_ClientAuthenticated):
+    path = "/introspect"
+    name = "oauth.introspect"
+    vary = False
+    endpoint = "introspection"
+
+    def __init__(self, app) -> None:
+        super().__init__(app)
+        self.endpoint_object = IntrospectionEndpoint(issuer=app.config["ISSUER"])
+
+    def answer(self, ready: _Ready, request: _ClientRequest, environ) -> bytes | None:
+        client = self.client(ready, request)
+        if client is None:
+            return None
+        with ready.database.connection() as connection:
+            token = tokens.introspected(connection, request.fields["token"], request.fields.get("token_type_hint"),
+                                        ready.clock.now())
+        return ready.app.json.dumps(self.endpoint_object.payload(token, client)).encode()
+
+
+class Revocation(_ClientAuthenticated):
+    path = "/revoke"
+    name = "oauth.revoke"
+    vary = True
+    endpoint = "revocation"
+
+    def answer(self, ready: _Ready, request: _ClientRequest, environ) -> bytes | None:
+        client = self.client(ready, request)
+        if client is None:
+            return None
+        at = ready.clock.now()
+        with ready.database.connection() as connection:
+            token = tokens.introspected(connection, request.fields["token"], request.fields.get("token_type_hint"), at)
+            if token is not None and not token.check_client(client):
+                return None  # Authlib's invalid_grant (RFC 7009 2.1: the token was not issued to it)
+            if token is not None and token.row.revoked_at is None:
+                tokens.revoke_below_flask(connection, token, at, environ.get("REMOTE_ADDR"),
+                                          environ.get("HTTP_USER_AGENT", ""))
+        return ready.app.json.dumps({}).encode()
+
+
+class TokenEndpoint(_ClientAuthenticated):
+    path = "/token"
+    name = "oauth.token"
+    vary = True
+    fields = frozenset({"grant_type", "scope", "refresh_token"})
+    endpoint = "token"
+
+    def usual(self, fields: dict[str, str]) -> bool:
+        grant_type = fields.get("grant_type")
+        if grant_type not in ("client_credentials", "refresh_token"):
+            return False
+        if ("refresh_token" in fields) != (grant_type == "refresh_token"):
+            return False
+        # Scope values the OP supports, each once (RFC 6749 3.3); anything else is Flask's to judge.
+        scope = fields.get("scope", "").split(" ") if "scope" in fields else []
+        return all(value in SUPPORTED_SCOPES for value in scope) and len(set(scope)) == len(scope)
+
+    def answer(self, ready: _Ready, request: _ClientRequest, environ) -> bytes | None:
+        client = self.client(ready, request)
+        fields = request.fields
+        grant_type = fields["grant_type"]
+        if client is None or not client.check_grant_type(grant_type):
+            return None  # unauthorized_client, from Flask
+        with ready.app.app_context(), ready.database.connection() as connection:
+            if grant_type == "client_credentials":
+                return self._client_credentials(connection, client, fields.get("scope"))
+            return self._refresh(connection, client, fields["refresh_token"], fields.get("scope"))
+
+    @staticmethod
+    def _client_credentials(connection, client, scope: str | None) -> bytes:
+        """RFC 6749 4.4.2–4.4.3, as Authlib's ClientCredentialsGrant: no refresh token."""
+        token = oauth_server().generate_token("client_credentials", client, None, scope, include_refresh_token=False)
+        row = tokens.new_row(token, "client_credentials", client.client_id, None)
+        tokens.store_lossy(connection, row)
+        return flask_json.dumps(token).encode()
+
+    @staticmethod
+    def _refresh(connection, client, presented: str, scope: str | None) -> bytes | None:
+        """RFC 6749 6, as Authlib's RefreshTokenGrant with ``grants.RefreshTokenGrant``'s
+        storage: the old token claimed and its successor stored in one statement."""
+        found = tokens.refresh_row(connection, presented)
+        if found is None:
+            return None
+        old, account = found
+        if (old.client_id != client.client_id or not old.is_refresh_usable(tokens.now())
+                or account is None or not account.is_active):
+            return None  # unknown, expired, rotated (replay) or revoked: Flask answers invalid_grant
+        if scope is not None and not set(scope.split()) <= set(old.scope.split()):
+            return None  # invalid_scope (RFC 6749 6: no scope beyond the original grant)
+        token = oauth_server().generate_token("refresh_token", client, account, scope or old.scope,
+                                              include_refresh_token=True)
+        row = tokens.new_row(token, "refresh_token", client.client_id, account, old)
+        if not tokens.claim_and_store_on(connection, Token, old.id, "rotated_at", row["issued_at"], row):
+            return None  # another request rotated it first: replay, which Flask answers
+        return flask_json.dumps(token).encode()
 
 
 class LeanEndpoints:
@@ -177,7 +311,8 @@ class LeanEndpoints:
     def __init__(self, wsgi_app, flask_app) -> None:
         self.wsgi_app = wsgi_app
         self.flask_app = flask_app
-        self.endpoints = {endpoint.path: endpoint for endpoint in (UserInfo(), Introspection(flask_app))}
+        self.endpoints = {endpoint.path: endpoint for endpoint in (
+            UserInfo(), Introspection(flask_app), Revocation(flask_app), TokenEndpoint(flask_app))}
         self._ready: _Ready | None = None
 
     def __call__(self, environ, start_response):
@@ -189,7 +324,7 @@ class LeanEndpoints:
         try:
             if self._ready is None:
                 self._ready = self._prepare()
-            body = endpoint.answer(self._ready, request)
+            body = endpoint.answer(self._ready, request, environ)
         except Exception:
             # A database outage, or anything unforeseen: Flask answers it as
             # it always did (503 with Retry-After for an outage).
@@ -204,11 +339,113 @@ class LeanEndpoints:
     def _prepare(self) -> _Ready:
         app = self.flask_app
         with app.app_context():
-            engine = db.engine.execution_options(isolation_level="AUTOCOMMIT")  # as tokens.without_transaction
+            database = _Database(db.engine)
         json_headers = [*default_json_headers, *security_headers(app, "application/json")]
         headers = {path: [*json_headers, *([("Vary", "Origin")] if endpoint.vary else [])]
                    for path, endpoint in self.endpoints.items()}
-        return _Ready(app, engine, app.extensions["idp.clock"], app.extensions["idp.clients"], headers)
+        return _Ready(app, database, app.extensions["idp.clock"], app.extensions["idp.clients"], headers)
+
+
+# --- the database ---------------------------------------------------------------
+
+
+class _Rows(list):
+    """A statement's rows, read as a SQLAlchemy Result is."""
+
+    def first(self):
+        return self[0] if self else None
+
+    def all(self):
+        return self
+
+
+class _Database:
+    """Where this path's statements (``idp.tokens``'s Core statements) run.
+
+    PostgreSQL: connections of the app's own pool, checked out once (the
+    pool's pre-ping runs then) and held, up to HELD_CONNECTIONS, in
+    autocommit; each statement is compiled once and prepared on the server
+    (psycopg ``prepare=True``), so a read is one round trip, and so is each
+    write, a single statement. A connection that fails is invalidated and
+    the request goes to Flask. Disposing of the engine closes the held ones.
+    SQLite: a connection of the engine per request, in a transaction (a
+    round trip costs nothing there)."""
+
+    def __init__(self, engine) -> None:
+        self.engine = engine
+        self.postgresql = engine.dialect.name == "postgresql"
+        self.idle: list[_Held] = []
+        self.lock = threading.Lock()
+        if self.postgresql:
+            event.listen(engine, "engine_disposed", self.close)
+
+    @contextmanager
+    def connection(self):
+        if not self.postgresql:
+            with self.engine.begin() as connection:
+                yield connection
+            return
+        with self.lock:
+            held = self.idle.pop() if self.idle else None
+        if held is None:
+            held = _Held(self.engine)
+        try:
+            yield held
+        except BaseException:
+            held.discard()
+            raise
+        with self.lock:
+            keep = len(self.idle) < HELD_CONNECTIONS
+            if keep:
+                self.idle.append(held)
+        if not keep:
+            held.release()
+
+    def close(self, *args) -> None:
+        with self.lock:
+            idle, self.idle = self.idle, []
+        for held in idle:
+            held.discard()
+
+
+class _Held:
+    """One held PostgreSQL connection (``_Database``), taking Core statements
+    as a SQLAlchemy connection does (``execute``, ``dialect``)."""
+
+    def __init__(self, engine) -> None:
+        self.dialect = engine.dialect
+        self.pooled = engine.raw_connection()
+        self.raw: psycopg.Connection = self.pooled.driver_connection
+        self.raw.rollback()  # the pre-ping's transaction, if any
+        self.raw.autocommit = True
+        self.cursor = self.raw.cursor(row_factory=namedtuple_row)
+
+    def execute(self, statement, params: dict) -> _Rows:
+        self.cursor.execute(_sql(statement, self.dialect), _adapted(params), prepare=True)
+        return _Rows(self.cursor.fetchall() if self.cursor.description is not None else ())
+
+    def discard(self) -> None:
+        self.pooled.invalidate()
+
+    def release(self) -> None:
+        self.raw.autocommit = False
+        self.pooled.close()
+
+
+@functools.cache
+def _sql(statement, dialect) -> str:
+    """The SQL of a Core statement for psycopg (``%(name)s`` parameters).
+    Every value is a named bind parameter of the statement (no column_keys:
+    those would turn parameters named like columns into more SET clauses)."""
+    return str(statement.compile(dialect=dialect))
+
+
+def _adapted(params: dict) -> dict:
+    """JSON columns' values (dicts, lists) as psycopg sends JSON."""
+    return {key: Json(value) if isinstance(value, (dict, list)) else value for key, value in params.items()}
+
+
+# --- the request ------------------------------------------------------------------
 
 
 def _plain_channel(environ) -> bool:
