@@ -11,7 +11,7 @@
 #  1. drops and recreates the PostgreSQL database idp_bench (never "test"),
 #     runs `flask --app idp db upgrade` and `flask --app idp demo`;
 #  2. starts the OP on 127.0.0.1:8000 with 2 workers (IDP_ENV unset, Redis db 1);
-#     with the README's production allocator setting (MALLOC_ARENA_MAX=2);
+#     with the README's production allocator settings (MALLOC_ARENA_MAX, MALLOC_MMAP_THRESHOLD_);
 #  3. obtains a pool of refresh tokens and one access token through the real
 #     authorize -> login -> code -> token flow (bench/flows.py tokens);
 #  4. runs wrk -t2 -c32 -d10s with the Lua scripts in bench/lua/ for each
@@ -52,6 +52,7 @@ export IDP_ISSUER="$URL"
 export IDP_SECRET_KEY="bench-only-secret-key-not-for-production-0123456789"
 export IDP_REDIS_URL="redis://127.0.0.1:6379/1"
 export MALLOC_ARENA_MAX=2  # as in production (README)
+export MALLOC_MMAP_THRESHOLD_=1048576  # as in production: argon2's 19 MiB block is unmapped after each hash
 unset IDP_ENV IDP_MAIL_URL IDP_TRUSTED_PROXIES || true
 export BENCH_LUA_DIR="$BENCH/lua" BENCH_THREADS=$THREADS BENCH_BASE="$URL" BENCH_CLIENT_ID=mypage-demo
 
@@ -167,13 +168,25 @@ profile_end() {  # $1 = scenario
     fi
 }
 
+worker_ticks() {  # CPU time (user + system, clock ticks) the workers have used so far
+    local w total=0
+    for w in $WORKERS; do
+        total=$((total + $(awk '{print $14 + $15}' "/proc/$w/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$total"
+}
 declare -A RESULT  # "<who> <scenario>" -> "req/s p50 p99 errors"
+declare -A CPU     # "<who> <scenario>" -> worker CPU per request, microseconds
 run_wrk() {  # $1 = scenario, $2 = path, $3 = lua script or ""
     local args=(-t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --timeout 5s --latency) out="$WORK/wrk-$WHO-$1.txt"
     [ -n "$3" ] && args+=(-s "$BENCH/lua/$3")
     profile_start "$1"
+    local ticks
+    ticks=$(worker_ticks)
     wrk "${args[@]}" "$BENCH_BASE$2" >"$out" 2>&1 || true
+    ticks=$(($(worker_ticks) - ticks))
     profile_end "$1"
+    CPU["$WHO $1"]=$(awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" '/requests in/ && $1 > 0 {printf "%.0f", t * 1e6 / hz / $1}' "$out")
     local rps p50 p99 bad sock extra
     rps=$(awk '/^Requests\/sec/ {print $2}' "$out")
     p50=$(awk '$1 == "50%" {print $2}' "$out")
@@ -182,7 +195,7 @@ run_wrk() {  # $1 = scenario, $2 = path, $3 = lua script or ""
     sock=$(awk '/Socket errors/ {print $0}' "$out" | sed 's/ *Socket errors: //; s/ //g')
     extra=$(awk '/pool exhausted/ && $NF > 0 {print "pool-exhausted:" $NF} /without a new token/ && $NF > 0 {print "no-new-token:" $NF}' "$out" | paste -sd';' -)
     RESULT["$WHO $1"]="${rps:-?} ${p50:-?} ${p99:-?} ${bad:-0}${sock:+;sockets:$sock}${extra:+;$extra}"
-    echo "   $1: ${rps:-?} req/s, p50 ${p50:-?}, p99 ${p99:-?}, non-2xx ${bad:-0} ${sock:+sockets: $sock} $extra"
+    echo "   $1: ${rps:-?} req/s, p50 ${p50:-?}, p99 ${p99:-?}, non-2xx ${bad:-0} ${sock:+sockets: $sock} $extra; worker CPU ${CPU["$WHO $1"]:-?} µs/request"
 }
 
 suite() {  # every scenario against $BENCH_BASE, as $WHO
@@ -229,11 +242,11 @@ SCENARIOS=(discovery jwks client_credentials userinfo introspection refresh_toke
     echo "Machine: $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)); RS256 signatures per core: ${RSA_SIGNS:-?}/s (openssl speed rsa2048)."
     echo
     if [ "$PEER" = 1 ]; then
-        echo "| scenario | req/s | p50 | p99 | non-2xx / errors | peer req/s | peer p50 | peer p99 | peer errors | ours/peer |"
-        echo "|---|---:|---:|---:|---|---:|---:|---:|---|---:|"
+        echo "| scenario | req/s | p50 | p99 | non-2xx / errors | CPU µs/req | peer req/s | peer p50 | peer p99 | peer errors | peer CPU µs/req | ours/peer |"
+        echo "|---|---:|---:|---:|---|---:|---:|---:|---:|---|---:|---:|"
     else
-        echo "| scenario | req/s | p50 | p99 | non-2xx / errors |"
-        echo "|---|---:|---:|---:|---|"
+        echo "| scenario | req/s | p50 | p99 | non-2xx / errors | CPU µs/req |"
+        echo "|---|---:|---:|---:|---|---:|"
     fi
     for sc in "${SCENARIOS[@]}"; do
         read -r r p50 p99 bad <<<"${RESULT["ours $sc"]}"
@@ -241,11 +254,13 @@ SCENARIOS=(discovery jwks client_credentials userinfo introspection refresh_toke
         if [ "$PEER" = 1 ]; then
             read -r pr pp50 pp99 pbad <<<"${RESULT["peer $sc"]}"
             ratio=$(awk -v a="$r" -v b="$pr" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "?" }')
-            echo "| $label | $r | $p50 | $p99 | $bad | $pr | $pp50 | $pp99 | $pbad | $ratio |"
+            echo "| $label | $r | $p50 | $p99 | $bad | ${CPU["ours $sc"]:--} | $pr | $pp50 | $pp99 | $pbad | ${CPU["peer $sc"]:--} | $ratio |"
         else
-            echo "| $label | $r | $p50 | $p99 | $bad |"
+            echo "| $label | $r | $p50 | $p99 | $bad | ${CPU["ours $sc"]:--} |"
         fi
     done
+    echo
+    echo "CPU µs/req: the server's worker processes' CPU time (user + system) during the run, per request (wrk scenarios; not PostgreSQL's, Redis's or wrk's)."
     echo
     echo "Peak RSS per worker (MiB): ours ${RESULT["ours rss"]}${RESULT["peer rss"]:+; peer ${RESULT["peer rss"]}}"
     echo
