@@ -114,6 +114,8 @@ class UserInfo:
         if (row.revoked_at is not None or ready.clock.now() >= row.access_expires_at
                 or "openid" not in row.scope.split() or not account.is_active):
             return None
+        if row.dpop_jkt is not None:
+            return None  # DPoP (RFC 9449 7.2): a bound token as Bearer is Flask's to refuse
         client = ready.clients.get(row.client_id, _not_cached)
         if client is None or client.client_metadata.get("userinfo_signed_response_alg"):
             return None
@@ -216,6 +218,8 @@ def _plain_channel(environ) -> bool:
     if (environ.get("QUERY_STRING") or "HTTP_ORIGIN" in environ or "HTTP_COOKIE" in environ
             or "HTTP_TRANSFER_ENCODING" in environ):
         return False
+    if "HTTP_DPOP" in environ:
+        return False  # DPoP (RFC 9449): a request carrying a proof is Flask's (oauth/dpop.py)
     if environ.get("wsgi.url_scheme") != "https" and not is_secure_transport(f"http://{environ.get('HTTP_HOST')}/"):
         return False  # Authlib refuses plain HTTP but to loopback (InsecureTransportError), on the Flask path
     return not any(not value.isascii() or "\x00" in value for key, value in environ.items() if key.startswith("HTTP_"))
