@@ -52,6 +52,7 @@ from authlib.oauth2.rfc6750.errors import InsufficientScopeError
 from flask import current_app, g, request
 from joserfc import jwk, jws, jwt
 from joserfc.errors import JoseError
+from joserfc.jws import JWSRegistry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from sqlalchemy import delete
@@ -76,6 +77,18 @@ COMPACT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 MAX_PROOF_LENGTH = 8192
 MAX_JTI_LENGTH = 256
 MIN_RSA_BITS = 2048
+
+
+class _ProofRegistry(JWSRegistry):
+    """joserfc's JWS rules for proofs: the published algs only, and room in
+    the header for the jwk (joserfc's default 512 bytes holds no RSA key)."""
+
+    max_header_length = 4096
+    max_payload_length = 4096
+
+
+REGISTRY = _ProofRegistry(algorithms=list(ALGS))
+
 # JWK members of private or symmetric keys (RFC 7518 6.2.2, 6.3.2, 6.4): 4.2
 # says the jwk "MUST NOT contain a private key".
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
@@ -146,7 +159,7 @@ def check_proof(*, resource: bool, access_token: str | None = None) -> Proof | N
         raise refuse("The request must carry exactly one DPoP proof, a compact JWS.")
     proof = values[0]
     try:
-        header = jws.extract_compact(proof.encode()).headers()  # 4.3 item 2: well-formed
+        header = jws.extract_compact(proof.encode(), registry=REGISTRY).headers()  # 4.3 item 2: well-formed
     except (JoseError, ValueError, TypeError):
         raise refuse("The DPoP proof is not a well-formed JWS.") from None
     if header.get("typ") != TYP:  # 4.3 item 4
@@ -158,7 +171,7 @@ def check_proof(*, resource: bool, access_token: str | None = None) -> Proof | N
     if key is None:
         raise refuse("The DPoP proof's jwk must be a public key of a supported type.")
     try:
-        claims = jwt.decode(proof, key, algorithms=[alg]).claims  # 4.3 item 6: the jwk verifies it
+        claims = jwt.decode(proof, key, algorithms=[alg], registry=REGISTRY).claims  # 4.3 item 6: the jwk verifies it
     except (JoseError, ValueError, TypeError):
         raise refuse("The DPoP proof's signature does not verify with its jwk.") from None
 
