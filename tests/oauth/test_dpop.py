@@ -9,7 +9,7 @@ from joserfc.jwk import KeySet
 
 from idp import create_app
 from idp.extensions import db
-from idp.models import Token
+from idp.models import Token, UsedDPoPProof
 from idp.oauth.dpop import ALGS
 from idp.security.secrets import digest
 
@@ -411,3 +411,22 @@ class TestNonces:
         challenge(refused(response, 401, "use_dpop_nonce"), "use_dpop_nonce")
         answer = userinfo(client, token, key, nonce=response.headers["DPoP-Nonce"])
         assert answer.status_code == 200 and answer.headers["DPoP-Nonce"]
+
+
+# --- the database's used proofs ---------------------------------------------------------
+
+
+def test_a_jti_is_remembered_only_while_its_proof_could_be_accepted(app, rp, key, clock, runner):
+    """The row of a proof whose window has passed is taken over by a new
+    proof with that jti, and removed by flask audit prune."""
+    assert client_credentials(rp, key, jti="again").status_code == 200
+    clock.advance(app.config["DPOP_PROOF_WINDOW"] + 1)
+    assert client_credentials(rp, key, jti="again").status_code == 200
+    refused(client_credentials(rp, key, jti="again"))
+    assert client_credentials(rp, key, jti="other").status_code == 200
+    clock.advance(app.config["DPOP_PROOF_WINDOW"] + 1)
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count()).select_from(UsedDPoPProof)) == 2
+    assert runner.invoke(args=["audit", "prune"]).exit_code == 0
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count()).select_from(UsedDPoPProof)) == 0
