@@ -30,7 +30,8 @@ DEFAULTS = {
     # smtp://host:port (smtp+starttls://, smtps://, user:pass@ allowed).
     # Unset: mails go to the development outbox under instance/.
     "MAIL_URL": None,
-    # redis://host:port/db for the throttle counters. Unset: they live in the
+    # redis://host:port/db for the throttle counters and used DPoP proofs
+    # (oauth/dpop.py). Unset: they live in the
     # database (table throttle_counters), which every worker and node shares
     # too; Redis takes those writes off the database.
     "REDIS_URL": None,
