@@ -30,10 +30,10 @@ DEFAULTS = {
     # smtp://host:port (smtp+starttls://, smtps://, user:pass@ allowed).
     # Unset: mails go to the development outbox under instance/.
     "MAIL_URL": None,
-    # redis://host:port/db for the throttle counters and used DPoP proofs
-    # (oauth/dpop.py). Unset: they live in the
-    # database (table throttle_counters), which every worker and node shares
-    # too; Redis takes those writes off the database.
+    # redis://host:port/db for the throttle counters and the used DPoP
+    # proofs (oauth/dpop.py). Unset: they live in the database (tables
+    # throttle_counters, used_dpop_proofs), which every worker and node
+    # shares too; Redis takes those writes off the database.
     "REDIS_URL": None,
     # How long one Redis call may take (connect or answer) before the counts
     # go to the database; then Redis is left alone for REDIS_BREAKER_RESET

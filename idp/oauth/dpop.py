@@ -53,8 +53,6 @@ from flask import current_app, g, request
 from joserfc import jwk, jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jws import JWSRegistry
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 from sqlalchemy import delete
 
 from .. import tokens
@@ -62,6 +60,7 @@ from ..extensions import db, upsert
 from ..models import UsedDPoPProof
 from ..security.clock import now
 from ..security.secrets import digest
+from ..security.throttle import redis_client
 
 log = logging.getLogger(__name__)
 
@@ -323,24 +322,29 @@ class RedisReplay:
 
     def __init__(self, client: redis.Redis, fallback: DatabaseReplay, reset_timeout: int) -> None:
         self._redis, self._fallback = client, fallback
-        self._breaker = pybreaker.CircuitBreaker(fail_max=1, reset_timeout=reset_timeout, name="redis dpop replay")
+        self._breaker = pybreaker.CircuitBreaker(fail_max=1, reset_timeout=reset_timeout, listeners=[_LogState()],
+                                                 name="redis dpop replay")
 
     def first_use(self, key: str, expires_at: int, at: int) -> bool:
         try:
             return bool(self._breaker.call(self._redis.set, f"dpop:{key}", 1, nx=True, ex=max(1, expires_at - at + 1)))
         except (redis.RedisError, pybreaker.CircuitBreakerError):
-            log.warning("Redis did not answer: DPoP proof jti checked in the database")
             return self._fallback.first_use(key, expires_at, at)
+
+
+class _LogState(pybreaker.CircuitBreakerListener):
+    def state_change(self, breaker, old_state, new_state) -> None:
+        if new_state.name == pybreaker.STATE_OPEN:
+            log.warning("Redis did not answer: DPoP proofs checked in the database for %d s", breaker.reset_timeout)
+        elif new_state.name == pybreaker.STATE_CLOSED:
+            log.warning("Redis answers again: DPoP proofs checked in Redis")
 
 
 def make_replay(config) -> DatabaseReplay | RedisReplay:
     database = DatabaseReplay()
     if not config["REDIS_URL"]:
         return database
-    timeout = config["REDIS_TIMEOUT_MS"] / 1000
-    client = redis.Redis.from_url(config["REDIS_URL"], socket_timeout=timeout, socket_connect_timeout=timeout,
-                                  retry=Retry(NoBackoff(), 0))
-    return RedisReplay(client, database, config["REDIS_BREAKER_RESET"])
+    return RedisReplay(redis_client(config), database, config["REDIS_BREAKER_RESET"])
 
 
 def prune(at: int) -> int:

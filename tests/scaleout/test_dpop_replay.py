@@ -48,12 +48,13 @@ def test_a_proof_replayed_to_another_node_sharing_redis_is_refused(app, client, 
     assert len(keys) == 1 and 0 < redis.Redis.from_url(redis_url).ttl(keys[0]) <= 2 * 60 + 1
 
 
-def test_while_redis_is_silent_proofs_are_remembered_in_the_database(app, client, clock, silent_redis):
+def test_while_redis_is_silent_proofs_are_remembered_in_the_database(app, client, clock, silent_redis, caplog):
     silent = node(app, clock, REDIS_URL=f"redis://127.0.0.1:{silent_redis.port}/0", REDIS_TIMEOUT_MS=200)
     rp = RelyingParty.register(app, client)
     proof = DPoPKey(clock).proof("POST", "/token")
     assert token_request(silent, rp, proof).status_code == 200
     assert stored_in_database(app) == 1
+    assert "Redis did not answer: DPoP proofs checked in the database" in caplog.text
     assert token_request(app, rp, proof).get_json()["error"] == "invalid_dpop_proof"  # a node without Redis sees it
     with silent.app_context():
         db.engine.dispose()
