@@ -74,7 +74,7 @@ class ClientForm(FlaskForm):
                                validate_choice=False)
     first_party = BooleanField("ファーストパーティ（同意画面を表示しない）")
     # RFC 9449 5.2: every token request of the client must carry a DPoP proof.
-    dpop_bound_access_tokens = BooleanField("DPoPを必須にする（dpop_bound_access_tokens）")
+    dpop_bound_access_tokens = BooleanField("DPoPを必須にする（鍵に結び付いたアクセストークンだけを発行する）")
 
     # The field of each client metadata a ClientError may name.
     FIELDS = {

@@ -365,7 +365,7 @@ def test_every_recorded_event_has_a_japanese_name():
 
 # Words that may stay as they are on a Japanese page: the brand, and names
 # of standards an operator types into other systems.
-NOT_ENGLISH = {"iTSCOM", "ID", "URI", "URL", "CSV", "IP", "STB", "RS", "ES", "JWT", "PKCE", "Basic", "POST"}
+NOT_ENGLISH = {"iTSCOM", "ID", "URI", "URL", "CSV", "IP", "STB", "RS", "ES", "JWT", "PKCE", "DPoP", "Basic", "POST"}
 
 
 def english_words(html: str) -> set[str]:
