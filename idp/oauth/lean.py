@@ -9,16 +9,16 @@ which answers it as before. So the errors and their WWW-Authenticate
 headers keep one source, and each endpoint's rules one home.
 
 Plain for both (``_plain_channel``): no query string, no Origin (CORS), no
-cookie, no Transfer-Encoding, over HTTPS (or to loopback, as Authlib
-allows), and every header ASCII without a NUL (errors._refuse_nul_characters
-refuses a NUL; other bytes outside ASCII are left to Flask too: WSGI gives
-them as latin-1).
+cookie, no Transfer-Encoding, no DPoP proof (``oauth.dpop``), over HTTPS
+(or to loopback, as Authlib allows), and every header ASCII without a NUL
+(errors._refuse_nul_characters refuses a NUL; other bytes outside ASCII are
+left to Flask too: WSGI gives them as latin-1).
 
 UserInfo (``UserInfo``): a GET, or a POST without a body, with
 ``Authorization: Bearer <token>`` (RFC 6750 2.1's b64token syntax), for a
-live access token with the openid scope, of an active account and an
-enabled client that asked for plain JSON (no
-``userinfo_signed_response_alg``). The claims: ``claims.claims_for``; the
+live access token with the openid scope, not DPoP-bound (RFC 9449 7.2:
+Flask refuses those as Bearer), of an active account and an enabled client
+that asked for plain JSON (no ``userinfo_signed_response_alg``). The claims: ``claims.claims_for``; the
 token by digest: ``tokens.userinfo_row``.
 
 Introspection (``Introspection``, RFC 7662): a POST of
