@@ -91,9 +91,11 @@ def accounts_create(customer_number, login_id, password, contact_email, contact_
 @click.option("--jwks", "jwks_file", type=click.File("r"), help="A JSON file with the client's public JWK Set.")
 @click.option("--first-party", is_flag=True, help="An iTSCOM site: no consent page.")
 @click.option("--id-token-alg", default=keys.DEFAULT_ALG, type=click.Choice(keys.SUPPORTED_ALGS))
+@click.option("--dpop-bound-access-tokens", is_flag=True,
+              help="Every token request must carry a DPoP proof (RFC 9449 5.2).")
 @click.option("--json", "as_json", is_flag=True, help="Print the registration as one JSON object.")
 def clients_create(name, english_name, redirect_uris, post_logout_uris, backchannel_logout_uri, grant_types, scopes,
-                   auth_method, jwks_uri, jwks_file, first_party, id_token_alg, as_json):
+                   auth_method, jwks_uri, jwks_file, first_party, id_token_alg, dpop_bound_access_tokens, as_json):
     """Register a client; its secret is printed once and stored hashed."""
     try:
         jwks = json.load(jwks_file) if jwks_file else None
@@ -114,6 +116,7 @@ def clients_create(name, english_name, redirect_uris, post_logout_uris, backchan
             jwks_uri=jwks_uri,
             first_party=first_party,
             english_name=english_name,
+            dpop_bound_access_tokens=dpop_bound_access_tokens,
         )
         db.session.commit()
     except ClientError as error:
@@ -221,14 +224,16 @@ def audit_export(since, until, event):
 
 @audit_cli.command("prune")
 def audit_prune():
-    """Remove audit events older than IDP_AUDIT_RETENTION_DAYS, used assertion IDs, expired throttle
-    counters and clients' fetched keys that are stale or no longer named."""
+    """Remove audit events older than IDP_AUDIT_RETENTION_DAYS, used assertion IDs and DPoP proofs,
+    expired throttle counters and clients' fetched keys that are stale or no longer named."""
+    from .oauth import dpop
     from .oauth.client_auth import prune_fetched_key_sets, prune_used_assertions
 
     cutoff = now() - current_app.config["AUDIT_RETENTION_DAYS"] * 86400
     with unhurried(db.session.connection()):  # a year of events may take longer than a request may
         removed = db.session.execute(db.delete(AuditEvent).where(AuditEvent.created_at < cutoff)).rowcount
         prune_used_assertions()
+        dpop.prune(now())
         prune_fetched_key_sets(now())
     db.session.commit()
     counters = DatabaseCounters.prune(now())

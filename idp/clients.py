@@ -107,6 +107,7 @@ def build_metadata(
     token_endpoint_auth_signing_alg: str | None = None,
     resolve_names: bool = True,
     english_name: str | None = None,
+    dpop_bound_access_tokens: bool = False,
 ) -> dict:
     """Checked RFC 7591 metadata for a client; ClientError says what is wrong.
     ``english_name`` is the name English pages show (``client_name#en``,
@@ -174,6 +175,8 @@ def build_metadata(
         metadata["token_endpoint_auth_signing_alg"] = token_endpoint_auth_signing_alg
     if english_name and english_name.strip():
         metadata["client_name#en"] = english_name.strip()
+    if dpop_bound_access_tokens:
+        metadata["dpop_bound_access_tokens"] = True  # RFC 9449 5.2: every token request needs a DPoP proof
     return metadata
 
 

@@ -30,9 +30,10 @@ DEFAULTS = {
     # smtp://host:port (smtp+starttls://, smtps://, user:pass@ allowed).
     # Unset: mails go to the development outbox under instance/.
     "MAIL_URL": None,
-    # redis://host:port/db for the throttle counters. Unset: they live in the
-    # database (table throttle_counters), which every worker and node shares
-    # too; Redis takes those writes off the database.
+    # redis://host:port/db for the throttle counters and the used DPoP
+    # proofs (oauth/dpop.py). Unset: they live in the database (tables
+    # throttle_counters, used_dpop_proofs), which every worker and node
+    # shares too; Redis takes those writes off the database.
     "REDIS_URL": None,
     # How long one Redis call may take (connect or answer) before the counts
     # go to the database; then Redis is left alone for REDIS_BREAKER_RESET
@@ -168,6 +169,15 @@ DEFAULTS = {
     "DATABASE_LOCK_TIMEOUT": 2,
     # Load Flask-Migrate outside the 'flask' command too (tests, scripts).
     "MIGRATIONS": False,
+    # DPoP (RFC 9449, oauth/dpop.py): how far a proof's iat may lie from the
+    # OP's clock, in either direction, in seconds (its jti is remembered that
+    # long, in Redis when IDP_REDIS_URL is set, else in the database); whether
+    # every proof must carry a nonce the OP issued (DPoP-Nonce, RFC 9449 8 and
+    # 9), and for how many seconds a nonce is current (it stays accepted one
+    # more such period; nodes sharing IDP_SECRET_KEY accept each other's).
+    "DPOP_PROOF_WINDOW": 60,
+    "DPOP_NONCE_REQUIRED": False,
+    "DPOP_NONCE_LIFETIME": 300,
     # Largest request body accepted anywhere (bytes).
     "MAX_CONTENT_LENGTH": 64 * 1024,
 }
@@ -199,6 +209,7 @@ def load(app, overrides: dict | None = None) -> None:
         _require_scheme("IDP_REDIS_URL", config["REDIS_URL"], {"redis", "rediss", "unix"})
     _require_web_address("IDP_CONTACT_URL", config["CONTACT_URL"])
     config["ALLOW_PRIVATE_OUTBOUND"] = _flag("IDP_ALLOW_PRIVATE_OUTBOUND", config["ALLOW_PRIVATE_OUTBOUND"])
+    config["DPOP_NONCE_REQUIRED"] = _flag("IDP_DPOP_NONCE_REQUIRED", config["DPOP_NONCE_REQUIRED"])
     if production and config["ALLOW_PRIVATE_OUTBOUND"]:
         raise ConfigError("IDP_ALLOW_PRIVATE_OUTBOUND must not be set when IDP_ENV=production")
     for name, default in DEFAULTS.items():

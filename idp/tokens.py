@@ -73,6 +73,7 @@ def store_code(code: str, client: Client, login_session: LoginSession, redirect_
             code_challenge=data.get("code_challenge"),
             code_challenge_method=data.get("code_challenge_method"),
             claims_request=allowed_claims_request(data.get("claims"), client),
+            dpop_jkt=data.get("dpop_jkt"),  # RFC 9449 10, checked by oauth/dpop.py
             auth_time=login_session.auth_time,
             sid=login_session.sid,
             created_at=issued,
@@ -110,11 +111,11 @@ def revoke_reused_code(code: AuthorizationCode, at: int) -> None:
 
 
 def new_row(token: dict, grant_type: str | None, client_id: str, account: Account | None,
-            origin: AuthorizationCode | Token | None = None) -> dict:
+            origin: AuthorizationCode | Token | None = None, dpop_jkt: str | None = None) -> dict:
     """The ``tokens`` row of a token response, as column values. ``origin``
     is what bought it: a code starts a family, a refresh token continues its
-    own. Counted, not audited: issuing is routine; reuse and revocation are
-    audited."""
+    own. ``dpop_jkt``: the DPoP key it is bound to (oauth/dpop.py). Counted,
+    not audited: issuing is routine; reuse and revocation are audited."""
     config = current_app.config
     issued = now()
     row = {
@@ -130,6 +131,7 @@ def new_row(token: dict, grant_type: str | None, client_id: str, account: Accoun
         "sid": None,
         "auth_time": None,
         "claims_request": None,
+        "dpop_jkt": dpop_jkt,
     }
     if isinstance(origin, Token):
         row["family_id"], row["family_expires_at"] = origin.family_id, origin.family_expires_at
@@ -418,6 +420,7 @@ _CONTRACT_COLUMNS = (Contract.name_kanji, Contract.name_kana, Contract.phones, C
 def _select_userinfo():
     return (
         select(Token.scope, Token.client_id, Token.claims_request, Token.access_expires_at, Token.revoked_at,
+               Token.dpop_jkt,  # DPoP (RFC 9449): a bound token is never served as Bearer below Flask
                *_labelled("account", _ACCOUNT_COLUMNS), *_labelled("contract", _CONTRACT_COLUMNS))
         .join(Account, Account.id == Token.account_id)
         .join(Contract, Contract.id == Account.contract_id)
@@ -433,8 +436,9 @@ _INTROSPECTED_ACCOUNT = (Account.id, Account.subject, Account.login_id, Account.
 def _select_introspected():
     digest_param = bindparam("digest")
     return (
-        select(Token.id, Token.family_id, Token.client_id, Token.scope, Token.issued_at, Token.access_expires_at, Token.refresh_expires_at,
-               Token.revoked_at, Token.rotated_at,
+        select(Token.id, Token.family_id, Token.client_id, Token.scope, Token.issued_at, Token.access_expires_at,
+               Token.refresh_expires_at, Token.revoked_at, Token.rotated_at,
+               Token.dpop_jkt,  # DPoP: cnf.jkt (RFC 9449 6.2)
                (Token.access_token_digest == digest_param).label("as_access"),
                (Token.refresh_token_digest == digest_param).label("as_refresh"),
                *_labelled("account", _INTROSPECTED_ACCOUNT))

@@ -73,6 +73,8 @@ class ClientForm(FlaskForm):
     id_token_alg = SelectField("IDトークン署名アルゴリズム", choices=SUPPORTED_ALGS, default=DEFAULT_ALG,
                                validate_choice=False)
     first_party = BooleanField("ファーストパーティ（同意画面を表示しない）")
+    # RFC 9449 5.2: every token request of the client must carry a DPoP proof.
+    dpop_bound_access_tokens = BooleanField("DPoPを必須にする（鍵に結び付いたアクセストークンだけを発行する）")
 
     # The field of each client metadata a ClientError may name.
     FIELDS = {
@@ -102,6 +104,7 @@ class ClientForm(FlaskForm):
             "auth_method": meta.get("token_endpoint_auth_method", DEFAULT_AUTH_METHOD),
             "id_token_alg": meta.get("id_token_signed_response_alg", DEFAULT_ALG),
             "first_party": client.first_party,
+            "dpop_bound_access_tokens": bool(meta.get("dpop_bound_access_tokens")),
         }
 
     def metadata(self) -> dict:
@@ -115,6 +118,7 @@ class ClientForm(FlaskForm):
             "scopes": (self.scope.data or "").split(),
             "auth_method": self.auth_method.data,
             "id_token_signed_response_alg": self.id_token_alg.data,
+            "dpop_bound_access_tokens": bool(self.dpop_bound_access_tokens.data),
         }
 
     def refuse(self, error: ClientError) -> None:

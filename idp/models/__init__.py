@@ -2,7 +2,7 @@
 
 from .account import Account
 from .admin import Admin
-from .assertion import UsedAssertion
+from .assertion import UsedAssertion, UsedDPoPProof
 from .audit import AuditEvent
 from .backchannel import BackchannelLogout
 from .client import Client
@@ -38,4 +38,5 @@ __all__ = [
     "ThrottleCounter",
     "Token",
     "UsedAssertion",
+    "UsedDPoPProof",
 ]

@@ -34,6 +34,9 @@ class AuthorizationCode(db.Model, AuthorizationCodeMixin):
     created_at: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[int] = mapped_column(BigInteger)
     used_at: Mapped[int | None] = mapped_column(BigInteger)
+    # RFC 9449 10: the JWK thumbprint the authorization request named
+    # (dpop_jkt); the token request must prove that key.
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64))
 
     account: Mapped[Account] = relationship(lazy="joined")
 
@@ -74,6 +77,10 @@ class Token(db.Model, TokenMixin):
     # Set when this refresh token was exchanged for a newer one.
     rotated_at: Mapped[int | None] = mapped_column(BigInteger)
     revoked_at: Mapped[int | None] = mapped_column(BigInteger)
+    # RFC 9449 6: the JWK thumbprint (SHA-256) of the DPoP key the access
+    # token is bound to (None: a Bearer token); a public client's refresh
+    # token is bound to it too (RFC 9449 5).
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64))
 
     account: Mapped[Account | None] = relationship(lazy="joined")
 

@@ -14,6 +14,7 @@ import json
 from ..claims import SUPPORTED_CLAIMS, SUPPORTED_SCOPES
 from ..clients import AUTH_METHODS
 from ..keys import SUPPORTED_ALGS
+from . import dpop
 
 
 def discovery_document(issuer: str) -> dict:
@@ -38,6 +39,7 @@ def discovery_document(issuer: str) -> dict:
         "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),
         "introspection_endpoint_auth_methods_supported": list(AUTH_METHODS),
         "code_challenge_methods_supported": ["S256"],
+        "dpop_signing_alg_values_supported": list(dpop.ALGS),  # RFC 9449 5.1
         "claims_supported": SUPPORTED_CLAIMS + ["iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "at_hash"],
         "claims_parameter_supported": True,
         "request_parameter_supported": False,

@@ -22,6 +22,7 @@ from ..claims import claims_for, parse_claims_request
 from ..clients import AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS
 from ..keys import DEFAULT_ALG, signing_keyset
 from ..security.clock import now
+from . import dpop
 
 RESPONSE_MODES = {"query", "form_post"}
 PROMPTS = {"none", "login", "consent", "select_account"}
@@ -82,7 +83,7 @@ class SpendsCredential:
         request = self.request
         origin = request.refresh_token if request.refresh_token is not None else request.authorization_code
         self.token_row = tokens.new_row(token, request.payload.grant_type, request.client.client_id, request.user,
-                                        origin)
+                                        origin, dpop_jkt=dpop.bound_jkt())
 
 
 class AuthorizationCodeGrant(SpendsCredential, grants.AuthorizationCodeGrant):

@@ -10,16 +10,16 @@ which answers it as before. So the errors and their WWW-Authenticate
 headers keep one source, and each endpoint's rules one home.
 
 Plain for all (``_plain_channel``): no query string, no Origin (CORS), no
-cookie, no Transfer-Encoding, over HTTPS (or to loopback, as Authlib
-allows), and every header ASCII without a NUL (errors._refuse_nul_characters
-refuses a NUL; other bytes outside ASCII are left to Flask too: WSGI gives
-them as latin-1).
+cookie, no Transfer-Encoding, no DPoP proof (``oauth.dpop``), over HTTPS
+(or to loopback, as Authlib allows), and every header ASCII without a NUL
+(errors._refuse_nul_characters refuses a NUL; other bytes outside ASCII are
+left to Flask too: WSGI gives them as latin-1).
 
 UserInfo (``UserInfo``): a GET, or a POST without a body, with
 ``Authorization: Bearer <token>`` (RFC 6750 2.1's b64token syntax), for a
-live access token with the openid scope, of an active account and an
-enabled client that asked for plain JSON (no
-``userinfo_signed_response_alg``). The claims: ``claims.claims_for``; the
+live access token with the openid scope, not DPoP-bound (RFC 9449 7.2:
+Flask refuses those as Bearer), of an active account and an enabled client
+that asked for plain JSON (no ``userinfo_signed_response_alg``). The claims: ``claims.claims_for``; the
 token by digest: ``tokens.userinfo_row``.
 
 The three endpoints that authenticate the client (``_ClientRequest``): a
@@ -151,6 +151,8 @@ class UserInfo:
         if (row.revoked_at is not None or ready.clock.now() >= row.access_expires_at
                 or "openid" not in row.scope.split() or not account.is_active):
             return None
+        if row.dpop_jkt is not None:
+            return None  # DPoP (RFC 9449 7.2): a bound token as Bearer is Flask's to refuse
         client = ready.clients.get(row.client_id, _not_cached)
         if client is None or client.client_metadata.get("userinfo_signed_response_alg"):
             return None
@@ -269,6 +271,8 @@ class TokenEndpoint(_ClientAuthenticated):
         grant_type = fields["grant_type"]
         if client is None or not client.check_grant_type(grant_type):
             return None  # unauthorized_client, from Flask
+        if client.client_metadata.get("dpop_bound_access_tokens"):
+            return None  # RFC 9449 5.2: a proof is required, and proofs are Flask's (oauth.dpop)
         with ready.app.app_context(), ready.database.connection() as connection:
             if grant_type == "client_credentials":
                 return self._client_credentials(connection, client, fields.get("scope"))
@@ -453,6 +457,8 @@ def _plain_channel(environ) -> bool:
     if (environ.get("QUERY_STRING") or "HTTP_ORIGIN" in environ or "HTTP_COOKIE" in environ
             or "HTTP_TRANSFER_ENCODING" in environ):
         return False
+    if "HTTP_DPOP" in environ:
+        return False  # DPoP (RFC 9449): a request carrying a proof is Flask's (oauth/dpop.py)
     if environ.get("wsgi.url_scheme") != "https" and not is_secure_transport(f"http://{environ.get('HTTP_HOST')}/"):
         return False  # Authlib refuses plain HTTP but to loopback (InsecureTransportError), on the Flask path
     return not any(not value.isascii() or "\x00" in value for key, value in environ.items() if key.startswith("HTTP_"))

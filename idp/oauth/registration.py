@@ -75,6 +75,8 @@ def _check_types(data: dict) -> None:
         value = data.get(name)
         if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
             raise InvalidClientMetadataError(f"{name} must be a list of strings.")
+    if data.get("dpop_bound_access_tokens") is not None and not isinstance(data["dpop_bound_access_tokens"], bool):
+        raise InvalidClientMetadataError("dpop_bound_access_tokens must be a boolean.")  # RFC 9449 5.2
     if data.get("jwks") is not None and not isinstance(data["jwks"], dict):
         raise InvalidClientMetadataError("jwks must be a JWK Set object.")
     for name in SERVER_FETCHED:
@@ -102,6 +104,7 @@ def checked_metadata(data: dict) -> dict:
             jwks_uri=data.get("jwks_uri"),
             token_endpoint_auth_signing_alg=data.get("token_endpoint_auth_signing_alg"),
             english_name=data.get("client_name#en"),
+            dpop_bound_access_tokens=data.get("dpop_bound_access_tokens", False),
             # These requests come from anyone with a token: no DNS lookup on
             # the request thread, where a name whose DNS never answers would
             # hold a worker. Addresses are judged here, names at each connect.

@@ -28,7 +28,7 @@ from ..clients import AUTH_METHODS
 from ..keys import DEFAULT_ALG, keyring, signing_keyset
 from ..models import Client
 from ..security.secrets import new_secret
-from . import client_auth, grants
+from . import client_auth, dpop, grants
 from .registration import ConfigurationEndpoint, RegistrationEndpoint
 
 
@@ -44,11 +44,18 @@ def save_token(token: dict, request) -> None:
     """Authlib's save_token, for the grants that spend nothing
     (client_credentials): stored at once. The grants that spend a code or a
     refresh token store theirs with the claim (grants.SpendsCredential)."""
-    tokens.store(tokens.new_row(token, request.payload.grant_type, request.client.client_id, request.user))
+    tokens.store(tokens.new_row(token, request.payload.grant_type, request.client.client_id, request.user,
+                                dpop_jkt=dpop.bound_jkt()))
 
 
 class AccessTokenGenerator(JWTBearerTokenGenerator):
-    """RFC 9068 JWT access tokens; a refresh token only with offline_access."""
+    """RFC 9068 JWT access tokens; a refresh token only with offline_access.
+    Bound to a DPoP key when the request proved one (RFC 9449 5, 6.1:
+    ``cnf.jkt`` and token_type DPoP; ``dpop.TokenBinding``)."""
+
+    def get_extra_claims(self, client, grant_type, user, scope):
+        jkt = dpop.bound_jkt()
+        return {"cnf": {"jkt": jkt}} if jkt else {}
 
     def get_jwks(self):
         return signing_keyset(DEFAULT_ALG)
@@ -60,7 +67,10 @@ class AccessTokenGenerator(JWTBearerTokenGenerator):
 
     def generate(self, grant_type, client, user=None, scope=None, expires_in=None, include_refresh_token=True):
         include_refresh_token = include_refresh_token and "offline_access" in scope_to_list(scope or "")
-        return super().generate(grant_type, client, user, scope, expires_in, include_refresh_token)
+        token = super().generate(grant_type, client, user, scope, expires_in, include_refresh_token)
+        if dpop.bound_jkt():
+            token["token_type"] = "DPoP"  # RFC 9449 5
+        return token
 
 
 class RevocationEndpoint(_RevocationEndpoint):
@@ -106,13 +116,15 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
         body = {
             "active": True,
             "client_id": row.client_id,
-            "token_type": "Bearer" if token.kind == "access_token" else "refresh_token",
+            "token_type": ("DPoP" if row.dpop_jkt else "Bearer") if token.kind == "access_token" else "refresh_token",
             "iss": self.issuer,
             "aud": row.client_id,
             "iat": row.issued_at,
             "exp": token.get_expires_at(),
             "sub": account.subject if account is not None else row.client_id,
         }
+        if token.kind == "access_token" and row.dpop_jkt:
+            body["cnf"] = {"jkt": row.dpop_jkt}  # RFC 9449 6.2
         if row.scope:
             body["scope"] = row.scope
         if account is not None and "email" in row.scope.split():
@@ -126,6 +138,11 @@ class BearerTokenValidator(_BearerTokenValidator):
         if row is None or (row.account is not None and not row.account.is_active):
             return None
         return row
+
+    def validate_token(self, token, scopes, request):
+        if token is not None and token.dpop_jkt:
+            raise dpop.refuse_as_bearer()  # RFC 9449 7.2
+        super().validate_token(token, scopes, request)
 
 
 class UserInfoEndpoint(_UserInfoEndpoint):
@@ -185,12 +202,15 @@ def config_oauth(app) -> None:
     server.scopes_supported = SUPPORTED_SCOPES
     server.register_client_auth_method("private_key_jwt", client_auth.PrivateKeyJWT())
     client_auth.init_app(app)
+    binding = dpop.TokenBinding()
     server.register_grant(
         grants.AuthorizationCodeGrant,
-        [grants.AuthorizationRequestChecks(), grants.S256CodeChallenge(required=True), grants.OpenIDCode()],
+        [grants.AuthorizationRequestChecks(), grants.S256CodeChallenge(required=True), grants.OpenIDCode(),
+         dpop.AuthorizationRequestKey(), binding],
     )
-    server.register_grant(grants.RefreshTokenGrant)
-    server.register_grant(grants.ClientCredentialsGrant)
+    server.register_grant(grants.RefreshTokenGrant, [binding])
+    server.register_grant(grants.ClientCredentialsGrant, [binding])
+    app.extensions["idp.dpop_replay"] = dpop.make_replay(app.config)
     server.register_endpoint(RevocationEndpoint)
     server.register_endpoint(IntrospectionEndpoint(server, app.config["ISSUER"]))
     server.register_endpoint(EndSessionEndpoint)
@@ -198,6 +218,7 @@ def config_oauth(app) -> None:
     server.register_endpoint(ConfigurationEndpoint)
     protector = ResourceProtector()
     protector.register_token_validator(BearerTokenValidator())
+    protector.register_token_validator(dpop.DPoPTokenValidator())
     server.register_endpoint(UserInfoEndpoint(resource_protector=protector))
     app.extensions["idp.oauth"] = server
 

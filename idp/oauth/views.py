@@ -21,6 +21,7 @@ from ..forms import ConfirmForm
 from ..keys import keyring
 from ..models import Client
 from ..sessions import current_login_session
+from . import dpop
 from .discovery import discovery_body
 from .server import oauth_server
 
@@ -96,14 +97,14 @@ def token():
     keyring()
     response = oauth_server().create_token_response()
     db.session.commit()
-    return response
+    return dpop.add_nonce(response)
 
 
 @bp.route("/userinfo", methods=["GET", "POST"])
 @csrf.exempt
 def userinfo():
-    tokens.without_transaction()  # reads only
-    return _endpoint_response("userinfo")
+    tokens.without_transaction()  # reads only (and a DPoP proof's jti: one statement)
+    return dpop.add_nonce(_endpoint_response("userinfo"))
 
 
 @bp.route("/revoke", methods=["POST"])
@@ -181,7 +182,9 @@ def _cors(response: Response) -> Response:
     origin = request.headers.get("Origin")
     if origin and origin in Client.origins():
         response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+        response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type, DPoP"
+        # RFC 9449 7.1, 8: a browser client reads the DPoP challenge and nonce.
+        response.headers["Access-Control-Expose-Headers"] = "DPoP-Nonce, WWW-Authenticate"
         response.headers["Access-Control-Allow-Methods"] = "GET, POST"
         response.headers["Access-Control-Max-Age"] = "600"
     return response

@@ -194,15 +194,19 @@ class _LogState(pybreaker.CircuitBreakerListener):
             log.warning("Redis answers again: throttle counters back in Redis")
 
 
+def redis_client(config) -> redis.Redis:
+    """A client of IDP_REDIS_URL that gives up after REDIS_TIMEOUT_MS, without
+    retries: its user's circuit breaker decides when Redis is worth another try."""
+    timeout = config["REDIS_TIMEOUT_MS"] / 1000
+    return redis.Redis.from_url(config["REDIS_URL"], socket_timeout=timeout, socket_connect_timeout=timeout,
+                                retry=Retry(NoBackoff(), 0))
+
+
 def make_counters(config) -> Counters:
     database = DatabaseCounters()
     if not config["REDIS_URL"]:
         return database
-    timeout = config["REDIS_TIMEOUT_MS"] / 1000
-    # No retries: the breaker decides when Redis is worth another try.
-    client = redis.Redis.from_url(config["REDIS_URL"], socket_timeout=timeout, socket_connect_timeout=timeout,
-                                  retry=Retry(NoBackoff(), 0))
-    return RedisCounters(client, database, config["REDIS_BREAKER_RESET"])
+    return RedisCounters(redis_client(config), database, config["REDIS_BREAKER_RESET"])
 
 
 @dataclass(frozen=True)

@@ -121,6 +121,23 @@ def test_client_created_in_the_console_logs_a_customer_in(app, client, admin, cl
     assert {"admin.client_created", "admin.client_disabled"} <= set(events(app))
 
 
+def test_the_console_can_require_dpop_of_a_client(app, client, admin, clock, account):
+    """RFC 9449 5.2 (dpop_bound_access_tokens): set, shown, and kept by an edit."""
+    sign_in(client, admin, clock)
+    form = {"name": "Partner", "redirect_uris": "https://partner.example/cb", "grant_types": "authorization_code",
+            "scope": "openid", "auth_method": "client_secret_basic", "first_party": "1"}
+    html = post(client, "/admin/clients/new", {**form, "dpop_bound_access_tokens": "1"}).get_data(as_text=True)
+    client_id = re.search(r"クライアントID: <code>([^<]+)</code>", html).group(1)
+    secret = re.search(r"クライアントシークレット: <code>([^<]+)</code>", html).group(1)
+    rp = RelyingParty(app, app.test_client(), client_id, secret, "https://partner.example/cb")
+    refused = rp.exchange(rp.sign_in_and_get_code(scope="openid")["code"])
+    assert refused.status_code == 400 and refused.get_json()["error"] == "invalid_dpop_proof"
+    page = client.get(f"/admin/clients/{client_id}").get_data(as_text=True)
+    assert re.search(r'<input checked id="dpop_bound_access_tokens"', page)
+    assert post(client, f"/admin/clients/{client_id}", form).status_code == 303  # unticked
+    assert rp.exchange(rp.sign_in_and_get_code(scope="openid")["code"]).status_code == 200
+
+
 def field_of(html: str, field_id: str) -> str:
     """The markup of one form field: its label, input and errors."""
     return re.search(r'<(div|fieldset) class="field[^"]*">(?:(?!</\1>).)*?id="' + field_id + r'".*?</\1>',
@@ -348,7 +365,7 @@ def test_every_recorded_event_has_a_japanese_name():
 
 # Words that may stay as they are on a Japanese page: the brand, and names
 # of standards an operator types into other systems.
-NOT_ENGLISH = {"iTSCOM", "ID", "URI", "URL", "CSV", "IP", "STB", "RS", "ES", "JWT", "PKCE", "Basic", "POST"}
+NOT_ENGLISH = {"iTSCOM", "ID", "URI", "URL", "CSV", "IP", "STB", "RS", "ES", "JWT", "PKCE", "DPoP", "Basic", "POST"}
 
 
 def english_words(html: str) -> set[str]:

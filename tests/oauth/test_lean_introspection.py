@@ -14,6 +14,7 @@ from idp.ops import REQUESTS
 
 from ..helpers import RelyingParty
 from .client_keys import new_key
+from .dpop_client import DPoPKey
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -60,6 +61,20 @@ def test_active_tokens(rp, ask, kind, hint):
     body = ask(token, hint).get_json()
     assert body["active"] is True and body["client_id"] == rp.client_id
     assert body["token_type"] == ("Bearer" if kind == "access_token" else "refresh_token")
+
+
+@pytest.mark.parametrize("hint", [None, "access_token", "refresh_token"])
+def test_a_dpop_bound_token_names_its_key_on_both_paths(rp, ask, clock, hint):
+    """RFC 9449 6.2: cnf.jkt and token_type DPoP, from the lean path as from Flask's."""
+    key = DPoPKey(clock)
+    code = rp.sign_in_and_get_code()["code"]
+    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": rp.redirect_uri,
+            "code_verifier": rp.verifier}
+    issued = rp.token_request(data, headers={**rp.auth(), "DPoP": key.proof("POST", "/token")}).get_json()
+    body = ask(issued["access_token"], hint).get_json()
+    assert body["active"] is True and body["token_type"] == "DPoP" and body["cnf"] == {"jkt": key.jkt}
+    body = ask(issued["refresh_token"], hint).get_json()  # a confidential client's refresh token is not bound
+    assert body["token_type"] == "refresh_token" and "cnf" not in body
 
 
 @pytest.mark.parametrize("scope, username", [("openid profile offline_access", False),

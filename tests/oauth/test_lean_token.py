@@ -269,3 +269,21 @@ def test_a_failed_store_writes_nothing_and_flask_answers(app, service, back_chan
     assert flask_requests == ["/token"] and answer.status_code == 200
     with app.app_context():
         assert db.session.scalar(db.select(db.func.count()).select_from(Token)) == before + 1
+
+
+def test_a_client_that_must_use_dpop_is_refused_by_flask(app, client, back_channel, flask_path, flask_requests):
+    """RFC 9449 5.2: a client registered with dpop_bound_access_tokens gets
+    no Bearer token from the lean path; Flask asks for the proof."""
+    bound = RelyingParty.register(app, client, name="Bound", dpop_bound_access_tokens=True)
+    lean, flask = post_both(back_channel, flask_path, flask_requests, bound.auth(),
+                            {"grant_type": "client_credentials"}, lean_answers=False)
+    assert lean.status_code == flask.status_code == 400
+    assert lean.get_json()["error"] == flask.get_json()["error"] == "invalid_dpop_proof"
+
+
+def test_a_dpop_proof_sends_the_token_request_to_flask(service, back_channel, flask_requests):
+    del flask_requests[:]
+    answer = back_channel.post("/token", headers={**service.auth(), "DPoP": "not-a-proof"},
+                               data={"grant_type": "client_credentials"})
+    assert flask_requests == ["/token"]
+    assert answer.status_code == 400 and answer.get_json()["error"] == "invalid_dpop_proof"

@@ -12,6 +12,8 @@ from idp.models import Account
 from idp.models import Client as Registered
 from idp.ops import REQUESTS
 
+from .dpop_client import DPoPKey
+
 SCOPES = ["openid", "openid profile", "openid email", "openid phone", "openid contract",
           "openid profile email phone contract", "openid offline_access email"]
 
@@ -152,3 +154,39 @@ def test_a_failure_below_flask_hands_the_request_to_flask(rp, back_channel, flas
     del flask_requests[:]
     assert back_channel.get("/userinfo", headers=bearer(token)).status_code == 200
     assert flask_requests == ["/userinfo"]
+
+
+# --- DPoP (RFC 9449, oauth/dpop.py) ----------------------------------------------------
+
+
+def _dpop_bound(rp, key) -> str:
+    code = rp.sign_in_and_get_code()["code"]
+    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": rp.redirect_uri,
+            "code_verifier": rp.verifier}
+    response = rp.token_request(data, headers={**rp.auth(), "DPoP": key.proof("POST", "/token")})
+    assert response.get_json()["token_type"] == "DPoP"
+    return response.get_json()["access_token"]
+
+
+def test_a_dpop_bound_token_as_bearer_is_refused_on_both_paths(rp, clock, back_channel, flask_path, flask_requests):
+    """RFC 9449 7.2: the lean path never serves a bound token as Bearer;
+    Flask refuses it (401, DPoP challenge)."""
+    token = _dpop_bound(rp, DPoPKey(clock))
+    del flask_requests[:]
+    answer = userinfo_both(back_channel, flask_path, token)
+    assert flask_requests == ["/userinfo", "/userinfo"]
+    assert answer.status_code == 401 and answer.headers["WWW-Authenticate"].startswith("DPoP ")
+
+
+@pytest.mark.parametrize("scheme", ["DPoP", "Bearer"])
+def test_requests_with_a_dpop_proof_go_to_flask(rp, clock, back_channel, flask_path, flask_requests, scheme):
+    key = DPoPKey(clock)
+    token = _dpop_bound(rp, key) if scheme == "DPoP" else rp.tokens()["access_token"]
+    del flask_requests[:]
+    # A proof is used once: each path gets its own.
+    answers = [path.get("/userinfo", headers={"Authorization": f"{scheme} {token}",
+                                               "DPoP": key.proof("GET", "/userinfo", token=token)})
+               for path in (back_channel, flask_path)]
+    assert flask_requests == ["/userinfo", "/userinfo"]
+    same_answer(*answers)
+    assert answers[0].status_code == 200
