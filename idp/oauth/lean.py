@@ -117,7 +117,9 @@ class UserInfo:
         client = ready.clients.get(row.client_id, _not_cached)
         if client is None or client.client_metadata.get("userinfo_signed_response_alg"):
             return None
-        return json.dumps(claims_for(account, row.scope, (row.claims_request or {}).get("userinfo"))).encode()
+        claims = claims_for(account, row.scope, (row.claims_request or {}).get("userinfo"), client,
+                            ready.app.config["PAIRWISE_SECRET"])
+        return json.dumps(claims).encode()
 
 
 class _Introspect(NamedTuple):
@@ -134,7 +136,7 @@ class Introspection:
 
     def __init__(self, app) -> None:
         self.max_length = app.config["MAX_CONTENT_LENGTH"]
-        self.endpoint = IntrospectionEndpoint(issuer=app.config["ISSUER"])
+        self.endpoint = IntrospectionEndpoint(issuer=app.config["ISSUER"], pairwise_secret=app.config["PAIRWISE_SECRET"])
 
     def plain(self, environ) -> _Introspect | None:
         """The parts of a plain introspection request; None for anything

@@ -13,6 +13,7 @@ from authlib.integrations.flask_oauth2 import (
 from authlib.integrations.flask_oauth2 import ResourceProtector, current_token
 from authlib.oauth2.rfc6749 import scope_to_list
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oauth2.rfc6750 import BearerTokenValidator as _BearerTokenValidator
 from authlib.oauth2.rfc6750.errors import InvalidTokenError
 from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
@@ -23,18 +24,23 @@ from authlib.oidc.rpinitiated import EndSessionEndpoint as _EndSessionEndpoint
 from flask import current_app, g
 
 from .. import sessions, tokens
-from ..claims import SUPPORTED_SCOPES, claims_for
+from ..claims import SUPPORTED_SCOPES, claims_for, subject_for
 from ..clients import AUTH_METHODS
 from ..keys import DEFAULT_ALG, keyring, signing_keyset
 from ..models import Client
 from ..security.secrets import new_secret
 from . import client_auth, grants
+from .par import PushedAuthorizationEndpoint
 from .registration import ConfigurationEndpoint, RegistrationEndpoint
 
 
 class AuthorizationServer(_AuthorizationServer):
     def create_oauth2_request(self, request):
         oauth_request = super().create_oauth2_request(request)
+        pushed = g.get("idp_authorization_params")
+        if pushed is not None:
+            # /authorize with a request_uri: the pushed parameters are the request (oauth.par).
+            oauth_request.payload = BasicOAuth2Payload(pushed)
         if oauth_request.payload.client_id is not None and len(oauth_request.payload.client_id) > 64:
             raise InvalidRequestError("Invalid 'client_id'.")
         return oauth_request
@@ -58,6 +64,10 @@ class AccessTokenGenerator(JWTBearerTokenGenerator):
         # its 16 characters through SystemRandom.choice (a syscall apiece).
         return new_secret(16)
 
+    def get_extra_claims(self, client, grant_type, user, scope):
+        # RFC 9068 2.2: "sub" is the customer's subject, as this client sees it.
+        return {"sub": subject_for(client, user.subject)} if user is not None else {}
+
     def generate(self, grant_type, client, user=None, scope=None, expires_in=None, include_refresh_token=True):
         include_refresh_token = include_refresh_token and "offline_access" in scope_to_list(scope or "")
         return super().generate(grant_type, client, user, scope, expires_in, include_refresh_token)
@@ -79,16 +89,22 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
 
     CLIENT_AUTH_METHODS = AUTH_METHODS
 
-    def __init__(self, server=None, issuer: str | None = None) -> None:
+    def __init__(self, server=None, issuer: str | None = None, pairwise_secret: str | None = None) -> None:
         super().__init__(server)
         self.issuer = issuer
+        self.pairwise_secret = pairwise_secret  # oauth.lean calls outside an app context
 
     def query_token(self, token_string, token_type_hint):
         return tokens.presented(token_string, token_type_hint)
 
     def check_permission(self, token: tokens.PresentedToken, client, request):
         # A client may introspect the tokens it was issued, nobody else's.
-        return token.check_client(client)
+        # That client is kept on the token for introspect_token, to which
+        # Authlib passes the token only: "sub" is the one that client sees.
+        if not token.check_client(client):
+            return False
+        token.client = client
+        return True
 
     def payload(self, token: tokens.PresentedToken | None, client) -> dict:
         """The answer to an authenticated ``client`` for ``token`` (None: not
@@ -111,7 +127,8 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
             "aud": row.client_id,
             "iat": row.issued_at,
             "exp": token.get_expires_at(),
-            "sub": account.subject if account is not None else row.client_id,
+            "sub": subject_for(token.client, account.subject, self.pairwise_secret) if account is not None
+            else row.client_id,
         }
         if row.scope:
             body["scope"] = row.scope
@@ -138,7 +155,8 @@ class UserInfoEndpoint(_UserInfoEndpoint):
     def generate_user_info(self, user, scope):
         if user is None:  # a client_credentials token has no customer behind it
             raise InvalidTokenError()
-        return claims_for(user, scope, (current_token.claims_request or {}).get("userinfo"))
+        return claims_for(user, scope, (current_token.claims_request or {}).get("userinfo"),
+                          Client.lookup(current_token.client_id))
 
 
 class EndSessionEndpoint(_EndSessionEndpoint):
@@ -192,9 +210,10 @@ def config_oauth(app) -> None:
     server.register_grant(grants.RefreshTokenGrant)
     server.register_grant(grants.ClientCredentialsGrant)
     server.register_endpoint(RevocationEndpoint)
-    server.register_endpoint(IntrospectionEndpoint(server, app.config["ISSUER"]))
+    server.register_endpoint(IntrospectionEndpoint(server, app.config["ISSUER"], app.config["PAIRWISE_SECRET"]))
     server.register_endpoint(EndSessionEndpoint)
     server.register_endpoint(RegistrationEndpoint)
+    server.register_endpoint(PushedAuthorizationEndpoint)
     server.register_endpoint(ConfigurationEndpoint)
     protector = ResourceProtector()
     protector.register_token_validator(BearerTokenValidator())

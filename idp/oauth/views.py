@@ -16,6 +16,7 @@ from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestErro
 from flask import Blueprint, Response, current_app, g, render_template, request
 
 from .. import tokens
+from ..claims import subject_for
 from ..extensions import csrf, db
 from ..forms import ConfirmForm
 from ..keys import keyring
@@ -45,7 +46,7 @@ def jwks():
     return response
 
 
-CLIENT_AUTH_ENDPOINTS = {"oauth.token", "oauth.revoke", "oauth.introspect"}
+CLIENT_AUTH_ENDPOINTS = {"oauth.token", "oauth.revoke", "oauth.introspect", "oauth.par"}
 
 
 @bp.before_app_request
@@ -95,6 +96,16 @@ def token():
     # would wait for this request's own write lock.
     keyring()
     response = oauth_server().create_token_response()
+    db.session.commit()
+    return response
+
+
+@bp.route("/par", methods=["POST"])
+@csrf.exempt
+def par():
+    """RFC 9126 2 (oauth.par). What a failed request wrote (a client
+    assertion's jti) commits too, as at the token endpoint."""
+    response = oauth_server().create_endpoint_response("pushed_authorization")
     db.session.commit()
     return response
 
@@ -164,7 +175,7 @@ def end_session():
     login_session = current_login_session()
     hinted_subject = (end_request.id_token_claims or {}).get("sub")
     must_confirm = end_request.needs_confirmation or (
-        login_session is not None and hinted_subject != login_session.account.subject
+        login_session is not None and hinted_subject != subject_for(end_request.client, login_session.account.subject)
     )
     if must_confirm and not g.idp_logout_confirmed:
         return render_template("oauth/logout_confirm.html", form=form, params=request.values)
