@@ -60,7 +60,8 @@ MAX_PENDING_CONSENTS = 3
 @csrf.exempt  # an RP may POST an authorization request (Core 3.1.2.1); it changes nothing a GET could not
 def authorize():
     params = _request_params()
-    pushed = "request_uri" in request.values
+    # RFC 9126's request_uri; any other goes to Authlib, which refuses it (grants.AuthorizationRequestChecks).
+    pushed = any(uri.startswith(par.REQUEST_URI_PREFIX) for uri in request.values.getlist("request_uri"))
     if pushed:
         try:
             params = _pushed_params()
@@ -72,7 +73,7 @@ def authorize():
         return render_template("oauth/error.html", error=error), 400
     request_digest = g.idp_request_digest = digest(encoded)
     if pushed:
-        par.remember_pushed(request_digest)
+        pending.remember_pushed(request_digest)
     elif par.must_push(request.values.get("client_id"), request_digest):
         error = InvalidRequestError("This client must push its authorization requests (RFC 9126 5).")
         return render_template("oauth/error.html", error=error), 400
@@ -247,7 +248,7 @@ def _deliver(response: Response, redirect_uri: str, data) -> Response:
     location = response.headers.get("Location")
     if response.status_code != 302 or not location:
         return response
-    par.forget_pushed(g.idp_request_digest)  # answered: a pushed request is done
+    pending.forget_pushed(g.idp_request_digest)  # answered: a pushed request is done
     # Authlib appended its parameters to the redirect URI's own query.
     own = parse_qsl(urlsplit(redirect_uri).query, keep_blank_values=True)
     params = parse_qsl(urlsplit(location).query, keep_blank_values=True)[len(own):]

@@ -44,7 +44,7 @@ class AuthorizationRequestChecks:
         data = grant.request.payload.data
         if data.get("request"):
             raise _error("request_not_supported", "Request objects are not supported.")
-        if data.get("request_uri"):  # at /authorize, oauth.par takes it first
+        if data.get("request_uri"):  # but RFC 9126's, which oauth.authorize takes first (oauth.par)
             raise _error("request_uri_not_supported", "request_uri is not supported.")
         if data.get("response_mode", "query") not in RESPONSE_MODES:
             raise InvalidRequestError("Unsupported 'response_mode'.")

@@ -18,11 +18,11 @@
    request and any others sent along are ignored (4).
 4. The rest of that authorization (login, consent) comes back to /authorize
    with the pushed parameters in the URL, as every interaction does; this
-   browser's Flask session remembers their digest (``remember_pushed``) so
-   that a client that must push (5: its metadata
+   browser's Flask session remembers their digest (``pending.remember_pushed``)
+   so that a client that must push (5: its metadata
    ``require_pushed_authorization_requests``, or IDP_REQUIRE_PAR for all)
    is not refused on the way back (``must_push``); the mark goes once the
-   authorization response is sent (``forget_pushed``).
+   authorization response is sent (``pending.forget_pushed``).
 
 Storage is bounded: a client has at most MAX_LIVE_PER_CLIENT live requests
 (429 beyond, 2.3), each at most MAX_REQUEST_LENGTH long, and every push
@@ -37,9 +37,10 @@ from authlib.consts import default_json_headers
 from authlib.oauth2.rfc6749 import OAuth2Request, TokenEndpoint
 from authlib.oauth2.rfc6749.errors import InvalidRequestError, OAuth2Error
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
-from flask import current_app, session
+from flask import current_app
 from sqlalchemy import delete, func, select
 
+from .. import pending
 from ..clients import AUTH_METHODS
 from ..extensions import db
 from ..models import Client, PushedRequest
@@ -53,7 +54,6 @@ REQUEST_URI_PREFIX = "urn:ietf:params:oauth:request_uri:"  # RFC 9126 2.2
 # redirect, too short for a URI kept in logs or history to be worth anything.
 LIFETIME = 60
 MAX_LIVE_PER_CLIENT = 100  # live pushed requests per client: at most this many per LIFETIME
-MAX_PUSHED_MARKS = 3  # pushed requests one browser may be in the middle of (tabs)
 
 
 class PushedAuthorizationEndpoint(TokenEndpoint):
@@ -134,8 +134,6 @@ def take(client_id: str | None, request_uri: str) -> list[tuple[str, str]]:
     by another client, used, or expired). The caller commits."""
     if not client_id:
         raise InvalidRequestError("An authorization request with a request_uri needs its client_id (RFC 9126 4).")
-    if not request_uri.startswith(REQUEST_URI_PREFIX):
-        raise InvalidRequestUri()
     spent = db.session.execute(
         delete(PushedRequest)
         .where(PushedRequest.digest == digest(request_uri[len(REQUEST_URI_PREFIX):]),
@@ -159,22 +157,8 @@ class InvalidRequestUri(InvalidRequestError):
 def must_push(client_id: str | None, request_digest: str) -> bool:
     """Whether an authorization request without a request_uri is refused
     (RFC 9126 5): the client (or the OP) requires pushed requests, and this
-    browser is not on its way through one (``remember_pushed``)."""
+    browser is not on its way through one (``pending.remember_pushed``)."""
     client = Client.lookup(client_id)
     if client is None or not (current_app.config["REQUIRE_PAR"] or client.requires_pushed_authorization_requests):
         return False
-    return request_digest not in _pushed_marks()
-
-
-def remember_pushed(request_digest: str) -> None:
-    session["pushed"] = [*[d for d in _pushed_marks() if d != request_digest], request_digest][-MAX_PUSHED_MARKS:]
-
-
-def forget_pushed(request_digest: str) -> None:
-    if request_digest in _pushed_marks():
-        session["pushed"] = [d for d in _pushed_marks() if d != request_digest]
-
-
-def _pushed_marks() -> list[str]:
-    marks = session.get("pushed")
-    return marks if isinstance(marks, list) else []
+    return not pending.was_pushed(request_digest)
