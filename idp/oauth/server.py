@@ -22,6 +22,7 @@ from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
 from authlib.oidc.core import UserInfoEndpoint as _UserInfoEndpoint
 from authlib.oidc.rpinitiated import EndSessionEndpoint as _EndSessionEndpoint
 from flask import current_app, g
+from flask import request as http_request
 
 from .. import sessions, tokens
 from ..claims import SUPPORTED_SCOPES, claims_for, subject_for
@@ -35,6 +36,15 @@ from .registration import ConfigurationEndpoint, RegistrationEndpoint
 
 
 class AuthorizationServer(_AuthorizationServer):
+    def validate_requested_scope(self, scope):
+        """Scope values the OP does not know are ignored, not refused (OIDC
+        Core 3.1.2.1: "Scope values used that are not understood by an
+        implementation SHOULD be ignored"; RFC 6749 3.3 lets the server grant
+        less than asked). Client.get_allowed_scope then grants the known ones
+        the client is registered for, and the token response names them
+        (RFC 6749 3.3, 5.1). A refresh may still not widen its scope (RFC
+        6749 6: Authlib's RefreshTokenGrant refuses with invalid_scope)."""
+
     def create_oauth2_request(self, request):
         oauth_request = super().create_oauth2_request(request)
         pushed = g.get("idp_authorization_params")
@@ -145,6 +155,30 @@ class BearerTokenValidator(_BearerTokenValidator):
         return row
 
 
+class BearerTokens(ResourceProtector):
+    """Where UserInfo takes its access token from (RFC 6750 2; OIDC Core
+    5.3.1 "SHOULD" accept both): the Authorization header (2.1), or the
+    access_token field of a single-part application/x-www-form-urlencoded
+    POST body (2.2). One method per request (RFC 6750 2: a token by both
+    is invalid_request, 3.1). Never the URI query (2.3): RFC 9700 2.5 and
+    OAuth 2.1 drop it, as it leaks into logs and Referer headers; a token
+    there is invalid_request, not silently "no token"."""
+
+    FORM = "application/x-www-form-urlencoded"
+
+    def parse_request_authorization(self, request):
+        if "access_token" in http_request.args:
+            raise InvalidRequestError("An access token must not be sent in the URI query (RFC 6750 2.3, RFC 9700 2.5).")
+        in_body = http_request.method == "POST" and "access_token" in http_request.form
+        if not in_body:
+            return super().parse_request_authorization(request)
+        if http_request.mimetype != self.FORM:
+            raise InvalidRequestError(f"An access token in the body needs a {self.FORM} body (RFC 6750 2.2).")
+        if "Authorization" in http_request.headers:
+            raise InvalidRequestError("The access token was sent by more than one method (RFC 6750 2).")
+        return self.get_token_validator("bearer"), http_request.form["access_token"]
+
+
 class UserInfoEndpoint(_UserInfoEndpoint):
     def get_issuer(self):
         return current_app.config["ISSUER"]
@@ -215,7 +249,7 @@ def config_oauth(app) -> None:
     server.register_endpoint(RegistrationEndpoint)
     server.register_endpoint(PushedAuthorizationEndpoint)
     server.register_endpoint(ConfigurationEndpoint)
-    protector = ResourceProtector()
+    protector = BearerTokens()
     protector.register_token_validator(BearerTokenValidator())
     server.register_endpoint(UserInfoEndpoint(resource_protector=protector))
     app.extensions["idp.oauth"] = server
