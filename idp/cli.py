@@ -17,6 +17,7 @@ from .clients import (
     DEFAULT_AUTH_METHOD,
     DEFAULT_SCOPES,
     GRANT_TYPES,
+    SUBJECT_TYPES,
     ClientError,
     create_client,
     delete_client,
@@ -91,9 +92,16 @@ def accounts_create(customer_number, login_id, password, contact_email, contact_
 @click.option("--jwks", "jwks_file", type=click.File("r"), help="A JSON file with the client's public JWK Set.")
 @click.option("--first-party", is_flag=True, help="An iTSCOM site: no consent page.")
 @click.option("--id-token-alg", default=keys.DEFAULT_ALG, type=click.Choice(keys.SUPPORTED_ALGS))
+@click.option("--require-par", is_flag=True,
+              help="The client must push its authorization requests (RFC 9126 PAR).")
+@click.option("--subject-type", default="public", type=click.Choice(SUBJECT_TYPES),
+              help="pairwise: the client sees its own sub per sector identifier (OIDC Core 8.1).")
+@click.option("--sector-identifier-uri",
+              help="A pairwise client's JSON list of its redirect URIs; needed when they are on several hosts.")
 @click.option("--json", "as_json", is_flag=True, help="Print the registration as one JSON object.")
 def clients_create(name, english_name, redirect_uris, post_logout_uris, backchannel_logout_uri, grant_types, scopes,
-                   auth_method, jwks_uri, jwks_file, first_party, id_token_alg, as_json):
+                   auth_method, jwks_uri, jwks_file, first_party, id_token_alg, require_par, subject_type,
+                   sector_identifier_uri, as_json):
     """Register a client; its secret is printed once and stored hashed."""
     try:
         jwks = json.load(jwks_file) if jwks_file else None
@@ -114,6 +122,9 @@ def clients_create(name, english_name, redirect_uris, post_logout_uris, backchan
             jwks_uri=jwks_uri,
             first_party=first_party,
             english_name=english_name,
+            require_pushed_authorization_requests=require_par,
+            subject_type=subject_type,
+            sector_identifier_uri=sector_identifier_uri,
         )
         db.session.commit()
     except ClientError as error:
@@ -222,14 +233,17 @@ def audit_export(since, until, event):
 @audit_cli.command("prune")
 def audit_prune():
     """Remove audit events older than IDP_AUDIT_RETENTION_DAYS, used assertion IDs, expired throttle
-    counters and clients' fetched keys that are stale or no longer named."""
+    counters, clients' fetched keys that are stale or no longer named, and expired pushed authorization
+    requests."""
     from .oauth.client_auth import prune_fetched_key_sets, prune_used_assertions
+    from .oauth.par import prune_expired
 
     cutoff = now() - current_app.config["AUDIT_RETENTION_DAYS"] * 86400
     with unhurried(db.session.connection()):  # a year of events may take longer than a request may
         removed = db.session.execute(db.delete(AuditEvent).where(AuditEvent.created_at < cutoff)).rowcount
         prune_used_assertions()
         prune_fetched_key_sets(now())
+        prune_expired()
     db.session.commit()
     counters = DatabaseCounters.prune(now())
     click.echo(f"removed {removed} audit events older than {current_app.config['AUDIT_RETENTION_DAYS']} days")

@@ -242,9 +242,7 @@ def create_client(*args, first_party: bool = False, client_id: str | None = None
     commits. Arguments as build_metadata(). First-party sites see public
     subjects (they are the operator's own)."""
     metadata = build_metadata(*args, **kwargs)
-    if first_party and metadata.get("subject_type") == "pairwise":
-        raise ClientError("a first-party client uses public subjects", "first_party_pairwise", "subject_type",
-                          "pairwise")
+    check_first_party(metadata, first_party)
     secret = new_secret(32) if metadata["token_endpoint_auth_method"] in SECRET_AUTH_METHODS else None
     client = Client(
         client_id=client_id or new_client_id(),
@@ -256,6 +254,13 @@ def create_client(*args, first_party: bool = False, client_id: str | None = None
     db.session.add(client)
     audit.record("client.created", client_id=client.client_id, name=metadata["client_name"])
     return client, secret
+
+
+def check_first_party(metadata: dict, first_party: bool) -> None:
+    """First-party sites are the operator's own: they see public subjects."""
+    if first_party and metadata.get("subject_type") == "pairwise":
+        raise ClientError("a first-party client uses public subjects", "first_party_pairwise", "subject_type",
+                          "pairwise")
 
 
 def align_secret(client: Client) -> str | None:

@@ -116,11 +116,17 @@ class TooManyPushedRequests(InvalidRequestError):
 def store(client_id: str, params: list[tuple[str, str]]) -> str:
     """Keep a checked pushed request; its request_uri. Expired rows go first."""
     t = now()
-    db.session.execute(delete(PushedRequest).where(PushedRequest.expires_at <= t))
+    prune_expired()
     secret = new_secret(32)
     db.session.add(PushedRequest(digest=digest(secret), client_id=client_id, params=[list(p) for p in params],
                                  expires_at=t + LIFETIME))
     return REQUEST_URI_PREFIX + secret
+
+
+def prune_expired() -> int:
+    """Remove pushed requests past their lifetime (every push, and ``flask
+    audit prune``); the caller commits. Returns how many."""
+    return db.session.execute(delete(PushedRequest).where(PushedRequest.expires_at <= now())).rowcount
 
 
 def live_count(client_id: str) -> int:
