@@ -136,7 +136,8 @@ class Introspection:
 
     def __init__(self, app) -> None:
         self.max_length = app.config["MAX_CONTENT_LENGTH"]
-        self.endpoint = IntrospectionEndpoint(issuer=app.config["ISSUER"], pairwise_secret=app.config["PAIRWISE_SECRET"])
+        self.endpoint = IntrospectionEndpoint(issuer=app.config["ISSUER"],
+                                              pairwise_secret=app.config["PAIRWISE_SECRET"])
 
     def plain(self, environ) -> _Introspect | None:
         """The parts of a plain introspection request; None for anything

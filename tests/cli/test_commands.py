@@ -196,8 +196,8 @@ def test_an_initial_token_commits_with_its_audit_row_or_not_at_all(app, runner):
 
 
 def test_clients_create_requiring_par_with_pairwise_subjects(app, runner):
-    result = runner.invoke(args=["clients", "create", "--name", "Partner", "--redirect-uri", "https://partner.example/cb",
-                                 "--require-par", "--subject-type", "pairwise", "--json"])
+    result = runner.invoke(args=["clients", "create", "--name", "Partner", "--redirect-uri",
+                                 "https://partner.example/cb", "--require-par", "--subject-type", "pairwise", "--json"])
     assert result.exit_code == 0, result.output
     created = json.loads(result.output)
     assert created["require_pushed_authorization_requests"] is True and created["subject_type"] == "pairwise"

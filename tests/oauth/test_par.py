@@ -106,7 +106,8 @@ def test_a_request_uri_is_bound_to_its_client(rp, app, client, back_channel):
     sign_in_with(rp, request_uri)  # still there for its own client
 
 
-@pytest.mark.parametrize("request_uri", ["urn:ietf:params:oauth:request_uri:nope", "urn:ietf:params:oauth:request_uri:"])
+@pytest.mark.parametrize("request_uri", ["urn:ietf:params:oauth:request_uri:nope",
+                                         "urn:ietf:params:oauth:request_uri:"])
 def test_unknown_request_uris_are_a_page(rp, request_uri):
     refused_page(rp.client.get("/authorize?" + urlencode({"client_id": rp.client_id, "request_uri": request_uri})))
 
