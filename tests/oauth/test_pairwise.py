@@ -160,3 +160,10 @@ def test_sector_identifier_uri_goes_through_the_outbound_guard(client, jwks_serv
         create_client("Loopback", ["https://a.example.test/cb"], subject_type="pairwise",
                       sector_identifier_uri=jwks_server.url)
     assert jwks_server.fetches == 0
+
+
+def test_a_pairwise_id_token_hint_logs_its_customer_out_without_asking(app, client, account):
+    rp = pairwise_rp(app, client, post_logout=("https://rp.example.test/bye",))
+    id_token = tokens_of(rp, scope="openid")["id_token"]
+    response = client.get(f"/session/end?id_token_hint={id_token}&post_logout_redirect_uri=https://rp.example.test/bye")
+    assert response.status_code == 302 and response.location == "https://rp.example.test/bye"

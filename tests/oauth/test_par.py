@@ -226,3 +226,4 @@ def test_two_nodes_racing_for_one_request_uri_one_wins(rp, back_channel, app):
         for thread in threads:
             thread.join(30)
         assert sorted(results) == ["refused", "won"]
+
