@@ -4,8 +4,9 @@ import subprocess
 import sys
 
 import pytest
+from flask import Flask
 
-from idp import create_app
+from idp import config, create_app
 
 
 @pytest.mark.parametrize(
@@ -64,10 +65,6 @@ def test_private_outbound_is_a_development_switch(monkeypatch, tmp_path, value, 
 
 def test_a_development_pairwise_secret_is_generated_once_and_kept(tmp_path):
     settings = {"DATABASE_URL": f"sqlite:///{tmp_path / 'x.sqlite3'}", "SECRET_KEY": "k" * 40}
-    from flask import Flask
-
-    from idp import config
-
     apps = [Flask("idp", instance_path=str(tmp_path / "instance")) for _ in range(2)]
     for app in apps:
         config.load(app, settings)
