@@ -2,7 +2,7 @@
 pushes, the browser brings only the request_uri, once, within 60 seconds."""
 
 import threading
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import pytest
 
@@ -10,7 +10,7 @@ from idp.extensions import db
 from idp.models import PushedRequest
 from idp.oauth import par
 
-from ..helpers import RelyingParty, needs_postgresql, query_of
+from ..helpers import RelyingParty, needs_postgresql
 
 
 def push(rp, back_channel, headers=None, **overrides):
@@ -30,15 +30,8 @@ def pushed_uri(rp, back_channel, **overrides) -> str:
 def sign_in_with(rp, request_uri, **extra) -> dict:
     """The browser brings client_id and request_uri to /authorize, signs in,
     and comes back to the RP with a code."""
-    response = rp.client.get("/authorize?" + urlencode({"client_id": rp.client_id, "request_uri": request_uri,
-                                                         **extra}))
-    if response.status_code == 303 and urlsplit(response.location).path == "/login":
-        login = rp.login()
-        assert login.status_code == 303, login.get_data(as_text=True)
-        response = rp.client.get(login.location)
-    assert response.status_code == 302, response.get_data(as_text=True)
-    assert response.location.startswith(rp.redirect_uri)
-    return query_of(response.location)
+    return rp.sign_in_from(rp.client.get("/authorize?" + urlencode({"client_id": rp.client_id,
+                                                                    "request_uri": request_uri, **extra})))
 
 
 def refused_page(response) -> str:
