@@ -18,8 +18,9 @@ UserInfo (``UserInfo``): a GET, or a POST without a body, with
 ``Authorization: Bearer <token>`` (RFC 6750 2.1's b64token syntax), for a
 live access token with the openid scope, of an active account and an
 enabled client that asked for plain JSON (no
-``userinfo_signed_response_alg``). The claims: ``claims.claims_for``; the
-token by digest: ``tokens.userinfo_row``.
+``userinfo_signed_response_alg``). The claims: ``claims.claims_for``, its
+"sub" the one that client sees (public or pairwise); the token by digest:
+``tokens.userinfo_row``. A token in a POST body (RFC 6750 2.2) is Flask's.
 
 Introspection (``Introspection``, RFC 7662): a POST of
 ``application/x-www-form-urlencoded`` (exactly), its Content-Length given

@@ -187,10 +187,12 @@ class UserInfoEndpoint(_UserInfoEndpoint):
         return signing_keyset(DEFAULT_ALG)
 
     def generate_user_info(self, user, scope):
-        if user is None:  # a client_credentials token has no customer behind it
+        client = Client.lookup(current_token.client_id)
+        # A client_credentials token has no customer behind it; a disabled
+        # client's token reads nothing (nor would its sub be known: pairwise).
+        if user is None or client is None:
             raise InvalidTokenError()
-        return claims_for(user, scope, (current_token.claims_request or {}).get("userinfo"),
-                          Client.lookup(current_token.client_id))
+        return claims_for(user, scope, (current_token.claims_request or {}).get("userinfo"), client)
 
 
 class EndSessionEndpoint(_EndSessionEndpoint):

@@ -167,3 +167,14 @@ def test_a_pairwise_id_token_hint_logs_its_customer_out_without_asking(app, clie
     id_token = tokens_of(rp, scope="openid")["id_token"]
     response = client.get(f"/session/end?id_token_hint={id_token}&post_logout_redirect_uri=https://rp.example.test/bye")
     assert response.status_code == 302 and response.location == "https://rp.example.test/bye"
+
+
+def test_a_disabled_pairwise_clients_token_reads_nothing(app, client, account, back_channel, flask_path):
+    rp = pairwise_rp(app, client)
+    token = tokens_of(rp, scope="openid")["access_token"]
+    with app.app_context():
+        db.session.scalar(db.select(Registered).filter_by(client_id=rp.client_id)).disabled = True
+        db.session.commit()
+    for path in (back_channel, flask_path):
+        response = path.get("/userinfo", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 401 and "sub" not in response.get_json()
