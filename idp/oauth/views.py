@@ -174,8 +174,9 @@ def end_session():
         return render_template("oauth/error.html", error=error), 400
     login_session = current_login_session()
     hinted_subject = (end_request.id_token_claims or {}).get("sub")
-    must_confirm = end_request.needs_confirmation or (
-        login_session is not None and hinted_subject != subject_for(end_request.client, login_session.account.subject)
+    must_confirm = end_request.needs_confirmation or (  # the hint's sub is the one its client sees
+        login_session is not None
+        and hinted_subject != subject_for(end_request.client, login_session.account.subject)
     )
     if must_confirm and not g.idp_logout_confirmed:
         return render_template("oauth/logout_confirm.html", form=form, params=request.values)
