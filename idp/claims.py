@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
+
+from flask import current_app
 
 from .models import Account
 from .security.text import unstorable
@@ -30,10 +35,27 @@ def in_reading_order(scopes) -> list[str]:
     return sorted(unique, key=lambda s: (rank.get(s, len(rank)), s))
 
 
-def all_claims(account: Account) -> dict:
+def subject_for(client, subject: str, secret: str | None = None) -> str:
+    """The "sub" ``client`` sees for the account whose public subject is
+    ``subject``: that subject itself, or for a pairwise client (OIDC Core
+    8.1) base64url(HMAC-SHA-256(PAIRWISE_SECRET, sector identifier NUL
+    subject)). The same on every node and after every restart and key
+    rotation, as long as PAIRWISE_SECRET stays; never the same for two
+    sectors. The one home of every sub the OP emits (ID tokens, access
+    tokens, UserInfo, introspection, logout tokens). ``secret``: for callers
+    outside an app context (oauth.lean); else the app's."""
+    sector = client.sector_identifier if client is not None else None
+    if sector is None:
+        return subject
+    key = (secret or current_app.config["PAIRWISE_SECRET"]).encode()
+    mac = hmac.new(key, sector.encode() + b"\0" + subject.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+
+def all_claims(account: Account, client, secret: str | None = None) -> dict:
     contract = account.contract
     claims = {
-        "sub": account.subject,
+        "sub": subject_for(client, account.subject, secret),
         "name": contract.name_kanji,
         "name#ja-Kana-JP": contract.name_kana,
         "locale": LOCALE_CLAIMS.get(account.locale, "ja-JP"),
@@ -45,13 +67,15 @@ def all_claims(account: Account) -> dict:
     return {k: v for k, v in claims.items() if v is not None}
 
 
-def claims_for(account: Account, scope: str, requested: dict | None = None) -> dict:
-    """Claims of the granted scopes plus those named in a claims request member."""
+def claims_for(account: Account, scope: str, requested: dict | None, client, secret: str | None = None) -> dict:
+    """What ``client`` may read of ``account``: the claims of the granted
+    scopes plus those named in a claims request member, "sub" as that client
+    sees it (``subject_for``)."""
     names = {"sub"}
     for s in scope.split():
         names.update(SCOPE_CLAIMS.get(s, ()))
     names.update(name for name in (requested or {}) if name in CLAIM_SCOPE)
-    available = all_claims(account)
+    available = all_claims(account, client, secret)
     return {name: available[name] for name in names if name in available}
 
 

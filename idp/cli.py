@@ -17,6 +17,7 @@ from .clients import (
     DEFAULT_AUTH_METHOD,
     DEFAULT_SCOPES,
     GRANT_TYPES,
+    SUBJECT_TYPES,
     ClientError,
     create_client,
     delete_client,
@@ -93,9 +94,16 @@ def accounts_create(customer_number, login_id, password, contact_email, contact_
 @click.option("--id-token-alg", default=keys.DEFAULT_ALG, type=click.Choice(keys.SUPPORTED_ALGS))
 @click.option("--dpop-bound-access-tokens", is_flag=True,
               help="Every token request must carry a DPoP proof (RFC 9449 5.2).")
+@click.option("--require-par", is_flag=True,
+              help="The client must push its authorization requests (RFC 9126 PAR).")
+@click.option("--subject-type", default="public", type=click.Choice(SUBJECT_TYPES),
+              help="pairwise: the client sees its own sub per sector identifier (OIDC Core 8.1).")
+@click.option("--sector-identifier-uri",
+              help="A pairwise client's JSON list of its redirect URIs; needed when they are on several hosts.")
 @click.option("--json", "as_json", is_flag=True, help="Print the registration as one JSON object.")
 def clients_create(name, english_name, redirect_uris, post_logout_uris, backchannel_logout_uri, grant_types, scopes,
-                   auth_method, jwks_uri, jwks_file, first_party, id_token_alg, dpop_bound_access_tokens, as_json):
+                   auth_method, jwks_uri, jwks_file, first_party, id_token_alg, dpop_bound_access_tokens, require_par,
+                   subject_type, sector_identifier_uri, as_json):
     """Register a client; its secret is printed once and stored hashed."""
     try:
         jwks = json.load(jwks_file) if jwks_file else None
@@ -117,6 +125,9 @@ def clients_create(name, english_name, redirect_uris, post_logout_uris, backchan
             first_party=first_party,
             english_name=english_name,
             dpop_bound_access_tokens=dpop_bound_access_tokens,
+            require_pushed_authorization_requests=require_par,
+            subject_type=subject_type,
+            sector_identifier_uri=sector_identifier_uri,
         )
         db.session.commit()
     except ClientError as error:
@@ -225,9 +236,11 @@ def audit_export(since, until, event):
 @audit_cli.command("prune")
 def audit_prune():
     """Remove audit events older than IDP_AUDIT_RETENTION_DAYS, used assertion IDs and DPoP proofs,
-    expired throttle counters and clients' fetched keys that are stale or no longer named."""
+    expired throttle counters, clients' fetched keys that are stale or no longer named, and expired
+    pushed authorization requests."""
     from .oauth import dpop
     from .oauth.client_auth import prune_fetched_key_sets, prune_used_assertions
+    from .oauth.par import prune_expired
 
     cutoff = now() - current_app.config["AUDIT_RETENTION_DAYS"] * 86400
     with unhurried(db.session.connection()):  # a year of events may take longer than a request may
@@ -235,6 +248,7 @@ def audit_prune():
         prune_used_assertions()
         dpop.prune(now())
         prune_fetched_key_sets(now())
+        prune_expired()
     db.session.commit()
     counters = DatabaseCounters.prune(now())
     click.echo(f"removed {removed} audit events older than {current_app.config['AUDIT_RETENTION_DAYS']} days")

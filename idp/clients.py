@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from urllib.parse import urlsplit
 
 from flask import current_app
@@ -27,6 +28,14 @@ DEFAULT_AUTH_METHOD = "client_secret_basic"
 CONFIDENTIAL_AUTH_METHODS = tuple(method for method in AUTH_METHODS if method != "none")
 SECRET_AUTH_METHODS = ("client_secret_basic", "client_secret_post")  # those that need a client secret
 DEFAULT_SCOPES = SUPPORTED_SCOPES
+# OIDC Core 8: "public" (one sub for every client) or "pairwise" (a sub per
+# sector identifier, claims.subject_for).
+SUBJECT_TYPES = ("public", "pairwise")
+# Fetching a sector_identifier_uri (Registration 1.0 5): the outbound guard's
+# limits, as for a jwks_uri.
+SECTOR_FETCH_TIMEOUT = 2
+SECTOR_FETCH_DEADLINE = 3
+MAX_SECTOR_BYTES = 64 * 1024
 
 
 class ClientError(Exception):
@@ -46,6 +55,7 @@ URI_FIELDS = {
     "post_logout_redirect_uris": "post-logout redirect URI",
     "backchannel_logout_uri": "back-channel logout URI",
     "jwks_uri": "jwks_uri",
+    "sector_identifier_uri": "sector_identifier_uri",
 }
 
 
@@ -108,10 +118,16 @@ def build_metadata(
     resolve_names: bool = True,
     english_name: str | None = None,
     dpop_bound_access_tokens: bool = False,
+    require_pushed_authorization_requests: bool = False,
+    subject_type: str = "public",
+    sector_identifier_uri: str | None = None,
 ) -> dict:
     """Checked RFC 7591 metadata for a client; ClientError says what is wrong.
     ``english_name`` is the name English pages show (``client_name#en``,
-    RFC 7591 2.2); without one they show ``name``."""
+    RFC 7591 2.2); without one they show ``name``.
+    ``require_pushed_authorization_requests``: RFC 9126 6. ``subject_type``
+    and ``sector_identifier_uri``: OIDC Core 8.1 and Registration 1.0 2, 5
+    (``check_sector``)."""
     if not name.strip():
         raise ClientError("a client needs a name", "name_required", "client_name")
     if auth_method not in AUTH_METHODS:
@@ -154,6 +170,14 @@ def build_metadata(
     if token_endpoint_auth_signing_alg not in (None, *SUPPORTED_ALGS):
         raise ClientError(f"token_endpoint_auth_signing_alg must be one of {', '.join(SUPPORTED_ALGS)}",
                           "unsupported", "token_endpoint_auth_signing_alg", str(token_endpoint_auth_signing_alg))
+    if subject_type not in SUBJECT_TYPES:
+        raise ClientError(f"subject_type must be one of {', '.join(SUBJECT_TYPES)}", "unsupported", "subject_type",
+                          str(subject_type))
+    if subject_type == "pairwise":
+        check_sector(redirect_uris, sector_identifier_uri)
+    elif sector_identifier_uri:
+        raise ClientError("sector_identifier_uri is for pairwise clients only", "sector_not_pairwise",
+                          "sector_identifier_uri", sector_identifier_uri)
     metadata = {
         "client_name": name.strip(),
         "redirect_uris": list(dict.fromkeys(redirect_uris)),
@@ -177,13 +201,51 @@ def build_metadata(
         metadata["client_name#en"] = english_name.strip()
     if dpop_bound_access_tokens:
         metadata["dpop_bound_access_tokens"] = True  # RFC 9449 5.2: every token request needs a DPoP proof
+    if require_pushed_authorization_requests:
+        metadata["require_pushed_authorization_requests"] = True
+    if subject_type == "pairwise":
+        metadata["subject_type"] = "pairwise"
+        if sector_identifier_uri:
+            metadata["sector_identifier_uri"] = sector_identifier_uri
     return metadata
+
+
+def check_sector(redirect_uris: list[str], sector_identifier_uri: str | None) -> None:
+    """A pairwise client's sector identifier can be told (OIDC Core 8.1):
+    without a sector_identifier_uri its redirect URIs share one host; with
+    one, that https URL (on a public address, fetched through the outbound
+    guard) answers a JSON array holding every redirect URI (Registration
+    1.0 5; https only for self-registered clients, oauth.registration)."""
+    if not sector_identifier_uri:
+        if len({urlsplit(uri).hostname for uri in redirect_uris}) > 1:
+            raise ClientError("redirect URIs on several hosts need a sector_identifier_uri", "sector_required",
+                              "sector_identifier_uri")
+        return
+    # Fetched at once, so the address is judged at connect time (outbound.request).
+    check_fetched_uri(sector_identifier_uri, "sector_identifier_uri", resolve_name=False)
+    try:
+        status, body = outbound.request(
+            "GET", sector_identifier_uri, headers={"Accept": "application/json"},
+            allow_private=current_app.config["ALLOW_PRIVATE_OUTBOUND"], timeout=SECTOR_FETCH_TIMEOUT,
+            deadline=SECTOR_FETCH_DEADLINE, max_bytes=MAX_SECTOR_BYTES)
+        listed = json.loads(body) if status == 200 else None
+    except (OSError, ValueError):
+        listed = None
+    if not isinstance(listed, list):
+        raise ClientError(f"sector_identifier_uri {sector_identifier_uri!r} did not answer a JSON array",
+                          "sector_unreadable", "sector_identifier_uri", sector_identifier_uri)
+    missing = [uri for uri in redirect_uris if uri not in listed]
+    if missing:
+        raise ClientError(f"sector_identifier_uri {sector_identifier_uri!r} does not list {missing[0]!r}",
+                          "sector_mismatch", "sector_identifier_uri", sector_identifier_uri)
 
 
 def create_client(*args, first_party: bool = False, client_id: str | None = None, **kwargs) -> tuple[Client, str | None]:
     """A new client and its secret (None for a public client); the caller
-    commits. Arguments as build_metadata()."""
+    commits. Arguments as build_metadata(). First-party sites see public
+    subjects (they are the operator's own)."""
     metadata = build_metadata(*args, **kwargs)
+    check_first_party(metadata, first_party)
     secret = new_secret(32) if metadata["token_endpoint_auth_method"] in SECRET_AUTH_METHODS else None
     client = Client(
         client_id=client_id or new_client_id(),
@@ -195,6 +257,13 @@ def create_client(*args, first_party: bool = False, client_id: str | None = None
     db.session.add(client)
     audit.record("client.created", client_id=client.client_id, name=metadata["client_name"])
     return client, secret
+
+
+def check_first_party(metadata: dict, first_party: bool) -> None:
+    """First-party sites are the operator's own: they see public subjects."""
+    if first_party and metadata.get("subject_type") == "pairwise":
+        raise ClientError("a first-party client uses public subjects", "first_party_pairwise", "subject_type",
+                          "pairwise")
 
 
 def align_secret(client: Client) -> str | None:

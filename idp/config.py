@@ -27,6 +27,18 @@ DEFAULTS = {
     "DATABASE_URL": None,
     # Signs the Flask session cookie (CSRF tokens, flow state).
     "SECRET_KEY": None,
+    # Derives the subject a pairwise client sees (OIDC Core 8.1: HMAC-SHA-256
+    # of the client's sector identifier and the account, claims.subject_for).
+    # Every node must have the same one, and it must never change: a new
+    # secret gives every customer a new sub at every pairwise client, which
+    # then no longer recognises them. Independent of the signing keys, so key
+    # rotation leaves subjects alone. At least 32 characters; development
+    # generates one under instance/ (like SECRET_KEY), production requires it.
+    "PAIRWISE_SECRET": None,
+    # RFC 9126 5: every client must push its authorization requests (POST
+    # /par); /authorize then takes only a request_uri. Off, only clients
+    # registered with require_pushed_authorization_requests must.
+    "REQUIRE_PAR": False,
     # smtp://host:port (smtp+starttls://, smtps://, user:pass@ allowed).
     # Unset: mails go to the development outbox under instance/.
     "MAIL_URL": None,
@@ -201,7 +213,7 @@ def load(app, overrides: dict | None = None) -> None:
 
     config["ISSUER"] = _issuer(config["ISSUER"], production)
     config["SQLALCHEMY_DATABASE_URI"] = _database_url(config, app.instance_path, production)
-    config["SECRET_KEY"] = _secret_key(config, app.instance_path, production)
+    config["SECRET_KEY"] = _instance_secret(config, "SECRET_KEY", app.instance_path, production)
     config["HOME_URL"] = _home_url(config["HOME_URL"], production)
     if config["MAIL_URL"] is not None:
         _require_scheme("IDP_MAIL_URL", config["MAIL_URL"], {"smtp", "smtps", "smtp+starttls"})
@@ -212,6 +224,8 @@ def load(app, overrides: dict | None = None) -> None:
     config["DPOP_NONCE_REQUIRED"] = _flag("IDP_DPOP_NONCE_REQUIRED", config["DPOP_NONCE_REQUIRED"])
     if production and config["ALLOW_PRIVATE_OUTBOUND"]:
         raise ConfigError("IDP_ALLOW_PRIVATE_OUTBOUND must not be set when IDP_ENV=production")
+    config["PAIRWISE_SECRET"] = _instance_secret(config, "PAIRWISE_SECRET", app.instance_path, production)
+    config["REQUIRE_PAR"] = _flag("IDP_REQUIRE_PAR", config["REQUIRE_PAR"])
     for name, default in DEFAULTS.items():
         if isinstance(default, int) and not isinstance(default, bool):
             value, least = config[name], 0 if name == "TRUSTED_PROXIES" else 1
@@ -301,15 +315,18 @@ def _database_deadlines(config) -> dict:
     }
 
 
-def _secret_key(config, instance_path: str, production: bool) -> str:
-    key = config["SECRET_KEY"]
+def _instance_secret(config, name: str, instance_path: str, production: bool) -> str:
+    """A secret setting: given (32 characters at least), or in development
+    generated once into instance/<name in lower case> and read from there
+    on every start; production refuses to start without it."""
+    key = config[name]
     if key is not None:
         if len(str(key)) < 32:
-            raise ConfigError("IDP_SECRET_KEY must be at least 32 characters")
+            raise ConfigError(f"IDP_{name} must be at least 32 characters")
         return str(key)
     if production:
-        raise ConfigError("IDP_SECRET_KEY is required when IDP_ENV=production")
-    path = Path(instance_path) / "secret_key"
+        raise ConfigError(f"IDP_{name} is required when IDP_ENV=production")
+    path = Path(instance_path) / name.lower()
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(secrets.token_urlsafe(48))

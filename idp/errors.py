@@ -21,7 +21,7 @@ from .security.text import unstorable
 
 # Paths of the machine-facing endpoints; by path, since a 405 or 413 may
 # come before routing has named an endpoint.
-JSON_PATHS = {"/token", "/userinfo", "/revoke", "/introspect", "/jwks"}
+JSON_PATHS = {"/token", "/userinfo", "/revoke", "/introspect", "/jwks", "/par"}
 
 FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
 

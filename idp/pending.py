@@ -13,6 +13,12 @@ A bare ``/login`` (a bookmark, 「ログイントップへ」) continues the lat
 this browser started within LIFETIME, so that registering or recovering on
 the way still returns to the site that asked; with none it lands on the
 home site (``IDP_HOME_URL``).
+
+Pushed authorization requests (RFC 9126, oauth.par) this browser is in the
+middle of are remembered too, by the digest of their parameters
+(``remember_pushed``): the login comes back to /authorize with those
+parameters, and a client that must push is not refused on the way back.
+Both survive the login's new session (``FLOW_KEYS``).
 """
 
 from __future__ import annotations
@@ -22,6 +28,9 @@ from flask import session, url_for
 from .security.clock import now
 
 SESSION_KEY = "login_pending"
+PUSHED_KEY = "pushed_requests"
+FLOW_KEYS = (SESSION_KEY, PUSHED_KEY)  # carried over the login's new session
+MAX_PUSHED = 3  # pushed requests one browser may be in the middle of (tabs)
 # A few tabs at once, their URLs together within one authorization
 # request's length: the flow cookie must stay under a browser's 4 kB.
 MAX_PENDING = 3
@@ -61,6 +70,25 @@ def take(key: str | None) -> dict | None:
     if entry is not None:
         session[SESSION_KEY] = [e for e in _live() if e["key"] != entry["key"]]
     return entry
+
+
+def remember_pushed(request_digest: str) -> None:
+    session[PUSHED_KEY] = [*[d for d in _pushed() if d != request_digest], request_digest][-MAX_PUSHED:]
+
+
+def was_pushed(request_digest: str) -> bool:
+    return request_digest in _pushed()
+
+
+def forget_pushed(request_digest: str) -> None:
+    """The authorization response was sent: that pushed request is done."""
+    if request_digest in _pushed():
+        session[PUSHED_KEY] = [d for d in _pushed() if d != request_digest]
+
+
+def _pushed() -> list[str]:
+    marks = session.get(PUSHED_KEY)
+    return marks if isinstance(marks, list) else []
 
 
 def _live() -> list[dict]:

@@ -250,7 +250,11 @@ class PresentedToken:
     """A token as presented to revocation or introspection: access or refresh
     (what Authlib's endpoints ask of it), judged at ``at`` (the app clock's
     now when it was read). ``row`` is a Token, or below Flask a row of
-    ``introspected``'s statement, which passes the customer as ``account``."""
+    ``introspected``'s statement, which passes the customer as ``account``.
+    ``client``: the client it was issued to, once introspection has checked
+    that this is who asks (server.IntrospectionEndpoint.check_permission)."""
+
+    client = None
 
     def __init__(self, row, kind: str, at: int, account=_OF_THE_ROW) -> None:
         self.row, self.kind, self.at = row, kind, at

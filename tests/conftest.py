@@ -97,7 +97,8 @@ def app(_schema, clock, config_overrides):
     production (a pushed context would share ``g`` between requests). Tests
     that touch the database directly use ``with app.app_context():``."""
     app = create_app(
-        {"DATABASE_URL": _schema, "SECRET_KEY": "test-secret-" + "x" * 32, "ISSUER": ISSUER, **config_overrides},
+        {"DATABASE_URL": _schema, "SECRET_KEY": "test-secret-" + "x" * 32,
+         "PAIRWISE_SECRET": "test-pairwise-" + "x" * 32, "ISSUER": ISSUER, **config_overrides},
         clock=clock,
     )
     yield app

@@ -158,7 +158,11 @@ class RelyingParty:
 
     def sign_in_and_get_code(self, **overrides) -> dict:
         """authorize -> login page -> login -> back to authorize -> redirect with code."""
-        response = self.authorize(**overrides)
+        return self.sign_in_from(self.authorize(**overrides))
+
+    def sign_in_from(self, response) -> dict:
+        """From /authorize's answer: the login page, login, back to
+        authorize, the redirect with a code (its parameters)."""
         if response.status_code == 303 and urlsplit(response.location).path == "/login":
             login = self.login()
             assert login.status_code == 303, login.get_data(as_text=True)

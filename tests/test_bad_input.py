@@ -30,7 +30,7 @@ def test_bad_get_requests_never_500(client, path):
         assert "<script>alert(1)</script>" not in response.get_data(as_text=True)
 
 
-@pytest.mark.parametrize("path", ["/token", "/revoke", "/introspect", "/userinfo"])
+@pytest.mark.parametrize("path", ["/token", "/revoke", "/introspect", "/userinfo", "/par"])
 @pytest.mark.parametrize(
     "body, content_type",
     [

@@ -4,8 +4,9 @@ import subprocess
 import sys
 
 import pytest
+from flask import Flask
 
-from idp import create_app
+from idp import config, create_app
 
 
 @pytest.mark.parametrize(
@@ -31,6 +32,10 @@ from idp import create_app
         ({"HOME_URL": "/mypage"}, "IDP_HOME_URL must be an absolute http(s) URL"),
         ({"ENV": "production", "ISSUER": "https://id.example", "DATABASE_URL": "postgresql://db/idp",
           "SECRET_KEY": "k" * 40, "HOME_URL": "http://mypage.example/"}, "IDP_HOME_URL must use https"),
+        ({"ENV": "production", "ISSUER": "https://id.example", "DATABASE_URL": "postgresql://db/idp",
+          "SECRET_KEY": "k" * 40}, "IDP_PAIRWISE_SECRET is required when IDP_ENV=production"),
+        ({"PAIRWISE_SECRET": "short"}, "IDP_PAIRWISE_SECRET must be at least 32 characters"),
+        ({"REQUIRE_PAR": "yes"}, "IDP_REQUIRE_PAR must be 1 or 0"),
     ],
 )
 def test_bad_settings_stop_the_start(settings, message):
@@ -56,3 +61,13 @@ def test_private_outbound_is_a_development_switch(monkeypatch, tmp_path, value, 
         monkeypatch.setenv("IDP_ALLOW_PRIVATE_OUTBOUND", value)
     app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'x.sqlite3'}", "SECRET_KEY": "k" * 40})
     assert app.config["ALLOW_PRIVATE_OUTBOUND"] is allowed
+
+
+def test_a_development_pairwise_secret_is_generated_once_and_kept(tmp_path):
+    settings = {"DATABASE_URL": f"sqlite:///{tmp_path / 'x.sqlite3'}", "SECRET_KEY": "k" * 40}
+    apps = [Flask("idp", instance_path=str(tmp_path / "instance")) for _ in range(2)]
+    for app in apps:
+        config.load(app, settings)
+    secrets = {app.config["PAIRWISE_SECRET"] for app in apps}
+    assert len(secrets) == 1 and len(secrets.pop()) >= 32
+    assert (tmp_path / "instance" / "pairwise_secret").stat().st_mode & 0o077 == 0

@@ -22,6 +22,7 @@ from ..clients import (
     DEFAULT_AUTH_METHOD,
     DEFAULT_SCOPES,
     GRANT_TYPES,
+    SUBJECT_TYPES,
     ClientError,
 )
 from ..keys import DEFAULT_ALG, SUPPORTED_ALGS
@@ -75,6 +76,10 @@ class ClientForm(FlaskForm):
     first_party = BooleanField("ファーストパーティ（同意画面を表示しない）")
     # RFC 9449 5.2: every token request of the client must carry a DPoP proof.
     dpop_bound_access_tokens = BooleanField("DPoPを必須にする（鍵に結び付いたアクセストークンだけを発行する）")
+    require_par = BooleanField("認可リクエストの事前送信（プッシュ型）を必須にする")
+    subject_type = SelectField("お客さま識別子の種類", choices=_choices(SUBJECT_TYPES, words.SUBJECT_TYPES),
+                               default="public", validate_choice=False)
+    sector_identifier_uri = StringField("セクター識別子URI（サイト別でリダイレクトURIのホストが複数のとき）")
 
     # The field of each client metadata a ClientError may name.
     FIELDS = {
@@ -86,6 +91,8 @@ class ClientForm(FlaskForm):
         "scope": "scope",
         "token_endpoint_auth_method": "auth_method",
         "id_token_signed_response_alg": "id_token_alg",
+        "subject_type": "subject_type",
+        "sector_identifier_uri": "sector_identifier_uri",
     }
 
     @classmethod
@@ -105,6 +112,9 @@ class ClientForm(FlaskForm):
             "id_token_alg": meta.get("id_token_signed_response_alg", DEFAULT_ALG),
             "first_party": client.first_party,
             "dpop_bound_access_tokens": bool(meta.get("dpop_bound_access_tokens")),
+            "require_par": bool(meta.get("require_pushed_authorization_requests")),
+            "subject_type": meta.get("subject_type", "public"),
+            "sector_identifier_uri": meta.get("sector_identifier_uri", ""),
         }
 
     def metadata(self) -> dict:
@@ -119,6 +129,9 @@ class ClientForm(FlaskForm):
             "auth_method": self.auth_method.data,
             "id_token_signed_response_alg": self.id_token_alg.data,
             "dpop_bound_access_tokens": bool(self.dpop_bound_access_tokens.data),
+            "require_pushed_authorization_requests": bool(self.require_par.data),
+            "subject_type": self.subject_type.data,
+            "sector_identifier_uri": (self.sector_identifier_uri.data or "").strip() or None,
         }
 
     def refuse(self, error: ClientError) -> None:

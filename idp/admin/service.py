@@ -182,6 +182,7 @@ def change_client(admin: Admin, client: Client, values: dict, first_party: bool)
     kept = client.client_metadata
     metadata = clients.build_metadata(**values, jwks=kept.get("jwks"), jwks_uri=kept.get("jwks_uri"),
                                       token_endpoint_auth_signing_alg=kept.get("token_endpoint_auth_signing_alg"))
+    clients.check_first_party(metadata, first_party)
     with audit.action("admin.client_updated", admin_id=admin.id, client_id=client.client_id):
         client.client_metadata = metadata
         client.first_party = first_party

@@ -24,6 +24,11 @@ GRANT_TYPES = {
     "client_credentials": "クライアントクレデンシャル",
 }
 
+SUBJECT_TYPES = {
+    "public": "共通（すべてのサイトに同じ識別子）",
+    "pairwise": "サイト別（セクター識別子ごとに異なる識別子）",
+}
+
 AUTH_METHODS = {
     "client_secret_basic": "クライアントシークレット（Basic認証）",
     "client_secret_post": "クライアントシークレット（POST）",
@@ -109,6 +114,8 @@ CLIENT_FIELDS = {
     "token_endpoint_auth_method": "トークンエンドポイント認証方式",
     "id_token_signed_response_alg": "IDトークン署名アルゴリズム",
     "token_endpoint_auth_signing_alg": "クライアントアサーションの署名アルゴリズム",
+    "subject_type": "お客さま識別子の種類",
+    "sector_identifier_uri": "セクター識別子URI",
 }
 
 CLIENT_RULES = {
@@ -125,6 +132,11 @@ CLIENT_RULES = {
     "invalid_jwks": "公開鍵（jwks）がJWK Setとして正しくありません。",
     "private_jwks": "公開鍵（jwks）に秘密鍵を含めることはできません。",
     "no_secret": "公開クライアントにはシークレットがありません。",
+    "sector_required": "リダイレクトURIのホストが複数あるサイト別識別子のクライアントには、セクター識別子URIが必要です。",
+    "sector_unreadable": "{field}「{value}」からリダイレクトURIの一覧（JSONの配列）を読み取れませんでした。",
+    "sector_mismatch": "{field}「{value}」の一覧に、登録するリダイレクトURIがすべて含まれていません。",
+    "sector_not_pairwise": "セクター識別子URIは、お客さま識別子の種類が「サイト別」のときだけ指定できます。",
+    "first_party_pairwise": "ファーストパーティのクライアントは、お客さま識別子の種類を「共通」にしてください。",
 }
 
 IMPORT_RULES = {

@@ -64,7 +64,7 @@ def _signed_in(result, key: str | None):
     # come from is taken.
     result.account.locale = language.current()
     waiting = pending.take(key)
-    start_login_session(result.account, keep=(pending.SESSION_KEY,))
+    start_login_session(result.account, keep=pending.FLOW_KEYS)
     if waiting and waiting.get("reauth"):
         # This login satisfies prompt=login and max_age for that request.
         session["reauth_done"] = waiting["reauth"]

@@ -12,6 +12,7 @@ from .fetched_keys import FetchedKeySet
 from .grant import AuthorizationCode, Consent, Token
 from .key import SigningKey
 from .mail import OutboxMail
+from .pushed_request import PushedRequest
 from .recovery import RecoveryProcedure
 from .registration import PendingRegistration
 from .registration_token import InitialAccessToken
@@ -33,6 +34,7 @@ __all__ = [
     "LoginSession",
     "OutboxMail",
     "PendingRegistration",
+    "PushedRequest",
     "RecoveryProcedure",
     "SigningKey",
     "ThrottleCounter",

@@ -39,7 +39,9 @@ class Client(db.Model, ClientMixin):
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     # RFC 7591 metadata: client_name, redirect_uris, post_logout_redirect_uris,
     # backchannel_logout_uri, grant_types, response_types, scope,
-    # token_endpoint_auth_method, id_token_signed_response_alg.
+    # token_endpoint_auth_method, id_token_signed_response_alg,
+    # require_pushed_authorization_requests (RFC 9126 6), subject_type and
+    # sector_identifier_uri (OIDC Core 8).
     client_metadata: Mapped[dict] = mapped_column(JSON, default=dict)
 
     @classmethod
@@ -106,6 +108,20 @@ class Client(db.Model, ClientMixin):
     @property
     def id_token_signed_response_alg(self) -> str | None:
         return self.client_metadata.get("id_token_signed_response_alg")
+
+    @property
+    def requires_pushed_authorization_requests(self) -> bool:
+        return bool(self.client_metadata.get("require_pushed_authorization_requests"))
+
+    @property
+    def sector_identifier(self) -> str | None:
+        """The host a pairwise client's subjects are derived for (OIDC Core
+        8.1): its sector_identifier_uri's, else its redirect URIs' one host;
+        None for a client that sees public subjects (first-party sites always do)."""
+        if self.first_party or self.client_metadata.get("subject_type") != "pairwise":
+            return None
+        uri = self.client_metadata.get("sector_identifier_uri") or (self.redirect_uris or [""])[0]
+        return urlsplit(uri).hostname or ""
 
     # --- Authlib's questions -------------------------------------------
 

@@ -13,6 +13,10 @@ Steps, in order:
 Interactions come back to ``/authorize`` with the same parameters, so every
 protocol response leaves from this one view. Flow markers in the Flask
 session are bound to a digest of those parameters.
+
+A request with a ``request_uri`` (RFC 9126 4) is first replaced by the
+parameters its client pushed (``oauth.par``), which then travel like any
+others; a client that must push is refused without one (``par.must_push``).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from flask import (
     Blueprint,
     Response,
     current_app,
+    g,
     redirect,
     render_template,
     request,
@@ -42,27 +47,36 @@ from ..models import Consent
 from ..security.clock import now
 from ..security.secrets import digest
 from ..sessions import current_login_session
+from . import par
+from .grants import MAX_REQUEST_LENGTH
 from .server import oauth_server
 
 bp = Blueprint("authorize", __name__)
 
 MAX_PENDING_CONSENTS = 3
-# The parameters of a request waiting for login or consent travel in the
-# flow cookie, and a browser drops a cookie over 4 kB without a word: a
-# longer request (a 60 kB state, say) is refused with a page instead. 2 kB
-# leaves room for a signed JWT as state or an id_token_hint.
-MAX_REQUEST_LENGTH = 2048
 
 
 @bp.route("/authorize", methods=["GET", "POST"])
 @csrf.exempt  # an RP may POST an authorization request (Core 3.1.2.1); it changes nothing a GET could not
 def authorize():
     params = _request_params()
+    # RFC 9126's request_uri; any other goes to Authlib, which refuses it (grants.AuthorizationRequestChecks).
+    pushed = any(uri.startswith(par.REQUEST_URI_PREFIX) for uri in request.values.getlist("request_uri"))
+    if pushed:
+        try:
+            params = _pushed_params()
+        except OAuth2Error as error:
+            return render_template("oauth/error.html", error=error), 400
     encoded = urlencode(sorted(params))
     if len(encoded) > MAX_REQUEST_LENGTH:
         error = InvalidRequestError(f"The authorization request is too long (over {MAX_REQUEST_LENGTH} characters).")
         return render_template("oauth/error.html", error=error), 400
-    request_digest = digest(encoded)
+    request_digest = g.idp_request_digest = digest(encoded)
+    if pushed:
+        pending.remember_pushed(request_digest)
+    elif par.must_push(request.values.get("client_id"), request_digest):
+        error = InvalidRequestError("This client must push its authorization requests (RFC 9126 5).")
+        return render_template("oauth/error.html", error=error), 400
     login_session = current_login_session()
     server = oauth_server()
     try:
@@ -160,6 +174,24 @@ def _request_params() -> list[tuple[str, str]]:
     return [(key, value) for key in values for value in values.getlist(key) if key != "csrf_token"]
 
 
+def _pushed_params() -> list[tuple[str, str]]:
+    """The parameters pushed for this request's request_uri (spent now, and
+    committed at once: RFC 9126 4, one use, whatever happens next). Authlib
+    reads them instead of the request's (server.AuthorizationServer); other
+    parameters sent along are ignored (RFC 9126 4)."""
+    if len(request.values.getlist("request_uri")) > 1 or len(request.values.getlist("client_id")) > 1:
+        raise InvalidRequestError("The parameter 'request_uri' or 'client_id' is repeated.")
+    params = par.take(request.values.get("client_id"), request.values["request_uri"])
+    db.session.commit()
+    g.idp_authorization_params = dict(params)
+    return params
+
+
+def _authorization_values():
+    """The authorization request's parameters: pushed ones, or the request's."""
+    return g.get("idp_authorization_params") or request.values
+
+
 def _needs_login(login_session, data, prompts: set[str], request_digest: str) -> bool:
     fresh = session.get("reauth_done") == request_digest
     if fresh:
@@ -208,7 +240,7 @@ def _error_response(error: OAuth2Error):
     if not error.redirect_uri:
         # The redirect URI is not trusted (yet): never redirect, show a page.
         return render_template("oauth/error.html", error=error), 400
-    return _deliver(oauth_server().handle_error_response(None, error), error.redirect_uri, request.values)
+    return _deliver(oauth_server().handle_error_response(None, error), error.redirect_uri, _authorization_values())
 
 
 def _deliver(response: Response, redirect_uri: str, data) -> Response:
@@ -216,6 +248,7 @@ def _deliver(response: Response, redirect_uri: str, data) -> Response:
     location = response.headers.get("Location")
     if response.status_code != 302 or not location:
         return response
+    pending.forget_pushed(g.idp_request_digest)  # answered: a pushed request is done
     # Authlib appended its parameters to the redirect URI's own query.
     own = parse_qsl(urlsplit(redirect_uri).query, keep_blank_values=True)
     params = parse_qsl(urlsplit(location).query, keep_blank_values=True)[len(own):]

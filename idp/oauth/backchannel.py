@@ -20,6 +20,7 @@ from joserfc import jwt
 from sqlalchemy import or_, update
 
 from .. import audit, sessions
+from ..claims import subject_for
 from ..extensions import db
 from ..keys import DEFAULT_ALG, signing_keyset
 from ..models import BackchannelLogout, Client
@@ -76,6 +77,8 @@ def deliver_due(limit: int = 100, only: list[int] | None = None) -> tuple[int, i
 
 
 def logout_token(client_id: str, subject: str, sid: str) -> str:
+    """The logout token for ``client_id`` about the account whose public
+    subject is ``subject``."""
     client = db.session.scalar(db.select(Client).filter_by(client_id=client_id))
     alg = (client.id_token_signed_response_alg if client else None) or DEFAULT_ALG
     issued = now()
@@ -85,7 +88,7 @@ def logout_token(client_id: str, subject: str, sid: str) -> str:
         "iat": issued,
         "exp": issued + TOKEN_LIFETIME,
         "jti": new_secret(16),
-        "sub": subject,
+        "sub": subject_for(client, subject),  # notice.subject is the public one
         "sid": sid,
         "events": {EVENT: {}},
     }

@@ -78,7 +78,8 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
 
     def get_audiences(self):
         issuer = current_app.config["ISSUER"]
-        return [f"{issuer}/token", issuer, f"{issuer}/revoke", f"{issuer}/introspect"]
+        # RFC 9126 2: at the PAR endpoint, its URL is an audience too.
+        return [f"{issuer}/token", issuer, f"{issuer}/revoke", f"{issuer}/introspect", f"{issuer}/par"]
 
     def extract_assertion(self, assertion: str):
         headers, claims = super().extract_assertion(assertion)

@@ -17,7 +17,9 @@ from ..keys import SUPPORTED_ALGS
 from . import dpop
 
 
-def discovery_document(issuer: str) -> dict:
+def discovery_document(config) -> dict:
+    """What the OP supports, for the app whose ``config`` this is."""
+    issuer = config["ISSUER"]
     return {
         "issuer": issuer,
         "authorization_endpoint": f"{issuer}/authorize",
@@ -28,11 +30,13 @@ def discovery_document(issuer: str) -> dict:
         "introspection_endpoint": f"{issuer}/introspect",
         "end_session_endpoint": f"{issuer}/session/end",
         "registration_endpoint": f"{issuer}/register",
+        "pushed_authorization_request_endpoint": f"{issuer}/par",  # RFC 9126 5
+        "require_pushed_authorization_requests": config["REQUIRE_PAR"],
         "scopes_supported": SUPPORTED_SCOPES,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query", "form_post"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
-        "subject_types_supported": ["public"],
+        "subject_types_supported": ["public", "pairwise"],  # OIDC Core 8
         "id_token_signing_alg_values_supported": list(SUPPORTED_ALGS),
         "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
         "token_endpoint_auth_signing_alg_values_supported": list(SUPPORTED_ALGS),
@@ -56,4 +60,4 @@ def discovery_document(issuer: str) -> dict:
 def discovery_body(app) -> bytes:
     """The discovery document's bytes, serialised once per app."""
     return app.extensions["idp.discovery"].get(
-        "body", lambda: json.dumps(discovery_document(app.config["ISSUER"]), ensure_ascii=False).encode())
+        "body", lambda: json.dumps(discovery_document(app.config), ensure_ascii=False).encode())

@@ -18,13 +18,20 @@ from authlib.oidc.core import grants as oidc_grants
 from flask import current_app
 
 from .. import tokens
-from ..claims import claims_for, parse_claims_request
+from ..claims import claims_for, parse_claims_request, subject_for
 from ..clients import AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS
 from ..keys import DEFAULT_ALG, signing_keyset
+from ..models import Client
 from ..security.clock import now
 from . import dpop
 
 RESPONSE_MODES = {"query", "form_post"}
+# The parameters of a request waiting for login or consent travel in the
+# flow cookie, and a browser drops a cookie over 4 kB without a word: a
+# longer request (a 60 kB state, say) is refused (oauth.authorize, and
+# oauth.par before it is stored). 2 kB leaves room for a signed JWT as state
+# or an id_token_hint.
+MAX_REQUEST_LENGTH = 2048
 PROMPTS = {"none", "login", "consent", "select_account"}
 
 
@@ -38,7 +45,7 @@ class AuthorizationRequestChecks:
         data = grant.request.payload.data
         if data.get("request"):
             raise _error("request_not_supported", "Request objects are not supported.")
-        if data.get("request_uri"):
+        if data.get("request_uri"):  # but RFC 9126's, which oauth.authorize takes first (oauth.par)
             raise _error("request_uri_not_supported", "request_uri is not supported.")
         if data.get("response_mode", "query") not in RESPONSE_MODES:
             raise InvalidRequestError("Unsupported 'response_mode'.")
@@ -152,19 +159,22 @@ class OpenIDCode(oidc_grants.OpenIDCode):
         claims = super().get_authorization_code_claims(authorization_code)
         if authorization_code.sid:
             claims["sid"] = authorization_code.sid
-        # What the claims parameter asked of the ID token (Core 5.5).
+        # "sub" as the client sees it, and what the claims parameter asked of
+        # the ID token (Core 5.5).
+        client = Client.lookup(authorization_code.client_id)
         requested = (authorization_code.claims_request or {}).get("id_token")
-        if requested:
-            claims.update(claims_for(authorization_code.account, "openid", requested))
+        claims.update(claims_for(authorization_code.account, "openid", requested, client))
         return claims
 
     def generate_user_info(self, user, scope):
         # An access token is issued with every ID token here, so scope claims
         # come from UserInfo (Core 5.4); the ID token carries "sub" and what
-        # the claims parameter asked of it (above). It travels in
-        # id_token_hint URLs and logs, so it stays free of personal data
-        # unless asked.
-        return claims_for(user, "openid")
+        # the claims parameter asked of it, which get_authorization_code_claims
+        # adds: it knows the client (a pairwise one sees its own sub), and
+        # Authlib asks this method about the user and scope only. The ID
+        # token travels in id_token_hint URLs and logs, so it stays free of
+        # personal data unless asked.
+        return {}
 
 
 class RefreshTokenGrant(SpendsCredential, grants.RefreshTokenGrant):
@@ -187,6 +197,12 @@ class RefreshTokenGrant(SpendsCredential, grants.RefreshTokenGrant):
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS
+
+    def generate_token(self, user=None, scope=None, **kwargs):
+        # Authlib issues the scope as asked; granted is what the client is
+        # registered for of it (RFC 6749 3.3: unknown values ignored, as
+        # server.AuthorizationServer.validate_requested_scope says).
+        return super().generate_token(user, self.request.client.get_allowed_scope(scope), **kwargs)
 
 
 def _error(code: str, description: str) -> InvalidRequestError:

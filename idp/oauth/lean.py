@@ -19,8 +19,10 @@ UserInfo (``UserInfo``): a GET, or a POST without a body, with
 ``Authorization: Bearer <token>`` (RFC 6750 2.1's b64token syntax), for a
 live access token with the openid scope, not DPoP-bound (RFC 9449 7.2:
 Flask refuses those as Bearer), of an active account and an enabled client
-that asked for plain JSON (no ``userinfo_signed_response_alg``). The claims: ``claims.claims_for``; the
-token by digest: ``tokens.userinfo_row``.
+that asked for plain JSON (no ``userinfo_signed_response_alg``). The
+claims: ``claims.claims_for``, its "sub" the one that client sees (public
+or pairwise); the token by digest: ``tokens.userinfo_row``. A token in a
+POST body (RFC 6750 2.2) is Flask's.
 
 The three endpoints that authenticate the client (``_ClientRequest``): a
 POST of ``application/x-www-form-urlencoded`` (exactly), its Content-Length
@@ -156,7 +158,9 @@ class UserInfo:
         client = ready.clients.get(row.client_id, _not_cached)
         if client is None or client.client_metadata.get("userinfo_signed_response_alg"):
             return None
-        return json.dumps(claims_for(account, row.scope, (row.claims_request or {}).get("userinfo"))).encode()
+        claims = claims_for(account, row.scope, (row.claims_request or {}).get("userinfo"), client,
+                            ready.app.config["PAIRWISE_SECRET"])
+        return json.dumps(claims).encode()
 
 
 class _ClientRequest(NamedTuple):
@@ -215,7 +219,8 @@ class Introspection(_ClientAuthenticated):
 
     def __init__(self, app) -> None:
         super().__init__(app)
-        self.endpoint_object = IntrospectionEndpoint(issuer=app.config["ISSUER"])
+        self.endpoint_object = IntrospectionEndpoint(issuer=app.config["ISSUER"],
+                                                     pairwise_secret=app.config["PAIRWISE_SECRET"])
 
     def answer(self, ready: _Ready, request: _ClientRequest, environ) -> bytes | None:
         client = self.client(ready, request)

@@ -60,11 +60,12 @@ def issue_initial_token(expires_in: int) -> str:
 
 
 STRING_MEMBERS = ("client_name", "client_name#en", "scope", "backchannel_logout_uri", "jwks_uri", "token_endpoint_auth_method",
-                  "id_token_signed_response_alg", "token_endpoint_auth_signing_alg")
+                  "id_token_signed_response_alg", "token_endpoint_auth_signing_alg", "subject_type",
+                  "sector_identifier_uri")
 LIST_MEMBERS = ("redirect_uris", "post_logout_redirect_uris", "grant_types", "response_types")
 # URIs the OP itself fetches or posts to: https only for self-registered
 # clients, and (for every client) on a public address: clients.check_fetched_uri.
-SERVER_FETCHED = ("jwks_uri", "backchannel_logout_uri")
+SERVER_FETCHED = ("jwks_uri", "backchannel_logout_uri", "sector_identifier_uri")
 
 
 def _check_types(data: dict) -> None:
@@ -77,6 +78,8 @@ def _check_types(data: dict) -> None:
             raise InvalidClientMetadataError(f"{name} must be a list of strings.")
     if data.get("dpop_bound_access_tokens") is not None and not isinstance(data["dpop_bound_access_tokens"], bool):
         raise InvalidClientMetadataError("dpop_bound_access_tokens must be a boolean.")  # RFC 9449 5.2
+    if not isinstance(data.get("require_pushed_authorization_requests", False), bool):
+        raise InvalidClientMetadataError("require_pushed_authorization_requests must be a boolean.")
     if data.get("jwks") is not None and not isinstance(data["jwks"], dict):
         raise InvalidClientMetadataError("jwks must be a JWK Set object.")
     for name in SERVER_FETCHED:
@@ -105,6 +108,9 @@ def checked_metadata(data: dict) -> dict:
             token_endpoint_auth_signing_alg=data.get("token_endpoint_auth_signing_alg"),
             english_name=data.get("client_name#en"),
             dpop_bound_access_tokens=data.get("dpop_bound_access_tokens", False),
+            require_pushed_authorization_requests=data.get("require_pushed_authorization_requests", False),
+            subject_type=data.get("subject_type") or "public",
+            sector_identifier_uri=data.get("sector_identifier_uri"),
             # These requests come from anyone with a token: no DNS lookup on
             # the request thread, where a name whose DNS never answers would
             # hold a worker. Addresses are judged here, names at each connect.
@@ -156,7 +162,7 @@ def _registration_info(client: Client) -> dict:
 
 
 def _server_metadata() -> dict:
-    return discovery_document(current_app.config["ISSUER"])
+    return discovery_document(current_app.config)
 
 
 class RegistrationEndpoint(_RegistrationEndpoint):

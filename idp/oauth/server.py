@@ -13,6 +13,7 @@ from authlib.integrations.flask_oauth2 import (
 from authlib.integrations.flask_oauth2 import ResourceProtector, current_token
 from authlib.oauth2.rfc6749 import scope_to_list
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oauth2.rfc6750 import BearerTokenValidator as _BearerTokenValidator
 from authlib.oauth2.rfc6750.errors import InvalidTokenError
 from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
@@ -21,20 +22,35 @@ from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
 from authlib.oidc.core import UserInfoEndpoint as _UserInfoEndpoint
 from authlib.oidc.rpinitiated import EndSessionEndpoint as _EndSessionEndpoint
 from flask import current_app, g
+from flask import request as http_request
 
 from .. import sessions, tokens
-from ..claims import SUPPORTED_SCOPES, claims_for
+from ..claims import SUPPORTED_SCOPES, claims_for, subject_for
 from ..clients import AUTH_METHODS
 from ..keys import DEFAULT_ALG, keyring, signing_keyset
 from ..models import Client
 from ..security.secrets import new_secret
 from . import client_auth, dpop, grants
+from .par import PushedAuthorizationEndpoint
 from .registration import ConfigurationEndpoint, RegistrationEndpoint
 
 
 class AuthorizationServer(_AuthorizationServer):
+    def validate_requested_scope(self, scope):
+        """Scope values the OP does not know are ignored, not refused (OIDC
+        Core 3.1.2.1: "Scope values used that are not understood by an
+        implementation SHOULD be ignored"; RFC 6749 3.3 lets the server grant
+        less than asked). Client.get_allowed_scope then grants the known ones
+        the client is registered for, and the token response names them
+        (RFC 6749 3.3, 5.1). A refresh may still not widen its scope (RFC
+        6749 6: Authlib's RefreshTokenGrant refuses with invalid_scope)."""
+
     def create_oauth2_request(self, request):
         oauth_request = super().create_oauth2_request(request)
+        pushed = g.get("idp_authorization_params")
+        if pushed is not None:
+            # /authorize with a request_uri: the pushed parameters are the request (oauth.par).
+            oauth_request.payload = BasicOAuth2Payload(pushed)
         if oauth_request.payload.client_id is not None and len(oauth_request.payload.client_id) > 64:
             raise InvalidRequestError("Invalid 'client_id'.")
         return oauth_request
@@ -53,10 +69,6 @@ class AccessTokenGenerator(JWTBearerTokenGenerator):
     Bound to a DPoP key when the request proved one (RFC 9449 5, 6.1:
     ``cnf.jkt`` and token_type DPoP; ``dpop.TokenBinding``)."""
 
-    def get_extra_claims(self, client, grant_type, user, scope):
-        jkt = dpop.bound_jkt()
-        return {"cnf": {"jkt": jkt}} if jkt else {}
-
     def get_jwks(self):
         return signing_keyset(DEFAULT_ALG)
 
@@ -64,6 +76,14 @@ class AccessTokenGenerator(JWTBearerTokenGenerator):
         # 128 bits from one os.urandom call; Authlib's default draws each of
         # its 16 characters through SystemRandom.choice (a syscall apiece).
         return new_secret(16)
+
+    def get_extra_claims(self, client, grant_type, user, scope):
+        # RFC 9068 2.2: "sub" is the customer's subject, as this client sees it.
+        claims = {"sub": subject_for(client, user.subject)} if user is not None else {}
+        jkt = dpop.bound_jkt()
+        if jkt:
+            claims["cnf"] = {"jkt": jkt}  # RFC 9449 6.1
+        return claims
 
     def generate(self, grant_type, client, user=None, scope=None, expires_in=None, include_refresh_token=True):
         include_refresh_token = include_refresh_token and "offline_access" in scope_to_list(scope or "")
@@ -89,16 +109,22 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
 
     CLIENT_AUTH_METHODS = AUTH_METHODS
 
-    def __init__(self, server=None, issuer: str | None = None) -> None:
+    def __init__(self, server=None, issuer: str | None = None, pairwise_secret: str | None = None) -> None:
         super().__init__(server)
         self.issuer = issuer
+        self.pairwise_secret = pairwise_secret  # oauth.lean calls outside an app context
 
     def query_token(self, token_string, token_type_hint):
         return tokens.presented(token_string, token_type_hint)
 
     def check_permission(self, token: tokens.PresentedToken, client, request):
         # A client may introspect the tokens it was issued, nobody else's.
-        return token.check_client(client)
+        # That client is kept on the token for introspect_token, to which
+        # Authlib passes the token only: "sub" is the one that client sees.
+        if not token.check_client(client):
+            return False
+        token.client = client
+        return True
 
     def payload(self, token: tokens.PresentedToken | None, client) -> dict:
         """The answer to an authenticated ``client`` for ``token`` (None: not
@@ -121,7 +147,8 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
             "aud": row.client_id,
             "iat": row.issued_at,
             "exp": token.get_expires_at(),
-            "sub": account.subject if account is not None else row.client_id,
+            "sub": subject_for(token.client, account.subject, self.pairwise_secret) if account is not None
+            else row.client_id,
         }
         if token.kind == "access_token" and row.dpop_jkt:
             body["cnf"] = {"jkt": row.dpop_jkt}  # RFC 9449 6.2
@@ -145,6 +172,30 @@ class BearerTokenValidator(_BearerTokenValidator):
         super().validate_token(token, scopes, request)
 
 
+class BearerTokens(ResourceProtector):
+    """Where UserInfo takes its access token from (RFC 6750 2; OIDC Core
+    5.3.1 "SHOULD" accept both): the Authorization header (2.1), or the
+    access_token field of a single-part application/x-www-form-urlencoded
+    POST body (2.2). One method per request (RFC 6750 2: a token by both
+    is invalid_request, 3.1). Never the URI query (2.3): RFC 9700 2.5 and
+    OAuth 2.1 drop it, as it leaks into logs and Referer headers; a token
+    there is invalid_request, not silently "no token"."""
+
+    FORM = "application/x-www-form-urlencoded"
+
+    def parse_request_authorization(self, request):
+        if "access_token" in http_request.args:
+            raise InvalidRequestError("An access token must not be sent in the URI query (RFC 6750 2.3, RFC 9700 2.5).")
+        in_body = http_request.method == "POST" and "access_token" in http_request.form
+        if not in_body:
+            return super().parse_request_authorization(request)
+        if http_request.mimetype != self.FORM:
+            raise InvalidRequestError(f"An access token in the body needs a {self.FORM} body (RFC 6750 2.2).")
+        if "Authorization" in http_request.headers:
+            raise InvalidRequestError("The access token was sent by more than one method (RFC 6750 2).")
+        return self.get_token_validator("bearer"), http_request.form["access_token"]
+
+
 class UserInfoEndpoint(_UserInfoEndpoint):
     def get_issuer(self):
         return current_app.config["ISSUER"]
@@ -153,9 +204,12 @@ class UserInfoEndpoint(_UserInfoEndpoint):
         return signing_keyset(DEFAULT_ALG)
 
     def generate_user_info(self, user, scope):
-        if user is None:  # a client_credentials token has no customer behind it
+        client = Client.lookup(current_token.client_id)
+        # A client_credentials token has no customer behind it; a disabled
+        # client's token reads nothing (nor would its sub be known: pairwise).
+        if user is None or client is None:
             raise InvalidTokenError()
-        return claims_for(user, scope, (current_token.claims_request or {}).get("userinfo"))
+        return claims_for(user, scope, (current_token.claims_request or {}).get("userinfo"), client)
 
 
 class EndSessionEndpoint(_EndSessionEndpoint):
@@ -212,11 +266,12 @@ def config_oauth(app) -> None:
     server.register_grant(grants.ClientCredentialsGrant, [binding])
     app.extensions["idp.dpop_replay"] = dpop.make_replay(app.config)
     server.register_endpoint(RevocationEndpoint)
-    server.register_endpoint(IntrospectionEndpoint(server, app.config["ISSUER"]))
+    server.register_endpoint(IntrospectionEndpoint(server, app.config["ISSUER"], app.config["PAIRWISE_SECRET"]))
     server.register_endpoint(EndSessionEndpoint)
     server.register_endpoint(RegistrationEndpoint)
+    server.register_endpoint(PushedAuthorizationEndpoint)
     server.register_endpoint(ConfigurationEndpoint)
-    protector = ResourceProtector()
+    protector = BearerTokens()
     protector.register_token_validator(BearerTokenValidator())
     protector.register_token_validator(dpop.DPoPTokenValidator())
     server.register_endpoint(UserInfoEndpoint(resource_protector=protector))

@@ -16,6 +16,7 @@ from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestErro
 from flask import Blueprint, Response, current_app, g, render_template, request
 
 from .. import tokens
+from ..claims import subject_for
 from ..extensions import csrf, db
 from ..forms import ConfirmForm
 from ..keys import keyring
@@ -46,7 +47,7 @@ def jwks():
     return response
 
 
-CLIENT_AUTH_ENDPOINTS = {"oauth.token", "oauth.revoke", "oauth.introspect"}
+CLIENT_AUTH_ENDPOINTS = {"oauth.token", "oauth.revoke", "oauth.introspect", "oauth.par"}
 
 
 @bp.before_app_request
@@ -98,6 +99,16 @@ def token():
     response = oauth_server().create_token_response()
     db.session.commit()
     return dpop.add_nonce(response)
+
+
+@bp.route("/par", methods=["POST"])
+@csrf.exempt
+def par():
+    """RFC 9126 2 (oauth.par). What a failed request wrote (a client
+    assertion's jti) commits too, as at the token endpoint."""
+    response = oauth_server().create_endpoint_response("pushed_authorization")
+    db.session.commit()
+    return response
 
 
 @bp.route("/userinfo", methods=["GET", "POST"])
@@ -164,8 +175,9 @@ def end_session():
         return render_template("oauth/error.html", error=error), 400
     login_session = current_login_session()
     hinted_subject = (end_request.id_token_claims or {}).get("sub")
-    must_confirm = end_request.needs_confirmation or (
-        login_session is not None and hinted_subject != login_session.account.subject
+    must_confirm = end_request.needs_confirmation or (  # the hint's sub is the one its client sees
+        login_session is not None
+        and hinted_subject != subject_for(end_request.client, login_session.account.subject)
     )
     if must_confirm and not g.idp_logout_confirmed:
         return render_template("oauth/logout_confirm.html", form=form, params=request.values)

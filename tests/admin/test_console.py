@@ -412,3 +412,19 @@ def test_every_console_page_is_japanese(app, client, admin, clock, account):
 
         db.session.execute(db.delete(SigningKey))  # the rotated key must not outlive this test
         db.session.commit()
+
+
+def test_the_console_sets_par_and_pairwise_subjects(app, client, admin, clock):
+    sign_in(client, admin, clock)
+    response = post(client, "/admin/clients/new", {**PARTNER, "require_par": "1", "subject_type": "pairwise"})
+    client_id = re.search(r"クライアントID: <code>([^<]+)</code>", response.get_data(as_text=True)).group(1)
+    with app.app_context():
+        stored = db.session.scalar(db.select(Client).filter_by(client_id=client_id))
+        assert stored.requires_pushed_authorization_requests and stored.sector_identifier == "partner.example"
+    form = client.get(f"/admin/clients/{client_id}").get_data(as_text=True)
+    assert 'id="require_par" name="require_par" type="checkbox" value="y"' in form
+    assert '<option selected value="pairwise">' in form
+    refused = post(client, f"/admin/clients/{client_id}", {**PARTNER, "subject_type": "pairwise", "first_party": "1"})
+    assert refused.status_code == 400
+    assert ("ファーストパーティのクライアントは、お客さま識別子の種類を「共通」にしてください。"
+            in field_of(refused.get_data(as_text=True), "subject_type"))

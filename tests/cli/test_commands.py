@@ -193,3 +193,20 @@ def test_an_initial_token_commits_with_its_audit_row_or_not_at_all(app, runner):
     assert result.exit_code != 0 and count(app, InitialAccessToken) == 0
     assert runner.invoke(args=["clients", "initial-token"]).exit_code == 0
     assert count(app, InitialAccessToken) == 1 and count(app, AuditEvent) == 1
+
+
+def test_clients_create_requiring_par_with_pairwise_subjects(app, runner):
+    result = runner.invoke(args=["clients", "create", "--name", "Partner", "--redirect-uri",
+                                 "https://partner.example/cb", "--require-par", "--subject-type", "pairwise", "--json"])
+    assert result.exit_code == 0, result.output
+    created = json.loads(result.output)
+    assert created["require_pushed_authorization_requests"] is True and created["subject_type"] == "pairwise"
+    with app.app_context():
+        stored = db.session.scalar(db.select(Client).filter_by(client_id=created["client_id"]))
+        assert stored.requires_pushed_authorization_requests and stored.sector_identifier == "partner.example"
+    refused = runner.invoke(args=["clients", "create", "--name", "Two", "--redirect-uri", "https://a.example/cb",
+                                  "--redirect-uri", "https://b.example/cb", "--subject-type", "pairwise"])
+    assert refused.exit_code != 0 and "sector_identifier_uri" in refused.output
+    refused = runner.invoke(args=["clients", "create", "--name", "Ours", "--redirect-uri", "https://a.example/cb",
+                                  "--subject-type", "pairwise", "--first-party"])
+    assert refused.exit_code != 0 and "public subjects" in refused.output

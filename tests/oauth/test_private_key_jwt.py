@@ -4,11 +4,12 @@ import time
 
 import pytest
 
+from idp.extensions import db
 from idp.oauth import client_auth
 from idp.security.secrets import digest
 
 from ..helpers import RelyingParty, needs_postgresql
-from .client_keys import assertion, new_key, token
+from .client_keys import ASSERTION_TYPE, assertion, new_key, token
 
 
 @pytest.fixture
@@ -178,3 +179,19 @@ def test_a_fresh_installs_first_token_request_may_be_private_key_jwt(app, regist
     rp, private = registered
     response = token(client, rp.client_id, assertion(rp.client_id, private, "k1"))
     assert response.status_code == 200, response.get_json()
+
+
+def test_a_pushed_authorization_request_may_name_the_par_endpoint_as_audience(app, client, account):
+    """RFC 9126 2: the client authenticates at /par as at the token endpoint."""
+    from idp.models import PushedRequest
+
+    key, public = new_key("k1")
+    rp = RelyingParty.register(app, client, auth_method="private_key_jwt", jwks={"keys": [public]})
+    for audience, status in (("https://id.example.test/par", 201), ("https://rp.example.test/", 400)):
+        signed = assertion(rp.client_id, key, "k1", aud=audience)
+        response = client.post("/par", data={**rp.authorize_params(), "client_assertion": signed,
+                                             "client_assertion_type": ASSERTION_TYPE})
+        assert response.status_code == status, response.get_json()
+    with app.app_context():
+        params = dict(db.session.scalar(db.select(PushedRequest)).params)
+    assert "client_assertion" not in params and params["client_id"] == rp.client_id

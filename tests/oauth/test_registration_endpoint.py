@@ -1,6 +1,7 @@
 """Dynamic client registration (RFC 7591) and client configuration (RFC 7592)."""
 
 import time
+from urllib.parse import urlencode
 
 import pytest
 
@@ -200,3 +201,28 @@ def test_a_client_may_register_its_name_for_english_pages(app, client, runner, a
         as_text=True)
     assert register(client, runner.invoke(args=["clients", "initial-token"]).output.strip(),
                     **{"client_name#en": 5}).status_code == 400
+
+
+def test_par_and_pairwise_metadata_are_registered(app, client, initial_token):
+    response = register(client, initial_token, require_pushed_authorization_requests=True, subject_type="pairwise")
+    assert response.status_code == 201, response.get_json()
+    body = response.get_json()
+    assert body["require_pushed_authorization_requests"] is True and body["subject_type"] == "pairwise"
+    refused = client.get("/authorize?" + urlencode({"client_id": body["client_id"], "response_type": "code",
+                                                    "redirect_uri": "https://partner.example/cb", "scope": "openid"}))
+    assert refused.status_code == 400 and "RFC 9126" in refused.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("metadata", [
+    {"subject_type": "secret"},
+    {"subject_type": "pairwise", "redirect_uris": ["https://a.example/cb", "https://b.example/cb"]},
+    {"subject_type": "pairwise", "sector_identifier_uri": "http://partner.example/sector.json"},
+    {"subject_type": "pairwise", "sector_identifier_uri": "https://10.0.0.1/sector.json"},
+    {"sector_identifier_uri": "https://partner.example/sector.json"},
+    {"require_pushed_authorization_requests": "yes"},
+])
+def test_bad_par_or_pairwise_metadata_is_refused(client, runner, metadata):
+    token = runner.invoke(args=["clients", "initial-token"]).output.strip()
+    response = register(client, token, **metadata)
+    assert response.status_code == 400, response.get_json()
+    assert response.get_json()["error"] == "invalid_client_metadata"
