@@ -75,6 +75,7 @@ def store_code(code: str, client: Client, login_session: LoginSession, redirect_
             claims_request=allowed_claims_request(data.get("claims"), client),
             auth_time=login_session.auth_time,
             sid=login_session.sid,
+            amr=login_session.amr,
             created_at=issued,
             expires_at=issued + current_app.config["AUTHORIZATION_CODE_LIFETIME"],
         )

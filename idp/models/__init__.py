@@ -15,6 +15,7 @@ from .mail import OutboxMail
 from .recovery import RecoveryProcedure
 from .registration import PendingRegistration
 from .registration_token import InitialAccessToken
+from .second_factor import RecoveryCode, TotpFactor
 from .session import LoginSession
 from .throttle import ThrottleCounter
 
@@ -33,9 +34,11 @@ __all__ = [
     "LoginSession",
     "OutboxMail",
     "PendingRegistration",
+    "RecoveryCode",
     "RecoveryProcedure",
     "SigningKey",
     "ThrottleCounter",
     "Token",
+    "TotpFactor",
     "UsedAssertion",
 ]

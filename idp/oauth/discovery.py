@@ -14,6 +14,7 @@ import json
 from ..claims import SUPPORTED_CLAIMS, SUPPORTED_SCOPES
 from ..clients import AUTH_METHODS
 from ..keys import SUPPORTED_ALGS
+from ..second_factor import ACR_VALUES
 
 
 def discovery_document(issuer: str) -> dict:
@@ -38,8 +39,9 @@ def discovery_document(issuer: str) -> dict:
         "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),
         "introspection_endpoint_auth_methods_supported": list(AUTH_METHODS),
         "code_challenge_methods_supported": ["S256"],
-        "claims_supported": SUPPORTED_CLAIMS + ["iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "at_hash"],
+        "claims_supported": SUPPORTED_CLAIMS + ["iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "at_hash", "acr", "amr"],
         "claims_parameter_supported": True,
+        "acr_values_supported": ACR_VALUES,
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
         "authorization_response_iss_parameter_supported": True,

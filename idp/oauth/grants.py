@@ -21,6 +21,7 @@ from .. import tokens
 from ..claims import claims_for, parse_claims_request
 from ..clients import AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS
 from ..keys import DEFAULT_ALG, signing_keyset
+from ..second_factor import acr_of
 from ..security.clock import now
 
 RESPONSE_MODES = {"query", "form_post"}
@@ -151,6 +152,10 @@ class OpenIDCode(oidc_grants.OpenIDCode):
         claims = super().get_authorization_code_claims(authorization_code)
         if authorization_code.sid:
             claims["sid"] = authorization_code.sid
+        # How the customer authenticated, always (idp.second_factor).
+        methods = (authorization_code.amr or "pwd").split()
+        claims["amr"] = methods
+        claims["acr"] = acr_of(methods)
         # What the claims parameter asked of the ID token (Core 5.5).
         requested = (authorization_code.claims_request or {}).get("id_token")
         if requested:
