@@ -46,7 +46,7 @@ from .mail import enqueue
 from .models import Account, LoginSession, RecoveryCode, TotpFactor
 from .security import devices, sealed, totp
 from .security.clock import now
-from .security.secrets import digest, matches
+from .security.secrets import digest
 from .security.throttle import Budget, Throttled, attempt, budget
 
 ACR_PWD = "urn:itscom:acr:pwd"
@@ -218,35 +218,45 @@ def verify(account: Account, code: str, address: str | None, device_cookie: str 
     if wait:
         audit.record("second_factor.throttled", "failure", account=account, retry_after=wait)
         raise Throttled(wait)
-    kind = _check(account, code)
-    if kind is None:
+    # Read-only until the budget is settled: the counters write on their own
+    # connection, which on SQLite waits for this transaction's write lock.
+    found = _match(account, code)
+    if found is not None:
+        guess.succeeded(clear=(device_key or account_key,))
+    if found is None or not _claim(*found):
         audit.record("second_factor.failure", "failure", account=account, device=device_key is not None)
         return None
-    guess.succeeded(clear=(device_key or account_key,))
+    kind = "otp" if isinstance(found[0], TotpFactor) else "recovery"
     audit.record("second_factor.verified", account=account, kind=kind)
     return kind
 
 
-def _check(account: Account, code: str) -> str | None:
+def _match(account: Account, code: str) -> tuple[TotpFactor | RecoveryCode, int] | None:
+    """What ``code`` matches, unused: the factor and the step of its code,
+    or a recovery code (and 0)."""
     factor = totp_of(account)
     if factor is None:
         return None
     step = totp.accepted_step(factor.secret, factor.last_step, code)
     if step is not None:
-        # A code works once, also for two sign-ins racing with it.
-        claimed = db.session.execute(update(TotpFactor).where(TotpFactor.id == factor.id,
-                                                              TotpFactor.last_step < step).values(last_step=step))
-        return "otp" if claimed.rowcount == 1 else None
+        return factor, step
     normalised = "".join(c for c in (code or "").lower() if c.isalnum())
     if len(normalised) != _CODE_LENGTH or not normalised.isascii():
         return None
     row = db.session.scalar(db.select(RecoveryCode).filter_by(account_id=account.id, code_digest=digest(normalised),
                                                               used_at=None))
-    if row is None or not matches(normalised, row.code_digest):
-        return None
-    claimed = db.session.execute(update(RecoveryCode).where(RecoveryCode.id == row.id, RecoveryCode.used_at.is_(None))
-                                 .values(used_at=now()))
-    return "recovery" if claimed.rowcount == 1 else None
+    return (row, 0) if row is not None else None
+
+
+def _claim(found: TotpFactor | RecoveryCode, step: int) -> bool:
+    """Spend what matched; False when a concurrent sign-in spent it first."""
+    if isinstance(found, TotpFactor):
+        statement = update(TotpFactor).where(TotpFactor.id == found.id, TotpFactor.last_step < step).values(
+            last_step=step)
+    else:
+        statement = update(RecoveryCode).where(RecoveryCode.id == found.id, RecoveryCode.used_at.is_(None)).values(
+            used_at=now())
+    return db.session.execute(statement).rowcount == 1
 
 
 def _gates(device_key: str | None, account_key: str, address: str | None) -> list[tuple[Budget, str]]:

@@ -203,3 +203,34 @@ class RelyingParty:
             id_token, key=key, algorithms=[header["alg"]], audience=self.client_id, issuer=ISSUER,
             options={"require": ["iss", "sub", "aud", "exp", "iat"]},
         )
+
+
+# --- the second factor ------------------------------------------------------------
+
+
+def enrol_totp(app, account_id: int) -> tuple[str, list[str]]:
+    """Turn the customer's authenticator on as the account page does, directly:
+    returns its (plain) secret and the recovery codes."""
+    from idp import second_factor
+    from idp.models import Account, TotpFactor
+    from idp.security import sealed, totp
+
+    with app.test_request_context():
+        account = db.session.get(Account, account_id)
+        secret = totp.new_secret()
+        db.session.add(TotpFactor(account_id=account_id, secret=sealed.seal_text(secret), last_step=0, created_at=0))
+        codes = second_factor._new_recovery_codes(account)
+        db.session.commit()
+    return secret, codes
+
+
+def totp_code(secret: str, clock, offset_steps: int = 0) -> str:
+    """The authenticator's code at the test clock's time (± steps)."""
+    import pyotp
+
+    return pyotp.TOTP(secret).at(clock.now() + 30 * offset_steps)
+
+
+def give_factor(client, code: str, path: str = "/login/factor", **options):
+    """Answer the 2段階認証 page (``path``: its URL, with ?request=)."""
+    return submit(client, path, {"code": code}, **options)
