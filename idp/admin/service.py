@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from flask import current_app
 from sqlalchemy import update
 
-from .. import audit, clients, keys
+from .. import audit, clients, keys, second_factor
 from ..accounts import end_everything
 from ..contracts import ImportReport, upsert_contracts
 from ..extensions import db
@@ -246,6 +246,16 @@ def end_sessions(admin: Admin, account: Account) -> None:
     """Every session and token of the account ends."""
     end_everything(account, now())
     audit.record("admin.account_revoked", admin_id=admin.id, account=account)
+
+
+def reset_second_factor(admin: Admin, account: Account) -> bool:
+    """Turn the customer's second factor off (their authenticator is lost
+    and so are the recovery codes); the customer is told by mail. False
+    when there was none."""
+    if not second_factor.has_factor(account):
+        return False
+    second_factor.turn_off(account, admin_id=admin.id)
+    return True
 
 
 # --- signing keys ------------------------------------------------------------
