@@ -9,7 +9,8 @@ from idp.mail import read_body
 from idp.models import AuditEvent, OutboxMail, TotpFactor
 
 from ..admin.test_console import admin, post, sign_in  # noqa: F401 (the console's fixture)
-from ..helpers import enrol_totp, give_factor, login, submit, totp_code
+from ..helpers import csrf_token, enrol_totp, give_factor, login, submit, totp_code
+from ..recovery.test_recovery import mailed_link, start_3b, yamada  # noqa: F401 (3-A's customer)
 
 
 def _mail_bodies(app, kind="second_factor") -> list[str]:
@@ -52,7 +53,7 @@ def test_the_console_reset_needs_an_administrator(app, client, account):
 def recovered(app, client, account, clock):
     """3-B: the code mailed to the confirmed contact address, then a new password."""
     secret, _ = enrol_totp(app, account)
-    submit(client, "/recovery/", {"choice": "password"})
+    assert submit(client, "/recovery/", {"unknown": "password"}).location == "/recovery/identify"
     submit(client, "/recovery/identify", {"login_id": "taro.itsu@example.jp"})
     with app.app_context():
         body = read_body(db.session.scalar(db.select(OutboxMail).filter_by(kind="recovery_code")))
@@ -70,3 +71,31 @@ def test_recovery_resets_the_password_and_keeps_the_factor(app, recovered, clock
     response = login(browser, password="new-pass-42")
     assert response.status_code == 303 and response.location.split("?")[0].endswith("/login/factor")
     assert give_factor(browser, totp_code(recovered, clock)).status_code == 303
+
+
+@pytest.fixture
+def config_overrides(mail_server):
+    return {"MAIL_URL": mail_server.url}
+
+
+def test_3a_recovery_keeps_the_factor_too(app, client, yamada, mail_server, clock):  # noqa: F811
+    with app.app_context():
+        from idp.models import Account
+
+        account_id = db.session.scalar(db.select(Account.id).filter_by(login_id="yamada@example.jp"))
+    secret, _ = enrol_totp(app, account_id)
+    assert start_3b(client, "yamada@example.jp").location == "/recovery/secret"
+    submit(client, "/recovery/secret", {"question": "ペットの名前", "answer": "ぽち"})
+    path = mailed_link(app, mail_server, "yamada.mobile@example.com")
+    form = client.get(path).get_data(as_text=True)
+    client.post(path, data={"csrf_token": csrf_token(form), "question": "ペットの名前", "answer": "ぽち"})
+    reissue = client.get("/recovery/reissue").get_data(as_text=True)
+    done = client.post("/recovery/reissue", data={"csrf_token": csrf_token(reissue), "password": "Yamada-2026",
+                                                  "password_confirm": "Yamada-2026"})
+    assert done.location == "/recovery/done"
+    assert _factor_on(app)
+    assert any("2段階認証の設定はそのままです" in body for body in _mail_bodies(app))
+    browser = app.test_client()
+    response = login(browser, "yamada@example.jp", "Yamada-2026")
+    assert response.location.split("?")[0].endswith("/login/factor")
+    assert give_factor(browser, totp_code(secret, clock)).status_code == 303
