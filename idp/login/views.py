@@ -17,7 +17,7 @@ from ..accounts import authenticate
 from ..extensions import db
 from ..forms import FactorCodeForm
 from ..models import Client
-from ..security import devices
+from ..security import devices, totp
 from ..security.throttle import Throttled, retry_after_header, retry_after_text
 from ..sessions import current_login_session, start_login_session
 from .forms import LoginForm
@@ -173,14 +173,6 @@ def _qr_svg() -> str:
     title = gettext("マイページのQRコード")
 
     def render() -> str:
-        import io
-
-        import segno
-
-        buffer = io.BytesIO()
-        segno.make(current_app.config["MYPAGE_URL"], error="m").save(
-            buffer, kind="svg", scale=4, xmldecl=False, svgns=True, title=title
-        )
-        return buffer.getvalue().decode()
+        return totp.qr_svg(current_app.config["MYPAGE_URL"], title)
 
     return current_app.extensions["idp.qr"].get(title, render)

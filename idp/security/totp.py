@@ -28,7 +28,8 @@ def provisioning_uri(secret: str, name: str, issuer: str) -> str:
 
 
 def qr_svg(uri: str, title: str) -> str:
-    """The QR code of ``uri`` as inline SVG."""
+    """The QR code of ``uri`` as inline SVG (an authenticator's otpauth://
+    URI; the login page's also draws My Page's address with it)."""
     buffer = io.BytesIO()
     segno.make(uri, error="m").save(buffer, kind="svg", scale=4, xmldecl=False, svgns=True, title=title)
     return buffer.getvalue().decode()
