@@ -10,6 +10,7 @@ import io
 
 import pyotp
 import segno
+from cryptography.fernet import InvalidToken
 
 from . import sealed
 from .clock import now
@@ -41,7 +42,10 @@ def accepted_step(secret: str, last_step: int, code: str, *, is_sealed: bool = T
     code = (code or "").strip().replace(" ", "")
     if not (code.isascii() and code.isdigit() and len(code) == 6):
         return None
-    totp = pyotp.TOTP(sealed.unseal_text(secret) if is_sealed else secret)
+    try:
+        totp = pyotp.TOTP(sealed.unseal_text(secret) if is_sealed else secret)
+    except InvalidToken:  # sealed under another IDP_SECRET_KEY: no code matches
+        return None
     t = now()
     for offset in (0, -1, 1):
         step = t // STEP + offset

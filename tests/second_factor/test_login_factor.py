@@ -181,3 +181,20 @@ def test_one_customers_guesses_leave_another_customer_alone(app, factor, contrac
     neighbour = app.test_client()  # another customer behind the same address
     login(neighbour, "hanako@example.jp", "hanako-pass1")
     assert give_factor(neighbour, totp_code(other_secret, clock)).status_code == 303
+
+
+def test_a_secret_sealed_under_another_key_matches_no_code(app, factor, clock):
+    """IDP_SECRET_KEY rotated: the stored secret cannot be read; a refusal, not a 500."""
+    from idp.models import TotpFactor
+    from idp.security import sealed
+
+    secret, _ = factor
+    original = app.secret_key
+    with app.test_request_context():
+        app.secret_key = "another-secret-" + "y" * 32
+        db.session.execute(db.update(TotpFactor).values(secret=sealed.seal_text(secret)))
+        db.session.commit()
+    app.secret_key = original
+    browser = app.test_client()
+    login(browser)
+    assert give_factor(browser, totp_code(secret, clock)).status_code == 400
