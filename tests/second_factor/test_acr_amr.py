@@ -1,6 +1,8 @@
 """acr and amr in ID tokens, acr_values and step-up (issue 15, point 4)."""
 
 import json
+
+import pytest
 from urllib.parse import urlsplit
 
 from ..helpers import enrol_totp, give_factor, query_of, totp_code
@@ -100,12 +102,14 @@ def test_an_essential_acr_claim_that_cannot_be_met_is_an_error(rp):
     assert query_of(response.location)["error"] == "unmet_authentication_requirements"
 
 
-def test_an_essential_acr_claim_steps_up_an_account_with_a_factor(rp, app, account):
+def test_an_essential_acr_claim_steps_up_an_account_with_a_factor(rp, app, account, clock):
     rp.tokens()
-    enrol_totp(app, account)
+    secret, _ = enrol_totp(app, account)
     claims = json.dumps({"id_token": {"acr": {"essential": True, "value": MFA}}})
     response = rp.authorize(claims=claims)
     assert urlsplit(response.location).path == "/login/factor"
+    back = rp.client.get(give_factor(rp.client, totp_code(secret, clock), response.location).location)
+    assert _id_token(rp, back.location)["acr"] == MFA
 
 
 def test_max_age_signs_in_again_with_the_factor(rp, app, account, clock):
@@ -135,3 +139,29 @@ def test_a_step_up_for_another_session_is_refused(rp, app, account, clock):
 
     refused = rp.client.post(response.location, data={"csrf_token": csrf_token(page), "code": totp_code(secret, clock)})
     assert refused.status_code == 400
+
+
+@pytest.mark.parametrize("extra", [
+    {"acr_values": "x" * 1500},
+    {"acr_values": "urn:itscom:acr:mfa\x00"},
+    {"acr_values": "  "},
+    {"claims": json.dumps({"id_token": {"acr": {"essential": True, "values": "urn:itscom:acr:mfa"}}})},
+    {"claims": json.dumps({"id_token": {"acr": {"essential": True, "values": [1, None, {"a": 1}]}}})},
+    {"claims": json.dumps({"id_token": {"acr": {"essential": "yes", "value": MFA}}})},
+    {"claims": json.dumps({"id_token": {"acr": [MFA]}})},
+    {"claims": json.dumps({"id_token": {"acr": None}})},
+])
+def test_odd_acr_requests_never_500(rp, app, account, extra):
+    rp.tokens()
+    enrol_totp(app, account)
+    response = rp.authorize(**extra)
+    assert response.status_code < 500
+
+
+def test_a_nul_in_the_code_is_refused_not_a_500(app, account, clock):
+    from ..helpers import login
+
+    secret, _ = enrol_totp(app, account)
+    browser = app.test_client()
+    login(browser)
+    assert give_factor(browser, totp_code(secret, clock) + "\x00").status_code == 400
