@@ -152,6 +152,8 @@ def factor_setup(login_session):
         if _reauthenticated(login_session, form):
             codes = second_factor.confirm_enrolment(account, form.code.data)
             if codes is not None:
+                # The password and the code, just now: this session is worth mfa.
+                second_factor.step_up(login_session, second_factor.WITH_CODE)
                 second_factor.show_once(account, codes)
                 db.session.commit()
                 flash(gettext("2段階認証を設定しました。"))

@@ -165,3 +165,18 @@ def test_a_nul_in_the_code_is_refused_not_a_500(app, account, clock):
     browser = app.test_client()
     login(browser)
     assert give_factor(browser, totp_code(secret, clock) + "\x00").status_code == 400
+
+
+def test_setting_the_factor_up_steps_this_session_up(rp, app, clock):
+    import re
+
+    from ..helpers import csrf_token
+
+    rp.tokens()
+    setup = rp.client.get("/account/factor").get_data(as_text=True)
+    key = re.sub(r"<[^>]+>|\s", "", re.search(r'<code class="key" translate="no">(.*?)</code>', setup).group(1))
+    done = rp.client.post("/account/factor", data={"csrf_token": csrf_token(setup), "current_password": "itscom-demo1",
+                                                   "code": totp_code(key, clock)})
+    assert done.status_code == 303
+    quiet = rp.authorize(acr_values=MFA, prompt="none")
+    assert _id_token(rp, quiet.location)["acr"] == MFA
