@@ -91,6 +91,16 @@ DEFAULTS = {
     "LOGIN_FREE_FAILURES_PER_DEVICE": 5,
     "LOGIN_DEVICE_COOKIE_LIFETIME": 365 * 24 * 3600,
     "LOGIN_DEVICE_COOKIES_PER_BROWSER": 5,
+    # The second factor (idp/second_factor.py): wrong codes are budgeted
+    # like passwords (same window and delays), per device cookie, else per
+    # account and per client address; a right password waits this many
+    # seconds for its factor, and an authenticator being enrolled this long
+    # for its first code.
+    "MFA_FREE_FAILURES_PER_ACCOUNT": 5,
+    "MFA_FREE_FAILURES_PER_ADDRESS": 20,
+    "MFA_FREE_FAILURES_PER_DEVICE": 5,
+    "MFA_PENDING_LIFETIME": 5 * 60,
+    "MFA_ENROL_LIFETIME": 15 * 60,
     # Registration (manual p.11–16): failed contract verifications within the
     # window (registration/service.py says why). The 4-digit items (口座番号 /
     # クレジットカード番号 下4桁) have a hard budget per contract, and at

@@ -58,3 +58,11 @@ class NewPasswordForm(FlaskForm):
 
     def validate_password(self, field) -> None:
         field.errors.extend(password_problems(field.data, self.login_id_of_password()))
+
+
+class FactorCodeForm(FlaskForm):
+    """A second factor's code: the authenticator's 6 digits, or a recovery
+    code (2段階認証 at login, and the account page's changes to it)."""
+
+    code = StringField(lazy_gettext("確認コード"), validators=[DataRequired(lazy_gettext("確認コードを入力してください。")),
+                                                            Length(max=64)])

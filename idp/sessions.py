@@ -41,10 +41,13 @@ def current_login_session() -> LoginSession | None:
     return g.idp_login_session
 
 
-def start_login_session(account: Account, *, keep: tuple[str, ...] = ()) -> LoginSession:
+def start_login_session(account: Account, *, keep: tuple[str, ...] = (),
+                        methods: tuple[str, ...] = ("pwd",)) -> LoginSession:
     """Sign ``account`` in: end this browser's previous session, issue a new cookie.
 
-    ``keep`` names Flask-session keys (flow state) carried over the reset.
+    ``keep`` names Flask-session keys (flow state) carried over the reset;
+    ``methods`` says how the customer authenticated (RFC 8176 amr values,
+    idp.second_factor).
     """
     carried = {key: session[key] for key in keep if key in session}
     _end([current_login_session()], now())
@@ -57,6 +60,7 @@ def start_login_session(account: Account, *, keep: tuple[str, ...] = ()) -> Logi
         sid=new_secret(16),
         account=account,
         auth_time=t,
+        amr=" ".join(dict.fromkeys(methods)),
         expires_at=t + current_app.config["SESSION_LIFETIME"],
         ip_address=request.remote_addr,
         user_agent=(request.user_agent.string or "")[:512],

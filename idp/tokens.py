@@ -76,6 +76,7 @@ def store_code(code: str, client: Client, login_session: LoginSession, redirect_
             dpop_jkt=data.get("dpop_jkt"),  # RFC 9449 10, checked by oauth/dpop.py
             auth_time=login_session.auth_time,
             sid=login_session.sid,
+            amr=login_session.amr,
             created_at=issued,
             expires_at=issued + current_app.config["AUTHORIZATION_CODE_LIFETIME"],
         )

@@ -9,6 +9,12 @@
 - logout through the OP's end_session_endpoint (id_token_hint, registered
   post_logout_redirect_uri, state);
 - the back-channel logout endpoint (OIDC Back-Channel Logout 1.0);
+- step-up (``step_up_required``): pages that lead to changes ask the OP
+  again, with ``acr_values=urn:itscom:acr:mfa`` and ``max_age``, and are
+  shown only while the ID token says the customer authenticated within
+  STEP_UP_MAX_AGE seconds, with the second factor (acr mfa) or, for an
+  iTSCOM ID without one, with the password asked for this step-up
+  (acr_values are voluntary: the OP answers acr pwd then);
 - the language of its pages, Japanese or English (Flask-Babel over
   sites/translations): the customer's choice with the header's
   「English」/「日本語」 link (a cookie of the site's own, sent on as
@@ -54,6 +60,8 @@ STATIC = Path(__file__).resolve().parent / "static"
 TRANSLATIONS = Path(__file__).resolve().parent / "translations"
 LANGUAGES = ("ja", "en")
 LANGUAGE_COOKIE_MAX_AGE = 365 * 24 * 3600
+ACR_MFA = "urn:itscom:acr:mfa"
+DEFAULT_STEP_UP_MAX_AGE = 15 * 60
 
 SESSION_SCHEMA = """
 CREATE TABLE IF NOT EXISTS rp_sessions (
@@ -74,6 +82,7 @@ def configure(app: Flask, prefix: str, scope: str, schema: str = "", overrides: 
     """Settings from ``<PREFIX>_*`` (then ``overrides``): ISSUER, CLIENT_ID,
     CLIENT_SECRET, SECRET_KEY, DATABASE; CONTACT_URL optional."""
     app.config["CONTACT_URL"] = DEFAULT_CONTACT_URL
+    app.config["STEP_UP_MAX_AGE"] = DEFAULT_STEP_UP_MAX_AGE
     app.config.from_prefixed_env(prefix)
     app.config.update(overrides or {})
     missing = [k for k in ("ISSUER", "CLIENT_ID", "CLIENT_SECRET", "SECRET_KEY", "DATABASE") if not app.config.get(k)]
@@ -175,6 +184,26 @@ def login_required(view):
     return wrapped
 
 
+def step_up_required(view):
+    """Signed in, and recently enough with the second factor (see the
+    module's docstring); otherwise through the OP's step-up and back."""
+
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        user = current_user()
+        if user is None or not _stepped_up(user):
+            session["after_login"] = request.path
+            return redirect(url_for("rp.login", step_up="1"))
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def _stepped_up(user: dict) -> bool:
+    recent = int(user.get("auth_time") or 0) >= time.time() - current_app.config["STEP_UP_MAX_AGE"]
+    return recent and (user.get("acr") == ACR_MFA or bool(user.get("step_up")))
+
+
 bp = Blueprint("rp", __name__)
 
 
@@ -192,6 +221,12 @@ def favicon():
 def login():
     # The customer's choice on this site goes with them to the OP's pages.
     asked = {"ui_locales": chosen_language()} if chosen_language() else {}
+    if request.args.get("step_up") and current_user() is not None:
+        # A change ahead: the second factor (or, without one, the password), recently.
+        asked.update(acr_values=ACR_MFA, max_age=str(current_app.config["STEP_UP_MAX_AGE"]))
+        session["step_up"] = True
+    else:
+        session.pop("step_up", None)
     return _op().authorize_redirect(url_for("rp.callback", _external=True), **asked)
 
 
@@ -223,6 +258,10 @@ def callback():
     claims = dict(op.userinfo(token=token))
     if claims.get("sub") != id_claims["sub"]:
         abort(400)
+    # How the customer authenticated, from the ID token (step_up_required).
+    claims.update({name: id_claims[name] for name in ("acr", "amr", "auth_time") if name in id_claims})
+    if session.pop("step_up", None):
+        claims["step_up"] = True
     local_id = secrets.token_urlsafe(32)
     get_db().execute(
         "INSERT INTO rp_sessions (id, sid, sub, claims, id_token, created_at) VALUES (?, ?, ?, ?, ?, ?)",

@@ -207,3 +207,66 @@ class RelyingParty:
             id_token, key=key, algorithms=[header["alg"]], audience=self.client_id, issuer=ISSUER,
             options={"require": ["iss", "sub", "aud", "exp", "iat"]},
         )
+
+
+# --- the second factor ------------------------------------------------------------
+
+
+def enrol_totp(app, account_id: int) -> tuple[str, list[str]]:
+    """Turn the customer's authenticator on as the account page does, directly:
+    returns its (plain) secret and the recovery codes."""
+    from idp import second_factor
+    from idp.models import Account, TotpFactor
+    from idp.security import sealed, totp
+
+    with app.test_request_context():
+        account = db.session.get(Account, account_id)
+        secret = totp.new_secret()
+        db.session.add(TotpFactor(account_id=account_id, secret=sealed.seal_text(secret), last_step=0, created_at=0))
+        codes = second_factor._new_recovery_codes(account)
+        db.session.commit()
+    return secret, codes
+
+
+def totp_code(secret: str, clock, offset_steps: int = 0) -> str:
+    """The authenticator's code at the test clock's time (± steps)."""
+    import pyotp
+
+    return pyotp.TOTP(secret).at(clock.now() + 30 * offset_steps)
+
+
+def give_factor(client, code: str, path: str = "/login/factor", **options):
+    """Answer the 2段階認証 page (``path``: its URL, with ?request=)."""
+    return submit(client, path, {"code": code}, **options)
+
+
+def walk_second_factor(app, browser, look=lambda response: response) -> list[str]:
+    """The second factor's pages as a signed-in customer meets them (the page
+    walks): set up with a wrong code first, the recovery codes, the account
+    page with it on, a login asking for it (a wrong code, then a recovery
+    code), its page once the sign-in is over, then turning it off. ``look``
+    sees every answer. Returns the recovery codes."""
+    import pyotp
+
+    setup = look(browser.get("/account/factor")).get_data(as_text=True)
+    key = re.search(r'<code class="key" translate="no">(.*?)</code>', setup).group(1)
+    key = re.sub(r"<[^>]+>|\s", "", key)
+    now = app.extensions["idp.clock"].now()
+    code = pyotp.TOTP(key).at(now)
+    wrong = str((int(code) + 1) % 1_000_000).zfill(6)
+    for typed in (wrong, code):
+        look(browser.post("/account/factor", data={"csrf_token": csrf_token(setup), "code": typed,
+                                                   "current_password": "itscom-demo1"}))
+    codes = re.findall(r"<li><code>([a-z0-9-]+)</code></li>",
+                       look(browser.get("/account/factor/codes")).get_data(as_text=True))
+    assert len(codes) == 10
+    look(browser.get("/account/"))
+    factor = look(submit(browser, "/login", {"login_id": "taro.itsu@example.jp", "password": "itscom-demo1"}))
+    page = look(browser.get(factor.location)).get_data(as_text=True)
+    look(browser.post(factor.location, data={"csrf_token": csrf_token(page), "code": wrong}))
+    assert look(browser.post(factor.location, data={"csrf_token": csrf_token(page), "code": codes[0]})).status_code == 303
+    look(browser.get(factor.location))  # over: log in again
+    settings = look(browser.get("/account/")).get_data(as_text=True)
+    assert look(browser.post("/account/factor/off", data={"csrf_token": csrf_token(settings),
+                                                          "off-code": codes[1]})).status_code == 303
+    return codes

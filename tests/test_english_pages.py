@@ -17,7 +17,7 @@ from idp.extensions import db
 from idp.mail import deliver_due
 
 from .english import japanese_in, japanese_in_text
-from .helpers import csrf_token
+from .helpers import csrf_token, walk_second_factor
 from .mailserver import body_of
 from .registration.helpers import Registrant
 
@@ -104,6 +104,10 @@ def test_every_customer_page_and_mail_in_english(app, client, account, mail_serv
     en.post(link, {})
     en.mail(mail_server, "taro.itsu@example.jp")  # the old address is told
     en.get("/account/contact/unknown-token")
+
+    # 2段階認証: its pages, and its mail (turned on, then off).
+    walk_second_factor(app, client, look=en.look)
+    en.mail(mail_server, "taro.new@example.jp")
 
     # Consent for a third-party site, its answer by form_post, a request refused, logout.
     params = {"client_id": partner_id, "response_type": "code", "scope": "openid profile email phone contract",

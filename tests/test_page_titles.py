@@ -19,7 +19,7 @@ from idp.accounts import create_account
 from idp.extensions import db
 from idp.mail import deliver_due
 
-from .helpers import RelyingParty, csrf_token, submit
+from .helpers import RelyingParty, csrf_token, submit, walk_second_factor
 from .mailserver import body_of
 from .recovery.test_recovery import mailed_code, mailed_link, start_3b
 from .registration.helpers import Registrant
@@ -105,6 +105,10 @@ def walk_every_procedure(app, mail_server) -> None:
     reader = app.test_client()
     page = reader.get(link)
     assert reader.post(link, data={"csrf_token": csrf_token(page.get_data(as_text=True))}).status_code == 200
+
+    # 2段階認証: set up on the account page (the codes shown once), then a
+    # login that asks for it, and its page after the sign-in is over.
+    walk_second_factor(app, browser)
 
     # Recovery 3-B (p.22–23), then a page of it opened too late.
     recovering = app.test_client()

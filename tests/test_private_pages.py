@@ -3,6 +3,7 @@
 
 import json
 import sqlite3
+import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -43,7 +44,9 @@ def test_the_relying_partys_pages_are_not_stored(tmp_path):
                              "SECRET_KEY": "rp-test-secret", "DATABASE": str(tmp_path / "rp.sqlite3")})
     with sqlite3.connect(tmp_path / "rp.sqlite3") as conn:
         conn.execute("INSERT INTO rp_sessions (id, sid, sub, claims, id_token, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                     ("local", "sid", "sub", json.dumps({"customer_number": "2005128462", "name": "逸 太郎"}), "t", 0))
+                     ("local", "sid", "sub", json.dumps({"customer_number": "2005128462", "name": "逸 太郎",
+                                                         "acr": "urn:itscom:acr:mfa", "auth_time": int(time.time())}),
+                      "t", 0))
     browser = app.test_client()
     with browser.session_transaction() as session:
         session["local_session"] = "local"

@@ -3,7 +3,7 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from ..forms import REQUIRED, NewPasswordForm, SecretForm
+from ..forms import REQUIRED, FactorCodeForm, NewPasswordForm, SecretForm
 
 # The page holds three forms that each ask the current password: each
 # field gets its own id, so that each label names its own input.
@@ -24,4 +24,13 @@ class ContactChangeForm(FlaskForm):
 
 class SecretChangeForm(SecretForm):
     current_password = PasswordField(lazy_gettext("現在のパスワード"), id="secret_current_password",
+                                     validators=[DataRequired(REQUIRED), Length(max=256)])
+
+
+class FactorSetupForm(FactorCodeForm):
+    """2段階認証の設定: the authenticator's first code, and the current password.
+    (The account page's two factor forms take a prefix, renew and off, so
+    that each label names its own input.)"""
+
+    current_password = PasswordField(lazy_gettext("現在のパスワード"),
                                      validators=[DataRequired(REQUIRED), Length(max=256)])

@@ -18,6 +18,7 @@ from ..extensions import db
 from ..mail import enqueue
 from ..models import Account, Client, Consent, ContactChange, LoginSession, Token
 from ..security.clock import now
+from ..security import totp
 from ..security.passwords import hash_password
 from ..security.secrets import digest, new_secret
 from .user_agents import Device, device_of
@@ -101,6 +102,11 @@ def set_secret(account: Account, question: str, answer: str) -> None:
     account.secret_question = question
     account.secret_answer_hash = hash_password(normalise_answer(answer))
     audit.record("account.secret_set", account=account)
+
+
+def qr_svg(uri: str) -> str:
+    """The QR code an authenticator app scans to enrol."""
+    return totp.qr_svg(uri, gettext("認証アプリに登録するQRコード"))
 
 
 def live_sessions(current: LoginSession) -> list[SignedIn]:

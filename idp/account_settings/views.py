@@ -11,16 +11,16 @@ from functools import wraps
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext
 
-from .. import language, pending
+from .. import language, pending, second_factor
 from ..accounts import SECRET_QUESTIONS, answer_problems
 from ..extensions import db
-from ..forms import ConfirmForm
+from ..forms import ConfirmForm, FactorCodeForm
 from ..security import devices
 from ..security.credentials import login_id_problems
 from ..security.throttle import Throttled, retry_after_text
 from ..sessions import current_login_session
 from . import service
-from .forms import ContactChangeForm, PasswordChangeForm, SecretChangeForm
+from .forms import ContactChangeForm, FactorSetupForm, PasswordChangeForm, SecretChangeForm
 
 bp = Blueprint("account_settings", __name__, url_prefix="/account")
 
@@ -38,8 +38,9 @@ def login_required(view):
 
 @bp.route("/")
 @login_required
-def index(login_session, password_form=None, contact_form=None, secret_form=None):
+def index(login_session, password_form=None, contact_form=None, secret_form=None, renew_form=None, off_form=None):
     account = login_session.account
+    has_factor = second_factor.has_factor(account)
     return render_template(
         "account_settings/index.html",
         account=account,
@@ -50,6 +51,10 @@ def index(login_session, password_form=None, contact_form=None, secret_form=None
         secret_form=secret_form or SecretChangeForm(formdata=None),
         questions=SECRET_QUESTIONS,
         button_form=ConfirmForm(),
+        has_factor=has_factor,
+        codes_left=second_factor.recovery_codes_left(account) if has_factor else 0,
+        renew_form=renew_form or FactorCodeForm(formdata=None, prefix="renew"),
+        off_form=off_form or FactorCodeForm(formdata=None, prefix="off"),
     )
 
 
@@ -129,6 +134,84 @@ def secret(login_session):
             flash(gettext("合言葉を登録しました（秘密の質問: %(question)s）。", question=gettext(form.question.data)))
             return redirect(url_for(".index"), 303)
     return index.__wrapped__(login_session, secret_form=form), 400
+
+
+@bp.route("/factor", methods=["GET", "POST"])
+@login_required
+def factor_setup(login_session):
+    """2段階認証の設定: scan the QR code (or type the key) into an
+    authenticator app, then confirm with its first code and the current
+    password. The recovery codes follow, once."""
+    account = login_session.account
+    if second_factor.has_factor(account):
+        return redirect(url_for(".index"), 303)
+    secret = second_factor.enrolment_secret(account)
+    form = FactorSetupForm()
+    status = 200
+    if form.validate_on_submit():
+        if _reauthenticated(login_session, form):
+            codes = second_factor.confirm_enrolment(account, form.code.data)
+            if codes is not None:
+                # The password and the code, just now: this session is worth mfa.
+                second_factor.step_up(login_session, second_factor.WITH_CODE)
+                second_factor.show_once(account, codes)
+                db.session.commit()
+                flash(gettext("2段階認証を設定しました。"))
+                return redirect(url_for(".factor_codes"), 303)
+            form.code.errors.append(gettext("確認コードが正しくありません。認証アプリに表示されている最新の確認コードを入力してください。"))
+        status = 400
+    elif request.method == "POST":
+        status = 400
+    form.code.data = ""
+    uri = second_factor.enrolment_uri(account, secret)
+    return render_template("account_settings/factor_setup.html", form=form, secret=secret,
+                           qr_svg=service.qr_svg(uri), key_groups=[secret[i:i + 4] for i in range(0, len(secret), 4)]
+                           ), status
+
+
+@bp.route("/factor/codes", methods=["GET", "POST"])
+@login_required
+def factor_codes(login_session):
+    """リカバリーコード: shown once after they are made; POST makes a new
+    set (the authenticator's code, or a recovery code, first)."""
+    account = login_session.account
+    if request.method == "POST":
+        form = FactorCodeForm(prefix="renew")
+        if form.validate_on_submit() and second_factor.has_factor(account) and _factor_given(account, form):
+            second_factor.show_once(account, second_factor.renew_recovery_codes(account))
+            db.session.commit()
+            return redirect(url_for(".factor_codes"), 303)
+        return index.__wrapped__(login_session, renew_form=form), 400
+    codes = second_factor.take_shown(account)
+    if not codes:
+        return redirect(url_for(".index"), 303)
+    return render_template("account_settings/factor_codes.html", codes=codes)
+
+
+@bp.route("/factor/off", methods=["POST"])
+@login_required
+def factor_off(login_session):
+    """2段階認証の解除: the authenticator's code, or a recovery code."""
+    account = login_session.account
+    form = FactorCodeForm(prefix="off")
+    if form.validate_on_submit() and second_factor.has_factor(account) and _factor_given(account, form):
+        second_factor.turn_off(account)
+        db.session.commit()
+        flash(gettext("2段階認証を解除しました。"))
+        return redirect(url_for(".index"), 303)
+    return index.__wrapped__(login_session, off_form=form), 400
+
+
+def _factor_given(account, form) -> bool:
+    try:
+        if second_factor.verify(account, form.code.data, request.remote_addr, request.cookies.get(devices.COOKIE)):
+            return True
+        message = gettext("確認コードが正しくありません。")
+    except Throttled as refused:
+        message = gettext("しばらくしてから再度お試しください（%(wait)s）。", wait=retry_after_text(refused.retry_after))
+    db.session.commit()  # the refusal is audited
+    form.code.errors.append(message)
+    return False
 
 
 @bp.route("/sessions/<sid>/end", methods=["POST"])

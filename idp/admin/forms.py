@@ -17,6 +17,8 @@ from wtforms import (
     TextAreaField,
 )
 
+from wtforms.validators import DataRequired
+
 from ..clients import (
     AUTH_METHODS,
     DEFAULT_AUTH_METHOD,
@@ -166,6 +168,13 @@ class ContractSearchForm(SearchForm):
 
 class AccountSearchForm(SearchForm):
     q = StringField("iTSCOM ID または お客さま番号", filters=[_strip])
+
+
+class FactorResetForm(FlaskForm):
+    """2段階認証のリセット: only after the customer's own request was checked."""
+
+    confirmed = BooleanField("お客さまご本人からの申し出であることを確認しました",
+                             validators=[DataRequired("確認欄にチェックを入れてください。")])
 
 
 class KeyRotationForm(FlaskForm):

@@ -12,22 +12,20 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import pyotp
 from flask import current_app
 from sqlalchemy import update
 
-from .. import audit, clients, keys
+from .. import audit, clients, keys, second_factor
 from ..accounts import end_everything
 from ..contracts import ImportReport, upsert_contracts
 from ..extensions import db
 from ..models import Account, Admin, AuditEvent, Client, Contract, SigningKey
-from ..security import sealed
+from ..security import sealed, totp
 from ..security.clock import now
 from ..security.credentials import common_passwords
 from ..security.passwords import hash_password, verify_password
 from ..security.throttle import Throttled, attempt, budget
 
-TOTP_STEP = 30
 AUDIT_PAGE_SIZE = 50
 
 
@@ -63,7 +61,7 @@ def create_admin(username: str, password: str) -> tuple[Admin, str]:
         raise AdminError(PASSWORD_RULES + "（" + "".join(problems) + "）")
     if db.session.scalar(db.select(Admin.id).filter_by(username=username)) is not None:
         raise AdminError(f"管理者 {username} は既に登録されています。")
-    secret = pyotp.random_base32()
+    secret = totp.new_secret()
     admin = Admin(username=username, password_hash=hash_password(password),
                   totp_secret=sealed.seal_text(secret), totp_last_step=0, created_at=now(), disabled=False)
     db.session.add(admin)
@@ -72,7 +70,7 @@ def create_admin(username: str, password: str) -> tuple[Admin, str]:
 
 
 def provisioning_uri(username: str, secret: str) -> str:
-    return pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name="iTSCOM ID admin")
+    return totp.provisioning_uri(secret, username, "iTSCOM ID admin")
 
 
 @dataclass
@@ -121,16 +119,7 @@ def sign_in(username: str, password: str, code: str, address: str | None) -> Sig
 
 def _accepted_step(admin: Admin, code: str) -> int | None:
     """The time step the code belongs to (±1 step of skew), never one used before."""
-    code = (code or "").strip()
-    if not (code.isdigit() and len(code) == 6):
-        return None
-    totp = pyotp.TOTP(sealed.unseal_text(admin.totp_secret))
-    t = now()
-    for offset in (0, -1, 1):
-        step = t // TOTP_STEP + offset
-        if step > admin.totp_last_step and totp.at(step * TOTP_STEP) == code:
-            return step
-    return None
+    return totp.accepted_step(admin.totp_secret, admin.totp_last_step, code)
 
 
 def live_admin(state: Mapping, t: int) -> Admin | None:
@@ -258,6 +247,16 @@ def end_sessions(admin: Admin, account: Account) -> None:
     """Every session and token of the account ends."""
     end_everything(account, now())
     audit.record("admin.account_revoked", admin_id=admin.id, account=account)
+
+
+def reset_second_factor(admin: Admin, account: Account) -> bool:
+    """Turn the customer's second factor off (their authenticator is lost
+    and so are the recovery codes); the customer is told by mail. False
+    when there was none."""
+    if not second_factor.has_factor(account):
+        return False
+    second_factor.turn_off(account, admin_id=admin.id)
+    return True
 
 
 # --- signing keys ------------------------------------------------------------

@@ -24,6 +24,7 @@ from flask import (
     url_for,
 )
 
+from .. import second_factor
 from ..clients import ClientError
 from ..contracts import ContractImportError, parse_csv
 from ..extensions import db
@@ -35,6 +36,7 @@ from .forms import (
     AuditFilterForm,
     ClientForm,
     ContractSearchForm,
+    FactorResetForm,
     ImportForm,
     KeyRotationForm,
     LoginForm,
@@ -217,7 +219,8 @@ def accounts(admin):
     search = AccountSearchForm(request.args)
     query = search.q.data
     account = service.find_account(query) if query else None
-    return render_template("admin/accounts.html", search=search, account=account)
+    has_factor = account is not None and second_factor.has_factor(account)
+    return render_template("admin/accounts.html", search=search, account=account, has_factor=has_factor)
 
 
 @bp.route("/accounts/<int:account_id>/lock", methods=["POST"])
@@ -237,6 +240,22 @@ def account_revoke(admin, account_id):
     db.session.commit()
     flash("すべてのセッションとトークンを無効にしました。")
     return redirect(url_for("admin.accounts", q=account.login_id), 303)
+
+
+@bp.route("/accounts/<int:account_id>/second-factor", methods=["GET", "POST"])
+@admin_required
+def account_factor_reset(admin, account_id, _form_class=FactorResetForm):
+    """2段階認証のリセット: a confirmation page, then the reset (audited, mailed)."""
+    account = _account(account_id)
+    form = _form_class()
+    if form.validate_on_submit():
+        if service.reset_second_factor(admin, account):
+            db.session.commit()
+            flash("2段階認証をリセットしました。お客さまに通知メールを送信しました。")
+        else:
+            flash("このiTSCOM IDには2段階認証が設定されていません。")
+        return redirect(url_for("admin.accounts", q=account.login_id), 303)
+    return render_template("admin/factor_reset.html", account=account, form=form), 400 if form.is_submitted() else 200
 
 
 def _account(account_id: int):

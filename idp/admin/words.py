@@ -71,6 +71,12 @@ EVENTS = {
     "account.secret_set": "合言葉の設定",
     "account.session_ended": "セッションの終了（お客さま操作）",
     "account.site_revoked": "連携サイトの解除（お客さま操作）",
+    "second_factor.enabled": "2段階認証の設定",
+    "second_factor.disabled": "2段階認証の解除（お客さま操作）",
+    "second_factor.codes_renewed": "2段階認証: リカバリーコードの再作成",
+    "second_factor.verified": "2段階認証 成功",
+    "second_factor.failure": "2段階認証 失敗",
+    "second_factor.throttled": "2段階認証の試行の一時停止",
     "mail.sent": "メール送信",
     "mail.failed": "メール送信失敗",
     "backchannel.delivered": "バックチャネルログアウト通知",
@@ -99,6 +105,7 @@ EVENTS = {
     "admin.account_locked": "管理: iTSCOM IDのロック",
     "admin.account_unlocked": "管理: iTSCOM IDのロック解除",
     "admin.account_revoked": "管理: セッション・トークンの無効化",
+    "admin.second_factor_reset": "管理: 2段階認証のリセット",
 }
 
 # The client metadata a ClientError names.

@@ -12,11 +12,12 @@ from flask import (
 )
 from flask_babel import gettext
 
-from .. import language, pending
+from .. import language, pending, second_factor
 from ..accounts import authenticate
 from ..extensions import db
+from ..forms import FactorCodeForm
 from ..models import Client
-from ..security import devices
+from ..security import devices, totp
 from ..security.throttle import Throttled, retry_after_header, retry_after_text
 from ..sessions import current_login_session, start_login_session
 from .forms import LoginForm
@@ -46,8 +47,10 @@ def login(_form_class=LoginForm):
             error = gettext("ログインの試行回数が上限を超えました。%(wait)sに再度お試しください。",
                             wait=retry_after_text(wait))
         else:
+            if result.account is not None and second_factor.has_factor(result.account):
+                return _ask_factor(result, key)
             if result.account is not None:
-                return _signed_in(result, key)
+                return _signed_in(result.account, key, result.device_cookie)
             error = gettext("iTSCOM IDまたはパスワードが正しくありません。")
         db.session.commit()  # the refusal is audited
     form.password.data = ""
@@ -56,22 +59,81 @@ def login(_form_class=LoginForm):
     return html, status, retry_after_header(wait)
 
 
-def _signed_in(result, key: str | None):
-    """A right ID and password: a new OP session, then on to the site that
-    asked, or to the home site."""
+def _signed_in(account, key: str | None, device_cookie: str | None,
+               methods: tuple[str, ...] = second_factor.PASSWORD):
+    """A right ID and password (and factor): a new OP session, then on to
+    the site that asked, or to the home site."""
     # The language this login was made in is the customer's (the locale
     # claim), until they pick another; asked before the sign-in it may
     # come from is taken.
-    result.account.locale = language.current()
+    account.locale = language.current()
     waiting = pending.take(key)
-    start_login_session(result.account, keep=pending.FLOW_KEYS)
+    start_login_session(account, keep=pending.FLOW_KEYS, methods=methods)
     if waiting and waiting.get("reauth"):
         # This login satisfies prompt=login and max_age for that request.
         session["reauth_done"] = waiting["reauth"]
     db.session.commit()
     response = redirect(waiting["next"] if waiting else current_app.config["HOME_URL"], 303)
-    devices.set_cookie(response, result.device_cookie)
+    if device_cookie:
+        devices.set_cookie(response, device_cookie)
     return response
+
+
+def _ask_factor(result, key: str | None):
+    """A right password of an account with a second factor: no session yet;
+    the sign-in waits (second_factor.hold) for the factor's page."""
+    second_factor.hold(result.account, key, device_cookie=result.device_cookie)
+    db.session.commit()  # the password's success is audited
+    return redirect(url_for("login.factor", request=key), 303)
+
+
+@bp.route("/login/factor", methods=["GET", "POST"])
+def factor(_form_class=FactorCodeForm):
+    """2段階認証: after a right password (or for a site that asks for more
+    than this session's password), the authenticator's code or a recovery
+    code. Throttled like the password."""
+    key = request.args.get("request")
+    held = second_factor.held()
+    account = second_factor.held_account(held) if held else None
+    step_up = None
+    if held is not None and held.step_up_sid:
+        step_up = current_login_session()
+        if step_up is None or step_up.sid != held.step_up_sid:
+            account = None
+    if account is None:
+        second_factor.drop_held()
+        return render_template("login/factor_expired.html", login_url=url_for("login.login", request=key)), 400
+    form = _form_class()
+    error, status, wait = None, 200, 0
+    if form.validate_on_submit():
+        try:
+            kind = second_factor.verify(account, form.code.data, request.remote_addr,
+                                        request.cookies.get(devices.COOKIE))
+        except Throttled as refused:
+            wait, status = refused.retry_after, 429
+            error = gettext("確認コードの入力回数が上限を超えました。%(wait)sに再度お試しください。",
+                            wait=retry_after_text(wait))
+        else:
+            if kind is not None:
+                second_factor.drop_held()
+                if step_up is not None:
+                    return _stepped_up(step_up, held.key)
+                return _signed_in(account, held.key, held.device_cookie, second_factor.WITH_CODE)
+            error, status = gettext("確認コードが正しくありません。"), 400
+        db.session.commit()  # the refusal is audited
+    form.code.data = ""
+    html = render_template("login/factor.html", form=form, error=error, step_up=step_up is not None,
+                           action=url_for("login.factor", request=key),
+                           login_url=url_for("login.login", request=key))
+    return html, status, retry_after_header(wait)
+
+
+def _stepped_up(login_session, key: str | None):
+    """The session gave its factor: it is worth mfa now; on to the request."""
+    second_factor.step_up(login_session, second_factor.WITH_CODE)
+    waiting = pending.take(key)
+    db.session.commit()
+    return redirect(waiting["next"] if waiting else current_app.config["HOME_URL"], 303)
 
 
 @bp.route("/language/<language_tag>")
@@ -111,14 +173,6 @@ def _qr_svg() -> str:
     title = gettext("マイページのQRコード")
 
     def render() -> str:
-        import io
-
-        import segno
-
-        buffer = io.BytesIO()
-        segno.make(current_app.config["MYPAGE_URL"], error="m").save(
-            buffer, kind="svg", scale=4, xmldecl=False, svgns=True, title=title
-        )
-        return buffer.getvalue().decode()
+        return totp.qr_svg(current_app.config["MYPAGE_URL"], title)
 
     return current_app.extensions["idp.qr"].get(title, render)

@@ -16,6 +16,7 @@ from .pushed_request import PushedRequest
 from .recovery import RecoveryProcedure
 from .registration import PendingRegistration
 from .registration_token import InitialAccessToken
+from .second_factor import RecoveryCode, TotpFactor
 from .session import LoginSession
 from .throttle import ThrottleCounter
 
@@ -35,10 +36,12 @@ __all__ = [
     "OutboxMail",
     "PendingRegistration",
     "PushedRequest",
+    "RecoveryCode",
     "RecoveryProcedure",
     "SigningKey",
     "ThrottleCounter",
     "Token",
+    "TotpFactor",
     "UsedAssertion",
     "UsedDPoPProof",
 ]

@@ -31,6 +31,9 @@ class AuthorizationCode(db.Model, AuthorizationCodeMixin):
     claims_request: Mapped[dict | None] = mapped_column(JSON)
     auth_time: Mapped[int] = mapped_column(BigInteger)
     sid: Mapped[str | None] = mapped_column(String(64))
+    # The session's authentication methods when the code was issued (the ID
+    # token's amr and acr); NULL for codes from before: a password.
+    amr: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[int] = mapped_column(BigInteger)
     used_at: Mapped[int | None] = mapped_column(BigInteger)

@@ -6,6 +6,14 @@ Steps, in order:
    page; after, they go back to the client (with ``iss``, RFC 9207).
 2. ``needs_login``: no session, ``prompt=login`` or ``max_age`` exceeded send
    the customer to the login page; they come back here afterwards.
+   ``needs_step_up``: ``acr_values`` (or an essential ``acr`` claim)
+   asking for urn:itscom:acr:mfa of a password-only session of an account
+   with a second factor sends the customer to the factor's page
+   (idp.second_factor); ``prompt=none`` then answers login_required. An
+   account without a factor is signed in as it can be: its ID token says
+   acr urn:itscom:acr:pwd (acr_values are voluntary, Core 3.1.2.1), and
+   an essential acr claim it cannot meet answers
+   unmet_authentication_requirements.
 3. ``needs_consent``: third-party clients ask once per scope set (remembered);
    ``prompt=consent`` asks again; first-party clients never ask.
 4. Authlib issues the code; ``deliver`` sends it by ``query`` or ``form_post``.
@@ -39,8 +47,8 @@ from flask import (
 )
 from flask_babel import gettext
 
-from .. import audit, language, pending
-from ..claims import allowed_claims_request, in_reading_order, scopes_implied
+from .. import audit, language, pending, second_factor
+from ..claims import allowed_claims_request, in_reading_order, parse_claims_request, scopes_implied
 from ..extensions import csrf, db
 from ..forms import ConfirmForm
 from ..models import Consent
@@ -94,6 +102,16 @@ def authorize():
         if "none" in prompts:
             return _error_response(LoginRequiredError(redirect_uri=grant.redirect_uri, state=data.get("state")))
         return _send_to_login(params, data, request_digest=request_digest, client_id=grant.client.client_id)
+    wanted, essential = _acr_asked(data)
+    if second_factor.unmet_acr(wanted, login_session.methods):
+        if second_factor.has_factor(login_session.account):
+            if "none" in prompts:
+                return _error_response(LoginRequiredError(redirect_uri=grant.redirect_uri, state=data.get("state")))
+            return _send_to_step_up(params, data, login_session, request_digest=request_digest,
+                                    client_id=grant.client.client_id)
+        if essential:
+            error = _unmet_error(redirect_uri=grant.redirect_uri, state=data.get("state"))
+            return _error_response(error)
 
     if session.pop("consent_denied", None) == request_digest:
         audit.record("consent.denied", account=login_session.account, client_id=grant.client.client_id)
@@ -214,6 +232,33 @@ def _send_to_login(params, data, *, request_digest: str, client_id: str):
         locale=language.from_ui_locales(data.get("ui_locales")),
     )
     return redirect(login_url, 303)
+
+
+def _acr_asked(data) -> tuple[list[str], bool]:
+    """The acr values the request asks for, most preferred first: its
+    acr_values, else an essential acr claim of the ID token (Core 5.5.1.1);
+    and whether they are essential."""
+    wanted = (data.get("acr_values") or "").split()
+    if wanted:
+        return wanted, False
+    acr = ((parse_claims_request(data.get("claims")) or {}).get("id_token") or {}).get("acr")
+    if not isinstance(acr, dict) or acr.get("essential") is not True:
+        return [], False
+    values = acr.get("values") if isinstance(acr.get("values"), list) else [acr.get("value")]
+    return [v for v in values if isinstance(v, str)], True
+
+
+def _send_to_step_up(params, data, login_session, *, request_digest: str, client_id: str):
+    """To the factor's page, which steps this session up and comes back here."""
+    pending.remember(request_digest, url_for("authorize.authorize") + "?" + urlencode(params), client_id=client_id,
+                     locale=language.from_ui_locales(data.get("ui_locales")))
+    second_factor.hold(login_session.account, request_digest, step_up_sid=login_session.sid)
+    return redirect(url_for("login.factor", request=request_digest), 303)
+
+
+def _unmet_error(**kwargs) -> OAuth2Error:
+    return OAuth2Error("The requested authentication context cannot be met for this account.",
+                       error="unmet_authentication_requirements", **kwargs)
 
 
 def _consent_scope(grant) -> str:

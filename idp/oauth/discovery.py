@@ -15,6 +15,7 @@ from ..claims import SUPPORTED_CLAIMS, SUPPORTED_SCOPES
 from ..clients import AUTH_METHODS
 from ..keys import SUPPORTED_ALGS
 from . import dpop
+from ..second_factor import ACR_VALUES
 
 
 def discovery_document(config) -> dict:
@@ -44,8 +45,9 @@ def discovery_document(config) -> dict:
         "introspection_endpoint_auth_methods_supported": list(AUTH_METHODS),
         "code_challenge_methods_supported": ["S256"],
         "dpop_signing_alg_values_supported": list(dpop.ALGS),  # RFC 9449 5.1
-        "claims_supported": SUPPORTED_CLAIMS + ["iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "at_hash"],
+        "claims_supported": SUPPORTED_CLAIMS + ["iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "at_hash", "acr", "amr"],
         "claims_parameter_supported": True,
+        "acr_values_supported": ACR_VALUES,
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
         "authorization_response_iss_parameter_supported": True,

@@ -22,6 +22,7 @@ from ..claims import claims_for, parse_claims_request, subject_for
 from ..clients import AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS
 from ..keys import DEFAULT_ALG, signing_keyset
 from ..models import Client
+from ..second_factor import acr_of
 from ..security.clock import now
 from . import dpop
 
@@ -159,6 +160,10 @@ class OpenIDCode(oidc_grants.OpenIDCode):
         claims = super().get_authorization_code_claims(authorization_code)
         if authorization_code.sid:
             claims["sid"] = authorization_code.sid
+        # How the customer authenticated, always (idp.second_factor).
+        methods = (authorization_code.amr or "pwd").split()
+        claims["amr"] = methods
+        claims["acr"] = acr_of(methods)
         # "sub" as the client sees it, and what the claims parameter asked of
         # the ID token (Core 5.5).
         client = Client.lookup(authorization_code.client_id)

@@ -25,7 +25,7 @@ from flask import current_app
 from flask_babel import gettext
 from sqlalchemy import update
 
-from .. import audit
+from .. import audit, second_factor
 from ..accounts import (
     find_account,
     normalise_answer,
@@ -207,7 +207,8 @@ def _verdict(procedure: RecoveryProcedure, right: bool, verified: str, failed: s
 # --- the new password (p.23, p.21) -----------------------------------------
 
 def complete(procedure: RecoveryProcedure, password: str) -> None:
-    """Set the password once per procedure; 3-A also confirms the contact address."""
+    """Set the password once per procedure; 3-A also confirms the contact
+    address. A second factor stays (idp.second_factor)."""
     t = now()
     claimed = db.session.execute(
         update(RecoveryProcedure)
@@ -227,6 +228,9 @@ def complete(procedure: RecoveryProcedure, password: str) -> None:
         .values(expires_at=t)
     )
     reset_password(account, password, reason=f"recovery.{procedure.method}")
+    # Recovery by mail never removes a factor (SPEC §7): the next password
+    # sign-in asks for it as before, and the customer is told so.
+    second_factor.keep_notice(account)
     if procedure.method == "secret":
         account.contact_email_verified = True  # the link reached it
         if account.secret_answer_hash is None:

@@ -4,7 +4,8 @@ It knows the OP only through discovery and its client id and secret, and
 keeps its own data (bills, services, notices) keyed by the ``customer_number``
 claim. Settings: MYPAGE_ISSUER, MYPAGE_CLIENT_ID, MYPAGE_CLIENT_SECRET,
 MYPAGE_SECRET_KEY, MYPAGE_DATABASE; MYPAGE_CONTACT_URL (ヘルプ's お問い合わせ,
-by default the operator's contact form).
+by default the operator's contact form); MYPAGE_STEP_UP_MAX_AGE (seconds
+a sign-in with the second factor opens 各種設定, by default 900).
 """
 
 from __future__ import annotations
@@ -46,9 +47,10 @@ def create_app(test_config: dict | None = None) -> Flask:
                                services=data.services(rpkit.current_user().get("customer_number")))
 
     @app.route("/settings")
-    @rpkit.login_required
+    @rpkit.step_up_required
     def settings():
-        """各種設定: the iTSCOM ID's own settings live on the OP."""
+        """各種設定: the iTSCOM ID's own settings live on the OP; changes
+        start here, after a step-up (rpkit.step_up_required)."""
         return render_template("settings.html", active="settings", op=app.config["ISSUER"].rstrip("/"))
 
     @app.route("/help")

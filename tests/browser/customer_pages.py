@@ -189,3 +189,47 @@ def wait_for_backchannel(app, expected: int, timeout: float = 10.0) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"{expected} back-channel logout notices not delivered within {timeout}s")
+
+
+def second_factor_pages(page, pages, live_server: str) -> None:
+    """2段階認証 as a signed-in customer meets it: set up on the account page
+    (QR code, key, the first code), the recovery codes shown once, a login
+    asking for the factor (a wrong code, then a recovery code), that page
+    once the sign-in is over, and turning it off. Each page is checked."""
+    import pyotp
+
+    page.goto(f"{live_server}/account/")
+    page.get_by_role("link", name="2段階認証を設定する").click()
+    page.get_by_role("heading", name="2段階認証の設定").wait_for()
+    pages.check(page)
+    key = "".join(page.locator("code.key").inner_text().split())
+    page.get_by_label("確認コード").fill(pyotp.TOTP(key).now())
+    page.get_by_label("現在のパスワード").fill("itscom-demo1")
+    page.get_by_role("button", name="設定する").click()
+    page.get_by_role("heading", name="リカバリーコード").wait_for()
+    pages.check(page)
+    codes = page.locator(".recovery-codes code").all_inner_texts()
+    assert len(codes) == 10
+    page.get_by_role("link", name="アカウント設定へ戻る").click()
+    page.get_by_text("2段階認証は設定済みです。").wait_for()
+    pages.check(page)
+
+    page.goto(f"{live_server}/login")
+    sign_in(page)
+    page.get_by_role("heading", name="2段階認証").wait_for()
+    pages.check(page)
+    page.get_by_label("確認コード").fill("12345x")
+    page.get_by_role("button", name="次へ").click()
+    page.get_by_role("alert").first.wait_for()
+    pages.check(page)  # with the error
+    page.get_by_label("確認コード").fill(codes[0])
+    page.get_by_role("button", name="次へ").click()
+    page.wait_for_url(lambda url: "/login" not in url)
+    page.goto(f"{live_server}/login/factor")
+    page.get_by_text("ログインからやり直してください").wait_for()
+    pages.check(page)
+
+    page.goto(f"{live_server}/account/")
+    page.locator("#off-code").fill(codes[1])
+    page.get_by_role("button", name="2段階認証を解除する").click()
+    page.get_by_text("2段階認証は設定されていません。").wait_for()

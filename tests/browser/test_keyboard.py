@@ -145,3 +145,20 @@ def test_recovery_by_keyboard(app, page, live_server, account, mail_server):
     keys.press_on(page.get_by_role("link", name="ログイントップへ"))
     page.get_by_role("heading", name="ログイン", exact=True).wait_for()
     log_in(page, keys, live_server, "taro.itsu@example.jp", "Taro-new-2026", "逸 太郎")
+
+
+def test_login_with_the_second_factor_by_keyboard(app, page, live_server, account):
+    import pyotp
+
+    from ..helpers import enrol_totp
+
+    secret, _ = enrol_totp(app, account)
+    keys = Keyboard(page)
+    page.goto(f"{live_server}/login")
+    keys.type_into(page.get_by_label("iTSCOM ID"), "taro.itsu@example.jp")
+    keys.type_into(page.get_by_label("パスワード", exact=True), "itscom-demo1")
+    keys.press_on(page.get_by_role("button", name="ログイン", exact=True))
+    page.wait_for_url(f"{live_server}/login/factor*")
+    keys.type_into(page.get_by_label("確認コード"), pyotp.TOTP(secret).now())
+    keys.press_on(page.get_by_role("button", name="次へ"))
+    signed_in(page, live_server, "逸 太郎")

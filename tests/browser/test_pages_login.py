@@ -12,7 +12,7 @@ from idp.extensions import db
 from idp.mail import deliver_due
 
 from ..mailserver import body_of
-from .customer_pages import customer_templates
+from .customer_pages import customer_templates, second_factor_pages
 
 FOLDERS = ("login", "account_settings", "oauth", "errors")  # every page of these is walked
 
@@ -71,6 +71,8 @@ def test_login_account_consent_and_logout_pages(app, device_page, pages, live_se
     page.get_by_role("button", name="変更する").click()
     page.get_by_text("に変更しました").wait_for()
     pages.check(page)
+
+    second_factor_pages(page, pages, live_server)
 
     page.goto(f"{live_server}/session/end")
     pages.check(page)

@@ -28,11 +28,15 @@ def site(request, tmp_path):
     return app
 
 
+# A sign-in with the second factor just now: 各種設定 opens (rpkit.step_up_required).
+STEPPED_UP = {"acr": "urn:itscom:acr:mfa", "auth_time": int(time.time())}
+
+
 def signed_in(app, **claims):
     """A browser with a local session of the demo customer with ``claims``."""
     with app.app_context():
         get_db().execute("INSERT INTO rp_sessions (id, sid, sub, claims, id_token, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                         ("local-1", "sid", "s1", json.dumps({**TARO, **claims}), "id-token", int(time.time())))
+                         ("local-1", "sid", "s1", json.dumps({**TARO, **STEPPED_UP, **claims}), "id-token", int(time.time())))
         get_db().commit()
     client = app.test_client()
     with client.session_transaction() as session:
