@@ -78,6 +78,11 @@ DEFAULTS = {
     "LOGIN_FREE_FAILURES_PER_DEVICE": 5,
     "LOGIN_DEVICE_COOKIE_LIFETIME": 365 * 24 * 3600,
     "LOGIN_DEVICE_COOKIES_PER_BROWSER": 5,
+    # Passkeys (idp/passkeys.py): seconds a WebAuthn ceremony (enrolment or
+    # sign-in) stays open in the browser that started it. Failed passkey
+    # sign-ins count per client address against LOGIN_FREE_FAILURES_PER_ADDRESS
+    # (their own counter), with the login's window and delays.
+    "PASSKEY_CEREMONY_LIFETIME": 5 * 60,
     # Registration (manual p.11–16): failed contract verifications within the
     # window (registration/service.py says why). The 4-digit items (口座番号 /
     # クレジットカード番号 下4桁) have a hard budget per contract, and at

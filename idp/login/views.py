@@ -2,6 +2,7 @@
 
 from flask import (
     Blueprint,
+    Response,
     abort,
     current_app,
     redirect,
@@ -12,14 +13,14 @@ from flask import (
 )
 from flask_babel import gettext
 
-from .. import language, pending
+from .. import language, passkeys, pending
 from ..accounts import authenticate
 from ..extensions import db
 from ..models import Client
 from ..security import devices
 from ..security.throttle import Throttled, retry_after_header, retry_after_text
 from ..sessions import current_login_session, start_login_session
-from .forms import LoginForm
+from .forms import LoginForm, PasskeyLoginForm
 
 bp = Blueprint("login", __name__)
 
@@ -50,9 +51,44 @@ def login(_form_class=LoginForm):
                 return _signed_in(result, key)
             error = gettext("iTSCOM IDまたはパスワードが正しくありません。")
         db.session.commit()  # the refusal is audited
+    return _login_page(form, key, waiting, error, status, wait)
+
+
+@bp.route("/login/passkey/options", methods=["POST"])
+def passkey_options():
+    """パスキーでログイン, first half: a challenge for this browser, as the
+    options of navigator.credentials.get() (login.js asks on page load for
+    the iTSCOM ID field's autofill, and again for the button)."""
+    return Response(passkeys.authentication_options(), mimetype="application/json")
+
+
+@bp.route("/login/passkey", methods=["POST"])
+def passkey_login(_form_class=PasskeyLoginForm):
+    """パスキーでログイン, second half: the passkey's answer, checked; a right
+    one is a login like the password's and continues where it would."""
+    key = request.args.get("request")
+    form = _form_class()
+    error, status, wait = gettext("パスキーでログインできませんでした。もう一度お試しいただくか、iTSCOM IDとパスワードでログインしてください。"), 400, 0
+    if form.validate_on_submit():
+        try:
+            result = passkeys.sign_in(form.credential.data, request.remote_addr, request.cookies.get(devices.COOKIE))
+        except Throttled as refused:
+            wait, status = refused.retry_after, 429
+            error = gettext("ログインの試行回数が上限を超えました。%(wait)sに再度お試しください。",
+                            wait=retry_after_text(wait))
+        else:
+            if result.account is not None:
+                return _signed_in(result, key)
+        db.session.commit()  # the refusal is audited
+    return _login_page(LoginForm(formdata=None), key, pending.find(key), error, status, wait)
+
+
+def _login_page(form, key: str | None, waiting: dict | None, error: str | None, status: int, wait: int):
     form.password.data = ""
     html = render_template("login/login.html", form=form, error=error, qr_svg=_qr_svg(),
-                           action=url_for("login.login", request=key), site=_asking_site(waiting))
+                           action=url_for("login.login", request=key),
+                           passkey_action=url_for("login.passkey_login", request=key),
+                           passkey_form=PasskeyLoginForm(formdata=None), site=_asking_site(waiting))
     return html, status, retry_after_header(wait)
 
 

@@ -11,6 +11,7 @@ from .contract import Contract
 from .fetched_keys import FetchedKeySet
 from .grant import AuthorizationCode, Consent, Token
 from .key import SigningKey
+from .passkey import Passkey
 from .mail import OutboxMail
 from .recovery import RecoveryProcedure
 from .registration import PendingRegistration
@@ -32,6 +33,7 @@ __all__ = [
     "InitialAccessToken",
     "LoginSession",
     "OutboxMail",
+    "Passkey",
     "PendingRegistration",
     "RecoveryProcedure",
     "SigningKey",
