@@ -127,12 +127,20 @@ def _take(purpose: str, client_data_json: bytes) -> dict | None:
     return entry
 
 
+def _spent(entry: dict) -> bool:
+    return db.session.scalar(db.select(UsedAssertion.id).filter_by(digest=_spent_digest(entry))) is not None
+
+
+def _spent_digest(entry: dict) -> str:
+    return digest(f"webauthn\0{entry['c']}")
+
+
 def _spend(entry: dict) -> bool:
     """Whether this ceremony's challenge was still unspent (and is spent
     now): False for a replay with a copy of an older flow cookie. Rolls the
     transaction back when False."""
     lifetime = current_app.config["PASSKEY_CEREMONY_LIFETIME"]
-    db.session.add(UsedAssertion(digest=digest(f"webauthn\0{entry['c']}"), expires_at=entry["at"] + lifetime))
+    db.session.add(UsedAssertion(digest=_spent_digest(entry), expires_at=entry["at"] + lifetime))
     try:
         db.session.flush()
     except IntegrityError:
@@ -293,6 +301,8 @@ def _verify_assertion(response: str) -> tuple[Passkey, dict, int]:
     entry = _take("login", credential.response.client_data_json)
     if entry is None:
         raise Refusal("challenge")  # never issued to this browser, expired, or taken
+    if _spent(entry):
+        raise Refusal("replayed")  # with a copy of the flow cookie from before it was taken
     passkey = db.session.scalar(db.select(Passkey).filter_by(credential_id=credential.raw_id))
     if passkey is None:
         raise Refusal("unknown credential")

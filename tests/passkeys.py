@@ -113,23 +113,25 @@ def enrol(client, authenticator: SoftAuthenticator, name: str = "私のスマー
                                                   "credential": authenticator.create(options, **answer)})
 
 
-def login_options(client, path: str = "/login") -> tuple[dict, str]:
-    """The login page's passkey options, as passkey.js asks for them; (options, CSRF token)."""
-    token = csrf_token(client.get(path).get_data(as_text=True))
-    response = client.post("/login/passkey/options", headers={"X-CSRFToken": token})
+def login_options(client, path: str = "/login", **request) -> tuple[dict, str]:
+    """The login page's passkey options, as passkey.js asks for them; (options, CSRF token).
+    ``request`` (environ_base …) goes with both requests."""
+    token = csrf_token(client.get(path, **request).get_data(as_text=True))
+    response = client.post("/login/passkey/options", headers={"X-CSRFToken": token}, **request)
     assert response.status_code == 200 and response.mimetype == "application/json"
     return response.get_json(), token
 
 
-def post_assertion(client, credential: str, token: str, request: str | None = None):
-    path = "/login/passkey" + (f"?request={request}" if request else "")
-    return client.post(path, data={"csrf_token": token, "credential": credential})
+def post_assertion(client, credential: str, token: str, key: str | None = None, **request):
+    path = "/login/passkey" + (f"?request={key}" if key else "")
+    return client.post(path, data={"csrf_token": token, "credential": credential}, **request)
 
 
-def passkey_login(client, authenticator: SoftAuthenticator, request: str | None = None, **answer):
-    """パスキーでログイン on the login page (of ``request``)."""
-    options, token = login_options(client, f"/login?request={request}" if request else "/login")
-    return post_assertion(client, authenticator.get(options, **answer), token, request)
+def passkey_login(client, authenticator: SoftAuthenticator, key: str | None = None, *,
+                  request: dict | None = None, **answer):
+    """パスキーでログイン on the login page (of the sign-in ``key`` waits for)."""
+    options, token = login_options(client, f"/login?request={key}" if key else "/login", **(request or {}))
+    return post_assertion(client, authenticator.get(options, **answer), token, key, **(request or {}))
 
 
 def _attribute(page: str, name: str) -> str:

@@ -21,6 +21,7 @@ from idp.mail import deliver_due
 
 from .helpers import RelyingParty, csrf_token, submit
 from .mailserver import body_of
+from .passkeys import enrolment_options
 from .recovery.test_recovery import mailed_code, mailed_link, start_3b
 from .registration.helpers import Registrant
 
@@ -105,6 +106,9 @@ def walk_every_procedure(app, mail_server) -> None:
     reader = app.test_client()
     page = reader.get(link)
     assert reader.post(link, data={"csrf_token": csrf_token(page.get_data(as_text=True))}).status_code == 200
+
+    # パスキー: its name and the current password lead to the page that creates it.
+    assert enrolment_options(browser, name="私のスマートフォン")[0] is not None
 
     # Recovery 3-B (p.22–23), then a page of it opened too late.
     recovering = app.test_client()
