@@ -256,9 +256,9 @@ def authentication_options() -> str:
 class Refusal(Exception):
     """Why an assertion was refused (audited, never shown), and the passkey it named."""
 
-    def __init__(self, reason: str, passkey: Passkey | None = None) -> None:
+    def __init__(self, reason: str, passkey: Passkey | None = None, detail: str | None = None) -> None:
         super().__init__(reason)
-        self.reason, self.passkey = reason, passkey
+        self.reason, self.passkey, self.detail = reason, passkey, detail
 
 
 def sign_in(response: str, address: str | None, device_cookie: str | None) -> LoginResult:
@@ -280,7 +280,8 @@ def sign_in(response: str, address: str | None, device_cookie: str | None) -> Lo
             raise Refusal("replayed", passkey)
     except Refusal as refused:
         account = refused.passkey.account if refused.passkey is not None else None
-        audit.record("login.failure", "failure", account=account, reason=refused.reason, method=METHOD)
+        detail = {"detail": refused.detail} if refused.detail else {}
+        audit.record("login.failure", "failure", account=account, reason=refused.reason, method=METHOD, **detail)
         return LoginResult()
     account = passkey.account
     audit.record("login.success", account=account, method=METHOD, amr=amr(passkey))
@@ -316,8 +317,8 @@ def _verify_assertion(response: str) -> tuple[Passkey, dict, int]:
             credential=credential, expected_challenge=_challenge_of(entry), expected_rp_id=rp_id(),
             expected_origin=origin(), credential_public_key=passkey.public_key, credential_current_sign_count=0,
             require_user_verification=True)
-    except WebAuthnException:
-        raise Refusal("assertion", passkey) from None
+    except WebAuthnException as invalid:
+        raise Refusal("assertion", passkey, str(invalid)[:200]) from None
     if (verified.new_sign_count or passkey.sign_count) and verified.new_sign_count <= passkey.sign_count:
         raise Refusal("sign count", passkey)  # a cloned authenticator (WebAuthn §6.1.1)
     if not passkey.account.is_active:

@@ -105,9 +105,10 @@ def enrolment_options(client, name: str = "私のスマートフォン", passwor
     return options, response
 
 
-def enrol(client, authenticator: SoftAuthenticator, name: str = "私のスマートフォン", **answer):
+def enrol(client, authenticator: SoftAuthenticator, name: str = "私のスマートフォン", password: str = "itscom-demo1",
+          **answer):
     """Enrol ``authenticator`` as a passkey of the signed-in customer; the response of the last POST."""
-    options, page = enrolment_options(client, name)
+    options, page = enrolment_options(client, name, password)
     assert options is not None, page.get_data(as_text=True)
     return client.post("/account/passkeys", data={"csrf_token": csrf_token(page.get_data(as_text=True)),
                                                   "credential": authenticator.create(options, **answer)})

@@ -134,6 +134,19 @@ def test_an_enrolment_answer_is_taken_once_and_only_from_its_own_session(app, si
     assert late.status_code == 400 and len(stored(app)) == 1
 
 
+def test_an_enrolment_opened_in_one_session_cannot_finish_in_another(app, signed_in, contracts):
+    options, page = enrolment_options(signed_in)
+    token, cookie = csrf_token(page.get_data(as_text=True)), signed_in.get_cookie("idp_flow").value
+    with app.app_context():
+        create_account("2005128463", "yamada@example.jp", "Yamada-2025")
+        db.session.commit()
+    other = app.test_client()
+    assert login(other, "yamada@example.jp", "Yamada-2025").status_code == 303
+    other.set_cookie("idp_flow", cookie, domain="localhost")  # taro's open enrolment, in yamada's session
+    response = other.post("/account/passkeys", data={"csrf_token": token, "credential": SoftAuthenticator().create(options)})
+    assert response.status_code == 400 and stored(app) == []
+
+
 def test_malformed_answers_enrol_nothing_and_never_500(app, signed_in):
     _, page = enrolment_options(signed_in)
     token = csrf_token(page.get_data(as_text=True))
@@ -148,10 +161,10 @@ def test_one_cannot_remove_anothers_passkey(app, signed_in, contracts):
     assert enrol(signed_in, SoftAuthenticator()).status_code == 303
     [passkey] = stored(app)
     with app.app_context():
-        create_account("2005128463", "hanako@example.jp", "hanako-demo1")
+        create_account("2005128463", "yamada@example.jp", "Yamada-2025")
         db.session.commit()
     stranger = app.test_client()
-    assert login(stranger, "hanako@example.jp", "hanako-demo1").status_code == 303
+    assert login(stranger, "yamada@example.jp", "Yamada-2025").status_code == 303
     page = stranger.get("/account/").get_data(as_text=True)
     assert stranger.post(f"/account/passkeys/{passkey.id}/remove", data={"csrf_token": csrf_token(page)}
                          ).status_code == 303
