@@ -24,6 +24,7 @@ authenticator) is refused and audited as such.
 
 from __future__ import annotations
 
+import ipaddress
 from urllib.parse import urlsplit
 
 from flask import current_app, session
@@ -88,6 +89,16 @@ NAME_LENGTH = 64
 
 def rp_id() -> str:
     return urlsplit(current_app.config["ISSUER"]).hostname
+
+
+def available() -> bool:
+    """Whether browsers take passkeys for this issuer: WebAuthn refuses an IP
+    address as RP ID (make run's 127.0.0.1; use localhost there)."""
+    try:
+        ipaddress.ip_address(rp_id())
+    except ValueError:
+        return True
+    return False
 
 
 def origin() -> str:

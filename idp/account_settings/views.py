@@ -50,7 +50,7 @@ def index(login_session, password_form=None, contact_form=None, secret_form=None
         password_form=password_form or PasswordChangeForm(formdata=None),
         contact_form=contact_form or ContactChangeForm(formdata=None),
         secret_form=secret_form or SecretChangeForm(formdata=None),
-        passkey_form=passkey_form or PasskeyNameForm(formdata=None),
+        passkey_form=passkey_form or (PasskeyNameForm(formdata=None) if passkeys.available() else None),
         passkey_error=passkey_error,
         questions=SECRET_QUESTIONS,
         button_form=ConfirmForm(),

@@ -88,7 +88,8 @@ def _login_page(form, key: str | None, waiting: dict | None, error: str | None, 
     html = render_template("login/login.html", form=form, error=error, qr_svg=_qr_svg(),
                            action=url_for("login.login", request=key),
                            passkey_action=url_for("login.passkey_login", request=key),
-                           passkey_form=PasskeyLoginForm(formdata=None), site=_asking_site(waiting))
+                           passkey_form=PasskeyLoginForm(formdata=None) if passkeys.available() else None,
+                           site=_asking_site(waiting))
     return html, status, retry_after_header(wait)
 
 

@@ -71,13 +71,6 @@ def test_login_account_consent_and_logout_pages(app, device_page, pages, live_se
     page.get_by_role("button", name="変更する").click()
     page.get_by_text("に変更しました").wait_for()
     pages.check(page)
-    # パスキーを登録する: the page whose button creates it (test_passkeys_browser creates one).
-    page.goto(f"{live_server}/account/")
-    page.get_by_label("パスキーの名前").fill("私のスマートフォン")
-    page.locator("#passkey_current_password").fill("itscom-demo1")
-    page.get_by_role("button", name="パスキーを登録する").click()
-    expect(page.get_by_role("heading", name="パスキーの登録")).to_be_visible()
-    pages.check(page)
 
     page.goto(f"{live_server}/session/end")
     pages.check(page)
@@ -85,4 +78,5 @@ def test_login_account_consent_and_logout_pages(app, device_page, pages, live_se
     page.get_by_role("heading", name="ログアウトしました").wait_for()
     pages.check(page)
 
-    pages.assert_clean(customer_templates(*FOLDERS))
+    # Passkeys need a host name, not 127.0.0.1: test_passkeys_browser walks their pages.
+    pages.assert_clean(customer_templates(*FOLDERS) - {"idp:account_settings/passkey_new.html"})

@@ -58,6 +58,17 @@ def test_the_login_page_offers_passkeys_and_keeps_its_form(client):
     assert 'id="passkey-login" class="passkey" hidden' in html
 
 
+@pytest.mark.parametrize("issuer", ["http://127.0.0.1:5000", "http://[::1]:5000"])
+def test_an_issuer_at_an_ip_address_offers_no_passkeys(app, client, account, issuer):
+    """Browsers refuse passkeys for IP addresses (make run's 127.0.0.1): nothing offers them there."""
+    app.config["ISSUER"] = issuer
+    html = client.get("/login").get_data(as_text=True)
+    assert "パスキーでログイン" not in html and 'autocomplete="username webauthn"' in html
+    login(client)
+    html = client.get("/account/").get_data(as_text=True)
+    assert "パスキーは登録されていません。" in html and "パスキーを登録する</button>" not in html
+
+
 def test_the_options_ask_for_a_discoverable_passkey_with_user_verification(client):
     options, _ = login_options(client)
     assert options["rpId"] == "id.example.test"  # the issuer's host
