@@ -29,7 +29,6 @@ from urllib.parse import urlsplit
 
 from flask import current_app, session
 from flask_babel import gettext
-from sqlalchemy.exc import IntegrityError
 from webauthn import (
     base64url_to_bytes,
     generate_authentication_options,
@@ -150,14 +149,8 @@ def _spend(entry: dict) -> bool:
     """Whether this ceremony's challenge was still unspent (and is spent
     now): False for a replay with a copy of an older flow cookie. Rolls the
     transaction back when False."""
-    lifetime = current_app.config["PASSKEY_CEREMONY_LIFETIME"]
-    db.session.add(UsedAssertion(digest=_spent_digest(entry), expires_at=entry["at"] + lifetime))
-    try:
-        db.session.flush()
-    except IntegrityError:
-        db.session.rollback()
-        return False
-    return True
+    return UsedAssertion.first_use(_spent_digest(entry),
+                                   entry["at"] + current_app.config["PASSKEY_CEREMONY_LIFETIME"])
 
 
 def _challenge_of(entry: dict) -> bytes:

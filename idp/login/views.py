@@ -14,7 +14,7 @@ from flask import (
 from flask_babel import gettext
 
 from .. import language, passkeys, pending
-from ..accounts import authenticate
+from ..accounts import LoginResult, authenticate
 from ..extensions import db
 from ..models import Client
 from ..security import devices
@@ -39,17 +39,12 @@ def login(_form_class=LoginForm):
     if request.method == "GET" and not form.login_id.data and waiting:
         form.login_id.data = waiting.get("hint") or ""
     if form.validate_on_submit():
-        try:
-            result = authenticate(form.login_id.data, form.password.data, request.remote_addr,
-                                  request.cookies.get(devices.COOKIE))
-        except Throttled as refused:
-            wait, status = refused.retry_after, 429
-            error = gettext("ログインの試行回数が上限を超えました。%(wait)sに再度お試しください。",
-                            wait=retry_after_text(wait))
-        else:
-            if result.account is not None:
-                return _signed_in(result, key)
-            error = gettext("iTSCOM IDまたはパスワードが正しくありません。")
+        result, error, status, wait = _checked(
+            lambda: authenticate(form.login_id.data, form.password.data, request.remote_addr,
+                                 request.cookies.get(devices.COOKIE)),
+            gettext("iTSCOM IDまたはパスワードが正しくありません。"), 200)
+        if result is not None:
+            return _signed_in(result, key)
         db.session.commit()  # the refusal is audited
     return _login_page(form, key, waiting, error, status, wait)
 
@@ -68,19 +63,30 @@ def passkey_login(_form_class=PasskeyLoginForm):
     one is a login like the password's and continues where it would."""
     key = request.args.get("request")
     form = _form_class()
-    error, status, wait = gettext("パスキーでログインできませんでした。もう一度お試しいただくか、iTSCOM IDとパスワードでログインしてください。"), 400, 0
+    failed = gettext("パスキーでログインできませんでした。もう一度お試しいただくか、iTSCOM IDとパスワードでログインしてください。")
+    error, status, wait = failed, 400, 0
     if form.validate_on_submit():
-        try:
-            result = passkeys.sign_in(form.credential.data, request.remote_addr, request.cookies.get(devices.COOKIE))
-        except Throttled as refused:
-            wait, status = refused.retry_after, 429
-            error = gettext("ログインの試行回数が上限を超えました。%(wait)sに再度お試しください。",
-                            wait=retry_after_text(wait))
-        else:
-            if result.account is not None:
-                return _signed_in(result, key)
+        result, error, status, wait = _checked(
+            lambda: passkeys.sign_in(form.credential.data, request.remote_addr, request.cookies.get(devices.COOKIE)),
+            failed, 400)
+        if result is not None:
+            return _signed_in(result, key)
         db.session.commit()  # the refusal is audited
     return _login_page(LoginForm(formdata=None), key, pending.find(key), error, status, wait)
+
+
+def _checked(check, failed: str, failed_status: int) -> tuple[LoginResult | None, str | None, int, int]:
+    """Run a login's check (password or passkey): (its result, None, 200, 0)
+    when it opened an account, else (None, what the page says, the status,
+    seconds to wait)."""
+    try:
+        result = check()
+    except Throttled as refused:
+        return None, gettext("ログインの試行回数が上限を超えました。%(wait)sに再度お試しください。",
+                             wait=retry_after_text(refused.retry_after)), 429, refused.retry_after
+    if result.account is None:
+        return None, failed, failed_status, 0
+    return result, None, 200, 0
 
 
 def _login_page(form, key: str | None, waiting: dict | None, error: str | None, status: int, wait: int):

@@ -143,7 +143,8 @@ def test_an_enrolment_opened_in_one_session_cannot_finish_in_another(app, signed
     other = app.test_client()
     assert login(other, "yamada@example.jp", "Yamada-2025").status_code == 303
     other.set_cookie("idp_flow", cookie, domain="localhost")  # taro's open enrolment, in yamada's session
-    response = other.post("/account/passkeys", data={"csrf_token": token, "credential": SoftAuthenticator().create(options)})
+    answer = SoftAuthenticator().create(options)
+    response = other.post("/account/passkeys", data={"csrf_token": token, "credential": answer})
     assert response.status_code == 400 and stored(app) == []
 
 

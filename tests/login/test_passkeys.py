@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 from urllib.parse import urlencode, urlsplit
 
-import jwt as pyjwt
 import pytest
 
 from idp.extensions import db
 from idp.models import Account, AuditEvent, BackchannelLogout, LoginSession, Passkey
 from idp.security import devices
 
-from ..helpers import ISSUER, RelyingParty, csrf_token, login, query_of
+from ..helpers import RelyingParty, csrf_token, login, query_of
 from ..passkeys import SoftAuthenticator, enrol, login_options, passkey_login, post_assertion
 
 REFUSED = "パスキーでログインできませんでした。"
