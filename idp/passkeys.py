@@ -25,6 +25,7 @@ authenticator) is refused and audited as such.
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from flask import current_app, session
@@ -71,6 +72,13 @@ METHOD = "passkey"
 
 def amr(passkey: Passkey) -> list[str]:
     return ["swk" if passkey.backup_eligible else "hwk", "user"]
+
+
+@dataclass(frozen=True)
+class PasskeyLogin(LoginResult):
+    """A passkey's login: what accounts.LoginResult says, and how it authenticated."""
+
+    amr: tuple[str, ...] = ()
 
 
 SESSION_KEY = "passkey_challenges"
@@ -289,8 +297,8 @@ def sign_in(response: str, address: str | None, device_cookie: str | None) -> Lo
         return LoginResult()
     account = passkey.account
     audit.record("login.success", account=account, method=METHOD, amr=amr(passkey))
-    return LoginResult(account=account, device_cookie=devices.remember(device_cookie,
-                                                                          normalise_login_id(account.login_id)))
+    return PasskeyLogin(account=account, amr=tuple(amr(passkey)),
+                        device_cookie=devices.remember(device_cookie, normalise_login_id(account.login_id)))
 
 
 def _verify_assertion(response: str) -> tuple[Passkey, dict, int]:
