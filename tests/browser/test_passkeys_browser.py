@@ -16,6 +16,7 @@ from idp.extensions import db
 from idp.models import AuditEvent, Passkey
 
 from .customer_pages import sign_in
+from .test_keyboard import Keyboard
 
 
 @pytest.fixture
@@ -141,3 +142,28 @@ def test_enrol_then_sign_in_with_the_button_and_with_autofill(app, device_page, 
     assert login_methods(app) == [None, "passkey", "passkey"]
     pages.assert_clean({"idp:login/login.html", "idp:account_settings/index.html",
                         "idp:account_settings/passkey_new.html"})
+
+
+def test_enrol_and_sign_in_by_keyboard(app, page, op, account):
+    """The passkey steps by Tab, Space and Enter alone, each stop with a visible focus."""
+    keys = Keyboard(page)
+    page.add_init_script(WATCH_REQUESTS)
+    virtual_authenticator(page)
+    page.goto(f"{op}/login")
+    autofill(page, "off")
+    page.reload()
+    keys.type_into(page.get_by_label("iTSCOM ID"), "taro.itsu@example.jp")
+    keys.type_into(page.get_by_label("パスワード", exact=True), "itscom-demo1")
+    keys.press_on(page.get_by_role("button", name="ログイン", exact=True))
+    page.wait_for_url(f"{op}/account/")
+    keys.type_into(page.get_by_label("パスキーの名前"), "鍵盤")
+    keys.type_into(page.locator("#passkey_current_password"), "itscom-demo1")
+    keys.press_on(page.get_by_role("button", name="パスキーを登録する"))
+    page.get_by_role("heading", name="パスキーの登録").wait_for()
+    keys.press_on(page.get_by_role("button", name="パスキーを作成する"))
+    expect(page.get_by_role("status")).to_have_text("パスキー「鍵盤」を登録しました。")
+    keys.press_on(page.locator("tr.current").get_by_role("button", name="ログアウトする"))
+    page.wait_for_url("**/login")
+    keys.press_on(page.get_by_role("button", name="パスキーでログイン"))
+    page.wait_for_url(f"{op}/account/")
+    assert login_methods(app) == [None, "passkey"]
