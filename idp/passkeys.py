@@ -63,14 +63,15 @@ from .security.clock import now
 from .security.secrets import digest, new_secret
 from .security.throttle import Throttled, attempt, budget
 
-# How a passkey sign-in authenticated, in OIDC's words (RFC 8176 amr): a key
-# bound to one device's hardware ("hwk") or a synced one ("swk"), and the
-# user's verification by the authenticator ("user"). The second-factor work
-# records it on the session.
+# A passkey sign-in, as the audit log names its method.
 METHOD = "passkey"
 
 
 def amr(passkey: Passkey) -> list[str]:
+    """How a sign-in with this passkey authenticated, in OIDC's words (RFC
+    8176 amr): a key bound to one device's hardware ("hwk") or a synced one
+    ("swk"), and the user's verification by the authenticator ("user"). The
+    second-factor work records it on the session (PasskeyLogin carries it)."""
     return ["swk" if passkey.backup_eligible else "hwk", "user"]
 
 
