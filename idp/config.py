@@ -101,6 +101,11 @@ DEFAULTS = {
     "MFA_FREE_FAILURES_PER_DEVICE": 5,
     "MFA_PENDING_LIFETIME": 5 * 60,
     "MFA_ENROL_LIFETIME": 15 * 60,
+    # Passkeys (idp/passkeys.py): seconds a WebAuthn ceremony (enrolment or
+    # sign-in) stays open in the browser that started it. Failed passkey
+    # sign-ins count per client address against LOGIN_FREE_FAILURES_PER_ADDRESS
+    # (their own counter), with the login's window and delays.
+    "PASSKEY_CEREMONY_LIFETIME": 5 * 60,
     # Registration (manual p.11–16): failed contract verifications within the
     # window (registration/service.py says why). The 4-digit items (口座番号 /
     # クレジットカード番号 下4桁) have a hard budget per contract, and at

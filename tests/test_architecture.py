@@ -29,7 +29,8 @@ LAYERS = [
     ("security", ["idp.security"]),
     ("core", [
         "idp.accounts", "idp.audit", "idp.claims", "idp.clients", "idp.contracts", "idp.errors", "idp.forms",
-        "idp.keys", "idp.language", "idp.mail", "idp.ops", "idp.pending", "idp.retry", "idp.second_factor", "idp.sessions",
+        "idp.keys", "idp.language", "idp.mail", "idp.ops", "idp.passkeys", "idp.pending", "idp.retry",
+        "idp.second_factor", "idp.sessions",
         "idp.tokens",
     ]),
     ("flows", ["idp.account_settings", "idp.admin", "idp.demo", "idp.login", "idp.oauth", "idp.recovery", "idp.registration"]),

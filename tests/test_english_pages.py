@@ -15,10 +15,12 @@ from idp.accounts import create_account
 from idp.clients import create_client
 from idp.extensions import db
 from idp.mail import deliver_due
+from idp.models import Passkey
 
 from .english import japanese_in, japanese_in_text
 from .helpers import csrf_token, walk_second_factor
 from .mailserver import body_of
+from .passkeys import SoftAuthenticator, enrolment_options, passkey_login
 from .registration.helpers import Registrant
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
@@ -98,6 +100,18 @@ def test_every_customer_page_and_mail_in_english(app, client, account, mail_serv
     en.post("/account/password", {"current_password": "x", "password": "a", "password_confirm": "b"}, form_on="/account/")
     en.post("/account/secret", {"question": "ペットの名前", "answer": "pochi!", "current_password": "itscom-demo1"}, form_on="/account/")
     en.post("/account/secret", {"question": "ペットの名前", "answer": "ぽち", "current_password": "itscom-demo1"}, form_on="/account/")
+    # Passkeys: one added (its page, a refused answer, its mail), then removed (its mail).
+    options, page = enrolment_options(client, name="My phone")
+    en.look(page)
+    token = csrf_token(page.get_data(as_text=True))
+    en.look(client.post("/account/passkeys", data={"csrf_token": token, "credential": "{}"}))
+    en.follow(client.post("/account/passkeys", data={"csrf_token": token, "credential": SoftAuthenticator().create(options)}))
+    en.mail(mail_server, "taro.itsu@example.jp")
+    with app.app_context():
+        passkey_id = db.session.scalar(db.select(Passkey.id))
+    en.follow(en.post(f"/account/passkeys/{passkey_id}/remove", {}, form_on="/account/"))
+    en.mail(mail_server, "taro.itsu@example.jp")
+    en.look(passkey_login(app.test_client(), SoftAuthenticator()))
     en.post("/account/contact", {"contact_email": "taro.new@example.jp", "current_password": "itscom-demo1"}, form_on="/account/")
     en.get("/account/")  # the flashed messages
     link = re.search(r"https?://\S+(/account/contact/\S+)", body_of(en.mail(mail_server, "taro.new@example.jp"))).group(1)

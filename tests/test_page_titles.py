@@ -21,6 +21,7 @@ from idp.mail import deliver_due
 
 from .helpers import RelyingParty, csrf_token, submit, walk_second_factor
 from .mailserver import body_of
+from .passkeys import enrolment_options
 from .recovery.test_recovery import mailed_code, mailed_link, start_3b
 from .registration.helpers import Registrant
 
@@ -109,6 +110,9 @@ def walk_every_procedure(app, mail_server) -> None:
     # 2段階認証: set up on the account page (the codes shown once), then a
     # login that asks for it, and its page after the sign-in is over.
     walk_second_factor(app, browser)
+
+    # パスキー: its name and the current password lead to the page that creates it.
+    assert enrolment_options(browser, name="私のスマートフォン")[0] is not None
 
     # Recovery 3-B (p.22–23), then a page of it opened too late.
     recovering = app.test_client()

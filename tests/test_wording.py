@@ -21,7 +21,7 @@ COMPANY = "イッツ・コミュニケーションズ株式会社"
 MISSPELT = re.compile(r"(?<!ッ)イツ(?:・コミュニケーションズ|コム)")
 CONTACT = "https://support.example.test/contact"
 MAILS = ["registration.txt", "recovery_code.txt", "recovery_link.txt", "contact_change.txt", "contact_changed.txt",
-         "password_changed.txt", "id_replaced.txt", "second_factor.txt"]
+         "password_changed.txt", "id_replaced.txt", "second_factor.txt", "passkey_added.txt", "passkey_removed.txt"]
 
 
 @pytest.fixture

@@ -1,9 +1,10 @@
 from flask_babel import lazy_gettext
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, StringField
+from wtforms import HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from ..forms import REQUIRED, FactorCodeForm, NewPasswordForm, SecretForm
+from ..passkeys import MAX_RESPONSE, NAME_LENGTH
 
 # The page holds three forms that each ask the current password: each
 # field gets its own id, so that each label names its own input.
@@ -34,3 +35,18 @@ class FactorSetupForm(FactorCodeForm):
 
     current_password = PasswordField(lazy_gettext("現在のパスワード"),
                                      validators=[DataRequired(REQUIRED), Length(max=256)])
+
+
+class PasskeyNameForm(FlaskForm):
+    """パスキーを登録する: a name for it, and the current password."""
+
+    name = StringField(lazy_gettext("パスキーの名前"), id="passkey_name",
+                       validators=[DataRequired(REQUIRED), Length(max=NAME_LENGTH)])
+    current_password = PasswordField(lazy_gettext("現在のパスワード"), id="passkey_current_password",
+                                     validators=[DataRequired(REQUIRED), Length(max=256)])
+
+
+class PasskeyForm(FlaskForm):
+    """What passkey.js posts once the browser made the passkey: its answer (JSON)."""
+
+    credential = HiddenField(validators=[DataRequired(), Length(max=MAX_RESPONSE)])

@@ -11,7 +11,7 @@ from functools import wraps
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext
 
-from .. import language, pending, second_factor
+from .. import language, passkeys, pending, second_factor
 from ..accounts import SECRET_QUESTIONS, answer_problems
 from ..extensions import db
 from ..forms import ConfirmForm, FactorCodeForm
@@ -20,7 +20,8 @@ from ..security.credentials import login_id_problems
 from ..security.throttle import Throttled, retry_after_text
 from ..sessions import current_login_session
 from . import service
-from .forms import ContactChangeForm, FactorSetupForm, PasswordChangeForm, SecretChangeForm
+from .forms import (ContactChangeForm, FactorSetupForm, PasskeyForm, PasskeyNameForm, PasswordChangeForm,
+                    SecretChangeForm)
 
 bp = Blueprint("account_settings", __name__, url_prefix="/account")
 
@@ -38,7 +39,8 @@ def login_required(view):
 
 @bp.route("/")
 @login_required
-def index(login_session, password_form=None, contact_form=None, secret_form=None, renew_form=None, off_form=None):
+def index(login_session, password_form=None, contact_form=None, secret_form=None, renew_form=None, off_form=None,
+          passkey_form=None, passkey_error=None):
     account = login_session.account
     has_factor = second_factor.has_factor(account)
     return render_template(
@@ -46,9 +48,12 @@ def index(login_session, password_form=None, contact_form=None, secret_form=None
         account=account,
         sessions=service.live_sessions(login_session),
         sites=service.connected_sites(account),
+        passkeys=passkeys.passkeys_of(account),
         password_form=password_form or PasswordChangeForm(formdata=None),
         contact_form=contact_form or ContactChangeForm(formdata=None),
         secret_form=secret_form or SecretChangeForm(formdata=None),
+        passkey_form=passkey_form or (PasskeyNameForm(formdata=None) if passkeys.available() else None),
+        passkey_error=passkey_error,
         questions=SECRET_QUESTIONS,
         button_form=ConfirmForm(),
         has_factor=has_factor,
@@ -212,6 +217,44 @@ def _factor_given(account, form) -> bool:
     db.session.commit()  # the refusal is audited
     form.code.errors.append(message)
     return False
+
+
+@bp.route("/passkeys/new", methods=["POST"])
+@login_required
+def passkey_new(login_session):
+    """パスキーを登録する: its name and the current password; then a page whose
+    button has the browser make the passkey (passkey.js)."""
+    form = PasskeyNameForm()
+    if form.validate_on_submit() and _reauthenticated(login_session, form):
+        options = passkeys.registration_options(login_session, form.name.data.strip())
+        return render_template("account_settings/passkey_new.html", options=options, name=form.name.data.strip(),
+                               form=PasskeyForm(formdata=None))
+    return index.__wrapped__(login_session, passkey_form=form), 400
+
+
+@bp.route("/passkeys", methods=["POST"])
+@login_required
+def passkey_add(login_session):
+    """The passkey the browser made: checked against this enrolment, stored, mailed about."""
+    form = PasskeyForm()
+    passkey = passkeys.enrol(login_session, form.credential.data) if form.validate_on_submit() else None
+    db.session.commit()  # the passkey and its audit row, or the refusal's
+    if passkey is None:
+        return index.__wrapped__(login_session, passkey_error=gettext(
+            "パスキーを登録できませんでした。お手数ですが、もう一度お試しください。")), 400
+    flash(gettext("パスキー「%(name)s」を登録しました。", name=passkey.name))
+    return redirect(url_for(".index"), 303)
+
+
+@bp.route("/passkeys/<int:passkey_id>/remove", methods=["POST"])
+@login_required
+def passkey_remove(login_session, passkey_id: int):
+    """パスキー: remove one; the contact address is told."""
+    passkey = passkeys.remove(login_session.account, passkey_id)
+    db.session.commit()
+    flash(gettext("パスキー「%(name)s」を削除しました。", name=passkey.name) if passkey
+          else gettext("そのパスキーは既に削除されています。"))
+    return redirect(url_for(".index"), 303)
 
 
 @bp.route("/sessions/<sid>/end", methods=["POST"])

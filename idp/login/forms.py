@@ -1,7 +1,9 @@
 from flask_babel import lazy_gettext
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, PasswordField, StringField
+from wtforms import BooleanField, HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
+
+from ..passkeys import MAX_RESPONSE
 
 
 class LoginForm(FlaskForm):
@@ -16,3 +18,9 @@ class LoginForm(FlaskForm):
                     Length(max=256, message=lazy_gettext("パスワードが長すぎます。"))],
     )
     show_password = BooleanField(lazy_gettext("パスワードを表示"))
+
+
+class PasskeyLoginForm(FlaskForm):
+    """What login.js posts after パスキーでログイン: the passkey's answer (JSON)."""
+
+    credential = HiddenField(validators=[DataRequired(), Length(max=MAX_RESPONSE)])

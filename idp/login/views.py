@@ -2,6 +2,7 @@
 
 from flask import (
     Blueprint,
+    Response,
     abort,
     current_app,
     redirect,
@@ -12,15 +13,15 @@ from flask import (
 )
 from flask_babel import gettext
 
-from .. import language, pending, second_factor
-from ..accounts import authenticate
+from .. import language, passkeys, pending, second_factor
+from ..accounts import LoginResult, authenticate
 from ..extensions import db
 from ..forms import FactorCodeForm
 from ..models import Client
 from ..security import devices, totp
 from ..security.throttle import Throttled, retry_after_header, retry_after_text
 from ..sessions import current_login_session, start_login_session
-from .forms import LoginForm
+from .forms import LoginForm, PasskeyLoginForm
 
 bp = Blueprint("login", __name__)
 
@@ -39,23 +40,67 @@ def login(_form_class=LoginForm):
     if request.method == "GET" and not form.login_id.data and waiting:
         form.login_id.data = waiting.get("hint") or ""
     if form.validate_on_submit():
-        try:
-            result = authenticate(form.login_id.data, form.password.data, request.remote_addr,
-                                  request.cookies.get(devices.COOKIE))
-        except Throttled as refused:
-            wait, status = refused.retry_after, 429
-            error = gettext("ログインの試行回数が上限を超えました。%(wait)sに再度お試しください。",
-                            wait=retry_after_text(wait))
-        else:
-            if result.account is not None and second_factor.has_factor(result.account):
-                return _ask_factor(result, key)
-            if result.account is not None:
-                return _signed_in(result.account, key, result.device_cookie)
-            error = gettext("iTSCOM IDまたはパスワードが正しくありません。")
+        result, error, status, wait = _checked(
+            lambda: authenticate(form.login_id.data, form.password.data, request.remote_addr,
+                                 request.cookies.get(devices.COOKIE)),
+            gettext("iTSCOM IDまたはパスワードが正しくありません。"), 200)
+        if result is not None and second_factor.has_factor(result.account):
+            return _ask_factor(result, key)
+        if result is not None:
+            return _signed_in(result.account, key, result.device_cookie)
         db.session.commit()  # the refusal is audited
+    return _login_page(form, key, waiting, error, status, wait)
+
+
+@bp.route("/login/passkey/options", methods=["POST"])
+def passkey_options():
+    """パスキーでログイン, first half: a challenge for this browser, as the
+    options of navigator.credentials.get() (login.js asks on page load for
+    the iTSCOM ID field's autofill, and again for the button)."""
+    return Response(passkeys.authentication_options(), mimetype="application/json")
+
+
+@bp.route("/login/passkey", methods=["POST"])
+def passkey_login(_form_class=PasskeyLoginForm):
+    """パスキーでログイン, second half: the passkey's answer, checked; a right
+    one is a login like the password's and continues where it would."""
+    key = request.args.get("request")
+    form = _form_class()
+    failed = gettext("パスキーでログインできませんでした。もう一度お試しいただくか、iTSCOM IDとパスワードでログインしてください。")
+    error, status, wait = failed, 400, 0
+    if form.validate_on_submit():
+        result, error, status, wait = _checked(
+            lambda: passkeys.sign_in(form.credential.data, request.remote_addr, request.cookies.get(devices.COOKIE)),
+            failed, 400)
+        if result is not None:
+            # A passkey with user verification is two factors in one (a
+            # device and its PIN or biometric): no second factor is asked.
+            return _signed_in(result.account, key, result.device_cookie, (*result.amr, "mfa"))
+        db.session.commit()  # the refusal is audited
+    return _login_page(LoginForm(formdata=None), key, pending.find(key), error, status, wait)
+
+
+def _checked(check, failed: str, failed_status: int) -> tuple[LoginResult | None, str | None, int, int]:
+    """Run a login's check (password or passkey): (its result, None, 200, 0)
+    when it opened an account, else (None, what the page says, the status,
+    seconds to wait)."""
+    try:
+        result = check()
+    except Throttled as refused:
+        return None, gettext("ログインの試行回数が上限を超えました。%(wait)sに再度お試しください。",
+                             wait=retry_after_text(refused.retry_after)), 429, refused.retry_after
+    if result.account is None:
+        return None, failed, failed_status, 0
+    return result, None, 200, 0
+
+
+def _login_page(form, key: str | None, waiting: dict | None, error: str | None, status: int, wait: int):
     form.password.data = ""
     html = render_template("login/login.html", form=form, error=error, qr_svg=_qr_svg(),
-                           action=url_for("login.login", request=key), site=_asking_site(waiting))
+                           action=url_for("login.login", request=key),
+                           passkey_action=url_for("login.passkey_login", request=key),
+                           passkey_form=PasskeyLoginForm(formdata=None) if passkeys.available() else None,
+                           site=_asking_site(waiting))
     return html, status, retry_after_header(wait)
 
 

@@ -11,6 +11,7 @@ from .contract import Contract
 from .fetched_keys import FetchedKeySet
 from .grant import AuthorizationCode, Consent, Token
 from .key import SigningKey
+from .passkey import Passkey
 from .mail import OutboxMail
 from .pushed_request import PushedRequest
 from .recovery import RecoveryProcedure
@@ -34,6 +35,7 @@ __all__ = [
     "InitialAccessToken",
     "LoginSession",
     "OutboxMail",
+    "Passkey",
     "PendingRegistration",
     "PushedRequest",
     "RecoveryCode",

@@ -34,7 +34,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from sqlalchemy import event
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..extensions import db, upsert
 from ..keys import SUPPORTED_ALGS
@@ -133,13 +133,7 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
             return super().process_assertion_claims(assertion, fresh)
 
     def validate_jti(self, claims, jti):
-        db.session.add(UsedAssertion(digest=digest(f"{claims['sub']}\0{jti}"), expires_at=claims["exp"] + SKEW))
-        try:
-            db.session.flush()
-        except IntegrityError:
-            db.session.rollback()
-            return False
-        return True
+        return UsedAssertion.first_use(digest(f"{claims['sub']}\0{jti}"), claims["exp"] + SKEW)
 
 
 def client_jwks(client, force: bool = False) -> dict:

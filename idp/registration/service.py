@@ -13,7 +13,7 @@ from flask_babel import gettext, lazy_gettext
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
-from .. import audit
+from .. import audit, passkeys
 from ..accounts import end_everything
 from ..contracts import (
     CUSTOMER_NUMBER,
@@ -288,6 +288,8 @@ def complete_registration(pending_id: int, contact_email: str) -> Account:
         db.session.add(account)
     else:
         end_everything(account, t)
+        # The old ID's passkeys would still open the account: they go with it.
+        passkeys.remove_all(account)
         # The holder of the old ID learns that it was replaced (SPEC §6).
         for address in dict.fromkeys([account.contact_email, account.login_id]):
             if address and address not in (pending.login_id, contact_email):

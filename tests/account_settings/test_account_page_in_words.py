@@ -45,11 +45,11 @@ def test_every_input_has_its_own_id_and_its_own_label(app, account):
     assert [i for i, n in Counter(ids).items() if n > 1] == []
     fields = re.findall(r'<(?:input|select|textarea)\b[^>]*>', html)
     visible = [f for f in fields if 'type="hidden"' not in f]
-    assert len(visible) == 8  # 3 password change, 2 contact, 3 合言葉
+    assert len(visible) == 10  # 3 password change, 2 contact, 3 合言葉, 2 passkey
     for tag in visible:
         field_id = re.search(r'\sid="([^"]+)"', tag).group(1)
         assert len(re.findall(rf'<label[^>]*for="{field_id}"', html)) == 1, field_id
-    assert len(re.findall(r'<label[^>]*>現在のパスワード</label>', html)) == 3
+    assert len(re.findall(r'<label[^>]*>現在のパスワード</label>', html)) == 4
 
 
 def test_connected_sites_show_their_scopes_in_japanese_as_the_consent_page_does(app, client, account):

@@ -15,6 +15,7 @@ from idp.models import Account, AuditEvent, OutboxMail, PendingRegistration
 from ..faults import audit_rows_refused
 from ..helpers import RelyingParty, csrf_token, query_of
 from ..mailserver import MailServer, body_of, free_port
+from ..passkeys import SoftAuthenticator, enrol, passkey_login
 from .helpers import Registrant
 
 
@@ -354,6 +355,8 @@ def test_re_registration_replaces_the_id_and_ends_the_old_login(app, client, reg
     rp.login = lambda **kw: RelyingParty.login(rp, "hanako.old@example.jp", "Hanako-2025")
     old = rp.tokens()
     old_sub = rp.verify_id_token(old["id_token"])["sub"]
+    phone = SoftAuthenticator()
+    assert enrol(client, phone, password="Hanako-2025").status_code == 303
 
     other_browser = Registrant(app, app.test_client(), mail_server)
     path = other_browser.up_to_mail("hanako.new@example.jp")
@@ -367,6 +370,7 @@ def test_re_registration_replaces_the_id_and_ends_the_old_login(app, client, reg
     assert query_of(rp.authorize(prompt="none").location)["error"] == "login_required"
     # The old login stops working; the new one has the same sub.
     assert RelyingParty.login(rp, "hanako.old@example.jp", "Hanako-2025").status_code == 200
+    assert passkey_login(app.test_client(), phone).status_code == 400  # so do its passkeys
     rp.login = lambda **kw: RelyingParty.login(rp, "hanako.new@example.jp", "Hanako-2026")
     assert rp.verify_id_token(rp.tokens()["id_token"])["sub"] == old_sub
     assert "registration.replaced" in events(app)
