@@ -2,7 +2,8 @@
 (an OpenID Certified RP library, Node.js: tests/rp_node/par_rp.mjs) pushes
 its authorization request itself, alone or with DPoP (RFC 9449), Chromium
 signs in from the URL it returns, and the library exchanges the code and
-calls UserInfo. The client must push: the same request not pushed is
+calls UserInfo; with DPoP, the proof sent with the push binds the code, so
+a thief with another key cannot redeem it. The client must push: the same request not pushed is
 refused; the pushed URL opened again after the login, or after its 60
 seconds, is refused with the OP's page, and the RP is reached only once.
 
@@ -17,11 +18,13 @@ import time
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+import requests
 
 from idp.clients import create_client
 from idp.extensions import db
 
 from ..helpers import FrozenClock
+from ..oauth.dpop_client import DPoPKey
 from .rp_node import RP_NODE, free_port, script
 
 PORTS = range(7500, 7550)  # this suite's loopback ports
@@ -74,6 +77,17 @@ def test_openid_client_pushes_its_request(app, live_server, account, page, clock
         page.get_by_role("button", name="ログイン", exact=True).click()
         page.wait_for_url(f"{CALLBACK}**")
         assert len(reached) == 1 and "code=" in reached[0]
+        if dpop:
+            # The code is bound to the key the push proved (RFC 9449 10.1): a thief
+            # with the code and the verifier but another key is refused, and the
+            # code stays the RP's.
+            code = dict(parse_qsl(urlsplit(reached[0]).query))["code"]
+            thief = DPoPKey(clock, "ES256")
+            stolen = requests.post(f"{live_server}/token", timeout=10, data={
+                "grant_type": "authorization_code", "code": code, "redirect_uri": CALLBACK,
+                "code_verifier": start["code_verifier"], "client_id": client_id,
+            }, headers={"DPoP": thief.proof("POST", f"{live_server}/token")})
+            assert stolen.status_code == 400 and stolen.json()["error"] == "invalid_grant", stolen.text
 
         out, err = rp.communicate(reached[0] + "\n", timeout=60)
         assert rp.returncode == 0, err
@@ -90,8 +104,8 @@ def test_openid_client_pushes_its_request(app, live_server, account, page, clock
     assert got["claims"]["aud"] == client_id and got["claims"]["sub"] == got["userinfo"]["sub"]
     assert got["userinfo"]["email"] == "taro.itsu@example.jp"
     if dpop:
-        # The push named the key (dpop_jkt, RFC 9449 10) and carried a proof; the tokens are bound to it.
-        assert body["dpop_jkt"] == start["jkt"] and all(r["dpop"] for r in pushes)
+        # Each push carried a proof of the key; the tokens are bound to it.
+        assert all(r["dpop"] for r in pushes)
         assert got["token_type"].lower() == "dpop"
         assert {(r["method"], r["url"]) for r in got["sent"] if r["dpop"]} >= {
             ("POST", f"{live_server}/token"), ("GET", f"{live_server}/userinfo")}

@@ -9,7 +9,7 @@
 // Prints one JSON line: the authorization URL openid-client built from its
 // pushed request (buildAuthorizationUrlWithPAR), a second one pushed alongside
 // (for the test to let expire), and the same request not pushed
-// (buildAuthorizationUrl). Reads the callback URL the browser reached from
+// (buildAuthorizationUrl), and the first request's PKCE verifier. Reads the callback URL the browser reached from
 // stdin, exchanges the code (with DPoP in "dpop"), calls UserInfo, and prints
 // one JSON line of what it got and the requests it sent (captured from its
 // fetch).
@@ -57,13 +57,12 @@ async function request() {
     state: client.randomState(),
     nonce: client.randomNonce(),
   };
-  if (jkt) parameters.dpop_jkt = jkt; // RFC 9449 10: pushed with the request, it binds the code
   return { verifier, parameters };
 }
 
 const first = await request();
 // The library pushes the request itself; its DPoP option adds a proof to the
-// push (RFC 9449 10.1).
+// push, which binds the code to the key (RFC 9449 10.1).
 const pushed = await client.buildAuthorizationUrlWithPAR(config, first.parameters, { DPoP: dpop });
 const spare = await client.buildAuthorizationUrlWithPAR(config, (await request()).parameters, { DPoP: dpop });
 const unpushed = client.buildAuthorizationUrl(config, (await request()).parameters);
@@ -72,6 +71,7 @@ console.log(JSON.stringify({
   spare_url: spare.href,
   unpushed_url: unpushed.href,
   jkt,
+  code_verifier: first.verifier, // for the test's thief, who has everything but the key
 }));
 
 const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
