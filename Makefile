@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(VENV)/bin/python -m pip install --quiet -e '.[test]'
 	$(ARGON2_FOR_THIS_CPU)
-	# The certified RP library of tests/browser/test_dpop_rp.py (openid-client, Node.js); skipped without Node.
+	# The certified RP library of tests/browser/test_dpop_rp.py and test_par_rp.py (openid-client, Node.js); skipped without Node.
 	! command -v npm >/dev/null || (cd tests/rp_node && npm ci --silent --no-audit --no-fund) || echo "tests/rp_node: npm ci failed"
 	touch $(STAMP)
 

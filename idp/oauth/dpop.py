@@ -22,6 +22,8 @@ its rules. Section numbers below are RFC 9449's.
   key it was issued with (5).
 - ``AuthorizationRequestKey`` (a grant extension at /authorize): the
   ``dpop_jkt`` parameter's syntax (10); ``tokens.store_code`` keeps it.
+- ``bind_pushed_request``: a proof sent with a pushed authorization request
+  (oauth.par) binds the code as ``dpop_jkt`` does (10.1).
 - ``DPoPTokenValidator``: the ``DPoP`` authorization scheme at UserInfo
   (7.1): a proof with ``ath`` whose key the token is bound to.
   ``refuse_as_bearer`` answers a bound token presented as Bearer (7.2).
@@ -396,6 +398,20 @@ class AuthorizationRequestKey:
         value = grant.request.payload.data.get("dpop_jkt")
         if value is not None and not JKT.fullmatch(value):
             raise InvalidRequestError("'dpop_jkt' must be a JWK SHA-256 thumbprint (base64url).")
+
+
+def bind_pushed_request(params: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """10.1: the parameters of a pushed authorization request (RFC 9126),
+    naming the key of the push's DPoP proof as ``dpop_jkt`` when it has one,
+    so that the code is bound to that key; a ``dpop_jkt`` sent too must be
+    that key's thumbprint."""
+    proof = check_proof(resource=False)
+    if proof is None:
+        return params
+    if dict(params).get("dpop_jkt", proof.jkt) != proof.jkt:
+        raise DPoPError("invalid_dpop_proof", "The dpop_jkt is not the thumbprint of the DPoP proof's key.",
+                        resource=False)
+    return [(key, value) for key, value in params if key != "dpop_jkt"] + [("dpop_jkt", proof.jkt)]
 
 
 # --- protected resources (7) ----------------------------------------------------------------

@@ -24,6 +24,10 @@
    is not refused on the way back (``must_push``); the mark goes once the
    authorization response is sent (``pending.forget_pushed``).
 
+A DPoP proof with the push binds the code to its key as the ``dpop_jkt``
+parameter does; when both are sent they must name the same key (RFC 9449
+10.1, ``dpop.bind_pushed_request``).
+
 Storage is bounded: a client has at most MAX_LIVE_PER_CLIENT live requests
 (429 beyond, 2.3), each at most MAX_REQUEST_LENGTH long, and every push
 deletes the expired rows.
@@ -47,6 +51,7 @@ from ..models import Client, PushedRequest
 from ..security.clock import now
 from ..security.secrets import digest, new_secret
 from ..security.text import unstorable
+from . import dpop
 from .grants import MAX_REQUEST_LENGTH
 
 REQUEST_URI_PREFIX = "urn:ietf:params:oauth:request_uri:"  # RFC 9126 2.2
@@ -68,6 +73,7 @@ class PushedAuthorizationEndpoint(TokenEndpoint):
         params = [(key, value) for key in request.form for value in request.form.getlist(key)
                   if key not in _CLIENT_AUTHENTICATION and key != "client_id"]
         self.check(client, request.form.get("client_id"), params)
+        params = dpop.bind_pushed_request(params)
         params.append(("client_id", client.client_id))
         request_uri = store(client.client_id, params)
         return 201, {"request_uri": request_uri, "expires_in": LIFETIME}, default_json_headers

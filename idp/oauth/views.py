@@ -108,7 +108,7 @@ def par():
     assertion's jti) commits too, as at the token endpoint."""
     response = oauth_server().create_endpoint_response("pushed_authorization")
     db.session.commit()
-    return response
+    return dpop.add_nonce(response)
 
 
 @bp.route("/userinfo", methods=["GET", "POST"])

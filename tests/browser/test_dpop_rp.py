@@ -10,12 +10,8 @@ locally (under CI, set CI, it fails)."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 import requests
@@ -25,26 +21,15 @@ from idp.clients import create_client
 from idp.extensions import db
 
 from ..oauth.dpop_client import DPoPKey, ath
+from .rp_node import RP_NODE, free_port, script
 
-RP_NODE = Path(__file__).resolve().parents[1] / "rp_node"
 PORTS = range(7400, 7450)  # this suite's loopback ports
 CALLBACK = "http://127.0.0.1:7499/cb"  # never listened on: the browser's request to it is intercepted
 
 
-def _free_port() -> int:
-    for port in PORTS:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 7400-7449")
-
-
 @pytest.fixture(scope="session")
 def _port() -> int:
-    return _free_port()
+    return free_port(PORTS)
 
 
 @pytest.fixture(params=[False, True], ids=["without-nonces", "nonces-required"])
@@ -54,12 +39,7 @@ def config_overrides(config_overrides, request):
 
 @pytest.fixture
 def node_rp():
-    if not shutil.which("node") or not (RP_NODE / "node_modules" / "openid-client").is_dir():
-        message = "openid-client not installed: cd tests/rp_node && npm ci"
-        if os.environ.get("CI"):
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    return RP_NODE / "dpop_rp.mjs"
+    return script("dpop_rp.mjs")
 
 
 class _Clock:

@@ -273,6 +273,44 @@ def test_a_malformed_dpop_jkt_is_refused(rp):
     assert response.status_code == 302 and "error=invalid_request" in response.location
 
 
+# --- DPoP at the PAR endpoint (10.1) ------------------------------------------------------
+
+
+def dpop_push(rp, back_channel, key, **params):
+    """The RP pushes its authorization request (RFC 9126) with a proof of ``key``."""
+    proof_options = {name: params.pop(name) for name in ("nonce", "jti", "url") if name in params}
+    proof = key.proof("POST", proof_options.pop("url", "/par"), **proof_options)
+    return back_channel.post("/par", data=rp.authorize_params(**params), headers={**rp.auth(), "DPoP": proof})
+
+
+def sign_in_pushed(rp, pushed) -> str:
+    """The browser brings the pushed request's URI to /authorize; the code."""
+    assert pushed.status_code == 201, pushed.get_json()
+    query = {"client_id": rp.client_id, "request_uri": pushed.get_json()["request_uri"]}
+    return rp.sign_in_from(rp.client.get("/authorize", query_string=query))["code"]
+
+
+def test_a_proof_with_the_push_binds_the_code_to_its_key(rp, back_channel, key, other_key):
+    code = sign_in_pushed(rp, dpop_push(rp, back_channel, key))
+    refused(rp.exchange(code))  # no proof
+    refused(dpop_exchange(rp, other_key, code), error="invalid_grant")
+    response = dpop_exchange(rp, key, code)
+    assert response.status_code == 200 and response.get_json()["token_type"] == "DPoP"
+
+
+def test_dpop_jkt_and_the_pushed_proof_name_one_key(rp, back_channel, key, other_key):
+    refused(dpop_push(rp, back_channel, key, dpop_jkt=other_key.jkt))
+    code = sign_in_pushed(rp, dpop_push(rp, back_channel, key, dpop_jkt=key.jkt))
+    refused(dpop_exchange(rp, other_key, code), error="invalid_grant")
+    assert dpop_exchange(rp, key, code).status_code == 200
+
+
+def test_a_bad_proof_with_the_push_is_refused(rp, back_channel, key):
+    refused(dpop_push(rp, back_channel, key, url="/token"))  # a proof for another URL
+    assert dpop_push(rp, back_channel, key, jti="once").status_code == 201
+    refused(dpop_push(rp, back_channel, key, jti="once"))  # replayed
+
+
 # --- refresh (5) -----------------------------------------------------------------------
 
 
@@ -382,6 +420,11 @@ class TestNonces:
         second = client_credentials(rp, key, nonce=nonce)
         assert second.status_code == 200, second.get_json()
         assert second.headers["DPoP-Nonce"]  # 8.2: the next nonce comes with every answer
+
+    def test_the_par_endpoint_asks_for_a_nonce_then_accepts_it(self, rp, back_channel, key):
+        nonce = refused(dpop_push(rp, back_channel, key), error="use_dpop_nonce").headers["DPoP-Nonce"]
+        pushed = dpop_push(rp, back_channel, key, nonce=nonce)
+        assert pushed.status_code == 201 and pushed.headers["DPoP-Nonce"]
 
     def test_a_forged_nonce_is_refused(self, rp, key):
         refused(client_credentials(rp, key, nonce="A" * 32), error="use_dpop_nonce")
