@@ -78,6 +78,7 @@ import io
 import json
 import re
 import threading
+from collections import namedtuple
 import time
 from contextlib import contextmanager
 from typing import NamedTuple
@@ -86,7 +87,6 @@ from urllib.parse import parse_qsl
 import psycopg
 from authlib.common.security import is_secure_transport
 from authlib.consts import default_json_headers
-from psycopg.rows import namedtuple_row
 from psycopg.types.json import Json
 from flask import json as flask_json
 from sqlalchemy import event
@@ -427,11 +427,12 @@ class _Held:
         self.raw: psycopg.Connection = self.pooled.driver_connection
         self.raw.rollback()  # the pre-ping's transaction, if any
         self.raw.autocommit = True
-        self.cursor = self.raw.cursor(row_factory=namedtuple_row)
+        self.cursor = self.raw.cursor(row_factory=_named_rows)
 
     def execute(self, statement, params: dict) -> _Rows:
         self.cursor.execute(_sql(statement, self.dialect), _adapted(params), prepare=True)
-        return _Rows(self.cursor.fetchall() if self.cursor.description is not None else ())
+        result = self.cursor.pgresult
+        return _Rows(self.cursor.fetchall() if result is not None and result.nfields else ())
 
     def discard(self) -> None:
         self.pooled.invalidate()
@@ -439,6 +440,20 @@ class _Held:
     def release(self) -> None:
         self.raw.autocommit = False
         self.pooled.close()
+
+
+def _named_rows(cursor):
+    """psycopg's namedtuple_row without its cost: that builds a Column object
+    per column and request (cursor.description); the names alone suffice."""
+    result = cursor.pgresult
+    if result is None or not result.nfields:
+        return tuple
+    return _row_class(tuple(result.fname(i).decode() for i in range(result.nfields)))._make
+
+
+@functools.lru_cache(maxsize=64)
+def _row_class(names: tuple[str, ...]):
+    return namedtuple("Row", names)
 
 
 @functools.cache
@@ -464,9 +479,15 @@ def _plain_channel(environ) -> bool:
         return False
     if "HTTP_DPOP" in environ:
         return False  # DPoP (RFC 9449): a request carrying a proof is Flask's (oauth/dpop.py)
-    if environ.get("wsgi.url_scheme") != "https" and not is_secure_transport(f"http://{environ.get('HTTP_HOST')}/"):
+    if environ.get("wsgi.url_scheme") != "https" and not _loopback(environ.get("HTTP_HOST")):
         return False  # Authlib refuses plain HTTP but to loopback (InsecureTransportError), on the Flask path
     return not any(not value.isascii() or "\x00" in value for key, value in environ.items() if key.startswith("HTTP_"))
+
+
+@functools.lru_cache(maxsize=64)
+def _loopback(host: str | None) -> bool:
+    """Authlib's is_secure_transport for plain HTTP, once per Host value."""
+    return is_secure_transport(f"http://{host}/")
 
 
 def _basic_credentials(header: str) -> tuple[str, str] | None:
