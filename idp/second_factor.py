@@ -211,6 +211,41 @@ def verify(account: Account, code: str, address: str | None, device_cookie: str 
     """Which kind of code ``code`` is for ``account`` — "otp" (the
     authenticator's) or "recovery" (one of the recovery codes, now spent) —
     or None when it is neither. Throttled (audited) when refused unchecked."""
+    guess = begin_attempt(account, address, device_cookie)
+    # Read-only until the budget is settled: the counters write on their own
+    # connection, which on SQLite waits for this transaction's write lock.
+    found = _match(account, code)
+    if found is not None:
+        guess.succeeded()
+    if found is None or not _claim(*found):
+        guess.failed()
+        return None
+    kind = "otp" if isinstance(found[0], TotpFactor) else "recovery"
+    audit.record("second_factor.verified", account=account, kind=kind)
+    return kind
+
+
+@dataclass
+class FactorAttempt:
+    """One try at the factor, counted against its budget (``begin_attempt``)."""
+
+    account: Account
+    guess: object
+    clear: str
+    on_device: bool
+
+    def succeeded(self) -> None:
+        """A right factor (before anything is written: see ``verify``)."""
+        self.guess.succeeded(clear=(self.clear,))
+
+    def failed(self, **details) -> None:
+        audit.record("second_factor.failure", "failure", account=self.account, device=self.on_device, **details)
+
+
+def begin_attempt(account: Account, address: str | None, device_cookie: str | None) -> FactorAttempt:
+    """Start a try at ``account``'s factor — a code here, or a passkey's
+    answer (passkeys.confirm_factor) — within the MFA budgets; Throttled
+    (audited) when it may not be checked now."""
     device_key = devices.trusted(device_cookie, account.login_id, purpose="mfa")
     account_key = f"mfa:account:{account.id}"
     guess = attempt(_gates(device_key, account_key, address))
@@ -218,17 +253,7 @@ def verify(account: Account, code: str, address: str | None, device_cookie: str 
     if wait:
         audit.record("second_factor.throttled", "failure", account=account, retry_after=wait)
         raise Throttled(wait)
-    # Read-only until the budget is settled: the counters write on their own
-    # connection, which on SQLite waits for this transaction's write lock.
-    found = _match(account, code)
-    if found is not None:
-        guess.succeeded(clear=(device_key or account_key,))
-    if found is None or not _claim(*found):
-        audit.record("second_factor.failure", "failure", account=account, device=device_key is not None)
-        return None
-    kind = "otp" if isinstance(found[0], TotpFactor) else "recovery"
-    audit.record("second_factor.verified", account=account, kind=kind)
-    return kind
+    return FactorAttempt(account, guess, device_key or account_key, device_key is not None)
 
 
 def _match(account: Account, code: str) -> tuple[TotpFactor | RecoveryCode, int] | None:
