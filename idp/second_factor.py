@@ -43,7 +43,7 @@ from sqlalchemy import delete, update
 from . import audit
 from .extensions import db
 from .mail import enqueue
-from .models import Account, LoginSession, RecoveryCode, TotpFactor
+from .models import Account, LoginSession, Passkey, RecoveryCode, TotpFactor
 from .security import devices, sealed, totp
 from .security.clock import now
 from .security.secrets import digest
@@ -96,9 +96,13 @@ def step_up(login_session: LoginSession, methods) -> None:
 
 
 def has_factor(account: Account) -> bool:
-    """Whether password sign-ins of this account need a second factor. (The
-    merge adds: or a passkey the customer registered as one.)"""
-    return totp_of(account) is not None
+    """Whether password sign-ins of this account need a second factor: an
+    authenticator app, or its passkeys (2段階認証（パスキー）), or both."""
+    return account.passkey_factor or totp_of(account) is not None
+
+
+def has_passkey(account: Account) -> bool:
+    return db.session.scalar(db.select(Passkey.id).filter_by(account_id=account.id).limit(1)) is not None
 
 
 def totp_of(account: Account) -> TotpFactor | None:
@@ -148,6 +152,18 @@ def confirm_enrolment(account: Account, code: str) -> list[str] | None:
     return codes
 
 
+def turn_on_passkey(account: Account) -> list[str]:
+    """2段階認証（パスキー）: password sign-ins of ``account`` (which has a
+    passkey: the caller checks) ask for one of its passkeys from now on.
+    Recovery codes are made when no factor had them yet (returned, to show
+    once; else an empty list); the customer is told by mail."""
+    codes = [] if has_factor(account) else _new_recovery_codes(account)
+    account.passkey_factor = True
+    audit.record("second_factor.enabled", account=account, kind="passkey")
+    _notify(account, gettext("2段階認証（パスキー）を設定しました。パスワードでログインするときに、登録したパスキーでの確認が必要です。"))
+    return codes
+
+
 def renew_recovery_codes(account: Account) -> list[str]:
     """A new set of recovery codes; the old ones stop working."""
     codes = _new_recovery_codes(account)
@@ -157,7 +173,10 @@ def renew_recovery_codes(account: Account) -> list[str]:
 
 
 def turn_off(account: Account, reason: str = "customer", admin_id: int | None = None) -> None:
-    """Remove the factor and its recovery codes; the customer is told by mail."""
+    """Remove the factor — the authenticator and the passkey factor alike —
+    and its recovery codes; the customer is told by mail. (The passkeys stay,
+    for passkey sign-ins.)"""
+    account.passkey_factor = False
     db.session.execute(delete(TotpFactor).where(TotpFactor.account_id == account.id))
     db.session.execute(delete(RecoveryCode).where(RecoveryCode.account_id == account.id))
     if admin_id is None:
@@ -259,10 +278,10 @@ def begin_attempt(account: Account, address: str | None, device_cookie: str | No
 def _match(account: Account, code: str) -> tuple[TotpFactor | RecoveryCode, int] | None:
     """What ``code`` matches, unused: the factor and the step of its code,
     or a recovery code (and 0)."""
-    factor = totp_of(account)
-    if factor is None:
+    if not has_factor(account):
         return None
-    step = totp.accepted_step(factor.secret, factor.last_step, code)
+    factor = totp_of(account)
+    step = totp.accepted_step(factor.secret, factor.last_step, code) if factor is not None else None
     if step is not None:
         return factor, step
     normalised = "".join(c for c in (code or "").lower() if c.isalnum())

@@ -98,7 +98,8 @@
   }
 
   // The factor page (2段階認証) of a password sign-in: 「パスキーで確認」 asks
-  // for one of the held account's passkeys.
+  // for one of the held account's passkeys; the account page's 2段階認証の
+  // 解除 likewise for the customer's own.
   var factor = document.getElementById("passkey-factor");
   if (factor) {
     var factorStatus = document.getElementById("passkey-status");

@@ -5,14 +5,16 @@ verified by idp/passkeys.py's ceremony rules, gives the factor."""
 from __future__ import annotations
 
 import json
+import re
 from urllib.parse import urlsplit
 
 import pytest
 
 from idp.extensions import db
-from idp.models import AuditEvent, LoginSession
+from idp.mail import read_body
+from idp.models import Account, AuditEvent, LoginSession, OutboxMail, Passkey, RecoveryCode
 
-from ..helpers import csrf_token, enrol_totp, give_factor, login, query_of, totp_code
+from ..helpers import csrf_token, enrol_totp, give_factor, login, query_of, submit, totp_code
 from ..passkeys import SoftAuthenticator, b64, enrol, login_options
 
 MFA = "urn:itscom:acr:mfa"
@@ -210,3 +212,139 @@ def test_a_step_up_with_the_passkey(rp, app, account, phone, clock):
     claims = rp.verify_id_token(rp.exchange(query_of(back.location)["code"]).get_json()["id_token"])
     assert claims["acr"] == MFA and claims["amr"] == ["pwd", "hwk", "user", "mfa"]
     assert claims["sid"] == first["sid"] and claims["auth_time"] == first["auth_time"] + 40
+
+
+# --- 2段階認証（パスキー）: turned on and off on the account page ---------------------
+
+
+def mails(app) -> list[str]:
+    with app.app_context():
+        return [read_body(m) for m in db.session.scalars(db.select(OutboxMail).filter_by(kind="second_factor"))]
+
+
+def turn_on(client, password: str = "itscom-demo1"):
+    return submit(client, "/account/factor/passkey", {"current_password": password}, page="/account/")
+
+
+@pytest.fixture
+def passkey_factor(app, client, account, phone) -> list[str]:
+    """The demo customer turned on 2段階認証（パスキー） in ``client``; the recovery codes shown."""
+    login(client)
+    done = turn_on(client)
+    assert done.status_code == 303 and done.location.endswith("/account/factor/codes")
+    codes = re.findall(r"<li><code>([a-z0-9-]+)</code></li>", client.get(done.location).get_data(as_text=True))
+    assert len(codes) == 10
+    return codes
+
+
+def test_turning_the_passkey_factor_on(app, client, account, phone, clock):
+    login(client)
+    page = client.get("/account/").get_data(as_text=True)
+    assert "2段階認証（パスキー）を設定する" in page
+    assert turn_on(client, "wrong-one1").status_code == 400
+    with app.app_context():
+        assert not db.session.get(Account, account).passkey_factor
+    done = turn_on(client)
+    assert done.status_code == 303 and done.location.endswith("/account/factor/codes")
+    codes = re.findall(r"<li><code>([a-z0-9-]+)</code></li>", client.get(done.location).get_data(as_text=True))
+    assert len(codes) == 10
+    assert client.get("/account/factor/codes").status_code == 303, "shown once"
+    assert "2段階認証（パスキー）を設定しました。" in mails(app)[0]
+    page = client.get("/account/").get_data(as_text=True)
+    assert "2段階認証（パスキー）は設定済みです。" in page and "未使用のリカバリーコード: 10個" in page
+    assert "パスキーで確認して解除する" in page
+
+    # The next password sign-in asks for the factor: the page offers the passkey, not an app.
+    clock.advance(30)
+    fresh = app.test_client()
+    asked = login(fresh)
+    assert asked.location.split("?")[0].endswith("/login/factor")
+    page = fresh.get(asked.location).get_data(as_text=True)
+    assert "パスキーで確認" in page and "認証アプリに表示されている6桁" not in page
+    assert confirm(fresh, phone).status_code == 303
+    # A recovery code works too.
+    other = app.test_client()
+    login(other)
+    assert give_factor(other, codes[2]).status_code == 303
+
+
+def test_without_a_passkey_it_cannot_be_turned_on(app, client, account):
+    login(client)
+    assert "2段階認証（パスキー）を設定する" not in client.get("/account/").get_data(as_text=True)
+    refused = turn_on(client)
+    assert refused.status_code == 400 and "先にパスキーを登録してください。" in refused.get_data(as_text=True)
+    with app.app_context():
+        assert not db.session.get(Account, account).passkey_factor
+    assert login(app.test_client()).location == app.config["HOME_URL"]
+
+
+def test_the_password_login_with_the_passkey_factor_gives_mfa(rp, app, phone, passkey_factor):
+    response = rp.authorize(acr_values=MFA)
+    factor_page = rp.login()
+    assert urlsplit(factor_page.location).path == "/login/factor"
+    done = confirm(rp.client, phone, factor_page.location)
+    back = rp.client.get(done.location)
+    claims = rp.verify_id_token(rp.exchange(query_of(back.location)["code"]).get_json()["id_token"])
+    assert claims["amr"] == ["pwd", "hwk", "user", "mfa"] and claims["acr"] == MFA
+
+
+def test_turning_it_off_with_a_recovery_code(app, client, account, passkey_factor):
+    assert submit(client, "/account/factor/off", {"off-code": "x" * 16}, page="/account/").status_code == 400
+    done = submit(client, "/account/factor/off", {"off-code": passkey_factor[0]}, page="/account/")
+    assert done.status_code == 303
+    with app.app_context():
+        assert not db.session.get(Account, account).passkey_factor
+        assert db.session.scalar(db.select(RecoveryCode)) is None
+        assert db.session.scalar(db.select(Passkey)) is not None, "the passkey stays, for passkey sign-ins"
+    assert "2段階認証を解除しました。" in mails(app)[-1]
+    assert login(app.test_client()).location == app.config["HOME_URL"], "a password alone signs in again"
+
+
+def off_options(client) -> tuple[dict, str]:
+    token = csrf_token(client.get("/account/").get_data(as_text=True))
+    response = client.post("/account/factor/off/passkey/options", headers={"X-CSRFToken": token})
+    assert response.status_code == 200
+    return response.get_json(), token
+
+
+def test_turning_it_off_with_the_passkey(app, client, account, phone, passkey_factor):
+    options, token = off_options(client)
+    refused = client.post("/account/factor/off/passkey",
+                          data={"csrf_token": token, "credential": phone.get(options, origin="https://evil.example.test")})
+    assert refused.status_code == 400 and "パスキーで確認できませんでした。" in refused.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.get(Account, account).passkey_factor
+    options, token = off_options(client)
+    done = client.post("/account/factor/off/passkey", data={"csrf_token": token, "credential": phone.get(options)})
+    assert done.status_code == 303
+    with app.app_context():
+        assert not db.session.get(Account, account).passkey_factor
+    assert "2段階認証を解除しました。" in mails(app)[-1]
+
+
+def test_the_last_passkey_stays_while_it_is_the_factor(app, client, account, phone, passkey_factor):
+    with app.app_context():
+        passkey_id = db.session.scalar(db.select(Passkey.id))
+    refused = submit(client, f"/account/passkeys/{passkey_id}/remove", page="/account/")
+    assert refused.status_code == 303
+    assert "最後のパスキーは削除できません" in client.get("/account/").get_data(as_text=True)
+    with app.app_context():
+        assert db.session.get(Passkey, passkey_id) is not None
+    # Turned off first, it can go.
+    submit(client, "/account/factor/off", {"off-code": passkey_factor[0]}, page="/account/")
+    assert submit(client, f"/account/passkeys/{passkey_id}/remove", page="/account/").status_code == 303
+    with app.app_context():
+        assert db.session.get(Passkey, passkey_id) is None
+
+
+def test_with_the_authenticator_too_no_new_codes_are_made(app, client, account, phone):
+    login(client)
+    _, codes = enrol_totp(app, account)
+    # (With the app on, the page offers no separate opt-in; a direct POST keeps the app's codes.)
+    done = turn_on(client)
+    assert done.status_code == 303 and done.location.endswith("/account/")
+    with app.app_context():
+        assert db.session.get(Account, account).passkey_factor
+    other = app.test_client()
+    login(other)
+    assert give_factor(other, codes[0]).status_code == 303, "the app's recovery codes still work"
