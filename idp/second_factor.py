@@ -23,8 +23,12 @@ password: per device cookie, else per account and per client address), and
 ``take_held`` hands the state back once. The same state serves a step-up:
 a site's ``acr_values`` asking for mfa of a session that has only "pwd".
 
-Passkey as a second factor: the passkey ceremony satisfies a held state by
-calling ``satisfied_by_passkey`` (the seam the merge wires to passkeys.py).
+Passkey as a second factor: on the factor page, passkeys.confirm_factor
+checks one of the held account's passkeys (within this module's MFA budgets,
+``begin_attempt``) and the login page takes the held state with
+``satisfied_by_passkey``. An account may have the passkey as its only
+factor (``Account.passkey_factor``, 2段階認証（パスキー）); ``turn_off``
+turns off both kinds.
 
 TOTP codes work once (the last accepted step is claimed), with ±1 step of
 skew, on the app's clock. Recovery codes: ten, 80 bits each, shown once,
