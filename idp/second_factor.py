@@ -193,8 +193,10 @@ def turn_off(account: Account, reason: str = "customer", admin_id: int | None = 
 
 def keep_notice(account: Account) -> None:
     """After a password recovery: the factor stays, and the customer is told."""
-    if has_factor(account):
+    if totp_of(account) is not None:
         _notify(account, gettext("パスワードを再設定しましたが、2段階認証の設定はそのままです。ログインには、これまでどおり認証アプリの確認コード（またはリカバリーコード）が必要です。"))
+    elif has_factor(account):
+        _notify(account, gettext("パスワードを再設定しましたが、2段階認証（パスキー）の設定はそのままです。ログインには、これまでどおり登録したパスキーでの確認（またはリカバリーコード）が必要です。"))
 
 
 def show_once(account: Account, codes: list[str]) -> None:

@@ -348,3 +348,13 @@ def test_with_the_authenticator_too_no_new_codes_are_made(app, client, account, 
     other = app.test_client()
     login(other)
     assert give_factor(other, codes[0]).status_code == 303, "the app's recovery codes still work"
+
+
+def test_a_password_recovery_keeps_the_passkey_factor_and_says_so(app, account, passkey_factor):
+    from idp import second_factor
+
+    with app.test_request_context():
+        second_factor.keep_notice(db.session.get(Account, account))
+        db.session.commit()
+    assert "2段階認証（パスキー）の設定はそのままです。" in mails(app)[-1]
+    assert "認証アプリ" not in mails(app)[-1]
