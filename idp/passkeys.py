@@ -53,7 +53,7 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
-from . import audit
+from . import audit, second_factor
 from .accounts import LoginResult, normalise_login_id
 from .extensions import db
 from .mail import enqueue
@@ -302,17 +302,17 @@ def sign_in(response: str, address: str | None, device_cookie: str | None) -> Lo
                         device_cookie=devices.remember(device_cookie, normalise_login_id(account.login_id)))
 
 
-def _verify_assertion(response: str) -> tuple[Passkey, dict, int]:
-    """The passkey that signed this answer to a challenge this browser holds,
-    that challenge's ceremony, and the new signature counter; Refusal says
-    why not. Writes nothing."""
+def _verify_assertion(response: str, purpose: str = "login") -> tuple[Passkey, dict, int]:
+    """The passkey that signed this answer to a challenge this browser holds
+    (for ``purpose``), that challenge's ceremony, and the new signature
+    counter; Refusal says why not. Writes nothing."""
     try:
         if len(response) > MAX_RESPONSE:
             raise Refusal("malformed")
         credential = parse_authentication_credential_json(response)
     except (WebAuthnException, ValueError, TypeError, KeyError):
         raise Refusal("malformed") from None
-    entry = _take("login", credential.response.client_data_json)
+    entry = _take(purpose, credential.response.client_data_json)
     if entry is None:
         raise Refusal("challenge")  # never issued to this browser, expired, or taken
     if _spent(entry):
@@ -346,3 +346,37 @@ def _spend_login(passkey: Passkey, entry: dict, new_sign_count: int) -> bool:
     passkey.sign_count = new_sign_count
     passkey.last_used_at = now()
     return True
+
+
+# --- the second factor of a password sign-in (the login page's factor step) -----------
+
+
+def factor_options(account: Account) -> str:
+    """The options (JSON) for navigator.credentials.get() on the factor page
+    of ``account`` (whose password was right): its passkeys listed, user
+    verification required, the challenge bound to that account."""
+    options = generate_authentication_options(
+        rp_id=rp_id(), challenge=_issue("factor", account=account.id),
+        timeout=current_app.config["PASSKEY_CEREMONY_LIFETIME"] * 1000,
+        allow_credentials=[PublicKeyCredentialDescriptor(id=p.credential_id) for p in passkeys_of(account)],
+        user_verification=UserVerificationRequirement.REQUIRED)
+    return options_to_json(options)
+
+
+def confirm_factor(account: Account, response: str, address: str | None, device_cookie: str | None) -> list[str] | None:
+    """The methods (``amr``) of a passkey of ``account`` that answered this
+    browser's factor challenge for it, or None (audited as a failure of the
+    second factor). Throttled like a code (second_factor.begin_attempt)."""
+    guess = second_factor.begin_attempt(account, address, device_cookie)
+    try:
+        passkey, entry, new_sign_count = _verify_assertion(response, "factor")
+        if passkey.account_id != account.id or entry.get("account") != account.id:
+            raise Refusal("another account", passkey)
+        guess.succeeded()  # before anything is written (see sign_in)
+        if not _spend_login(passkey, entry, new_sign_count):
+            raise Refusal("replayed", passkey)
+    except Refusal as refused:
+        guess.failed(kind=METHOD, reason=refused.reason, **({"detail": refused.detail} if refused.detail else {}))
+        return None
+    audit.record("second_factor.verified", account=account, kind=METHOD, amr=amr(passkey))
+    return amr(passkey)

@@ -23,8 +23,12 @@ password: per device cookie, else per account and per client address), and
 ``take_held`` hands the state back once. The same state serves a step-up:
 a site's ``acr_values`` asking for mfa of a session that has only "pwd".
 
-Passkey as a second factor: the passkey ceremony satisfies a held state by
-calling ``satisfied_by_passkey`` (the seam the merge wires to passkeys.py).
+Passkey as a second factor: on the factor page, passkeys.confirm_factor
+checks one of the held account's passkeys (within this module's MFA budgets,
+``begin_attempt``) and the login page takes the held state with
+``satisfied_by_passkey``. An account may have the passkey as its only
+factor (``Account.passkey_factor``, 2段階認証（パスキー）); ``turn_off``
+turns off both kinds.
 
 TOTP codes work once (the last accepted step is claimed), with ±1 step of
 skew, on the app's clock. Recovery codes: ten, 80 bits each, shown once,
@@ -43,7 +47,7 @@ from sqlalchemy import delete, update
 from . import audit
 from .extensions import db
 from .mail import enqueue
-from .models import Account, LoginSession, RecoveryCode, TotpFactor
+from .models import Account, LoginSession, Passkey, RecoveryCode, TotpFactor
 from .security import devices, sealed, totp
 from .security.clock import now
 from .security.secrets import digest
@@ -96,9 +100,13 @@ def step_up(login_session: LoginSession, methods) -> None:
 
 
 def has_factor(account: Account) -> bool:
-    """Whether password sign-ins of this account need a second factor. (The
-    merge adds: or a passkey the customer registered as one.)"""
-    return totp_of(account) is not None
+    """Whether password sign-ins of this account need a second factor: an
+    authenticator app, or its passkeys (2段階認証（パスキー）), or both."""
+    return account.passkey_factor or totp_of(account) is not None
+
+
+def has_passkey(account: Account) -> bool:
+    return db.session.scalar(db.select(Passkey.id).filter_by(account_id=account.id).limit(1)) is not None
 
 
 def totp_of(account: Account) -> TotpFactor | None:
@@ -148,6 +156,18 @@ def confirm_enrolment(account: Account, code: str) -> list[str] | None:
     return codes
 
 
+def turn_on_passkey(account: Account) -> list[str]:
+    """2段階認証（パスキー）: password sign-ins of ``account`` (which has a
+    passkey: the caller checks) ask for one of its passkeys from now on.
+    Recovery codes are made when no factor had them yet (returned, to show
+    once; else an empty list); the customer is told by mail."""
+    codes = [] if has_factor(account) else _new_recovery_codes(account)
+    account.passkey_factor = True
+    audit.record("second_factor.enabled", account=account, kind="passkey")
+    _notify(account, gettext("2段階認証（パスキー）を設定しました。パスワードでログインするときに、登録したパスキーでの確認が必要です。"))
+    return codes
+
+
 def renew_recovery_codes(account: Account) -> list[str]:
     """A new set of recovery codes; the old ones stop working."""
     codes = _new_recovery_codes(account)
@@ -157,7 +177,10 @@ def renew_recovery_codes(account: Account) -> list[str]:
 
 
 def turn_off(account: Account, reason: str = "customer", admin_id: int | None = None) -> None:
-    """Remove the factor and its recovery codes; the customer is told by mail."""
+    """Remove the factor — the authenticator and the passkey factor alike —
+    and its recovery codes; the customer is told by mail. (The passkeys stay,
+    for passkey sign-ins.)"""
+    account.passkey_factor = False
     db.session.execute(delete(TotpFactor).where(TotpFactor.account_id == account.id))
     db.session.execute(delete(RecoveryCode).where(RecoveryCode.account_id == account.id))
     if admin_id is None:
@@ -170,8 +193,10 @@ def turn_off(account: Account, reason: str = "customer", admin_id: int | None = 
 
 def keep_notice(account: Account) -> None:
     """After a password recovery: the factor stays, and the customer is told."""
-    if has_factor(account):
+    if totp_of(account) is not None:
         _notify(account, gettext("パスワードを再設定しましたが、2段階認証の設定はそのままです。ログインには、これまでどおり認証アプリの確認コード（またはリカバリーコード）が必要です。"))
+    elif has_factor(account):
+        _notify(account, gettext("パスワードを再設定しましたが、2段階認証（パスキー）の設定はそのままです。ログインには、これまでどおり登録したパスキーでの確認（またはリカバリーコード）が必要です。"))
 
 
 def show_once(account: Account, codes: list[str]) -> None:
@@ -211,6 +236,41 @@ def verify(account: Account, code: str, address: str | None, device_cookie: str 
     """Which kind of code ``code`` is for ``account`` — "otp" (the
     authenticator's) or "recovery" (one of the recovery codes, now spent) —
     or None when it is neither. Throttled (audited) when refused unchecked."""
+    guess = begin_attempt(account, address, device_cookie)
+    # Read-only until the budget is settled: the counters write on their own
+    # connection, which on SQLite waits for this transaction's write lock.
+    found = _match(account, code)
+    if found is not None:
+        guess.succeeded()
+    if found is None or not _claim(*found):
+        guess.failed()
+        return None
+    kind = "otp" if isinstance(found[0], TotpFactor) else "recovery"
+    audit.record("second_factor.verified", account=account, kind=kind)
+    return kind
+
+
+@dataclass
+class FactorAttempt:
+    """One try at the factor, counted against its budget (``begin_attempt``)."""
+
+    account: Account
+    guess: object
+    clear: str
+    on_device: bool
+
+    def succeeded(self) -> None:
+        """A right factor (before anything is written: see ``verify``)."""
+        self.guess.succeeded(clear=(self.clear,))
+
+    def failed(self, **details) -> None:
+        audit.record("second_factor.failure", "failure", account=self.account, device=self.on_device, **details)
+
+
+def begin_attempt(account: Account, address: str | None, device_cookie: str | None) -> FactorAttempt:
+    """Start a try at ``account``'s factor — a code here, or a passkey's
+    answer (passkeys.confirm_factor) — within the MFA budgets; Throttled
+    (audited) when it may not be checked now."""
     device_key = devices.trusted(device_cookie, account.login_id, purpose="mfa")
     account_key = f"mfa:account:{account.id}"
     guess = attempt(_gates(device_key, account_key, address))
@@ -218,26 +278,16 @@ def verify(account: Account, code: str, address: str | None, device_cookie: str 
     if wait:
         audit.record("second_factor.throttled", "failure", account=account, retry_after=wait)
         raise Throttled(wait)
-    # Read-only until the budget is settled: the counters write on their own
-    # connection, which on SQLite waits for this transaction's write lock.
-    found = _match(account, code)
-    if found is not None:
-        guess.succeeded(clear=(device_key or account_key,))
-    if found is None or not _claim(*found):
-        audit.record("second_factor.failure", "failure", account=account, device=device_key is not None)
-        return None
-    kind = "otp" if isinstance(found[0], TotpFactor) else "recovery"
-    audit.record("second_factor.verified", account=account, kind=kind)
-    return kind
+    return FactorAttempt(account, guess, device_key or account_key, device_key is not None)
 
 
 def _match(account: Account, code: str) -> tuple[TotpFactor | RecoveryCode, int] | None:
     """What ``code`` matches, unused: the factor and the step of its code,
     or a recovery code (and 0)."""
-    factor = totp_of(account)
-    if factor is None:
+    if not has_factor(account):
         return None
-    step = totp.accepted_step(factor.secret, factor.last_step, code)
+    factor = totp_of(account)
+    step = totp.accepted_step(factor.secret, factor.last_step, code) if factor is not None else None
     if step is not None:
         return factor, step
     normalised = "".join(c for c in (code or "").lower() if c.isalnum())

@@ -50,3 +50,10 @@ class PasskeyForm(FlaskForm):
     """What passkey.js posts once the browser made the passkey: its answer (JSON)."""
 
     credential = HiddenField(validators=[DataRequired(), Length(max=MAX_RESPONSE)])
+
+
+class PasskeyFactorForm(FlaskForm):
+    """2段階認証（パスキー）を設定する: the current password."""
+
+    current_password = PasswordField(lazy_gettext("現在のパスワード"), id="passkey_factor_current_password",
+                                     validators=[DataRequired(REQUIRED), Length(max=256)])

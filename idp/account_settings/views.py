@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import wraps
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 from flask_babel import gettext
 
 from .. import language, passkeys, pending, second_factor
@@ -20,8 +20,8 @@ from ..security.credentials import login_id_problems
 from ..security.throttle import Throttled, retry_after_text
 from ..sessions import current_login_session
 from . import service
-from .forms import (ContactChangeForm, FactorSetupForm, PasskeyForm, PasskeyNameForm, PasswordChangeForm,
-                    SecretChangeForm)
+from .forms import (ContactChangeForm, FactorSetupForm, PasskeyFactorForm, PasskeyForm, PasskeyNameForm,
+                    PasswordChangeForm, SecretChangeForm)
 
 bp = Blueprint("account_settings", __name__, url_prefix="/account")
 
@@ -40,7 +40,7 @@ def login_required(view):
 @bp.route("/")
 @login_required
 def index(login_session, password_form=None, contact_form=None, secret_form=None, renew_form=None, off_form=None,
-          passkey_form=None, passkey_error=None):
+          passkey_form=None, passkey_error=None, passkey_factor_form=None):
     account = login_session.account
     has_factor = second_factor.has_factor(account)
     return render_template(
@@ -54,6 +54,9 @@ def index(login_session, password_form=None, contact_form=None, secret_form=None
         secret_form=secret_form or SecretChangeForm(formdata=None),
         passkey_form=passkey_form or (PasskeyNameForm(formdata=None) if passkeys.available() else None),
         passkey_error=passkey_error,
+        passkey_factor_form=passkey_factor_form or PasskeyFactorForm(formdata=None),
+        has_totp=second_factor.totp_of(account) is not None,
+        off_by_passkey=has_factor and passkeys.available() and bool(passkeys.passkeys_of(account)),
         questions=SECRET_QUESTIONS,
         button_form=ConfirmForm(),
         has_factor=has_factor,
@@ -207,6 +210,62 @@ def factor_off(login_session):
     return index.__wrapped__(login_session, off_form=form), 400
 
 
+@bp.route("/factor/passkey", methods=["POST"])
+@login_required
+def factor_passkey_on(login_session):
+    """2段階認証（パスキー）を設定する: with a passkey registered, the current
+    password turns it on; recovery codes follow, once (unless the
+    authenticator app's are already there)."""
+    account = login_session.account
+    form = PasskeyFactorForm()
+    if account.passkey_factor:
+        return redirect(url_for(".index"), 303)
+    if not second_factor.has_passkey(account):
+        return index.__wrapped__(login_session, passkey_error=gettext("先にパスキーを登録してください。")), 400
+    if form.validate_on_submit() and _reauthenticated(login_session, form):
+        codes = second_factor.turn_on_passkey(account)
+        db.session.commit()
+        flash(gettext("2段階認証（パスキー）を設定しました。"))
+        if codes:
+            second_factor.show_once(account, codes)
+            return redirect(url_for(".factor_codes"), 303)
+        return redirect(url_for(".index"), 303)
+    return index.__wrapped__(login_session, passkey_factor_form=form), 400
+
+
+@bp.route("/factor/off/passkey/options", methods=["POST"])
+@login_required
+def factor_off_passkey_options(login_session):
+    """2段階認証の解除 with a passkey, first half: a challenge for this account's passkeys."""
+    if not second_factor.has_factor(login_session.account):
+        return Response(status=400)
+    return Response(passkeys.factor_options(login_session.account), mimetype="application/json")
+
+
+@bp.route("/factor/off/passkey", methods=["POST"])
+@login_required
+def factor_off_passkey(login_session):
+    """2段階認証の解除 with a passkey, second half: one of the account's
+    passkeys, verified (throttled like a code), turns the factor off."""
+    account = login_session.account
+    form = PasskeyForm()
+    off_form = FactorCodeForm(formdata=None, prefix="off")
+    if form.validate_on_submit() and second_factor.has_factor(account):
+        try:
+            if passkeys.confirm_factor(account, form.credential.data, request.remote_addr,
+                                       request.cookies.get(devices.COOKIE)):
+                second_factor.turn_off(account)
+                db.session.commit()
+                flash(gettext("2段階認証を解除しました。"))
+                return redirect(url_for(".index"), 303)
+            off_form.code.errors = [gettext("パスキーで確認できませんでした。もう一度お試しいただくか、確認コードを入力してください。")]
+        except Throttled as refused:
+            off_form.code.errors = [gettext("しばらくしてから再度お試しください（%(wait)s）。",
+                                            wait=retry_after_text(refused.retry_after))]
+        db.session.commit()  # the refusal is audited
+    return index.__wrapped__(login_session, off_form=off_form), 400
+
+
 def _factor_given(account, form) -> bool:
     try:
         if second_factor.verify(account, form.code.data, request.remote_addr, request.cookies.get(devices.COOKIE)):
@@ -249,8 +308,15 @@ def passkey_add(login_session):
 @bp.route("/passkeys/<int:passkey_id>/remove", methods=["POST"])
 @login_required
 def passkey_remove(login_session, passkey_id: int):
-    """パスキー: remove one; the contact address is told."""
-    passkey = passkeys.remove(login_session.account, passkey_id)
+    """パスキー: remove one; the contact address is told. While 2段階認証
+    （パスキー） is on, the last passkey stays: the customer turns the factor
+    off first (a recovery code, or that passkey), so that the factor is
+    never left without its key."""
+    account = login_session.account
+    if account.passkey_factor and [p.id for p in passkeys.passkeys_of(account)] == [passkey_id]:
+        flash(gettext("2段階認証（パスキー）を設定しているため、最後のパスキーは削除できません。先に2段階認証を解除してください。"))
+        return redirect(url_for(".index"), 303)
+    passkey = passkeys.remove(account, passkey_id)
     db.session.commit()
     flash(gettext("パスキー「%(name)s」を削除しました。", name=passkey.name) if passkey
           else gettext("そのパスキーは既に削除されています。"))

@@ -132,12 +132,10 @@ def _ask_factor(result, key: str | None):
     return redirect(url_for("login.factor", request=key), 303)
 
 
-@bp.route("/login/factor", methods=["GET", "POST"])
-def factor(_form_class=FactorCodeForm):
-    """2段階認証: after a right password (or for a site that asks for more
-    than this session's password), the authenticator's code or a recovery
-    code. Throttled like the password."""
-    key = request.args.get("request")
+def _held_sign_in():
+    """The sign-in waiting in this browser for its factor: (the held state,
+    its account, the session stepping up or None); the account is None
+    when nothing (valid) waits."""
     held = second_factor.held()
     account = second_factor.held_account(held) if held else None
     step_up = None
@@ -145,37 +143,100 @@ def factor(_form_class=FactorCodeForm):
         step_up = current_login_session()
         if step_up is None or step_up.sid != held.step_up_sid:
             account = None
+    return held, account, step_up
+
+
+def _factor_expired(key: str | None):
+    second_factor.drop_held()
+    return render_template("login/factor_expired.html", login_url=url_for("login.login", request=key)), 400
+
+
+@bp.route("/login/factor", methods=["GET", "POST"])
+def factor(_form_class=FactorCodeForm, *, passkey_error: str | None = None, passkey_wait: int = 0):
+    """2段階認証: after a right password (or for a site that asks for more
+    than this session's password), the authenticator's code, a recovery
+    code, or (パスキーで確認) one of the account's passkeys. Throttled like
+    the password."""
+    key = request.args.get("request")
+    held, account, step_up = _held_sign_in()
     if account is None:
-        second_factor.drop_held()
-        return render_template("login/factor_expired.html", login_url=url_for("login.login", request=key)), 400
-    form = _form_class()
-    error, status, wait = None, 200, 0
-    if form.validate_on_submit():
+        return _factor_expired(key)
+    form = _form_class() if passkey_error is None else _form_class(formdata=None)
+    error, status, wait = passkey_error, 400 if passkey_error else 200, passkey_wait
+    if passkey_wait:
+        status = 429
+    if passkey_error is None and form.validate_on_submit():
         try:
             kind = second_factor.verify(account, form.code.data, request.remote_addr,
                                         request.cookies.get(devices.COOKIE))
         except Throttled as refused:
             wait, status = refused.retry_after, 429
-            error = gettext("確認コードの入力回数が上限を超えました。%(wait)sに再度お試しください。",
-                            wait=retry_after_text(wait))
+            error = _factor_throttled(wait)
         else:
             if kind is not None:
                 second_factor.drop_held()
-                if step_up is not None:
-                    return _stepped_up(step_up, held.key)
-                return _signed_in(account, held.key, held.device_cookie, second_factor.WITH_CODE)
+                return _factor_given(account, held, step_up, second_factor.WITH_CODE)
             error, status = gettext("確認コードが正しくありません。"), 400
         db.session.commit()  # the refusal is audited
     form.code.data = ""
+    offer_passkey = passkeys.available() and bool(passkeys.passkeys_of(account))
     html = render_template("login/factor.html", form=form, error=error, step_up=step_up is not None,
                            action=url_for("login.factor", request=key),
+                           has_totp=second_factor.totp_of(account) is not None,
+                           passkey_form=PasskeyLoginForm(formdata=None) if offer_passkey else None,
+                           passkey_action=url_for("login.factor_passkey", request=key),
                            login_url=url_for("login.login", request=key))
     return html, status, retry_after_header(wait)
 
 
-def _stepped_up(login_session, key: str | None):
+@bp.route("/login/factor/passkey/options", methods=["POST"])
+def factor_passkey_options():
+    """パスキーで確認, first half: a challenge for the held account's passkeys."""
+    _, account, _ = _held_sign_in()
+    if account is None:
+        abort(400)
+    return Response(passkeys.factor_options(account), mimetype="application/json")
+
+
+@bp.route("/login/factor/passkey", methods=["POST"])
+def factor_passkey(_form_class=PasskeyLoginForm):
+    """パスキーで確認, second half: a passkey of the held account, verified,
+    gives the factor; a wrong answer shows the factor page again."""
+    key = request.args.get("request")
+    held, account, step_up = _held_sign_in()
+    if account is None:
+        return _factor_expired(key)
+    form = _form_class()
+    failed = gettext("パスキーで確認できませんでした。もう一度お試しいただくか、確認コードを入力してください。")
+    if not form.validate_on_submit():
+        return factor(passkey_error=failed)
+    try:
+        methods = passkeys.confirm_factor(account, form.credential.data, request.remote_addr,
+                                          request.cookies.get(devices.COOKIE))
+    except Throttled as refused:
+        db.session.commit()  # the refusal is audited
+        return factor(passkey_error=_factor_throttled(refused.retry_after), passkey_wait=refused.retry_after)
+    if methods is None or second_factor.satisfied_by_passkey(account.id) is None:
+        db.session.commit()  # the refusal is audited
+        return factor(passkey_error=failed)
+    return _factor_given(account, held, step_up, (*methods, "mfa"))
+
+
+def _factor_throttled(wait: int) -> str:
+    return gettext("確認コードの入力回数が上限を超えました。%(wait)sに再度お試しください。", wait=retry_after_text(wait))
+
+
+def _factor_given(account, held, step_up, methods: tuple[str, ...]):
+    """The factor was given (the held sign-in is taken): the login, or the
+    step-up, finishes with its methods."""
+    if step_up is not None:
+        return _stepped_up(step_up, held.key, methods)
+    return _signed_in(account, held.key, held.device_cookie, ("pwd", *methods) if "pwd" not in methods else methods)
+
+
+def _stepped_up(login_session, key: str | None, methods: tuple[str, ...] = second_factor.WITH_CODE):
     """The session gave its factor: it is worth mfa now; on to the request."""
-    second_factor.step_up(login_session, second_factor.WITH_CODE)
+    second_factor.step_up(login_session, methods)
     waiting = pending.take(key)
     db.session.commit()
     return redirect(waiting["next"] if waiting else current_app.config["HOME_URL"], 303)

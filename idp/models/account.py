@@ -1,6 +1,6 @@
 """An iTSCOM ID: one per contract, the thing a customer signs in with."""
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, String
+from sqlalchemy import BigInteger, Boolean, ForeignKey, String, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -30,6 +30,9 @@ class Account(db.Model):
     # "ja" or "en": the language of the last sign-in, or the one picked with a
     # page's language link while signed in (the locale claim); None: never said.
     locale: Mapped[str | None] = mapped_column(String(8))
+    # 2段階認証（パスキー）: password sign-ins ask for one of the account's
+    # passkeys (or a recovery code), with or without an authenticator app.
+    passkey_factor: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # "active", or "locked" by an operator.
     status: Mapped[str] = mapped_column(String(16), default="active")
     created_at: Mapped[int] = mapped_column(BigInteger)

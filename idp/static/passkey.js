@@ -1,5 +1,6 @@
 // Passkeys (WebAuthn). The login page: the iTSCOM ID field's autofill offers
 // passkeys (conditional mediation) and 「パスキーでログイン」 asks for one; the
+// factor page's 「パスキーで確認」 asks for one of the held account's; the
 // account page's enrolment: 「パスキーを作成する」 makes one. The server's
 // options come as JSON, the browser's answer goes back in a form's hidden
 // field, so every outcome is an ordinary page. Without passkeys in the
@@ -94,6 +95,27 @@
       });
     });
     autofill();
+  }
+
+  // The factor page (2段階認証) of a password sign-in: 「パスキーで確認」 asks
+  // for one of the held account's passkeys; the account page's 2段階認証の
+  // 解除 likewise for the customer's own.
+  var factor = document.getElementById("passkey-factor");
+  if (factor) {
+    var factorStatus = document.getElementById("passkey-status");
+    factor.hidden = false;
+    document.getElementById("passkey-button").addEventListener("click", function () {
+      factorStatus.hidden = true;
+      fetch(factor.dataset.options, { method: "POST", credentials: "same-origin",
+                                      headers: { "X-CSRFToken": factor.elements.csrf_token.value } })
+        .then(function (response) {
+          if (!response.ok) throw new Error("options: " + response.status);
+          return response.json();
+        })
+        .then(function (json) { return navigator.credentials.get({ publicKey: requestOptions(json) }); })
+        .then(function (credential) { if (credential) send(factor, credential); })
+        .catch(function () { show(factorStatus, factor.dataset.failed); });
+    });
   }
 
   // The account page's enrolment.

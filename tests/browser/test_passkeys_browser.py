@@ -167,3 +167,46 @@ def test_enrol_and_sign_in_by_keyboard(app, page, op, account):
     keys.press_on(page.get_by_role("button", name="パスキーでログイン"))
     page.wait_for_url(f"{op}/account/")
     assert login_methods(app) == [None, "passkey"]
+
+
+def test_the_passkey_as_the_second_factor_of_a_password_login(app, device_page, pages, op, account, mail_server):
+    """2段階認証（パスキー）: turned on on the account page with a passkey
+    registered; the next password login asks for the factor, and
+    「パスキーで確認」 gives it; each page checked like every customer page."""
+    page = device_page
+    page.add_init_script(WATCH_REQUESTS)
+    virtual_authenticator(page)
+    page.goto(f"{op}/healthz")
+    autofill(page, "off")  # no passkey sign-in through the login page's autofill: a password login
+    page.goto(f"{op}/login")
+    sign_in(page)
+    page.wait_for_url(f"{op}/account/")
+    page.get_by_label("パスキーの名前").fill("このスマートフォン")
+    page.locator("#passkey_current_password").fill("itscom-demo1")
+    page.get_by_role("button", name="パスキーを登録する").click()
+    page.get_by_role("button", name="パスキーを作成する").click()
+    expect(page.get_by_role("status")).to_have_text("パスキー「このスマートフォン」を登録しました。")
+    pages.check(page)  # the account page offering 2段階認証（パスキー）
+
+    page.locator("#passkey_factor_current_password").fill("itscom-demo1")
+    page.get_by_role("button", name="2段階認証（パスキー）を設定する").click()
+    page.wait_for_url(f"{op}/account/factor/codes")
+    pages.check(page)  # the recovery codes, once
+    page.goto(f"{op}/account/")
+    expect(page.get_by_text("2段階認証（パスキー）は設定済みです。")).to_be_visible()
+    pages.check(page)  # the account page with the passkey factor on
+
+    log_out_here(page)
+    sign_in(page)
+    page.wait_for_url(f"{op}/login/factor*")
+    expect(page.get_by_role("button", name="パスキーで確認")).to_be_visible()
+    pages.check(page)  # the factor page offering the passkey
+    page.get_by_role("button", name="パスキーで確認").click()
+    page.wait_for_url(f"{op}/account/")
+    expect(page.get_by_text("逸 太郎").first).to_be_visible()
+    assert mediations(page) == ["modal"]  # the factor page's button; no passkey sign-in
+    with app.app_context():
+        verified = db.session.scalars(db.select(AuditEvent).filter_by(event="second_factor.verified")).all()
+        assert [e.details["kind"] for e in verified] == ["passkey"]
+    pages.assert_clean({"idp:login/factor.html", "idp:account_settings/index.html",
+                        "idp:account_settings/factor_codes.html"})
