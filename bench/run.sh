@@ -11,7 +11,7 @@
 #  1. drops and recreates the PostgreSQL database idp_bench (never "test"),
 #     runs `flask --app idp db upgrade` and `flask --app idp demo`;
 #  2. starts the OP on 127.0.0.1:8000 with 2 workers (IDP_ENV unset, Redis db 1);
-#     with the README's production allocator settings (MALLOC_ARENA_MAX, MALLOC_MMAP_THRESHOLD_);
+#     with the README's production allocator setting (MALLOC_ARENA_MAX=2);
 #  3. obtains a pool of refresh tokens and one access token through the real
 #     authorize -> login -> code -> token flow (bench/flows.py tokens);
 #  4. runs wrk -t2 -c32 -d10s with the Lua scripts in bench/lua/ for each
@@ -52,7 +52,6 @@ export IDP_ISSUER="$URL"
 export IDP_SECRET_KEY="bench-only-secret-key-not-for-production-0123456789"
 export IDP_REDIS_URL="redis://127.0.0.1:6379/1"
 export MALLOC_ARENA_MAX=2  # as in production (README)
-export MALLOC_MMAP_THRESHOLD_=1048576  # as in production: argon2's 19 MiB block is unmapped after each hash
 unset IDP_ENV IDP_MAIL_URL IDP_TRUSTED_PROXIES || true
 export BENCH_LUA_DIR="$BENCH/lua" BENCH_THREADS=$THREADS BENCH_BASE="$URL" BENCH_CLIENT_ID=mypage-demo
 
@@ -211,8 +210,14 @@ suite() {  # every scenario against $BENCH_BASE, as $WHO
     run_wrk refresh_token /token refresh.lua
     echo "== $WHO: full password login (authorize -> login POST -> code -> token -> userinfo), $LOGIN_CONCURRENCY at once"
     profile_start login_flow
+    local ticks
+    ticks=$(worker_ticks)
     node "$BENCH/logins.mjs" "$LOGIN_CONCURRENCY" "${DURATION%s}" >"$WORK/logins-$WHO.json" 2>"$WORK/logins-$WHO.err" || true
+    ticks=$(($(worker_ticks) - ticks))
     profile_end login_flow
+    # Worker CPU per flow (six requests: authorize, login page, login, authorize again, token, UserInfo).
+    CPU["$WHO login_flow"]=$("$PY" -c "import json,sys; d=json.loads(sys.argv[1]); print(round(int(sys.argv[2]) * 1e6 / int(sys.argv[3]) / d['flows']) if d['flows'] else '-')" \
+        "$(tail -1 "$WORK/logins-$WHO.json")" "$ticks" "$(getconf CLK_TCK)")
     local line
     line=$("$PY" -c "import json,sys; d=json.loads(sys.argv[1]); print(d['rate'], f\"{d['p50_ms']}ms\", f\"{d['p99_ms']}ms\", d['errors'])" "$(tail -1 "$WORK/logins-$WHO.json")")
     RESULT["$WHO login_flow"]="$line"
@@ -260,7 +265,7 @@ SCENARIOS=(discovery jwks client_credentials userinfo introspection refresh_toke
         fi
     done
     echo
-    echo "CPU µs/req: the server's worker processes' CPU time (user + system) during the run, per request (wrk scenarios; not PostgreSQL's, Redis's or wrk's)."
+    echo "CPU µs/req: the server's worker processes' CPU time (user + system) during the run, per request (login_flow: per flow); not PostgreSQL's, Redis's or the load generator's."
     echo
     echo "Peak RSS per worker (MiB): ours ${RESULT["ours rss"]}${RESULT["peer rss"]:+; peer ${RESULT["peer rss"]}}"
     echo

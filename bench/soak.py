@@ -57,7 +57,7 @@ def main() -> int:
            "IDP_SECRET_KEY": "soak-secret-key-0123456789abcdefghijklmnop", "IDP_MAIL_URL": smtp.url,
            # Production setting (README): argon2 needs 19 MiB per hash, and every
            # malloc arena of a worker thread would keep one such block.
-           "MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": "1048576"}
+           "MALLOC_ARENA_MAX": "2"}
     env.pop("IDP_ENV", None)
     flask = [sys.executable, "-m", "flask", "--app", "idp"]
     subprocess.run(["redis-cli", "-n", "2", "flushdb"], check=True, capture_output=True)
