@@ -117,15 +117,30 @@ def _link_expired():
 
 
 def _reauthenticated(login_session, form) -> bool:
+    """The current password, asked before a change (throttled like a login)."""
+    return _passed(form.current_password, gettext("現在のパスワードが正しくありません。"),
+                   lambda: service.reauthenticate(login_session, form.current_password.data, request.remote_addr,
+                                                  request.cookies.get(devices.COOKIE)))
+
+
+def _factor_given(account, form) -> bool:
+    """The second factor's code (or a recovery code), asked before changing the factor."""
+    return _passed(form.code, gettext("確認コードが正しくありません。"),
+                   lambda: second_factor.verify(account, form.code.data, request.remote_addr,
+                                                request.cookies.get(devices.COOKIE)))
+
+
+def _passed(field, wrong: str, check) -> bool:
+    """Whether ``check`` passes; if not, ``field`` says why (``wrong``, or how
+    long to wait when throttled), and the refusal's audit row is committed."""
     try:
-        if service.reauthenticate(login_session, form.current_password.data, request.remote_addr,
-                                  request.cookies.get(devices.COOKIE)):
+        if check():
             return True
-        message = gettext("現在のパスワードが正しくありません。")
+        message = wrong
     except Throttled as refused:
         message = gettext("しばらくしてから再度お試しください（%(wait)s）。", wait=retry_after_text(refused.retry_after))
     db.session.commit()  # the refusal is audited
-    form.current_password.errors.append(message)
+    field.errors.append(message)
     return False
 
 
@@ -264,18 +279,6 @@ def factor_off_passkey(login_session):
                                             wait=retry_after_text(refused.retry_after))]
         db.session.commit()  # the refusal is audited
     return index.__wrapped__(login_session, off_form=off_form), 400
-
-
-def _factor_given(account, form) -> bool:
-    try:
-        if second_factor.verify(account, form.code.data, request.remote_addr, request.cookies.get(devices.COOKIE)):
-            return True
-        message = gettext("確認コードが正しくありません。")
-    except Throttled as refused:
-        message = gettext("しばらくしてから再度お試しください（%(wait)s）。", wait=retry_after_text(refused.retry_after))
-    db.session.commit()  # the refusal is audited
-    form.code.errors.append(message)
-    return False
 
 
 @bp.route("/passkeys/new", methods=["POST"])
