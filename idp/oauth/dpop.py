@@ -69,7 +69,7 @@ log = logging.getLogger(__name__)
 # 3, 4.2: asymmetric algorithms only ("none" and MACs are refused), each one
 # tested in tests/oauth/test_dpop.py; published as
 # dpop_signing_alg_values_supported (5.1).
-ALGS = ("ES256", "ES384", "RS256", "PS256", "EdDSA")
+ALGS = ("ES256", "ES384", "RS256", "PS256", "Ed25519")  # Ed25519: RFC 9864, which deprecates "EdDSA"
 TYP = "dpop+jwt"  # 4.2
 HEADER = "DPoP"
 # 4.2: a proof is a JWS in compact serialisation. The length bounds what

@@ -78,6 +78,7 @@ import io
 import json
 import re
 import threading
+import weakref
 from collections import namedtuple
 import time
 from contextlib import contextmanager
@@ -428,6 +429,9 @@ class _Held:
         self.raw.rollback()  # the pre-ping's transaction, if any
         self.raw.autocommit = True
         self.cursor = self.raw.cursor(row_factory=_named_rows)
+        # An app dropped without disposing of its engine (a test's second
+        # app, say) must not leave the connection open when this goes.
+        self._finalizer = weakref.finalize(self, _invalidate, self.pooled)
 
     def execute(self, statement, params: dict) -> _Rows:
         self.cursor.execute(_sql(statement, self.dialect), _adapted(params), prepare=True)
@@ -435,11 +439,21 @@ class _Held:
         return _Rows(self.cursor.fetchall() if result is not None and result.nfields else ())
 
     def discard(self) -> None:
+        self._finalizer.detach()
         self.pooled.invalidate()
 
     def release(self) -> None:
+        self._finalizer.detach()
         self.raw.autocommit = False
         self.pooled.close()
+
+
+def _invalidate(pooled) -> None:
+    """Close a held connection whose holder is gone (``_Held``'s finalizer)."""
+    try:
+        pooled.invalidate()
+    except Exception:  # the pool or the connection is gone already
+        pass
 
 
 def _named_rows(cursor):

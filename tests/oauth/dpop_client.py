@@ -30,7 +30,7 @@ class DPoPKey:
             "ES384": lambda: ECKey.generate_key("P-384"),
             "RS256": lambda: RSAKey.generate_key(2048),
             "PS256": lambda: RSAKey.generate_key(2048),
-            "EdDSA": lambda: OKPKey.generate_key("Ed25519"),
+            "Ed25519": lambda: OKPKey.generate_key("Ed25519"),
         }[alg]()
         self.public = self.key.as_dict(private=False)
         self.jkt = self.key.thumbprint()

@@ -126,6 +126,8 @@ def test_the_sub_survives_restarts_and_key_rotation_but_follows_the_secret(app, 
     for node, same in ((restarted, True), (other_secret, False)):
         with node.app_context():
             seen = subject_for(Registered.lookup(rp.client_id), subject)
+            db.session.remove()
+            db.engine.dispose()  # its connections, before the app goes
         assert (seen == before) is same
 
 
@@ -156,9 +158,12 @@ def test_sector_identifier_uri_goes_through_the_outbound_guard(client, jwks_serv
     guarded = create_app({"DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"], "SECRET_KEY": app.secret_key,
                           "PAIRWISE_SECRET": SECRET, "ISSUER": app.config["ISSUER"]})
     jwks_server.jwks = ["https://a.example.test/cb"]
-    with guarded.app_context(), pytest.raises(ClientError, match="public address"):
-        create_client("Loopback", ["https://a.example.test/cb"], subject_type="pairwise",
-                      sector_identifier_uri=jwks_server.url)
+    with guarded.app_context():
+        with pytest.raises(ClientError, match="public address"):
+            create_client("Loopback", ["https://a.example.test/cb"], subject_type="pairwise",
+                          sector_identifier_uri=jwks_server.url)
+        db.session.remove()
+        db.engine.dispose()  # its connections, before the app goes
     assert jwks_server.fetches == 0
 
 
