@@ -17,7 +17,7 @@ def factor(app, account):
 
 def _sessions(app) -> list[LoginSession]:
     with app.app_context():
-        return db.session.scalars(db.select(LoginSession)).all()
+        return db.session.scalars(db.select(LoginSession).order_by(LoginSession.id)).all()
 
 
 def test_without_a_factor_the_password_signs_in(client, account, app):

@@ -69,7 +69,7 @@ def confirm(client, authenticator: SoftAuthenticator, path: str = "/login/factor
 
 def sessions(app) -> list[str]:
     with app.app_context():
-        return [s.amr for s in db.session.scalars(db.select(LoginSession))]
+        return [s.amr for s in db.session.scalars(db.select(LoginSession).order_by(LoginSession.id))]
 
 
 def factor_events(app) -> list[tuple[str, dict]]:
