@@ -42,9 +42,11 @@ revokes it.
 from __future__ import annotations
 
 import functools
+from operator import attrgetter
 
 from flask import current_app
 from sqlalchemy import bindparam, literal_column, or_, select, update
+from sqlalchemy.orm.attributes import manager_of_class
 
 from . import audit
 from .claims import allowed_claims_request
@@ -413,8 +415,20 @@ def _labelled(prefix: str, columns):
 
 
 def _transient(model, prefix: str, columns, row, **related):
-    """A ``model`` object outside the session, from the ``_labelled`` columns of ``row``."""
-    return model(**{column.key: getattr(row, f"{prefix}_{column.key}") for column in columns}, **related)
+    """A ``model`` object outside the session, from the ``_labelled`` columns of
+    ``row``. Made as SQLAlchemy's loading makes one, its values put straight in
+    the instance's dict: through ``__init__`` each attribute fires its set
+    events, ~20 µs for a Token, on every request below Flask."""
+    keys, read = _reader(prefix, tuple(column.key for column in columns))
+    instance = manager_of_class(model).new_instance()
+    instance.__dict__.update(zip(keys, read(row)), **related)
+    return instance
+
+
+@functools.cache
+def _reader(prefix: str, keys: tuple[str, ...]):
+    read = attrgetter(*(f"{prefix}_{key}" for key in keys))
+    return keys, (read if len(keys) > 1 else lambda row: (read(row),))  # one name: attrgetter gives no tuple
 
 
 _ACCOUNT_COLUMNS = (Account.subject, Account.login_id, Account.login_id_verified, Account.locale, Account.status)

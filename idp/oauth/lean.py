@@ -342,8 +342,9 @@ class LeanEndpoints:
         if body is None:
             return self.wsgi_app(environ, start_response)
         start_response("200 OK", [*self._ready.headers[endpoint.path], ("Content-Length", str(len(body)))])
-        LATENCY.labels(endpoint.name).observe(time.perf_counter() - started)
-        REQUESTS.labels(endpoint.name, environ["REQUEST_METHOD"], "200").inc()
+        latency, requests = _metrics(endpoint.name, environ["REQUEST_METHOD"])
+        latency.observe(time.perf_counter() - started)
+        requests.inc()
         return [body]
 
     def _prepare(self) -> _Ready:
@@ -354,6 +355,13 @@ class LeanEndpoints:
         headers = {path: [*json_headers, *([("Vary", "Origin")] if endpoint.vary else [])]
                    for path, endpoint in self.endpoints.items()}
         return _Ready(app, database, app.extensions["idp.clock"], app.extensions["idp.clients"], headers)
+
+
+@functools.lru_cache(maxsize=16)
+def _metrics(name: str, method: str):
+    """The latency and request-count series of an endpoint's answered
+    requests (``ops``), looked up once: ``labels`` locks and hashes each time."""
+    return LATENCY.labels(name), REQUESTS.labels(name, method, "200")
 
 
 # --- the database ---------------------------------------------------------------
