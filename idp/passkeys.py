@@ -20,6 +20,11 @@ way); its failures are audited and throttled per client address, and every
 failure answers alike, so that neither an unknown credential nor a wrong
 signature tells anything. A signature counter that does not go up (a cloned
 authenticator) is refused and audited as such.
+
+py_webauthn (with pyasn1, cbor2 and pyOpenSSL, 5.3 MiB) is imported by the
+functions below that use it, at the first ceremony: a process that never
+sees one — the CLI and its mail senders, a worker of an issuer where
+passkeys are not available — never loads it.
 """
 
 from __future__ import annotations
@@ -30,28 +35,6 @@ from urllib.parse import urlsplit
 
 from flask import current_app, session
 from flask_babel import gettext
-from webauthn import (
-    base64url_to_bytes,
-    generate_authentication_options,
-    generate_registration_options,
-    options_to_json,
-    verify_authentication_response,
-    verify_registration_response,
-)
-from webauthn.helpers import (
-    bytes_to_base64url,
-    parse_authentication_credential_json,
-    parse_client_data_json,
-    parse_registration_credential_json,
-)
-from webauthn.helpers.exceptions import WebAuthnException
-from webauthn.helpers.structs import (
-    AuthenticatorSelectionCriteria,
-    CredentialDeviceType,
-    PublicKeyCredentialDescriptor,
-    ResidentKeyRequirement,
-    UserVerificationRequirement,
-)
 
 from . import audit, second_factor
 from .accounts import LoginResult, normalise_login_id
@@ -118,6 +101,8 @@ def origin() -> str:
 
 
 def _issue(purpose: str, **bound) -> bytes:
+    from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
+
     challenge = base64url_to_bytes(new_secret(32))
     entry = {"c": bytes_to_base64url(challenge), "for": purpose, "at": now(), **bound}
     session[SESSION_KEY] = (_open() + [entry])[-MAX_OPEN:]
@@ -136,6 +121,9 @@ def _take(purpose: str, client_data_json: bytes) -> dict | None:
     """The open ceremony this response answers, gone from this browser; None
     when it holds none for that challenge (never issued, expired, or taken).
     ``_spend`` makes it gone for good."""
+    from webauthn.helpers import bytes_to_base64url, parse_client_data_json
+    from webauthn.helpers.exceptions import WebAuthnException
+
     try:
         challenge = bytes_to_base64url(parse_client_data_json(client_data_json).challenge)
     except (WebAuthnException, ValueError, KeyError, TypeError):
@@ -163,6 +151,8 @@ def _spend(entry: dict) -> bool:
 
 
 def _challenge_of(entry: dict) -> bytes:
+    from webauthn.helpers import base64url_to_bytes
+
     return base64url_to_bytes(entry["c"])
 
 
@@ -176,6 +166,14 @@ def passkeys_of(account: Account) -> list[Passkey]:
 def registration_options(login_session: LoginSession, name: str) -> str:
     """The options (JSON) for navigator.credentials.create(), for a passkey
     named ``name``; asked after the current password (the view)."""
+    from webauthn import generate_registration_options, options_to_json
+    from webauthn.helpers.structs import (
+        AuthenticatorSelectionCriteria,
+        PublicKeyCredentialDescriptor,
+        ResidentKeyRequirement,
+        UserVerificationRequirement,
+    )
+
     account = login_session.account
     challenge = _issue("enrol", sid=login_session.sid, name=name[:NAME_LENGTH])
     options = generate_registration_options(
@@ -200,6 +198,11 @@ def enrol(login_session: LoginSession, response: str) -> Passkey | None:
     """Store the passkey navigator.credentials.create() made, and tell the
     customer by mail; None (audited) when the response is not a valid answer
     to this browser's open enrolment for this session. The caller commits."""
+    from webauthn import verify_registration_response
+    from webauthn.helpers import parse_registration_credential_json
+    from webauthn.helpers.exceptions import WebAuthnException
+    from webauthn.helpers.structs import CredentialDeviceType
+
     account = login_session.account
     try:
         if len(response) > MAX_RESPONSE:
@@ -259,6 +262,9 @@ def _notify(account: Account, kind: str, subject: str, passkey: Passkey) -> None
 def authentication_options() -> str:
     """The options (JSON) for navigator.credentials.get(): no credentials
     listed (discoverable ones name their account), user verification required."""
+    from webauthn import generate_authentication_options, options_to_json
+    from webauthn.helpers.structs import UserVerificationRequirement
+
     options = generate_authentication_options(
         rp_id=rp_id(), challenge=_issue("login"),
         timeout=current_app.config["PASSKEY_CEREMONY_LIFETIME"] * 1000,
@@ -306,6 +312,10 @@ def _verify_assertion(response: str, purpose: str = "login") -> tuple[Passkey, d
     """The passkey that signed this answer to a challenge this browser holds
     (for ``purpose``), that challenge's ceremony, and the new signature
     counter; Refusal says why not. Writes nothing."""
+    from webauthn import verify_authentication_response
+    from webauthn.helpers import parse_authentication_credential_json
+    from webauthn.helpers.exceptions import WebAuthnException
+
     try:
         if len(response) > MAX_RESPONSE:
             raise Refusal("malformed")
@@ -355,6 +365,9 @@ def factor_options(account: Account) -> str:
     """The options (JSON) for navigator.credentials.get() on the factor page
     of ``account`` (whose password was right): its passkeys listed, user
     verification required, the challenge bound to that account."""
+    from webauthn import generate_authentication_options, options_to_json
+    from webauthn.helpers.structs import PublicKeyCredentialDescriptor, UserVerificationRequirement
+
     options = generate_authentication_options(
         rp_id=rp_id(), challenge=_issue("factor", account=account.id),
         timeout=current_app.config["PASSKEY_CEREMONY_LIFETIME"] * 1000,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 
 import pyotp
-import segno
 from cryptography.fernet import InvalidToken
 
 from . import sealed
@@ -30,7 +29,11 @@ def provisioning_uri(secret: str, name: str, issuer: str) -> str:
 
 def qr_svg(uri: str, title: str) -> str:
     """The QR code of ``uri`` as inline SVG (an authenticator's otpauth://
-    URI; the login page's also draws My Page's address with it)."""
+    URI; the login page's also draws My Page's address with it). segno is
+    imported here: the CLI's processes never draw one, and a worker draws
+    the login page's once per language (the app caches it)."""
+    import segno
+
     buffer = io.BytesIO()
     segno.make(uri, error="m").save(buffer, kind="svg", scale=4, xmldecl=False, svgns=True, title=title)
     return buffer.getvalue().decode()

@@ -219,7 +219,8 @@ def test_a_step_up_with_the_passkey(rp, app, account, phone, clock):
 
 def mails(app) -> list[str]:
     with app.app_context():
-        return [read_body(m) for m in db.session.scalars(db.select(OutboxMail).filter_by(kind="second_factor"))]
+        return [read_body(m) for m in db.session.scalars(db.select(OutboxMail).filter_by(kind="second_factor")
+                                                              .order_by(OutboxMail.id))]
 
 
 def turn_on(client, password: str = "itscom-demo1"):
