@@ -28,7 +28,9 @@ How Authlib calls this module (through the grants in ``oauth/grants.py``):
    → ``store`` at once.
 4. UserInfo, revocation, introspection: ``by_digest`` and ``presented``;
    ``revoke_presented`` (RFC 7009). The plain requests below Flask
-   (``oauth.lean``): ``userinfo_row`` and ``introspected``.
+   (``oauth.lean``): ``userinfo_row`` and ``introspected``; at the token
+   endpoint ``code_row`` and ``refresh_row`` for (2a), then
+   ``claim_and_store_on`` for (2d).
 
 Transactions: on PostgreSQL the token, UserInfo and introspection endpoints
 run without one (``without_transaction``): every write there is a single
@@ -174,6 +176,19 @@ def userinfo_row(connection, presented: str):
         return None
     contract = _transient(Contract, "contract", _CONTRACT_COLUMNS, found)
     return found, _transient(Account, "account", _ACCOUNT_COLUMNS, found, contract=contract)
+
+
+def code_row(connection, presented: str, client_id: str) -> tuple[AuthorizationCode, Account] | None:
+    """For the token endpoint below Flask (``oauth.lean``): this client's
+    code, and its customer with the contract (what the ID token's claims
+    may read), as transient objects by one statement on ``connection``;
+    None for an unknown code. ``usable_code`` judges it on the Flask path."""
+    found = connection.execute(_select_code(), {"digest": digest(presented), "client_id": client_id}).first()
+    if found is None:
+        return None
+    contract = _transient(Contract, "contract", _CONTRACT_COLUMNS, found)
+    account = _transient(Account, "account", _CODE_ACCOUNT, found, contract=contract)
+    return _transient(AuthorizationCode, "code", _CODE_COLUMNS, found, account=account), account
 
 
 def refresh_row(connection, presented: str) -> tuple[Token, Account | None] | None:
@@ -463,6 +478,27 @@ def _select_introspected():
                *_labelled("account", _INTROSPECTED_ACCOUNT))
         .outerjoin(Account, Account.id == Token.account_id)
         .where(or_(Token.access_token_digest == digest_param, Token.refresh_token_digest == digest_param))
+    )
+
+
+# What the code grant reads of a code (grants.AuthorizationCodeGrant, OpenIDCode, new_row) and its customer.
+_CODE_COLUMNS = (AuthorizationCode.id, AuthorizationCode.client_id, AuthorizationCode.account_id,
+                 AuthorizationCode.redirect_uri, AuthorizationCode.scope, AuthorizationCode.nonce,
+                 AuthorizationCode.code_challenge, AuthorizationCode.code_challenge_method,
+                 AuthorizationCode.claims_request, AuthorizationCode.dpop_jkt, AuthorizationCode.auth_time,
+                 AuthorizationCode.sid, AuthorizationCode.amr, AuthorizationCode.expires_at, AuthorizationCode.used_at)
+_CODE_ACCOUNT = (Account.id, *_ACCOUNT_COLUMNS)
+
+
+@functools.cache
+def _select_code():
+    return (
+        select(*_labelled("code", _CODE_COLUMNS), *_labelled("account", _CODE_ACCOUNT),
+               *_labelled("contract", _CONTRACT_COLUMNS))
+        .join(Account, Account.id == AuthorizationCode.account_id)
+        .join(Contract, Contract.id == Account.contract_id)
+        .where(AuthorizationCode.code_digest == bindparam("digest"),
+               AuthorizationCode.client_id == bindparam("client_id"))
     )
 
 

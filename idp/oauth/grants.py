@@ -11,6 +11,9 @@ Added through Authlib's hooks, not by copying its protocol code:
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import NamedTuple
+
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError
 from authlib.oauth2.rfc7636 import CodeChallenge
@@ -21,7 +24,7 @@ from .. import tokens
 from ..claims import claims_for, parse_claims_request, subject_for
 from ..clients import AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS
 from ..keys import DEFAULT_ALG, signing_keyset
-from ..models import Client
+from ..models import Account, AuthorizationCode, Client
 from ..second_factor import acr_of
 from ..security.clock import now
 from . import dpop
@@ -180,6 +183,27 @@ class OpenIDCode(oidc_grants.OpenIDCode):
         # token travels in id_token_hint URLs and logs, so it stays free of
         # personal data unless asked.
         return {}
+
+
+# The one OpenIDCode extension of the code grant (server.config_oauth), which
+# also adds the ID token of a code exchange below Flask (``add_id_token``).
+OPENID_CODE = OpenIDCode()
+
+
+class _CodeExchange(NamedTuple):
+    """What OpenIDCode reads of a code exchange's request."""
+
+    client: Client
+    authorization_code: AuthorizationCode
+    user: Account
+
+
+def add_id_token(token: dict, client: Client, code: AuthorizationCode, account: Account) -> dict:
+    """The ID token of a code exchange answered below Flask (``oauth.lean``):
+    added to ``token`` by ``OPENID_CODE.process_token``, the hook that adds
+    it on the Flask path (for an openid scope only)."""
+    return OPENID_CODE.process_token(SimpleNamespace(request=_CodeExchange(client, code, account)),
+                                     (200, token, None))
 
 
 class RefreshTokenGrant(SpendsCredential, grants.RefreshTokenGrant):
