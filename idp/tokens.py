@@ -66,25 +66,25 @@ def store_code(code: str, client: Client, login_session: LoginSession, redirect_
     """A new code for the customer of ``login_session``; ``data`` holds the
     authorization request's parameters (nonce, PKCE, claims)."""
     issued = now()
-    db.session.add(
-        AuthorizationCode(
-            code_digest=digest(code),
-            client_id=client.client_id,
-            account_id=login_session.account_id,
-            redirect_uri=redirect_uri,
-            scope=scope,
-            nonce=data.get("nonce"),
-            code_challenge=data.get("code_challenge"),
-            code_challenge_method=data.get("code_challenge_method"),
-            claims_request=allowed_claims_request(data.get("claims"), client),
-            dpop_jkt=data.get("dpop_jkt"),  # RFC 9449 10, checked by oauth/dpop.py
-            auth_time=login_session.auth_time,
-            sid=login_session.sid,
-            amr=login_session.amr,
-            created_at=issued,
-            expires_at=issued + current_app.config["AUTHORIZATION_CODE_LIFETIME"],
-        )
-    )
+    # A Core INSERT: nothing reads the row back in this request, and the
+    # ORM's unit of work cost more CPU than the statement (~300 µs).
+    db.session.execute(_insert_code(), {
+        "code_digest": digest(code),
+        "client_id": client.client_id,
+        "account_id": login_session.account_id,
+        "redirect_uri": redirect_uri,
+        "scope": scope,
+        "nonce": data.get("nonce"),
+        "code_challenge": data.get("code_challenge"),
+        "code_challenge_method": data.get("code_challenge_method"),
+        "claims_request": allowed_claims_request(data.get("claims"), client),
+        "dpop_jkt": data.get("dpop_jkt"),  # RFC 9449 10, checked by oauth/dpop.py
+        "auth_time": login_session.auth_time,
+        "sid": login_session.sid,
+        "amr": login_session.amr,
+        "created_at": issued,
+        "expires_at": issued + current_app.config["AUTHORIZATION_CODE_LIFETIME"],
+    })
     db.session.commit()
 
 
@@ -521,6 +521,11 @@ def _select_refresh():
 @functools.cache
 def _insert_token():
     return Token.__table__.insert()
+
+
+@functools.cache
+def _insert_code():
+    return AuthorizationCode.__table__.insert()
 
 
 @functools.cache
