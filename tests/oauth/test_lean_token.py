@@ -138,6 +138,14 @@ def refresh(channel, rp, token, **extra):
                                                            **extra})
 
 
+def revoked_for_reuse(app, back_channel, rp, bought: dict, event: str) -> None:
+    """What a replay leaves: the tokens the credential bought are dead, and one audit row says why."""
+    assert introspect(back_channel, rp, bought["access_token"])["active"] is False
+    assert refresh(back_channel, rp, bought["refresh_token"]).status_code == 400
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count()).select_from(AuditEvent).filter_by(event=event)) == 1
+
+
 def test_refresh_as_flask_rotates_it(rp, back_channel, flask_path, flask_requests):
     first, second = rp.tokens()["refresh_token"], rp.tokens()["refresh_token"]
     del flask_requests[:]
@@ -170,11 +178,7 @@ def test_replaying_a_rotated_token_revokes_the_family(app, rp, back_channel, fla
     replay = refresh(back_channel, rp, old)
     assert flask_requests == ["/token"]  # Flask answers replay, and revokes
     assert replay.status_code == 400 and replay.get_json()["error"] == "invalid_grant"
-    assert introspect(back_channel, rp, new["access_token"])["active"] is False
-    assert refresh(back_channel, rp, new["refresh_token"]).status_code == 400
-    with app.app_context():
-        assert db.session.scalar(db.select(db.func.count()).select_from(AuditEvent)
-                                 .filter_by(event="token.refresh_reuse")) == 1
+    revoked_for_reuse(app, back_channel, rp, new, "token.refresh_reuse")
 
 
 def test_losing_the_rotation_race_is_replay(app, rp, back_channel, flask_path, flask_requests, monkeypatch):
@@ -387,11 +391,7 @@ def test_a_replayed_code_revokes_what_it_bought(app, rp, back_channel, flask_req
     replay = back_channel.post("/token", headers=rp.auth(), data=form)
     assert flask_requests == ["/token"]  # Flask answers reuse, and revokes
     assert replay.status_code == 400 and replay.get_json()["error"] == "invalid_grant"
-    assert introspect(back_channel, rp, first["access_token"])["active"] is False
-    assert refresh(back_channel, rp, first["refresh_token"]).status_code == 400
-    with app.app_context():
-        assert db.session.scalar(db.select(db.func.count()).select_from(AuditEvent)
-                                 .filter_by(event="token.code_reuse")) == 1
+    revoked_for_reuse(app, back_channel, rp, first, "token.code_reuse")
 
 
 def test_losing_the_code_race_is_reuse(rp, back_channel, flask_path, flask_requests, monkeypatch):
