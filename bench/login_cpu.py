@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import base64
 import cProfile
+import gc
 import hashlib
 import os
 import pstats
@@ -80,6 +81,8 @@ def main() -> None:
     parser.add_argument("--profile", choices=(*STEPS, "all"))
     parser.add_argument("--sort", default="tottime")
     parser.add_argument("--top", type=int, default=45)
+    parser.add_argument("--no-gc", action="store_true",
+                        help="collect garbage between flows, untimed: no step pays for another's garbage")
     args = parser.parse_args()
     app = create_app()
     warm = {name: [] for name in STEPS}
@@ -87,8 +90,12 @@ def main() -> None:
         flow(app, warm, None, None)
     times = {name: [] for name in STEPS}
     profiler = cProfile.Profile(time.process_time) if args.profile else None  # CPU, not waiting
+    if args.no_gc:
+        gc.disable()
     for _ in range(args.flows):
         flow(app, times, profiler, args.profile)
+        if args.no_gc:
+            gc.collect()
     print(f"CPU per step, µs (mean / median of {args.flows} flows{', profiled' if profiler else ''}):")
     total = 0.0
     for name in STEPS:
