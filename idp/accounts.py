@@ -13,13 +13,15 @@ both ask ``authenticate``.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
 
 from flask_babel import gettext
+from sqlalchemy import bindparam
 
-from . import audit, sessions, tokens
+from . import audit, second_factor, sessions, tokens
 from .extensions import db
 from .mail import enqueue
 from .models import Account, Contract, LoginSession
@@ -37,6 +39,7 @@ from .security.throttle import Budget, Throttled, attempt, budget
 class LoginResult:
     account: Account | None = None  # None: wrong ID or password, or a locked account
     device_cookie: str | None = None  # after a success: the browser's new device cookie
+    needs_factor: bool = False  # after a password's success: a second factor is asked (second_factor.has_factor)
 
 
 def normalise_login_id(login_id: str) -> str:
@@ -44,10 +47,22 @@ def normalise_login_id(login_id: str) -> str:
 
 
 def find_account(login_id: str) -> Account | None:
+    return _find_with_factor(login_id)[0]
+
+
+def _find_with_factor(login_id: str) -> tuple[Account | None, bool]:
+    """The account of ``login_id``, and whether it has an authenticator
+    (``second_factor.totp_exists``), by one statement."""
     login_id = normalise_login_id(login_id)
     if not login_id.isprintable() or len(login_id) > 100:
-        return None  # no iTSCOM ID holds these
-    return db.session.scalar(db.select(Account).filter_by(login_id=login_id))
+        return None, False  # no iTSCOM ID holds these
+    found = db.session.execute(_select_with_factor(), {"login_id": login_id}).first()
+    return (found[0], found[1]) if found is not None else (None, False)
+
+
+@functools.cache
+def _select_with_factor():
+    return db.select(Account, second_factor.totp_exists()).where(Account.login_id == bindparam("login_id"))
 
 
 def authenticate(login_id: str, password: str, address: str | None, device_cookie: str | None = None) -> LoginResult:
@@ -62,7 +77,7 @@ def authenticate(login_id: str, password: str, address: str | None, device_cooki
         audit.record("login.throttled", "failure", retry_after=wait, device=device_key is not None)
         raise Throttled(wait)
 
-    account = find_account(login_id)
+    account, has_totp = _find_with_factor(login_id)
     valid = verify_password(account.password_hash if account else None, password)
     if valid and account.is_active:
         # A success clears the budget it was held to: its device cookie's, or
@@ -72,7 +87,8 @@ def authenticate(login_id: str, password: str, address: str | None, device_cooki
         if needs_rehash(account.password_hash):
             account.password_hash = hash_password(password)
         audit.record("login.success", account=account, device=device_key is not None)
-        return LoginResult(account=account, device_cookie=devices.remember(device_cookie, normalised))
+        return LoginResult(account=account, device_cookie=devices.remember(device_cookie, normalised),
+                           needs_factor=second_factor.has_factor(account, has_totp))
 
     audit.record("login.failure", "failure", account=account, reason="locked" if valid else "credentials",
                  device=device_key is not None)

@@ -99,10 +99,20 @@ def step_up(login_session: LoginSession, methods) -> None:
 # --- the factors of an account ----------------------------------------------------
 
 
-def has_factor(account: Account) -> bool:
+def has_factor(account: Account, has_totp: bool | None = None) -> bool:
     """Whether password sign-ins of this account need a second factor: an
-    authenticator app, or its passkeys (2段階認証（パスキー）), or both."""
-    return account.passkey_factor or totp_of(account) is not None
+    authenticator app, or its passkeys (2段階認証（パスキー）), or both.
+    ``has_totp``: whether it has an authenticator, when the caller read
+    that with the account (``totp_exists``); else it is looked up."""
+    if account.passkey_factor:
+        return True
+    return has_totp if has_totp is not None else totp_of(account) is not None
+
+
+def totp_exists():
+    """Whether the account of the statement has an authenticator, as an SQL
+    expression: a login reads it with the account, in the same statement."""
+    return db.select(TotpFactor.id).where(TotpFactor.account_id == Account.id).exists()
 
 
 def has_passkey(account: Account) -> bool:

@@ -20,7 +20,11 @@ Request-local state, in Flask's ``g`` (read only here):
 
 from __future__ import annotations
 
+import functools
+
 from flask import current_app, g, request, session
+from sqlalchemy import bindparam
+from sqlalchemy.orm import make_transient_to_detached
 
 from . import audit
 from .extensions import db
@@ -55,16 +59,23 @@ def start_login_session(account: Account, *, keep: tuple[str, ...] = (),
     session.update(carried)
     t = now()
     cookie_value = new_secret()
-    login_session = LoginSession(
-        cookie_digest=digest(cookie_value),
-        sid=new_secret(16),
-        account=account,
-        auth_time=t,
-        amr=" ".join(dict.fromkeys(methods)),
-        expires_at=t + current_app.config["SESSION_LIFETIME"],
-        ip_address=request.remote_addr,
-        user_agent=(request.user_agent.string or "")[:512],
-    )
+    row = {
+        "cookie_digest": digest(cookie_value),
+        "sid": new_secret(16),
+        "account_id": account.id,
+        "auth_time": t,
+        "amr": " ".join(dict.fromkeys(methods)),
+        "expires_at": t + current_app.config["SESSION_LIFETIME"],
+        "ended_at": None,
+        "ip_address": request.remote_addr,
+        "user_agent": (request.user_agent.string or "")[:512],
+    }
+    # Written by one Core INSERT (in the request's transaction), then handed
+    # to the ORM as the persistent object that row is: the unit of work
+    # would cost more CPU than the statement.
+    row_id = db.session.execute(_insert_session(), row).scalar_one()
+    login_session = LoginSession(id=row_id, **row)
+    make_transient_to_detached(login_session)
     db.session.add(login_session)
     g.idp_login_session = login_session
     g.idp_set_cookie = cookie_value
@@ -103,7 +114,7 @@ def write_cookie(response):
 def _lookup(cookie_value: str | None) -> LoginSession | None:
     if not cookie_value or len(cookie_value) > 128:
         return None
-    login_session = db.session.scalar(db.select(LoginSession).filter_by(cookie_digest=digest(cookie_value)))
+    login_session = db.session.scalar(_select_by_cookie(), {"digest": digest(cookie_value)})
     if login_session is None or not login_session.is_live(now()):
         return None
     return login_session
@@ -181,3 +192,15 @@ def _queue_notices(sessions: list[LoginSession]) -> None:
 def take_queued_notices() -> list[int]:
     """The ids of the notices this request queued, once."""
     return g.pop("idp_backchannel", None) or []
+
+
+@functools.cache
+def _insert_session():
+    return LoginSession.__table__.insert().returning(LoginSession.__table__.c.id)
+
+
+# Built once: building and cache-keying a statement per request costs more
+# CPU than a lookup's own work (as in idp.tokens).
+@functools.cache
+def _select_by_cookie():
+    return db.select(LoginSession).where(LoginSession.cookie_digest == bindparam("digest"))

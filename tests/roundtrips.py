@@ -4,7 +4,9 @@ A round trip is what the driver sends and waits for: the pool's pre-ping
 when a connection is checked out; every statement; the BEGIN that psycopg
 sends before the first statement of a transaction; and a COMMIT or ROLLBACK
 only when a transaction is open (psycopg sends nothing for either on an
-idle or autocommit connection). SQLAlchemy's own begin and
+idle or autocommit connection); and each statement the lean path runs on
+a connection it holds (``oauth.lean._Held``, which SQLAlchemy's events do
+not see). SQLAlchemy's own begin and
 commit events fire in autocommit mode too, so they are not counted as such.
 Used by tests/oauth/test_round_trips.py and bench/count_sql.py.
 """
@@ -12,6 +14,8 @@ Used by tests/oauth/test_round_trips.py and bench/count_sql.py.
 from __future__ import annotations
 
 from sqlalchemy import event
+
+from idp.oauth import lean
 
 
 def _in_transaction(dbapi_connection) -> bool:
@@ -58,6 +62,15 @@ class RoundTrips:
         event.listen(self.engine, "before_cursor_execute", self._statement)
         event.listen(self.engine, "commit", self._commit)
         event.listen(self.engine, "rollback", self._rollback)
+        self._held_execute = execute = lean._Held.execute
+
+        def counted(held, statement, params):
+            """A statement of the lean path on a held PostgreSQL connection
+            (oauth/lean.py): in autocommit, no pre-ping: one round trip each."""
+            self._sent("(held) " + " ".join(lean._sql(statement, held.dialect).text.decode().split())[:103])
+            return execute(held, statement, params)
+
+        lean._Held.execute = counted
         return self
 
     def _commit(self, conn):
@@ -71,3 +84,4 @@ class RoundTrips:
         event.remove(self.engine, "before_cursor_execute", self._statement)
         event.remove(self.engine, "commit", self._commit)
         event.remove(self.engine, "rollback", self._rollback)
+        lean._Held.execute = self._held_execute

@@ -44,7 +44,7 @@ def login(_form_class=LoginForm):
             lambda: authenticate(form.login_id.data, form.password.data, request.remote_addr,
                                  request.cookies.get(devices.COOKIE)),
             gettext("iTSCOM IDまたはパスワードが正しくありません。"), 200)
-        if result is not None and second_factor.has_factor(result.account):
+        if result is not None and result.needs_factor:
             return _ask_factor(result, key)
         if result is not None:
             return _signed_in(result.account, key, result.device_cookie)

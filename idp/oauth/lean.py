@@ -10,10 +10,13 @@ which answers it as before. So the errors and their WWW-Authenticate
 headers keep one source, and each endpoint's rules one home.
 
 Plain for all (``_plain_channel``): no query string, no Origin (CORS), no
-cookie, no Transfer-Encoding, no DPoP proof (``oauth.dpop``), over HTTPS
-(or to loopback, as Authlib allows), and every header ASCII without a NUL
+Transfer-Encoding, no DPoP proof (``oauth.dpop``), over HTTPS (or to
+loopback, as Authlib allows), and every header ASCII without a NUL
 (errors._refuse_nul_characters refuses a NUL; other bytes outside ASCII are
-left to Flask too: WSGI gives them as latin-1).
+left to Flask too: WSGI gives them as latin-1). Cookies are no reason to go
+to Flask: none of these answers reads one, and Flask's are the same with
+the OP's cookies or without (a browser sends them along when it calls
+these endpoints itself, as bench/logins.mjs does).
 
 UserInfo (``UserInfo``): a GET, or a POST without a body, with
 ``Authorization: Bearer <token>`` (RFC 6750 2.1's b64token syntax), for a
@@ -45,14 +48,21 @@ before.
   (Authlib's invalid_grant).
 - Token (``TokenEndpoint``, RFC 6749): ``grant_type=client_credentials`` (4.4) or
   ``grant_type=refresh_token`` with ``refresh_token`` (6), and optionally
-  ``scope`` of values the OP supports, for a client registered for that
-  grant. The token is Authlib's (``server.generate_token``: the RFC 9068
+  ``scope`` of values the OP supports, or ``grant_type=authorization_code``
+  with ``code``, ``redirect_uri`` and ``code_verifier`` (4.1.3, RFC 7636
+  4.5), for a client registered for that grant. The token is Authlib's (``server.generate_token``: the RFC 9068
   JWT signed through joserfc), its row ``tokens.new_row``'s. A refresh
   token is rotated by ``tokens.claim_and_store`` as on the Flask path; one
   that is not usable (unknown, expired, rotated: replay), a scope wider
   than granted, a customer no longer active, or a claim lost to another
   request goes to Flask, which answers (and revokes the family on replay)
-  as before.
+  as before. A code is exchanged as the Flask path does it (the code
+  grant's rules, PKCE S256 by Authlib's comparison, the ID token by the
+  same OpenIDCode hook, ``grants.add_id_token``) and claimed and its token
+  stored by ``tokens.claim_and_store_on``; a code unknown, spent (reuse:
+  Flask revokes what it bought), expired or lost to a concurrent exchange,
+  a redirect_uri or verifier that does not match, a DPoP-bound code, a
+  challenge not S256 or a customer no longer active goes to Flask.
 
 Any failure here (a database outage: Flask's error handlers answer 503)
 hands the request to Flask too; nothing is half-written, since every write
@@ -91,6 +101,7 @@ from psycopg import generators, pq
 from psycopg.adapt import PyFormat, Transformer
 from authlib.common.security import is_secure_transport
 from authlib.consts import default_json_headers
+from authlib.oauth2.rfc7636.challenge import CODE_VERIFIER_PATTERN, compare_s256_code_challenge
 from psycopg.types.json import Json
 from flask import json as flask_json
 from sqlalchemy import event
@@ -98,9 +109,10 @@ from sqlalchemy import event
 from .. import tokens
 from ..claims import SUPPORTED_SCOPES, claims_for
 from ..extensions import db
-from ..models import Token
+from ..models import AuthorizationCode, Token
 from ..ops import LATENCY, REQUESTS
 from ..security.headers import security_headers
+from .grants import add_id_token
 from .server import IntrospectionEndpoint, oauth_server
 
 # RFC 6750 2.1: credentials = "Bearer" 1*SP b64token; one space, as every client sends.
@@ -257,18 +269,26 @@ class Revocation(_ClientAuthenticated):
         return ready.app.json.dumps({}).encode()
 
 
+# Per grant type: the fields a plain token request has, and those it may have.
+_GRANT_FIELDS = {
+    "client_credentials": (frozenset({"grant_type"}), frozenset({"scope"})),
+    "refresh_token": (frozenset({"grant_type", "refresh_token"}), frozenset({"scope"})),
+    "authorization_code": (frozenset({"grant_type", "code", "redirect_uri", "code_verifier"}), frozenset()),
+}
+
+
 class TokenEndpoint(_ClientAuthenticated):
     path = "/token"
     name = "oauth.token"
     vary = True
-    fields = frozenset({"grant_type", "scope", "refresh_token"})
+    fields = frozenset({"grant_type", "scope", "refresh_token", "code", "redirect_uri", "code_verifier"})
     endpoint = "token"
 
     def usual(self, fields: dict[str, str]) -> bool:
-        grant_type = fields.get("grant_type")
-        if grant_type not in ("client_credentials", "refresh_token"):
+        if fields.get("grant_type") not in _GRANT_FIELDS:
             return False
-        if ("refresh_token" in fields) != (grant_type == "refresh_token"):
+        required, optional = _GRANT_FIELDS[fields["grant_type"]]
+        if not required <= fields.keys() <= required | optional:
             return False
         # Scope values the OP supports, each once (RFC 6749 3.3); anything else is Flask's to judge.
         scope = fields.get("scope", "").split(" ") if "scope" in fields else []
@@ -285,7 +305,38 @@ class TokenEndpoint(_ClientAuthenticated):
         with ready.app.app_context(), ready.database.connection() as connection:
             if grant_type == "client_credentials":
                 return self._client_credentials(connection, client, fields.get("scope"))
+            if grant_type == "authorization_code":
+                return self._code(connection, client, fields)
             return self._refresh(connection, client, fields["refresh_token"], fields.get("scope"))
+
+    @staticmethod
+    def _code(connection, client, fields: dict[str, str]) -> bytes | None:
+        """RFC 6749 4.1.3–4.1.4 with PKCE (RFC 7636 4.6), as Authlib's
+        AuthorizationCodeGrant with ``grants``' extensions: the code claimed
+        and the token stored in one statement, the ID token added by the
+        Flask path's own hook (``grants.add_id_token``)."""
+        found = tokens.code_row(connection, fields["code"], client.client_id)
+        if found is None:
+            return None  # unknown, or another client's: Flask answers invalid_grant
+        code, account = found
+        if code.used_at is not None or tokens.now() >= code.expires_at or not account.is_active:
+            return None  # reuse (Flask revokes what the code bought), expired, or a customer no longer active
+        if code.dpop_jkt is not None:
+            return None  # RFC 9449 10: the token request must prove that key, and proofs are Flask's
+        if code.redirect_uri is None or code.redirect_uri != fields["redirect_uri"]:
+            return None  # invalid_grant, or a code whose authorization request implied its redirect URI
+        verifier = fields["code_verifier"]
+        if (code.code_challenge_method != "S256" or not code.code_challenge
+                or not CODE_VERIFIER_PATTERN.match(verifier)
+                or not compare_s256_code_challenge(verifier, code.code_challenge)):
+            return None  # Flask answers: a failed check leaves the code usable there too
+        token = oauth_server().generate_token("authorization_code", client, account, code.scope,
+                                              include_refresh_token=client.check_grant_type("refresh_token"))
+        row = tokens.new_row(token, "authorization_code", client.client_id, account, code)
+        token = add_id_token(token, client, code, account)
+        if not tokens.claim_and_store_on(connection, AuthorizationCode, code.id, "used_at", row["issued_at"], row):
+            return None  # another exchange spent it first: reuse, which Flask answers (and revokes)
+        return flask_json.dumps(token).encode()
 
     @staticmethod
     def _client_credentials(connection, client, scope: str | None) -> bytes:
@@ -551,8 +602,7 @@ def _adapted(value):
 
 def _plain_channel(environ) -> bool:
     """What every plain request shares (the module's docstring says why)."""
-    if (environ.get("QUERY_STRING") or "HTTP_ORIGIN" in environ or "HTTP_COOKIE" in environ
-            or "HTTP_TRANSFER_ENCODING" in environ):
+    if environ.get("QUERY_STRING") or "HTTP_ORIGIN" in environ or "HTTP_TRANSFER_ENCODING" in environ:
         return False
     if "HTTP_DPOP" in environ:
         return False  # DPoP (RFC 9449): a request carrying a proof is Flask's (oauth/dpop.py)

@@ -259,7 +259,7 @@ def config_oauth(app) -> None:
     binding = dpop.TokenBinding()
     server.register_grant(
         grants.AuthorizationCodeGrant,
-        [grants.AuthorizationRequestChecks(), grants.S256CodeChallenge(required=True), grants.OpenIDCode(),
+        [grants.AuthorizationRequestChecks(), grants.S256CodeChallenge(required=True), grants.OPENID_CODE,
          dpop.AuthorizationRequestKey(), binding],
     )
     server.register_grant(grants.RefreshTokenGrant, [binding])

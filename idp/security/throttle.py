@@ -51,6 +51,9 @@ class Counters(Protocol):
 
     def clear(self, keys: Sequence[str]) -> None: ...
 
+    def settle(self, counted: Sequence[tuple[str, int]], clear: Sequence[str]) -> None:
+        """``undo(counted)`` and ``clear(clear)``, as one call where the store allows."""
+
 
 class DatabaseCounters:
     """Counters in the ``throttle_counters`` table.
@@ -106,6 +109,12 @@ class DatabaseCounters:
         with _autocommit() as connection:
             connection.execute(delete(table).where(table.c.key.in_([_stored(key) for key in keys])))
 
+    def settle(self, counted: Sequence[tuple[str, int]], clear: Sequence[str]) -> None:
+        if counted:
+            self.undo(counted)
+        if clear:
+            self.clear(clear)
+
     @staticmethod
     def prune(now: int) -> int:
         """Remove expired counters; returns how many."""
@@ -146,6 +155,15 @@ for i, key in ipairs(KEYS) do
   if count then redis.call('HSET', key, 'count', math.max(count - 1, 0), 'last', ARGV[i]) end
 end
 """
+# _UNDO for the first ARGV[1] keys (their lasts after it), then DEL for the rest: a success in one call.
+_SETTLE = """
+local undone = tonumber(ARGV[1])
+for i = 1, undone do
+  local count = tonumber(redis.call('HGET', KEYS[i], 'count'))
+  if count then redis.call('HSET', KEYS[i], 'count', math.max(count - 1, 0), 'last', ARGV[i + 1]) end
+end
+for i = undone + 1, #KEYS do redis.call('DEL', KEYS[i]) end
+"""
 
 
 class RedisCounters:
@@ -161,6 +179,7 @@ class RedisCounters:
     def __init__(self, client: redis.Redis, fallback: Counters, reset_timeout: int) -> None:
         self._redis, self._fallback = client, fallback
         self._add, self._undo = client.register_script(_ADD), client.register_script(_UNDO)
+        self._settle = client.register_script(_SETTLE)
         self._breaker = pybreaker.CircuitBreaker(fail_max=1, reset_timeout=reset_timeout, listeners=[_LogState()],
                                                  name="redis throttle counters")
 
@@ -184,6 +203,14 @@ class RedisCounters:
             self._breaker.call(self._redis.delete, *(f"throttle:{key}" for key in keys))
         except (redis.RedisError, pybreaker.CircuitBreakerError):
             self._fallback.clear(keys)
+
+
+    def settle(self, counted: Sequence[tuple[str, int]], clear: Sequence[str]) -> None:
+        keys = [f"throttle:{key}" for key, _ in counted] + [f"throttle:{key}" for key in clear]
+        try:
+            self._breaker.call(self._settle, keys=keys, args=[len(counted), *(last for _, last in counted)])
+        except (redis.RedisError, pybreaker.CircuitBreakerError):
+            self._fallback.settle(counted, clear)
 
 
 class _LogState(pybreaker.CircuitBreakerListener):
@@ -269,10 +296,9 @@ class Attempt:
         return 0
 
     def succeeded(self, clear: Sequence[str] = ()) -> None:
-        self._counted = [(key, last) for key, last in self._counted if key not in clear]
-        self._take_back()
-        if clear:
-            self.counters.clear(list(clear))
+        counted, self._counted = [(key, last) for key, last in self._counted if key not in clear], []
+        if counted or clear:
+            self.counters.settle(counted, list(clear))  # one call to Redis
 
     def _take_back(self) -> None:
         counted, self._counted = self._counted, []

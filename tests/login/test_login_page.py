@@ -9,6 +9,7 @@ from idp.extensions import db
 from idp.models import Account, AuditEvent
 
 from ..helpers import login
+from ..roundtrips import RoundTrips
 
 MANUAL_WORDS = [
     "ログイン",
@@ -59,6 +60,17 @@ def test_successful_login_redirects_303_and_sets_a_fresh_session_cookie(client, 
     again = login(client, "taro.itsu@example.jp", "itscom-demo1")
     second_value = next(c for c in again.headers.getlist("Set-Cookie") if c.startswith("idp_session=")).split(";")[0]
     assert first_value != second_value, "the session identifier changes at every login"
+
+
+def test_a_login_reads_the_account_and_whether_it_has_a_factor_at_once(app, client, account):
+    """One SELECT per password login: the account, with whether an
+    authenticator must be asked for (the second factor's lookup rides along)."""
+    with app.app_context():
+        engine = db.engine
+    with RoundTrips(engine) as trips:
+        assert login(client).status_code == 303
+    assert [line for line in trips.log if line.startswith("SELECT") and "pre-ping" not in line] == [
+        next(line for line in trips.log if line.startswith("SELECT accounts.id"))], trips.log
 
 
 def test_login_id_is_case_insensitive_but_password_is_exact(client, account):

@@ -39,6 +39,12 @@ def test_code_flow_issues_verified_id_token_and_userinfo(rp, client):
     assert "taro" not in info["sub"] and "2005128462" not in info["sub"]
 
 
+def test_a_code_is_a_256_bit_url_safe_value(rp):
+    """Like every credential of the OP (security.secrets): 32 random bytes, base64url."""
+    code = rp.sign_in_and_get_code()["code"]
+    assert len(code) == 43 and len(base64.urlsafe_b64decode(code + "=")) == 32
+
+
 def test_userinfo_by_post_and_without_token(rp, client):
     token = rp.tokens()["access_token"]
     assert client.post("/userinfo", headers={"Authorization": f"Bearer {token}"}).status_code == 200

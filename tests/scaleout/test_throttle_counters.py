@@ -102,6 +102,26 @@ def test_two_nodes_hold_one_login_budget_in_redis(app, second_node, account, red
         assert db.session.scalar(db.select(db.func.count()).select_from(ThrottleCounter)) == 0
 
 
+def test_a_successful_login_settles_its_counts_in_one_call_to_redis(app, account, redis_url, monkeypatch):
+    """The attempt is counted (one script), then its address count taken
+    back and the ID's failures forgiven together (one more), not in two."""
+    use_redis(app, redis_url)
+    assert login(app.test_client(), password=RIGHT).status_code == 303  # Redis has the scripts now
+    for _ in range(4):
+        assert login(app.test_client(), password=WRONG).status_code == 200
+    client = app.extensions["idp.counters"]._redis
+    send, sent = client.execute_command, []
+    monkeypatch.setattr(client, "execute_command", lambda *args, **options: sent.append(args[0]) or send(*args, **options))
+    assert login(app.test_client(), password=RIGHT).status_code == 303
+    assert sent == ["EVALSHA", "EVALSHA"]
+    store = redis.Redis.from_url(redis_url)
+    assert not store.keys("throttle:login:id:*")  # the ID's failures are forgiven
+    (address,) = store.keys("throttle:login:addr:*")
+    assert int(store.hget(address, "count")) == 4  # the address keeps its failures, not the success
+    for _ in range(5):
+        assert login(app.test_client(), password=WRONG).status_code == 200  # the ID's budget is whole again
+
+
 def test_while_redis_is_down_budgets_hold_in_the_database(app, client, account, contracts):
     use_redis(app, "redis://127.0.0.1:1/0")  # nothing listens on port 1
     for _ in range(5):

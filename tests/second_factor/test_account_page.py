@@ -24,7 +24,7 @@ def _secret_on_page(html: str) -> str:
 
 def _mails(app, kind="second_factor") -> list[str]:
     with app.app_context():
-        return [read_body(m) for m in db.session.scalars(db.select(OutboxMail).filter_by(kind=kind))]
+        return [read_body(m) for m in db.session.scalars(db.select(OutboxMail).filter_by(kind=kind).order_by(OutboxMail.id))]
 
 
 def test_turning_the_authenticator_on(signed_in, app, clock, account):

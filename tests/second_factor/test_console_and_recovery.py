@@ -15,7 +15,7 @@ from ..recovery.test_recovery import mailed_link, start_3b, yamada  # noqa: F401
 
 def _mail_bodies(app, kind="second_factor") -> list[str]:
     with app.app_context():
-        return [read_body(m) for m in db.session.scalars(db.select(OutboxMail).filter_by(kind=kind))]
+        return [read_body(m) for m in db.session.scalars(db.select(OutboxMail).filter_by(kind=kind).order_by(OutboxMail.id))]
 
 
 def _factor_on(app) -> bool:
