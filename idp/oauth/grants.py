@@ -21,7 +21,7 @@ from authlib.oidc.core import grants as oidc_grants
 from flask import current_app
 
 from .. import tokens
-from ..claims import claims_for, parse_claims_request, subject_for
+from ..claims import claims_for, parse_claims_request
 from ..clients import AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS
 from ..keys import DEFAULT_ALG, signing_keyset
 from ..models import Account, AuthorizationCode, Client
