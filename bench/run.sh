@@ -26,7 +26,9 @@
 # Node.js for the login generator; for BENCH_PEER=1 also npm (bench/peer/package-lock.json is installed
 # with npm ci on first use; the peer keeps its tokens in Redis db 3).
 # Knobs: BENCH_DURATION (10s), BENCH_CONNECTIONS (32), BENCH_REFRESH_POOL (200),
-# BENCH_LOGIN_CONCURRENCY (8 flows at once), BENCH_SERVER (granian | gunicorn | gunicorn-gthread).
+# BENCH_LOGIN_CONCURRENCY (8 flows at once), BENCH_SERVER (granian | gunicorn | gunicorn-gthread),
+# BENCH_SERVER_THREADS (granian's blocking threads, 1) and BENCH_SERVER_WORKERS (2; the peer keeps its 2:
+# a sensitivity run, not the comparison of record).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,6 +39,7 @@ SERVER="${BENCH_SERVER:-granian}"
 DURATION="${BENCH_DURATION:-10s}"
 CONNECTIONS="${BENCH_CONNECTIONS:-32}"
 THREADS=2
+WORKERS="${BENCH_SERVER_WORKERS:-2}"
 POOL="${BENCH_REFRESH_POOL:-200}"
 LOGIN_CONCURRENCY="${BENCH_LOGIN_CONCURRENCY:-8}"
 PROFILE="${BENCH_PROFILE:-0}"
@@ -127,14 +130,14 @@ WHO=ours
 echo "== start $SERVER on $URL"
 case "$SERVER" in
     gunicorn)
-        "$VENV/bin/gunicorn" -w 2 -b "127.0.0.1:$PORT" --log-level warning 'idp:create_app()' >"$WORK/server.log" 2>&1 &
+        "$VENV/bin/gunicorn" -w "$WORKERS" -b "127.0.0.1:$PORT" --log-level warning 'idp:create_app()' >"$WORK/server.log" 2>&1 &
         ;;
     gunicorn-gthread)
-        "$VENV/bin/gunicorn" -w 2 -k gthread --threads "${BENCH_SERVER_THREADS:-4}" -b "127.0.0.1:$PORT" \
+        "$VENV/bin/gunicorn" -w "$WORKERS" -k gthread --threads "${BENCH_SERVER_THREADS:-4}" -b "127.0.0.1:$PORT" \
             --log-level warning 'idp:create_app()' >"$WORK/server.log" 2>&1 &
         ;;
     granian)
-        "$VENV/bin/granian" --interface wsgi --factory --workers 2 --blocking-threads "${BENCH_SERVER_THREADS:-1}" \
+        "$VENV/bin/granian" --interface wsgi --factory --workers "$WORKERS" --blocking-threads "${BENCH_SERVER_THREADS:-1}" \
             --host 127.0.0.1 --port "$PORT" --no-access-log --log-level warning 'idp:create_app' >"$WORK/server.log" 2>&1 &
         ;;
     *) echo "BENCH_SERVER must be gunicorn, gunicorn-gthread or granian" >&2; exit 2 ;;
@@ -242,7 +245,7 @@ fi
 
 SCENARIOS=(discovery jwks client_credentials userinfo introspection refresh_token revocation login_flow)
 {
-    echo "### $SERVER, 2 workers, $(date -u +%Y-%m-%dT%H:%MZ), wrk -t$THREADS -c$CONNECTIONS -d$DURATION"
+    echo "### $SERVER, $WORKERS workers (${BENCH_SERVER_THREADS:-1} thread each), $(date -u +%Y-%m-%dT%H:%MZ), wrk -t$THREADS -c$CONNECTIONS -d$DURATION"
     echo
     echo "Machine: $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)); RS256 signatures per core: ${RSA_SIGNS:-?}/s (openssl speed rsa2048)."
     echo
