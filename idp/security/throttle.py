@@ -149,13 +149,8 @@ for i, key in ipairs(KEYS) do
 end
 return out
 """
-_UNDO = """
-for i, key in ipairs(KEYS) do
-  local count = tonumber(redis.call('HGET', key, 'count'))
-  if count then redis.call('HSET', key, 'count', math.max(count - 1, 0), 'last', ARGV[i]) end
-end
-"""
-# _UNDO for the first ARGV[1] keys (their lasts after it), then DEL for the rest: a success in one call.
+# The first ARGV[1] keys counted down (their lasts after it: a counted attempt
+# taken back), then DEL for the rest: undo, or a success's undo and clear, in one call.
 _SETTLE = """
 local undone = tonumber(ARGV[1])
 for i = 1, undone do
@@ -178,8 +173,7 @@ class RedisCounters:
 
     def __init__(self, client: redis.Redis, fallback: Counters, reset_timeout: int) -> None:
         self._redis, self._fallback = client, fallback
-        self._add, self._undo = client.register_script(_ADD), client.register_script(_UNDO)
-        self._settle = client.register_script(_SETTLE)
+        self._add, self._settle = client.register_script(_ADD), client.register_script(_SETTLE)
         self._breaker = pybreaker.CircuitBreaker(fail_max=1, reset_timeout=reset_timeout, listeners=[_LogState()],
                                                  name="redis throttle counters")
 
@@ -192,18 +186,13 @@ class RedisCounters:
         return [(int(flat[i]), int(flat[i + 1])) for i in range(0, len(flat), 2)]
 
     def undo(self, counted: Sequence[tuple[str, int]]) -> None:
-        try:
-            self._breaker.call(self._undo, keys=[f"throttle:{key}" for key, _ in counted],
-                               args=[last for _, last in counted])
-        except (redis.RedisError, pybreaker.CircuitBreakerError):
-            self._fallback.undo(counted)
+        self.settle(counted, ())
 
     def clear(self, keys: Sequence[str]) -> None:
         try:
             self._breaker.call(self._redis.delete, *(f"throttle:{key}" for key in keys))
         except (redis.RedisError, pybreaker.CircuitBreakerError):
             self._fallback.clear(keys)
-
 
     def settle(self, counted: Sequence[tuple[str, int]], clear: Sequence[str]) -> None:
         keys = [f"throttle:{key}" for key, _ in counted] + [f"throttle:{key}" for key in clear]

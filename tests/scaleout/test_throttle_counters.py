@@ -102,6 +102,20 @@ def test_two_nodes_hold_one_login_budget_in_redis(app, second_node, account, red
         assert db.session.scalar(db.select(db.func.count()).select_from(ThrottleCounter)) == 0
 
 
+def test_a_refused_attempt_is_taken_back_in_redis(app, account, redis_url):
+    """A login the budget refuses is not counted: its count and the time of
+    the last failure go back to what they were (the settle script's undo)."""
+    use_redis(app, redis_url)
+    for _ in range(5):
+        assert login(app.test_client(), password=WRONG).status_code == 200
+    store = redis.Redis.from_url(redis_url)
+    (key,) = store.keys("throttle:login:id:*")
+    before = store.hmget(key, "count", "last")
+    assert int(before[0]) == 5
+    assert login(app.test_client(), password=RIGHT).status_code == 429
+    assert store.hmget(key, "count", "last") == before
+
+
 def test_a_successful_login_settles_its_counts_in_one_call_to_redis(app, account, redis_url, monkeypatch):
     """The attempt is counted (one script), then its address count taken
     back and the ID's failures forgiven together (one more), not in two."""
