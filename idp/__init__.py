@@ -33,7 +33,7 @@ def create_app(test_config: dict | None = None, clock=None) -> Flask:
     from .account_settings.views import bp as account_settings_bp
     from .admin.views import bp as admin_bp
     from .cache import Cache
-    from .extensions import bound_database_waits, csrf, db, init_migrations
+    from .extensions import bound_database_waits, csrf, db, init_migrations, ping_idle_connections
     from .login.views import bp as login_bp
     from .mail.transports import make_transport
     from .oauth import backchannel
@@ -56,6 +56,7 @@ def create_app(test_config: dict | None = None, clock=None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     db.init_app(app)
     bound_database_waits(app)
+    ping_idle_connections(app)
     if app.config.get("MIGRATIONS") or click.get_current_context(silent=True) is not None:
         init_migrations(app, str(PROJECT_ROOT / "migrations"))
     csrf.init_app(app)

@@ -160,9 +160,13 @@ def _load() -> KeyRing:
     # A stored key never changes, and importing an RSA key (its checks) costs
     # tens of milliseconds: a reload every KEY_CACHE_SECONDS reuses the keys
     # the last one imported.
+    # The signing rows are published rows too: each key is imported once.
     known = current_app.extensions.get("idp.imported_keys", {})
-    imported = {(row.kid, row.private_jwk): known.get((row.kid, row.private_jwk)) or _import(row)
-                for row in [*rows.values(), *published]}
+    imported = {}
+    for row in [*rows.values(), *published]:
+        name = (row.kid, row.private_jwk)
+        if name not in imported:
+            imported[name] = known.get(name) or _import(row)
     current_app.extensions["idp.imported_keys"] = imported
     signing = {alg: KeySet([imported[row.kid, row.private_jwk]]) for alg, row in rows.items()}
     public = KeySet([imported[row.kid, row.private_jwk] for row in published])

@@ -398,7 +398,7 @@ def claim_and_store(model, row_id: int, column: str, at: int, token_row: dict) -
 
     On PostgreSQL this is one statement (a data-modifying CTE), so that with
     the token endpoint in autocommit mode an exchange costs three round trips:
-    the pool's pre-ping, reading the credential, and this."""
+    the pool's ping (of an idle connection), reading the credential, and this."""
     return claim_and_store_on(db.session.connection(), model, row_id, column, at, token_row)
 
 

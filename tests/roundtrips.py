@@ -1,7 +1,7 @@
 """Database round trips, counted from SQLAlchemy's events on the real engine.
 
-A round trip is what the driver sends and waits for: the pool's pre-ping
-when a connection is checked out; every statement; the BEGIN that psycopg
+A round trip is what the driver sends and waits for: the ping of a
+connection checked out after it was idle a while; every statement; the BEGIN that psycopg
 sends before the first statement of a transaction; and a COMMIT or ROLLBACK
 only when a transaction is open (psycopg sends nothing for either on an
 idle or autocommit connection); and each statement the lean path runs on
@@ -54,8 +54,10 @@ class RoundTrips:
         self.log.append(what)
 
     def _checkout(self, dbapi_connection, record, proxy):
-        if self.engine.pool._pre_ping:  # SQLAlchemy pings before this event, not through cursor events
-            self._sent("SELECT 1 (pre-ping)")
+        # extensions.ping_idle_connections pinged an idle connection just
+        # before this event, not through cursor events.
+        if record.info.get("idp_pinged"):
+            self._sent("SELECT 1 (ping)")
 
     def __enter__(self):
         event.listen(self.engine.pool, "checkout", self._checkout)

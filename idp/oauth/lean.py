@@ -435,7 +435,7 @@ class _Database:
     """Where this path's statements (``idp.tokens``'s Core statements) run.
 
     PostgreSQL: connections of the app's own pool, checked out once (the
-    pool's pre-ping runs then) and held, up to HELD_CONNECTIONS, in
+    pool's ping runs then) and held, up to HELD_CONNECTIONS, in
     autocommit; each statement is compiled once and prepared on the server
     (``_Held``), so a read is one round trip, and so is each
     write, a single statement. A connection that fails is invalidated and
@@ -499,7 +499,7 @@ class _Held:
         self.dialect = engine.dialect
         self.pooled = engine.raw_connection()
         self.raw: psycopg.Connection = self.pooled.driver_connection
-        self.raw.rollback()  # the pre-ping's transaction, if any
+        self.raw.rollback()  # the ping's transaction, if any
         self.raw.autocommit = True
         self.pgconn = self.raw.pgconn
         self.loader = Transformer(self.raw)

@@ -69,7 +69,7 @@ def test_a_login_reads_the_account_and_whether_it_has_a_factor_at_once(app, clie
         engine = db.engine
     with RoundTrips(engine) as trips:
         assert login(client).status_code == 303
-    assert [line for line in trips.log if line.startswith("SELECT") and "pre-ping" not in line] == [
+    assert [line for line in trips.log if line.startswith("SELECT") and "(ping)" not in line] == [
         next(line for line in trips.log if line.startswith("SELECT accounts.id"))], trips.log
 
 

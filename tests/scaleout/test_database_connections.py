@@ -1,5 +1,6 @@
 """Pooled connections that PostgreSQL dropped (a restart, a failover, an idle
-timeout in a proxy) are noticed before use: the next request succeeds."""
+timeout in a proxy) are noticed before use: the next request succeeds. A
+connection just used, whose socket is quiet, is not pinged again."""
 
 
 import sqlalchemy as sa
@@ -31,3 +32,16 @@ def test_requests_succeed_after_the_server_dropped_every_pooled_connection(rp, c
     assert client.get("/userinfo", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     assert _drop_the_apps_connections(app) >= 1
     assert client.get("/readyz").status_code == 200
+
+
+def test_a_connection_just_used_is_not_pinged_again(client, app, monkeypatch):
+    with app.app_context():
+        dialect = db.engine.dialect
+    pings = []
+    real = type(dialect).do_ping
+    monkeypatch.setattr(type(dialect), "do_ping", lambda self, connection: pings.append(1) or real(self, connection))
+    assert client.get("/readyz").status_code == 200
+    pinged = len(pings)
+    assert client.get("/readyz").status_code == 200
+    assert client.get("/readyz").status_code == 200
+    assert len(pings) == pinged
