@@ -8,8 +8,10 @@ share or the network's. Not a test, not a throughput figure.
 Signs in the demo customer through the Flask test client, obtains tokens by
 the code flow, then calls the app's WSGI callable directly, as granian
 does, REQUESTS times per scenario (after 50 to warm up), and prints the
-process's CPU time (time.process_time: user + system, this process only)
-and the wall time per request. With SCENARIO, runs only that one (for
+process's CPU time (time.process_time: user + system, this process only),
+the CPU time of this database's PostgreSQL backends (from /proc, where the
+server runs on this machine: the statements' own cost) and the wall time
+per request. With SCENARIO, runs only that one (for
 py-spy: ``py-spy record --gil -- python bench/lean_cpu.py 8000 refresh_token``).
 Every answer must be 200, or the run stops; it counts those Flask gave.
 """
@@ -29,6 +31,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from idp import create_app  # noqa: E402
+from idp.extensions import db  # noqa: E402
 
 CLIENT_ID = os.environ.get("BENCH_CLIENT_ID", "mypage-demo")
 BASIC = "Basic " + base64.b64encode(f"{CLIENT_ID}:{os.environ['BENCH_CLIENT_SECRET']}".encode()).decode()
@@ -97,6 +100,23 @@ SCENARIOS = {
     "revocation": lambda: call(environ("/revoke", f"token_type_hint=access_token&token={revoked}".encode())),
 }
 
+def database_ticks() -> int | None:
+    """CPU clock ticks (user + system) the backends serving this database have used so far."""
+    with app.app_context():
+        pids = db.session.scalars(db.text(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()")).all()
+        db.session.rollback()
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return None  # not on this machine
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total
+
+
 count = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
 chosen = sys.argv[2:] or list(SCENARIOS)
 for name in chosen:
@@ -105,10 +125,14 @@ for name in chosen:
         send()
     statuses.clear()
     to_flask.clear()
+    ticks = database_ticks()
     cpu, wall = time.process_time(), time.perf_counter()
     for _ in range(count):
         send()
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    after = database_ticks()
     assert set(statuses) == {"200 OK"}, (name, set(statuses))
-    print(f"{name}: {cpu * 1e6 / count:.0f} µs CPU, {wall * 1e6 / count:.0f} µs wall per request"
-          f" ({len(to_flask)} of {count} answered by Flask)")
+    database = (f"{(after - ticks) * 1e6 / os.sysconf('SC_CLK_TCK') / count:.0f} µs"
+                if ticks is not None and after is not None else "?")
+    print(f"{name}: {cpu * 1e6 / count:.0f} µs CPU, PostgreSQL {database} CPU, {wall * 1e6 / count:.0f} µs wall"
+          f" per request ({len(to_flask)} of {count} answered by Flask)")

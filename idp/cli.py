@@ -10,7 +10,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
-from . import audit, keys
+from . import audit, keys, tokens
 from .accounts import AccountError, create_account
 from .clients import (
     AUTH_METHODS,
@@ -236,8 +236,8 @@ def audit_export(since, until, event):
 @audit_cli.command("prune")
 def audit_prune():
     """Remove audit events older than IDP_AUDIT_RETENTION_DAYS, used assertion IDs and DPoP proofs,
-    expired throttle counters, clients' fetched keys that are stale or no longer named, and expired
-    pushed authorization requests."""
+    expired throttle counters, clients' fetched keys that are stale or no longer named, expired
+    pushed authorization requests, and revocations of client_credentials tokens that have expired."""
     from .oauth import dpop
     from .oauth.client_auth import prune_fetched_key_sets, prune_used_assertions
     from .oauth.par import prune_expired
@@ -249,6 +249,7 @@ def audit_prune():
         dpop.prune(now())
         prune_fetched_key_sets(now())
         prune_expired()
+        tokens.prune_revoked(now())
     db.session.commit()
     counters = DatabaseCounters.prune(now())
     click.echo(f"removed {removed} audit events older than {current_app.config['AUDIT_RETENTION_DAYS']} days")

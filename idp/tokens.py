@@ -24,8 +24,13 @@ How Authlib calls this module (through the grants in ``oauth/grants.py``):
       the kept row stored by one statement (``claim_and_store``). Of two
       concurrent exchanges exactly one wins and only its token exists; the
       other is reuse, as in (a).
-3. /token for anything else (client_credentials): Authlib's ``save_token``
-   → ``store`` at once.
+3. /token for client_credentials: nothing is stored. The token is a
+   self-contained RFC 9068 JWT with no customer and no refresh token, as
+   the peer providers issue it; Authlib's ``save_token`` only counts it
+   (``issued_self_contained``). Revocation and introspection recognise one
+   by its signature (``self_contained``), and a revocation writes its jti to
+   ``revoked_access_tokens``, which introspection reads. UserInfo never
+   accepts one (no customer), as before.
 4. UserInfo, revocation, introspection: ``by_digest`` and ``presented``;
    ``revoke_presented`` (RFC 7009). The plain requests below Flask
    (``oauth.lean``): ``userinfo_row`` and ``introspected``; at the token
@@ -45,15 +50,20 @@ from __future__ import annotations
 
 import functools
 from operator import attrgetter
+from typing import NamedTuple
 
 from flask import current_app
-from sqlalchemy import bindparam, literal_column, or_, select, update
+from joserfc import jwt
+from joserfc.errors import JoseError
+from sqlalchemy import bindparam, delete, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm.attributes import manager_of_class
 
 from . import audit
 from .claims import allowed_claims_request
 from .extensions import db
-from .models import Account, AuthorizationCode, Client, Contract, LoginSession, Token
+from .keys import DEFAULT_ALG, keyring
+from .models import Account, AuthorizationCode, Client, Contract, LoginSession, RevokedAccessToken, Token
 from .ops import TOKENS
 from .security.clock import now
 from .security.secrets import digest, new_secret
@@ -153,11 +163,6 @@ def new_row(token: dict, grant_type: str | None, client_id: str, account: Accoun
         row["refresh_expires_at"] = min(issued + config["REFRESH_TOKEN_IDLE_LIFETIME"], row["family_expires_at"])
     TOKENS.labels(grant_type or "unknown").inc()
     return row
-
-
-def store(token_row: dict) -> None:
-    """Write a new ``tokens`` row (column values from ``new_row``)."""
-    db.session.connection().execute(_insert_token(), token_row)
 
 
 def by_digest(kind: str, presented: str) -> Token | None:
@@ -284,7 +289,12 @@ class PresentedToken:
         return self.row.account if self._account is _OF_THE_ROW else self._account
 
     def check_client(self, client) -> bool:
-        return self.row.client_id == client.client_id
+        if self.row.client_id != client.client_id:
+            return False
+        # A self-contained token is this client's only if the client existed
+        # when it was signed: a client deleted and registered again under its
+        # ID (clients.delete_client) does not inherit the old one's tokens.
+        return not isinstance(self.row, SelfContained) or self.row.issued_at >= client.client_id_issued_at
 
     def get_scope(self) -> str:
         return self.row.scope
@@ -306,18 +316,19 @@ def _kinds(token_type_hint: str | None) -> tuple[str, str]:
 
 def presented(token_string: str, token_type_hint: str | None) -> PresentedToken | None:
     """The token a client presents to revocation or introspection, tried as
-    the kind it hints first."""
+    the kind it hints first; else a self-contained one."""
     for kind in _kinds(token_type_hint):
         row = by_digest(kind, token_string)
         if row is not None:
             return PresentedToken(row, kind, now())
-    return None
+    return self_contained(db.session.connection(), token_string, now())
 
 
 def introspected(connection, token_string: str, token_type_hint: str | None, at: int) -> PresentedToken | None:
     """For introspection below Flask (``oauth.lean``): what ``presented``
     finds, by one statement on ``connection`` (both kinds at once, then the
-    hinted kind first), with its customer as a transient Account."""
+    hinted kind first), with its customer as a transient Account; else a
+    self-contained token (a second statement). Needs an app context."""
     rows = connection.execute(_select_introspected(), {"digest": digest(token_string)}).all()
     for kind in _kinds(token_type_hint):
         for row in rows:
@@ -326,7 +337,7 @@ def introspected(connection, token_string: str, token_type_hint: str | None, at:
                 if row.account_status is not None:
                     account = _transient(Account, "account", _INTROSPECTED_ACCOUNT, row)
                 return PresentedToken(row, kind, at, account)
-    return None
+    return self_contained(connection, token_string, at)
 
 
 def revoke_presented(token: PresentedToken) -> None:
@@ -334,7 +345,7 @@ def revoke_presented(token: PresentedToken) -> None:
     RFC 7009 2.2 answers 200 either way, and the audit log has its row."""
     if token.row.revoked_at is not None:
         return
-    db.session.execute(*_revocation(token, now()))
+    db.session.execute(*_revocation(token, now(), db.session.get_bind().dialect.name))
     audit.record("token.revoked", account=token.account, client_id=token.row.client_id, kind=token.kind)
 
 
@@ -345,7 +356,7 @@ def revoke_below_flask(connection, token: PresentedToken, at: int, ip_address: s
     two in the connection's transaction."""
     event = audit.row_values("token.revoked", "success", account=token.account, client_id=token.row.client_id,
                              details={"kind": token.kind}, at=at, ip_address=ip_address, user_agent=user_agent)
-    statement, params = _revocation(token, at)
+    statement, params = _revocation(token, at, connection.dialect.name)
     if connection.dialect.name == "postgresql":
         connection.execute(_revoke_and_audit(statement), {**params, **event})
     else:
@@ -353,22 +364,106 @@ def revoke_below_flask(connection, token: PresentedToken, at: int, ip_address: s
         connection.execute(audit.insert_statement(), event)
 
 
-def store_lossy(connection, token_row: dict) -> None:
-    """Write a client_credentials token's row below Flask (``oauth.lean``)
-    without waiting for the disk: on PostgreSQL ``synchronous_commit`` is
-    off for its one-statement transaction (README, "Durability": a crash of
-    the database may lose the last of these rows, nothing else)."""
-    if connection.dialect.name != "postgresql":
-        connection.execute(_insert_token(), token_row)
-        return
-    connection.execute(_lossy_insert(tuple(token_row)), {f"new_{name}": value for name, value in token_row.items()})
-
-
-def _revocation(token: PresentedToken, at: int):
+def _revocation(token: PresentedToken, at: int, dialect: str):
     """The statement revoking ``token``, and its parameters. RFC 7009 2.1:
-    revoking a refresh token ends the whole grant."""
+    revoking a refresh token ends the whole grant. A self-contained token
+    goes on the list of revoked ones until it expires."""
+    row = token.row
+    if isinstance(row, SelfContained):
+        return _list_revoked(dialect), {"revoked_jti": row.id, "revoked_client_id": row.client_id,
+                                        "revoked_expires_at": row.access_expires_at, "at": at}
     grant = token.kind == "refresh_token"
-    return _revoke_statement(grant), {"which": token.row.family_id if grant else token.row.id, "at": at}
+    return _revoke_statement(grant), {"which": row.family_id if grant else row.id, "at": at}
+
+
+# --- self-contained access tokens (client_credentials) ---------------------------
+
+
+class SelfContained(NamedTuple):
+    """A client_credentials access token as revocation and introspection read
+    a ``tokens`` row: its claims, and when it was revoked (from the list)."""
+
+    id: str  # the jti
+    client_id: str
+    scope: str
+    issued_at: int
+    access_expires_at: int
+    dpop_jkt: str | None  # RFC 9449 6.1: cnf.jkt
+    revoked_at: int | None
+    # What a stored row has and such a token has not.
+    refresh_expires_at = None
+    rotated_at = None
+    family_id = None
+    account = None
+    claims_request = None
+
+    # --- as a resource request presents it (Authlib's TokenMixin, as Token's) ---
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def is_expired(self) -> bool:
+        return now() >= self.access_expires_at
+
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    def get_user(self) -> None:
+        return None
+
+    def get_client(self) -> Client | None:
+        return Client.lookup(self.client_id)
+
+
+def issued_self_contained(grant_type: str) -> None:
+    """Count a token that is not stored (client_credentials), as ``new_row``
+    counts the stored ones."""
+    TOKENS.labels(grant_type).inc()
+
+
+def bearer(token_string: str) -> Token | SelfContained | None:
+    """The access token a resource request (UserInfo) presents: its row, or
+    a self-contained one, which Authlib's resource protector judges alike
+    (expired, revoked, its scope); None for anything else, or a customer's
+    token once the customer is no longer active."""
+    row = by_digest("access_token", token_string)
+    if row is None:
+        found = self_contained(db.session.connection(), token_string, now())
+        return found.row if found is not None else None
+    return row if row.account is None or row.account.is_active else None
+
+
+def self_contained(connection, token_string: str, at: int) -> PresentedToken | None:
+    """``token_string`` as a client_credentials access token of this OP, or
+    None: a JWT of type at+jwt (RFC 9068 2.1) signed by one of the OP's keys
+    with its access-token algorithm, issued by this OP, whose subject is the
+    client itself (RFC 9068 2.2: no resource owner). Revoked if its jti is on
+    the list. The signature is joserfc's to check; expiry is judged at
+    ``at``, as for a stored token. Needs an app context (the key ring)."""
+    if token_string.count(".") != 2:
+        return None
+    try:
+        token = jwt.decode(token_string, keyring().public, algorithms=[DEFAULT_ALG])
+    except (JoseError, ValueError):
+        return None
+    claims = token.claims
+    client_id, jti, cnf = claims.get("client_id"), claims.get("jti"), claims.get("cnf")
+    if (token.header.get("typ") != "at+jwt" or claims.get("iss") != current_app.config["ISSUER"]
+            or not isinstance(client_id, str) or claims.get("sub") != client_id
+            or not isinstance(jti, str) or not 0 < len(jti) <= 64
+            or not all(type(claims.get(name)) is int for name in ("iat", "exp"))
+            or not isinstance(claims.get("scope", ""), str) or not (cnf is None or isinstance(cnf, dict))):
+        return None
+    jkt = cnf.get("jkt") if cnf is not None else None
+    revoked = connection.execute(_select_revoked(), {"jti": jti}).first()
+    row = SelfContained(jti, client_id, claims.get("scope") or "", claims["iat"], claims["exp"],
+                        jkt if isinstance(jkt, str) else None, revoked.revoked_at if revoked is not None else None)
+    return PresentedToken(row, "access_token", at, None)
+
+
+def prune_revoked(at: int) -> int:
+    """Forget revocations of tokens that have expired since (``flask audit prune``)."""
+    return db.session.execute(delete(RevokedAccessToken).where(RevokedAccessToken.expires_at <= at)).rowcount
 
 
 # --- transactions and statements ------------------------------------------------
@@ -541,14 +636,20 @@ def _revoke_and_audit(revoked):
 
 
 @functools.cache
-def _lossy_insert(names: tuple[str, ...]):
-    """An INSERT of ``names`` (prefixed bind names, as ``_claim_and_insert``'s)
-    whose transaction commits asynchronously (set_config(..., true) is
-    local to the statement's own transaction in autocommit)."""
-    lossy = select(literal_column("set_config('synchronous_commit', 'off', true)").label("setting")).cte("lossy")
-    tokens = Token.__table__
-    row = select(*(bindparam(f"new_{name}", type_=tokens.c[name].type) for name in names)).select_from(lossy)
-    return tokens.insert().from_select(list(names), row)
+def _select_revoked():
+    return select(RevokedAccessToken.revoked_at).where(RevokedAccessToken.jti == bindparam("jti"))
+
+
+@functools.cache
+def _list_revoked(dialect: str):
+    """Put a self-contained token on the list; a concurrent revocation of the
+    same token that got there first leaves it as it was (2.2: 200 either way).
+    Prefixed bind names: the audit row's INSERT, which takes this as a CTE
+    on PostgreSQL, names its own client_id."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(RevokedAccessToken).values(
+        jti=bindparam("revoked_jti"), client_id=bindparam("revoked_client_id"),
+        expires_at=bindparam("revoked_expires_at"), revoked_at=bindparam("at")).on_conflict_do_nothing()
 
 
 @functools.cache

@@ -9,7 +9,7 @@ from .client import Client
 from .contact_change import ContactChange
 from .contract import Contract
 from .fetched_keys import FetchedKeySet
-from .grant import AuthorizationCode, Consent, Token
+from .grant import AuthorizationCode, Consent, RevokedAccessToken, Token
 from .key import SigningKey
 from .passkey import Passkey
 from .mail import OutboxMail
@@ -42,6 +42,7 @@ __all__ = [
     "RecoveryProcedure",
     "SigningKey",
     "ThrottleCounter",
+    "RevokedAccessToken",
     "Token",
     "TotpFactor",
     "UsedAssertion",

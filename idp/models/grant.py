@@ -134,3 +134,17 @@ class Consent(db.Model):
 
     def covers(self, scope: str) -> bool:
         return self.revoked_at is None and set(scope.split()) <= set(self.scope.split())
+
+
+class RevokedAccessToken(db.Model):
+    """A client_credentials access token revoked before it expired (RFC 7009).
+    Such tokens are self-contained JWTs that are never stored (``idp.tokens``):
+    this list is what makes a revocation stick. ``jti``: the token's JWT ID;
+    an entry may go once ``expires_at`` has passed (``flask audit prune``)."""
+
+    __tablename__ = "revoked_access_tokens"
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+    revoked_at: Mapped[int] = mapped_column(BigInteger)

@@ -431,10 +431,7 @@ class DPoPTokenValidator(TokenValidator):
         if proof is None:
             raise DPoPError("invalid_dpop_proof", "The DPoP scheme needs a DPoP proof.", resource=True)
         g.idp_dpop_resource_jkt = proof.jkt
-        row = tokens.by_digest("access_token", token_string)
-        if row is None or (row.account is not None and not row.account.is_active):
-            return None
-        return row
+        return tokens.bearer(token_string)
 
     def validate_token(self, token, scopes, request):
         def refuse(description: str) -> DPoPError:

@@ -51,7 +51,9 @@ before.
   ``scope`` of values the OP supports, or ``grant_type=authorization_code``
   with ``code``, ``redirect_uri`` and ``code_verifier`` (4.1.3, RFC 7636
   4.5), for a client registered for that grant. The token is Authlib's (``server.generate_token``: the RFC 9068
-  JWT signed through joserfc), its row ``tokens.new_row``'s. A refresh
+  JWT signed through joserfc), its row ``tokens.new_row``'s; a
+  client_credentials token has none (self-contained, ``idp.tokens``), so
+  that request costs no statement at all. A refresh
   token is rotated by ``tokens.claim_and_store`` as on the Flask path; one
   that is not usable (unknown, expired, rotated: replay), a scope wider
   than granted, a customer no longer active, or a claim lost to another
@@ -75,9 +77,8 @@ the request is counted in the same metrics (``ops``).
 The statements run through ``_Database``: on PostgreSQL a few connections
 of the app's pool held for good, in autocommit, with psycopg's server-side
 prepared statements, so a read costs one round trip and no pre-ping.
-Durability (README): the rows of client_credentials tokens commit
-asynchronously (``tokens.store_lossy``); revocations and refresh-token
-rotations wait for the disk.
+Durability (README): every write here (a revocation, a refresh-token
+rotation, a code exchange) waits for the disk.
 """
 
 from __future__ import annotations
@@ -242,7 +243,7 @@ class Introspection(_ClientAuthenticated):
         client = self.client(ready, request)
         if client is None:
             return None
-        with ready.database.connection() as connection:
+        with ready.app.app_context(), ready.database.connection() as connection:
             token = tokens.introspected(connection, request.fields["token"], request.fields.get("token_type_hint"),
                                         ready.clock.now())
         return ready.app.json.dumps(self.endpoint_object.payload(token, client)).encode()
@@ -259,7 +260,7 @@ class Revocation(_ClientAuthenticated):
         if client is None:
             return None
         at = ready.clock.now()
-        with ready.database.connection() as connection:
+        with ready.app.app_context(), ready.database.connection() as connection:
             token = tokens.introspected(connection, request.fields["token"], request.fields.get("token_type_hint"), at)
             if token is not None and not token.check_client(client):
                 return None  # Authlib's invalid_grant (RFC 7009 2.1: the token was not issued to it)
@@ -302,12 +303,22 @@ class TokenEndpoint(_ClientAuthenticated):
             return None  # unauthorized_client, from Flask
         if client.client_metadata.get("dpop_bound_access_tokens"):
             return None  # RFC 9449 5.2: a proof is required, and proofs are Flask's (oauth.dpop)
-        with ready.app.app_context(), ready.database.connection() as connection:
+        with ready.app.app_context():
             if grant_type == "client_credentials":
-                return self._client_credentials(connection, client, fields.get("scope"))
-            if grant_type == "authorization_code":
-                return self._code(connection, client, fields)
-            return self._refresh(connection, client, fields["refresh_token"], fields.get("scope"))
+                return self._client_credentials(client, fields.get("scope"))
+            with ready.database.connection() as connection:
+                if grant_type == "authorization_code":
+                    return self._code(connection, client, fields)
+                return self._refresh(connection, client, fields["refresh_token"], fields.get("scope"))
+
+    @staticmethod
+    def _client_credentials(client, scope: str | None) -> bytes:
+        """RFC 6749 4.4.2–4.4.3, as Authlib's ClientCredentialsGrant: no
+        refresh token; the token self-contained, not stored (``idp.tokens``)."""
+        token = oauth_server().generate_token("client_credentials", client, None, scope, include_refresh_token=False)
+        tokens.issued_self_contained("client_credentials")
+        return flask_json.dumps(token).encode()
+
 
     @staticmethod
     def _code(connection, client, fields: dict[str, str]) -> bytes | None:
@@ -336,14 +347,6 @@ class TokenEndpoint(_ClientAuthenticated):
         token = add_id_token(token, client, code, account)
         if not tokens.claim_and_store_on(connection, AuthorizationCode, code.id, "used_at", row["issued_at"], row):
             return None  # another exchange spent it first: reuse, which Flask answers (and revokes)
-        return flask_json.dumps(token).encode()
-
-    @staticmethod
-    def _client_credentials(connection, client, scope: str | None) -> bytes:
-        """RFC 6749 4.4.2–4.4.3, as Authlib's ClientCredentialsGrant: no refresh token."""
-        token = oauth_server().generate_token("client_credentials", client, None, scope, include_refresh_token=False)
-        row = tokens.new_row(token, "client_credentials", client.client_id, None)
-        tokens.store_lossy(connection, row)
         return flask_json.dumps(token).encode()
 
     @staticmethod

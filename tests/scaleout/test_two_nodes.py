@@ -101,6 +101,12 @@ def test_two_nodes_share_everything(app, client, nodes):
     assert requests.post(f"{b}/revoke", auth=basic, data={"token": refreshed["access_token"]}).status_code == 200
     assert requests.post(f"{a}/introspect", auth=basic, data={"token": refreshed["access_token"]}).json() == {
         "active": False}
+    # A client_credentials token, which no node stores: issued by A, revoked on B, inactive on A.
+    service = requests.post(f"{a}/token", auth=basic, data={"grant_type": "client_credentials"}).json()
+    assert requests.post(f"{a}/introspect", auth=basic, data={"token": service["access_token"]}).json()["active"]
+    assert requests.post(f"{b}/revoke", auth=basic, data={"token": service["access_token"]}).status_code == 200
+    assert requests.post(f"{a}/introspect", auth=basic, data={"token": service["access_token"]}).json() == {
+        "active": False}
 
     # Failed logins on both nodes count against one budget (Redis): five are
     # free, the sixth must wait 1 s after the fifth and the seventh 2 s after
