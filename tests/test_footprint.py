@@ -16,6 +16,7 @@ LOADED_WHERE_USED = {
     "alembic": "the `flask db` commands",
     "webauthn": "a passkey ceremony (with pyasn1, cbor2 and pyOpenSSL, 5.3 MiB)",
     "ua_parser": "the account page's device list (1.6 MiB)",
+    "smtplib": "the `flask mail deliver` loop: web workers only queue mail (0.14 MiB)",
     "segno": "a QR code: the login page's, once per language, and a second factor's enrolment (0.8 MiB)",
 }
 

@@ -2,11 +2,13 @@
 
 ``smtp://host:port`` plain, ``smtp+starttls://`` upgrades with STARTTLS,
 ``smtps://`` is TLS from the start; ``user:password@`` authenticates.
+
+Mail leaves from the `flask mail deliver` loop, never from a web worker:
+smtplib is imported there, when the first mail is sent.
 """
 
 from __future__ import annotations
 
-import smtplib
 import ssl
 from email.message import EmailMessage
 from typing import Protocol
@@ -28,6 +30,8 @@ class SmtpTransport:
         self.timeout = timeout
 
     def send(self, message: EmailMessage) -> None:
+        import smtplib
+
         context = ssl.create_default_context()
         if self.scheme == "smtps":
             smtp = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=context)
