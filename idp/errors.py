@@ -64,6 +64,14 @@ def database_unavailable(error: BaseException | None) -> bool:
     return True
 
 
+def _nul_in_headers(environ) -> bool:
+    """Whether a request header's name or value holds U+0000: read from the
+    WSGI environ, where they are (HTTP_*, CONTENT_*), rather than through
+    request.headers, whose per-header translation cost ~25 µs a request."""
+    return any("\x00" in key or "\x00" in value for key, value in environ.items()
+               if key.startswith(("HTTP_", "CONTENT_")) and isinstance(value, str))
+
+
 def init_app(app: Flask) -> None:
     if not any(isinstance(f, _NoOutageTracebacks) for f in app.logger.filters):
         app.logger.addFilter(_NoOutageTracebacks())
@@ -77,9 +85,8 @@ def init_app(app: Flask) -> None:
         if "\x00" in request.path:
             return _respond(404)
         fields = [request.args, request.form] if request.mimetype in FORM_TYPES else [request.args]
-        texts = [text for values in fields for key, value in values.items(multi=True) for text in (key, value)]
-        texts += [text for pair in request.headers.items() for text in pair]
-        if any("\x00" in text for text in texts) or (request.is_json and _unstorable_json()):
+        if (any("\x00" in key or "\x00" in value for values in fields for key, value in values.items(multi=True))
+                or _nul_in_headers(request.environ) or (request.is_json and _unstorable_json())):
             return _respond(400)
         return None
 

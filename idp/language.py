@@ -17,10 +17,12 @@ request that sent them.
 
 from __future__ import annotations
 
+import functools
 from urllib.parse import urlsplit
 
 from flask import current_app, has_request_context, request, url_for
-from flask_babel import get_locale
+from flask_babel import get_locale, get_translations
+from jinja2 import pass_context
 from markupsafe import Markup, escape
 
 from . import pending
@@ -99,7 +101,26 @@ def template_context() -> dict:
     other = "en" if here == "ja" else "ja"
     back = request.full_path.rstrip("?") if request.method == "GET" else request.path
     return {"page_language": here, "other_language": other,
-            "other_language_url": url_for("login.language_switch", language_tag=other, next=back)}
+            "other_language_url": url_for("login.language_switch", language_tag=other, next=back),
+            "gettext": _page_gettext(get_translations())}
+
+
+@functools.lru_cache(maxsize=8)  # a catalog per language (and per app, in tests)
+def _page_gettext(translations):
+    """A page's ``_()`` and ``{% trans %}``, bound to the catalog of the
+    page's language (one per language, Flask-Babel keeps them): what the
+    ``gettext`` Flask-Babel gives Jinja does, without looking the catalog
+    up again for each of a page's ~15 messages (~8 µs apiece). As Jinja's
+    newstyle gettext: escaped where autoescaping, always %-formatted."""
+
+    @pass_context
+    def gettext(context, string, **variables):
+        text = translations.ugettext(string)
+        if context.eval_ctx.autoescape:
+            text = Markup(text)
+        return text % variables
+
+    return gettext
 
 
 def in_japanese(text) -> Markup:

@@ -24,7 +24,7 @@ import functools
 
 from flask import current_app, g, request, session
 from sqlalchemy import bindparam
-from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm import contains_eager, lazyload, make_transient_to_detached
 
 from . import audit
 from .extensions import db
@@ -38,10 +38,17 @@ COOKIE = "idp_session"
 # --- this browser's session ----------------------------------------------------
 
 
-def current_login_session() -> LoginSession | None:
-    """The live OP session of this browser, looked up once per request."""
+def current_login_session(*, with_account: bool = False) -> LoginSession | None:
+    """The live OP session of this browser, looked up once per request.
+
+    Its ``account`` is loaded on first use (one query by key, with the
+    contract), unless ``with_account`` asks for it in the lookup itself:
+    the authorization endpoint, the most frequent caller, mostly needs the
+    session's own columns, and the account's 38 columns (with its
+    contract's) cost about a fifth of that step's CPU.
+    """
     if "idp_login_session" not in g:
-        g.idp_login_session = _lookup(request.cookies.get(COOKIE))
+        g.idp_login_session = _lookup(request.cookies.get(COOKIE), with_account)
     return g.idp_login_session
 
 
@@ -111,11 +118,13 @@ def write_cookie(response):
     return response
 
 
-def _lookup(cookie_value: str | None) -> LoginSession | None:
+def _lookup(cookie_value: str | None, with_account: bool) -> LoginSession | None:
     if not cookie_value or len(cookie_value) > 128:
         return None
-    login_session = db.session.scalar(_select_by_cookie(), {"digest": digest(cookie_value)})
-    if login_session is None or not login_session.is_live(now()):
+    # The account's status is checked in the query (LoginSession.is_live
+    # would load the account for it).
+    login_session = db.session.scalar(_select_by_cookie(with_account), {"digest": digest(cookie_value)})
+    if login_session is None or login_session.ended_at is not None or now() >= login_session.expires_at:
         return None
     return login_session
 
@@ -202,5 +211,10 @@ def _insert_session():
 # Built once: building and cache-keying a statement per request costs more
 # CPU than a lookup's own work (as in idp.tokens).
 @functools.cache
-def _select_by_cookie():
-    return db.select(LoginSession).where(LoginSession.cookie_digest == bindparam("digest"))
+def _select_by_cookie(with_account: bool):
+    return (
+        db.select(LoginSession)
+        .join(LoginSession.account)
+        .where(LoginSession.cookie_digest == bindparam("digest"), Account.status == "active")
+        .options(contains_eager(LoginSession.account) if with_account else lazyload(LoginSession.account))
+    )

@@ -78,3 +78,9 @@ def test_nul_characters_are_refused_not_a_500(client, contracts, path):
     response = client.post(path, data={"csrf_token": csrf_token(page.get_data(as_text=True)),
                                        "login_id": "taro\x00@example.jp", "name_kana": "イツ\x00", "password": "x"})
     assert response.status_code == 400
+
+
+@pytest.mark.parametrize("headers", [{"X-Note": "a\x00b"}, {"User-Agent": "\x00"}, {"X-\x00": "a"}])
+def test_nul_characters_in_headers_are_refused(client, headers):
+    # The check reads the WSGI environ (errors._nul_in_headers), not request.headers.
+    assert client.get("/login", headers=headers).status_code == 400

@@ -29,7 +29,7 @@ bp = Blueprint("account_settings", __name__, url_prefix="/account")
 def login_required(view):
     @wraps(view)
     def wrapped(*args, **kwargs):
-        login_session = current_login_session()
+        login_session = current_login_session(with_account=True)  # every page here shows or changes it
         if login_session is None:
             return redirect(pending.remember("account", url_for("account_settings.index")), 303)
         return view(login_session, *args, **kwargs)

@@ -1,12 +1,12 @@
 from flask_babel import lazy_gettext
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
+from ..forms import QuickForm
 from ..passkeys import MAX_RESPONSE
 
 
-class LoginForm(FlaskForm):
+class LoginForm(QuickForm):
     login_id = StringField(
         "iTSCOM ID",
         validators=[DataRequired(lazy_gettext("iTSCOM IDを入力してください。")),
@@ -20,7 +20,7 @@ class LoginForm(FlaskForm):
     show_password = BooleanField(lazy_gettext("パスワードを表示"))
 
 
-class PasskeyLoginForm(FlaskForm):
+class PasskeyLoginForm(QuickForm):
     """What login.js posts after パスキーでログイン: the passkey's answer (JSON)."""
 
     credential = HiddenField(validators=[DataRequired(), Length(max=MAX_RESPONSE)])

@@ -251,7 +251,7 @@ def language_switch(language_tag: str):
         abort(404)
     response = redirect(language.same_site_path(request.args.get("next")), 303)
     language.set_cookie(response, language_tag)
-    login_session = current_login_session()
+    login_session = current_login_session(with_account=True)
     if login_session is not None and login_session.account.locale != language_tag:
         login_session.account.locale = language_tag
         db.session.commit()

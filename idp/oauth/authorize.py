@@ -116,7 +116,7 @@ def authorize():
     if session.pop("consent_denied", None) == request_digest:
         audit.record("consent.denied", account=login_session.account, client_id=grant.client.client_id)
         db.session.commit()
-        return _deliver(server.create_authorization_response(grant=grant, grant_user=None), grant.redirect_uri, data)
+        return _deliver(server.create_authorization_response(grant.request, grant=grant, grant_user=None), grant.redirect_uri, data)
 
     scope = _consent_scope(grant)
     if _needs_consent(grant, login_session, scope, prompts, request_digest):
@@ -134,7 +134,8 @@ def authorize():
             form=ConfirmForm(),
         )
 
-    response = server.create_authorization_response(grant=grant, grant_user=login_session)
+    # The request Authlib validated for the grant, not a second one built from Flask's.
+    response = server.create_authorization_response(grant.request, grant=grant, grant_user=login_session)
     return _deliver(response, grant.redirect_uri, data)
 
 

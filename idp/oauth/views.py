@@ -173,7 +173,7 @@ def end_session():
         end_request = server.validate_endpoint_request("end_session")
     except OAuth2Error as error:
         return render_template("oauth/error.html", error=error), 400
-    login_session = current_login_session()
+    login_session = current_login_session(with_account=True)  # its subject, and the logout's audit record
     hinted_subject = (end_request.id_token_claims or {}).get("sub")
     must_confirm = end_request.needs_confirmation or (  # the hint's sub is the one its client sees
         login_session is not None

@@ -126,3 +126,38 @@ def test_claims_parameter_cannot_exceed_the_clients_scopes(app, client, account)
     userinfo = client.get("/userinfo", headers={"Authorization": "Bearer " + tokens["access_token"]}).get_json()
     assert not {"customer_number", "phone_number", "email"} & set(id_token)
     assert set(userinfo) == {"sub"}
+
+
+def test_a_signed_in_authorization_reads_neither_the_account_nor_its_contract(app, rp):
+    """The session's own columns answer it; the account's status is checked
+    in the lookup (idp.sessions), its row is not read."""
+    from sqlalchemy import event
+
+    from idp.extensions import db
+
+    rp.sign_in_and_get_code()
+    statements = []
+    with app.app_context():
+        engine = db.engine
+
+    def seen(conn, cursor, statement, *args):
+        statements.append(" ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        assert rp.authorize().status_code == 302
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert not [s for s in statements if "contracts" in s or "accounts.password_hash" in s], statements
+
+
+def test_a_locked_accounts_session_no_longer_signs_in(app, rp, account):
+    from idp.extensions import db
+    from idp.models import Account
+
+    rp.sign_in_and_get_code()
+    with app.app_context():
+        db.session.get(Account, account).status = "locked"
+        db.session.commit()
+    response = rp.authorize()
+    assert response.status_code == 303 and response.location.startswith("/login")
