@@ -504,6 +504,16 @@ class _Held:
         self.raw: psycopg.Connection = self.pooled.driver_connection
         self.raw.rollback()  # the ping's transaction, if any
         self.raw.autocommit = True
+        # Every statement here finds its rows by an indexed key (a digest, an
+        # id, a family). PostgreSQL plans a prepared statement for good after
+        # five executions (its generic plan, kept until an ANALYZE of the
+        # table): made while a table was small, that plan may be a sequential
+        # scan, which it keeps as the table grows — with autovacuum off, or
+        # until autovacuum analyzes it. Seen in bench/run.sh: revocation fell
+        # to a fifth once client_credentials tokens stopped filling the
+        # tokens table before introspection ran. Without sequential scans the
+        # plan is the index's from the start.
+        self.raw.execute("SET enable_seqscan = off")
         self.pgconn = self.raw.pgconn
         self.loader = Transformer(self.raw)
         self.dumper = Transformer(self.raw)
@@ -541,6 +551,7 @@ class _Held:
 
     def release(self) -> None:
         self._finalizer.detach()
+        self.raw.execute("RESET enable_seqscan")  # the pool's other users plan as usual
         self.raw.autocommit = False
         self.pooled.close()
 

@@ -62,3 +62,31 @@ def test_a_refused_statement_discards_the_connection(engine):
         (row,) = held.execute(SUM, {"a": 3, "b": "z"})
         assert row.twice == 6
     database.close()
+
+
+def test_a_lookup_planned_while_the_table_was_small_stays_an_index_lookup(app, engine, rp, back_channel):
+    """PostgreSQL keeps a prepared statement's generic plan (made after five
+    executions) until the table is analyzed: planned on a nearly empty
+    tokens table it could be a sequential scan for good, a millisecond a
+    request once the table has grown (bench/run.sh saw revocation fall to a
+    fifth). The held connections plan index lookups from the start."""
+    from idp.oauth.lean import _sql
+    from idp.tokens import _select_introspected
+
+    token = rp.tokens()["access_token"]
+    for _ in range(8):  # past PostgreSQL's five custom plans: the generic one is kept
+        assert back_channel.post("/introspect", data={"token": token}, headers=rp.auth()).get_json()["active"]
+    with app.app_context():
+        db.session.execute(text(
+            "INSERT INTO tokens (client_id, scope, access_token_digest, family_id, issued_at, access_expires_at)"
+            " SELECT 'grown', '', md5(i::text) || md5('a' || i), md5('f' || i), 0, 0 FROM generate_series(1, 3000) i"))
+        db.session.commit()
+    database = app.wsgi_app._ready.database
+    (held,) = database.idle
+    name = _sql(_select_introspected(), engine.dialect).name.decode()
+    plan = "\n".join(row[0] for row in held.raw.execute(f"EXPLAIN EXECUTE {name}('{'0' * 64}')"))
+    assert "Seq Scan on tokens" not in plan, plan
+    database.idle.remove(held)
+    held.release()  # back to the pool: it plans as any other connection again
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SHOW enable_seqscan").scalar() == "on"
