@@ -115,11 +115,11 @@ watch_server() {  # $1 = base URL: wait for it, find the workers, sample their R
         sleep 0.2
     done
     curl -fsS -o /dev/null "$1/jwks"   # loads the key ring in one worker
-    WORKERS=$(pgrep -P "$SERVER_PID" | tr '\n' ' ')
-    echo "   master $SERVER_PID, workers $WORKERS"
+    WORKER_PIDS=$(pgrep -P "$SERVER_PID" | tr '\n' ' ')
+    echo "   master $SERVER_PID, workers $WORKER_PIDS"
     (
         while kill -0 "$SERVER_PID" 2>/dev/null; do
-            for w in $WORKERS; do echo "$w $(ps -o rss= -p "$w" 2>/dev/null || echo 0)"; done
+            for w in $WORKER_PIDS; do echo "$w $(ps -o rss= -p "$w" 2>/dev/null || echo 0)"; done
             sleep 0.5
         done
     ) >"$WORK/rss-$WHO.log" 2>/dev/null &
@@ -149,7 +149,7 @@ profile_start() {  # $1 = scenario. Worker 1 -> flame graph SVG, worker 2 -> raw
     [ "$PROFILE" = 1 ] || return 0
     mkdir -p "$BENCH/profiles"
     local first=1 w
-    for w in $WORKERS; do
+    for w in $WORKER_PIDS; do
         if [ $first = 1 ]; then
             "$VENV/bin/py-spy" record --pid "$w" --duration 6 --rate 200 --nonblocking \
                 -o "$BENCH/profiles/$SERVER-$1.svg" >/dev/null 2>&1 &
@@ -172,7 +172,7 @@ profile_end() {  # $1 = scenario
 
 worker_ticks() {  # CPU time (user + system, clock ticks) the workers have used so far
     local w total=0
-    for w in $WORKERS; do
+    for w in $WORKER_PIDS; do
         total=$((total + $(awk '{print $14 + $15}' "/proc/$w/stat" 2>/dev/null || echo 0)))
     done
     echo "$total"
