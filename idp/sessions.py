@@ -124,7 +124,7 @@ def _lookup(cookie_value: str | None, with_account: bool) -> LoginSession | None
     # The account's status is checked in the query (LoginSession.is_live
     # would load the account for it).
     login_session = db.session.scalar(_select_by_cookie(with_account), {"digest": digest(cookie_value)})
-    if login_session is None or login_session.ended_at is not None or now() >= login_session.expires_at:
+    if login_session is None or not login_session.is_open(now()):
         return None
     return login_session
 
@@ -215,6 +215,6 @@ def _select_by_cookie(with_account: bool):
     return (
         db.select(LoginSession)
         .join(LoginSession.account)
-        .where(LoginSession.cookie_digest == bindparam("digest"), Account.status == "active")
+        .where(LoginSession.cookie_digest == bindparam("digest"), Account.is_active)
         .options(contains_eager(LoginSession.account) if with_account else lazyload(LoginSession.account))
     )

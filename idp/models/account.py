@@ -1,6 +1,7 @@
 """An iTSCOM ID: one per contract, the thing a customer signs in with."""
 
 from sqlalchemy import BigInteger, Boolean, ForeignKey, String, false
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -40,8 +41,9 @@ class Account(db.Model):
 
     contract: Mapped[Contract] = relationship(lazy="joined")
 
-    @property
+    @hybrid_property
     def is_active(self) -> bool:
+        """On an account, and in a query (``Account.is_active``) alike."""
         return self.status == "active"
 
     def get_user_id(self) -> str:

@@ -32,5 +32,9 @@ class LoginSession(db.Model):
     def methods(self) -> tuple[str, ...]:
         return tuple((self.amr or "pwd").split())
 
+    def is_open(self, now: int) -> bool:
+        """Neither ended nor expired: what the session's own columns say."""
+        return self.ended_at is None and now < self.expires_at
+
     def is_live(self, now: int) -> bool:
-        return self.ended_at is None and now < self.expires_at and self.account.is_active
+        return self.is_open(now) and self.account.is_active

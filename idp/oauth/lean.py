@@ -319,7 +319,6 @@ class TokenEndpoint(_ClientAuthenticated):
         tokens.issued_self_contained("client_credentials")
         return flask_json.dumps(token).encode()
 
-
     @staticmethod
     def _code(connection, client, fields: dict[str, str]) -> bytes | None:
         """RFC 6749 4.1.3–4.1.4 with PKCE (RFC 7636 4.6), as Authlib's
