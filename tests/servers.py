@@ -33,6 +33,18 @@ def wait_until(condition, message: str, timeout: float = 30.0) -> None:
         time.sleep(0.05)
 
 
+def stop_process(process: subprocess.Popen, timeout: float = 15.0) -> None:
+    """Stop a server process: SIGTERM, then SIGKILL if it has not exited
+    within ``timeout`` seconds (granian drains its workers first, which on a
+    loaded machine can take longer than a test should wait)."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class PostgresCluster:
     """A PostgreSQL server of its own in a temporary directory, on a free
     loopback port. PostgreSQL refuses to run as root, so as root it runs as
@@ -173,12 +185,7 @@ class Granian:
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
         self._log.close()
 
     def _serving(self) -> bool:

@@ -29,7 +29,7 @@ from idp.oauth import client_auth
 
 from ..helpers import FrozenClock, RelyingParty, needs_postgresql
 from ..mailserver import free_port
-from ..servers import SilentServer
+from ..servers import SilentServer, stop_process
 from .client_keys import JwksServer, assertion, new_key, token
 
 LOGIN_SAMPLES = 200
@@ -191,8 +191,7 @@ def granian_op(app, tmp_path):
             assert time.monotonic() < deadline, "granian did not start"
         yield url
     finally:
-        process.terminate()
-        process.wait(timeout=15)
+        stop_process(process)
         log.close()
 
 

@@ -16,6 +16,7 @@ from idp.extensions import db
 
 from ..helpers import RelyingParty, needs_postgresql, pkce_pair
 from ..mailserver import free_port
+from ..servers import stop_process
 
 pytestmark = needs_postgresql
 
@@ -47,7 +48,7 @@ def nodes(app, redis_url, account):
         for p in processes:
             p.terminate()
         for p in processes:
-            p.wait(timeout=10)
+            stop_process(p)
 
 
 def _ready(url):

@@ -16,6 +16,7 @@ from idp.models import AuditEvent
 
 from ..mailserver import free_port
 from ..registration.helpers import SUZUKI
+from ..servers import stop_process
 
 
 @pytest.fixture
@@ -37,8 +38,7 @@ def workers(app, contracts):
             time.sleep(0.1)
         yield url
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop_process(process)
 
 
 def _ready(url) -> bool:
