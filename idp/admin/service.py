@@ -165,12 +165,14 @@ def register_client(admin: Admin, values: dict, first_party: bool) -> tuple[Clie
 
 
 def change_client(admin: Admin, client: Client, values: dict, first_party: bool) -> str | None:
-    """The console's form saved; its keys and their alg (not on the form)
-    are kept as registered. Returns a secret to show once when the new auth
+    """The console's form saved; what the form does not show — its keys and
+    their alg, its English name (``client_name#en``, set at registration) —
+    is kept as registered. Returns a secret to show once when the new auth
     method needs one the client lacked."""
     kept = client.client_metadata
     metadata = clients.build_metadata(**values, jwks=kept.get("jwks"), jwks_uri=kept.get("jwks_uri"),
-                                      token_endpoint_auth_signing_alg=kept.get("token_endpoint_auth_signing_alg"))
+                                      token_endpoint_auth_signing_alg=kept.get("token_endpoint_auth_signing_alg"),
+                                      english_name=kept.get("client_name#en"))
     clients.check_first_party(metadata, first_party)
     with audit.action("admin.client_updated", admin_id=admin.id, client_id=client.client_id):
         client.client_metadata = metadata

@@ -5,6 +5,7 @@ import re
 import pyotp
 import pytest
 
+from idp import clients
 from idp.extensions import db
 from idp.models import Account, Admin, AuditEvent, Client, Contract, SigningKey
 
@@ -428,3 +429,18 @@ def test_the_console_sets_par_and_pairwise_subjects(app, client, admin, clock):
     assert refused.status_code == 400
     assert ("ファーストパーティのクライアントは、お客さま識別子の種類を「共通」にしてください。"
             in field_of(refused.get_data(as_text=True), "subject_type"))
+
+
+def test_editing_a_client_keeps_the_english_name_it_registered(app, client, admin, clock):
+    """client_name#en (RFC 7591 2.2) is not on the console's form: saving
+    the form must not drop it, or English pages would name the site in
+    Japanese from then on."""
+    sign_in(client, admin, clock)
+    with app.app_context():
+        partner, _ = clients.create_client("パートナー", ["https://partner.example/cb"], english_name="Partner Site")
+        client_id = partner.client_id
+        db.session.commit()
+    assert post(client, f"/admin/clients/{client_id}", {**PARTNER, "name": "パートナー（新）"}).status_code == 303
+    with app.app_context():
+        stored = db.session.scalar(db.select(Client).filter_by(client_id=client_id)).client_metadata
+    assert stored["client_name"] == "パートナー（新）" and stored["client_name#en"] == "Partner Site"
