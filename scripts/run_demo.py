@@ -24,7 +24,9 @@ def main() -> int:
     from idp import create_app
     from idp.demo import LOGIN_ID, MYPAGE_PORT, PASSWORD, SUPPORT_PORT, load
 
-    os.environ.setdefault("IDP_ISSUER", f"http://127.0.0.1:{OP_PORT}")
+    # localhost, not 127.0.0.1: browsers refuse passkeys (WebAuthn) for an IP
+    # address, and the OP's login page offers them only where they work.
+    os.environ.setdefault("IDP_ISSUER", f"http://localhost:{OP_PORT}")
     # Signing in on the OP's own login page lands on the local My Page.
     os.environ.setdefault("IDP_HOME_URL", f"http://127.0.0.1:{MYPAGE_PORT}/")
     # The demo sites' back-channel logout URIs are on loopback: development only.
