@@ -261,7 +261,8 @@ class Revocation(_ClientAuthenticated):
             return None
         at = ready.clock.now()
         with ready.app.app_context(), ready.database.connection() as connection:
-            token = tokens.introspected(connection, request.fields["token"], request.fields.get("token_type_hint"), at)
+            token = tokens.introspected(connection, request.fields["token"], request.fields.get("token_type_hint"), at,
+                                        with_account=False)
             if token is not None and not token.check_client(client):
                 return None  # Authlib's invalid_grant (RFC 7009 2.1: the token was not issued to it)
             if token is not None and token.row.revoked_at is None:
