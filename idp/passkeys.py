@@ -246,8 +246,10 @@ def remove(account: Account, passkey_id: int) -> Passkey | None:
 
 
 def remove_all(account: Account) -> None:
-    """Every passkey of the account goes (its iTSCOM ID was replaced)."""
+    """Every passkey of the account goes (its iTSCOM ID was replaced), and
+    with them the passkey factor: no sign-in may ask for one that is gone."""
     db.session.execute(db.delete(Passkey).where(Passkey.account_id == account.id))
+    second_factor.passkeys_removed(account)
 
 
 def _notify(account: Account, kind: str, subject: str, passkey: Passkey) -> None:

@@ -201,6 +201,16 @@ def turn_off(account: Account, reason: str = "customer", admin_id: int | None = 
         _notify(account, gettext("お客様のお申し出により、当社にて2段階認証を解除しました。"))
 
 
+def passkeys_removed(account: Account) -> None:
+    """Every passkey of ``account`` went (passkeys.remove_all): 2段階認証
+    （パスキー） goes with them, and so do the recovery codes unless an
+    authenticator app still stands behind them. Nothing is mailed: the
+    caller tells the customer why."""
+    account.passkey_factor = False
+    if totp_of(account) is None:
+        db.session.execute(delete(RecoveryCode).where(RecoveryCode.account_id == account.id))
+
+
 def keep_notice(account: Account) -> None:
     """After a password recovery: the factor stays, and the customer is told."""
     if totp_of(account) is not None:

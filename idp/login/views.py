@@ -215,14 +215,20 @@ def factor_passkey(_form_class=PasskeyLoginForm):
                                           request.cookies.get(devices.COOKIE))
     except Throttled as refused:
         db.session.commit()  # the refusal is audited
-        return factor(passkey_error=_factor_throttled(refused.retry_after), passkey_wait=refused.retry_after)
+        return factor(passkey_error=_factor_throttled(refused.retry_after, by_passkey=True),
+                      passkey_wait=refused.retry_after)
     if methods is None or second_factor.satisfied_by_passkey(account.id) is None:
         db.session.commit()  # the refusal is audited
         return factor(passkey_error=failed)
     return _factor_given(account, held, step_up, (*methods, "mfa"))
 
 
-def _factor_throttled(wait: int) -> str:
+def _factor_throttled(wait: int, by_passkey: bool = False) -> str:
+    """What the factor page says when the MFA budget (the code's and the
+    passkey's alike) refuses a try: of what the customer just tried."""
+    if by_passkey:
+        return gettext("パスキーでの確認の試行回数が上限を超えました。%(wait)sに再度お試しください。",
+                       wait=retry_after_text(wait))
     return gettext("確認コードの入力回数が上限を超えました。%(wait)sに再度お試しください。", wait=retry_after_text(wait))
 
 

@@ -9,6 +9,10 @@ from idp.accounts import create_account
 from idp.extensions import db
 from idp.mail import deliver_due
 
+from ..helpers import login, submit
+from ..passkeys import SoftAuthenticator, enrol
+from .helpers import Registrant
+
 REPLACES = "このご契約には、すでにiTSCOM IDが登録されています。この手続きを完了すると、現在のiTSCOM IDとパスワードは新しいものに置き換わり、ご利用いただけなくなります。"
 
 
@@ -63,3 +67,23 @@ def test_re_registration_tells_the_old_addresses(app, registrant, mail_server):
         deliver_due()
     notice = mail_server.inbox.last_to("hanako.old@example.jp")
     assert notice["Subject"] == "iTSCOM ID変更のお知らせ"
+
+
+def test_re_registration_leaves_no_passkey_factor_without_its_passkeys(app, client, registrant, hanako_has_an_id):
+    """The old ID's passkeys go with it, and so does 2段階認証（パスキー）: the
+    new ID's password sign-in is not stopped at a factor page that asks for
+    a passkey nobody has."""
+    assert login(client, "hanako.old@example.jp", "Hanako-2025").status_code == 303
+    assert enrol(client, SoftAuthenticator(), password="Hanako-2025").status_code == 303
+    turned_on = submit(client, "/account/factor/passkey", {"current_password": "Hanako-2025"}, page="/account/")
+    assert turned_on.location.endswith("/account/factor/codes")
+
+    other_browser = app.test_client()
+    new = Registrant(app, other_browser, registrant.mail_server)
+    path = new.up_to_mail("hanako.new@example.jp")
+    assert new.confirm(path, contact="hanako.new@example.jp").location == "/registration/complete"
+
+    signed_in = login(other_browser, "hanako.new@example.jp", "Hanako-2026")
+    assert signed_in.location == app.config["HOME_URL"]  # not /login/factor
+    page = other_browser.get("/account/").get_data(as_text=True)
+    assert "2段階認証は設定されていません。" in page and "2段階認証（パスキー）は設定済みです。" not in page

@@ -200,6 +200,21 @@ def test_failures_are_throttled_like_the_code(app, client, phone, totp_on, clock
     assert confirm(client, phone).status_code == 303
 
 
+def test_a_throttled_try_speaks_of_what_was_tried(app, client, phone, totp_on, clock):
+    """The budget is the code's and the passkey's alike, but each refusal
+    names what the customer just tried: パスキーで確認 is not told of codes."""
+    login(client)
+    for _ in range(app.config["MFA_FREE_FAILURES_PER_ACCOUNT"]):
+        confirm(client, phone, rp_id="evil.example.test")
+    by_passkey = confirm(client, phone)
+    assert by_passkey.status_code == 429
+    page = by_passkey.get_data(as_text=True)
+    assert "パスキーでの確認の試行回数が上限を超えました。" in page and "確認コードの入力回数" not in page
+    by_code = give_factor(client, totp_code(totp_on[0], clock))
+    assert by_code.status_code == 429
+    assert "確認コードの入力回数が上限を超えました。" in by_code.get_data(as_text=True)
+
+
 def test_a_step_up_with_the_passkey(rp, app, account, phone, clock):
     first = rp.verify_id_token(rp.tokens()["id_token"])  # signed in before the factor was set up
     enrol_totp(app, account)
