@@ -6,15 +6,23 @@ surfaces — a view, a before/after_request hook, the session's close at
 teardown — the request answers 503 with Retry-After and the log gets one
 line. Any other unexpected exception is logged with its traceback, its
 transaction rolled back, and answered with a plain 500 page.
+
+Bad input is a 4xx, including what Werkzeug itself would fail on: a query
+string's raw bytes (``Request``), an id in a path past any row
+(``DatabaseId``), a Host header it cannot build URLs for (``_respond``).
 """
 
 import logging
+import re
 
+import flask
 from flask import Flask, current_app, g, jsonify, render_template, request
+from flask.globals import request_ctx
 from flask_babel import lazy_gettext
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.routing import IntegerConverter
 
 from .extensions import db
 from .security.text import unstorable
@@ -35,6 +43,11 @@ MESSAGES = {
     500: lazy_gettext("システムエラーが発生しました。しばらくしてから再度お試しください。"),
     503: lazy_gettext("ただいまサービスを一時的にご利用いただけません。しばらくしてから再度お試しください。"),
 }
+
+# A byte of a query string outside ASCII (Request).
+RAW_QUERY_BYTE = re.compile(rb"[\x80-\xff]")
+# The largest row id an <int:...> URL may name: PostgreSQL's integer column (DatabaseId).
+LARGEST_ID = 2**31 - 1
 
 # Seconds a client should wait before trying again while the database is
 # unreachable: a restart takes a few, and the pool reconnects at once after.
@@ -62,6 +75,29 @@ def database_unavailable(error: BaseException | None) -> bool:
     # classes 08 (connection), 40 (rollback), 53 (resources), 55/57 (state,
     # operator intervention: shutdown, starting up) and 58 (system).
     return True
+
+
+class Request(flask.Request):
+    """Flask's request, its query string read as a browser sends it: bytes
+    outside ASCII (sent raw by a client; WSGI hands them over as latin-1)
+    are percent-encoded. So a query string that is not UTF-8 reads as its
+    %FF form does (Werkzeug keeps "%FF" as text), where Werkzeug would
+    raise UnicodeDecodeError at each read of request.args, full_path or url
+    (hooks, the error page); UTF-8 reads as before."""
+
+    def __init__(self, environ, *args, **kwargs) -> None:
+        super().__init__(environ, *args, **kwargs)
+        if not self.query_string.isascii():
+            self.query_string = RAW_QUERY_BYTE.sub(lambda byte: b"%%%02X" % byte[0][0], self.query_string)
+
+
+class DatabaseId(IntegerConverter):
+    """``<int:...>`` in our URLs names a row by its id: a number larger than
+    any id (which the database could not even compare) names none, a 404."""
+
+    def __init__(self, map, *args, **kwargs) -> None:
+        kwargs.setdefault("max", LARGEST_ID)
+        super().__init__(map, *args, **kwargs)
 
 
 def _nul_in_headers(environ) -> bool:
@@ -164,6 +200,11 @@ class _NoOutageTracebacks(logging.Filter):
 
 
 def _respond(status: int):
+    if request_ctx.url_adapter is None:
+        # A Host header Werkzeug cannot build URLs for (BadHost: a label
+        # over 63 characters, say): the page's links are paths, the same
+        # under any host name.
+        request_ctx.url_adapter = current_app.url_map.bind("localhost", script_name=request.root_path or "/")
     path = request.path
     if path in JSON_PATHS or path.startswith(("/.well-known/", "/register/")) or path == "/register":
         error = "server_error" if status >= 500 else "invalid_request"

@@ -157,3 +157,10 @@ def test_a_claims_parameter_that_is_not_json_we_can_store_is_refused(rp, client,
     assert response.status_code in (302, 400), response.status_code
     if response.status_code == 302:
         assert "error=invalid_request" in response.location
+
+
+def test_an_id_in_a_path_larger_than_any_row_is_not_found(app, rp, client):
+    rp.sign_in_and_get_code()
+    token = csrf_token(client.get("/account/").get_data(as_text=True))
+    for number in [str(2**31), "9" * 40]:
+        assert client.post(f"/account/passkeys/{number}/remove", data={"csrf_token": token}).status_code == 404
