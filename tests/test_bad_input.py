@@ -106,3 +106,13 @@ def test_a_host_header_werkzeug_cannot_use_gets_the_error_page(client):
     assert response.status_code == 400
     html = response.get_data(as_text=True)
     assert "リクエストの内容が正しくありません。" in html and 'href="/login"' in html
+
+
+@pytest.mark.parametrize("path", ["/authorize", "/session/end"])
+def test_a_body_too_large_for_a_page_that_reads_ui_locales_is_refused(client, path):
+    """The page saying so is in the customer's language, chosen without
+    reading the body again (ui_locales may come in the form)."""
+    response = client.post(path, data="ui_locales=en&state=" + "x" * 70_000,
+                           content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 413
+    assert "送信された内容が大きすぎます。" in response.get_data(as_text=True)
