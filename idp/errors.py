@@ -32,6 +32,8 @@ from .security.text import unstorable
 JSON_PATHS = {"/token", "/userinfo", "/revoke", "/introspect", "/jwks", "/par"}
 
 FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
+# The methods whose body Flask-WTF reads as a form's data.
+SUBMIT_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 MESSAGES = {
     400: lazy_gettext("リクエストの内容が正しくありません。"),
@@ -126,6 +128,16 @@ def init_app(app: Flask) -> None:
             return _respond(400)
         return None
 
+    @app.before_request
+    def _refuse_json_on_pages():
+        # Our pages take HTML forms. Flask-WTF would read a JSON body as a
+        # form's data too, and its forms fail on what is no form: a list, a
+        # number where text belongs.
+        if (request.is_json and request.method in SUBMIT_METHODS and request.url_rule is not None
+                and not _machine_path(request.path)):
+            return _respond(415)
+        return None
+
     @app.errorhandler(CSRFError)
     def _csrf(error):
         message = lazy_gettext("画面の有効期限が切れました。お手数ですが、もう一度はじめからお試しください。")
@@ -199,14 +211,18 @@ class _NoOutageTracebacks(logging.Filter):
         return not (record.exc_info and database_unavailable(record.exc_info[1]))
 
 
+def _machine_path(path: str) -> bool:
+    """Whether ``path`` is a machine-facing endpoint's (OAuth JSON errors), not a page's."""
+    return path in JSON_PATHS or path.startswith(("/.well-known/", "/register/")) or path == "/register"
+
+
 def _respond(status: int):
     if request_ctx.url_adapter is None:
         # A Host header Werkzeug cannot build URLs for (BadHost: a label
         # over 63 characters, say): the page's links are paths, the same
         # under any host name.
         request_ctx.url_adapter = current_app.url_map.bind("localhost", script_name=request.root_path or "/")
-    path = request.path
-    if path in JSON_PATHS or path.startswith(("/.well-known/", "/register/")) or path == "/register":
+    if _machine_path(request.path):
         error = "server_error" if status >= 500 else "invalid_request"
         if status == 503:
             error = "temporarily_unavailable"  # RFC 6749 4.1.2.1's word for it

@@ -116,3 +116,14 @@ def test_a_body_too_large_for_a_page_that_reads_ui_locales_is_refused(client, pa
                            content_type="application/x-www-form-urlencoded")
     assert response.status_code == 413
     assert "送信された内容が大きすぎます。" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("body", ["[1]", '"x"', "1e400", '{"login_id": 5, "password": ["x"]}'])
+@pytest.mark.parametrize("path", ["/login", "/recovery/identify", "/session/end"])
+def test_a_json_body_to_a_page_is_refused(client, contracts, path, body):
+    """Our pages take HTML forms; a JSON body (with the CSRF token in its
+    header) is no form of theirs, and writes nothing."""
+    token = csrf_token(client.get("/login").get_data(as_text=True))
+    response = client.post(path, data=body, content_type="application/json", headers={"X-CSRFToken": token})
+    assert response.status_code == 415
+    assert "送信された形式には対応していません。" in response.get_data(as_text=True)
