@@ -48,6 +48,9 @@ def create_app(test_config: dict | None = None, clock=None) -> Flask:
     from .security.clock import SystemClock
     from .security.throttle import make_counters
 
+    # Bad input Werkzeug would fail on before any hook of ours runs (errors.py).
+    app.request_class = errors.Request
+    app.url_map.converters["int"] = errors.DatabaseId
     app.wsgi_app = LeanEndpoints(PublicDocuments(app.wsgi_app, app), app)
     hops = app.config["TRUSTED_PROXIES"]
     if hops:

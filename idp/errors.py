@@ -6,15 +6,23 @@ surfaces — a view, a before/after_request hook, the session's close at
 teardown — the request answers 503 with Retry-After and the log gets one
 line. Any other unexpected exception is logged with its traceback, its
 transaction rolled back, and answered with a plain 500 page.
+
+Bad input is a 4xx, including what Werkzeug itself would fail on: a query
+string's raw bytes (``Request``), an id in a path past any row
+(``DatabaseId``), a Host header it cannot build URLs for (``_respond``).
 """
 
 import logging
+import re
 
+import flask
 from flask import Flask, current_app, g, jsonify, render_template, request
+from flask.globals import request_ctx
 from flask_babel import lazy_gettext
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.routing import IntegerConverter
 
 from .extensions import db
 from .security.text import unstorable
@@ -24,6 +32,8 @@ from .security.text import unstorable
 JSON_PATHS = {"/token", "/userinfo", "/revoke", "/introspect", "/jwks", "/par"}
 
 FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
+# The methods whose body Flask-WTF reads as a form's data.
+SUBMIT_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 MESSAGES = {
     400: lazy_gettext("リクエストの内容が正しくありません。"),
@@ -35,6 +45,11 @@ MESSAGES = {
     500: lazy_gettext("システムエラーが発生しました。しばらくしてから再度お試しください。"),
     503: lazy_gettext("ただいまサービスを一時的にご利用いただけません。しばらくしてから再度お試しください。"),
 }
+
+# A byte of a query string outside ASCII (Request).
+RAW_QUERY_BYTE = re.compile(rb"[\x80-\xff]")
+# The largest row id an <int:...> URL may name: PostgreSQL's integer column (DatabaseId).
+LARGEST_ID = 2**31 - 1
 
 # Seconds a client should wait before trying again while the database is
 # unreachable: a restart takes a few, and the pool reconnects at once after.
@@ -64,6 +79,29 @@ def database_unavailable(error: BaseException | None) -> bool:
     return True
 
 
+class Request(flask.Request):
+    """Flask's request, its query string read as a browser sends it: bytes
+    outside ASCII (sent raw by a client; WSGI hands them over as latin-1)
+    are percent-encoded. So a query string that is not UTF-8 reads as its
+    %FF form does (Werkzeug keeps "%FF" as text), where Werkzeug would
+    raise UnicodeDecodeError at each read of request.args, full_path or url
+    (hooks, the error page); UTF-8 reads as before."""
+
+    def __init__(self, environ, *args, **kwargs) -> None:
+        super().__init__(environ, *args, **kwargs)
+        if not self.query_string.isascii():
+            self.query_string = RAW_QUERY_BYTE.sub(lambda byte: b"%%%02X" % byte[0][0], self.query_string)
+
+
+class DatabaseId(IntegerConverter):
+    """``<int:...>`` in our URLs names a row by its id: a number larger than
+    any id (which the database could not even compare) names none, a 404."""
+
+    def __init__(self, map, *args, **kwargs) -> None:
+        kwargs.setdefault("max", LARGEST_ID)
+        super().__init__(map, *args, **kwargs)
+
+
 def _nul_in_headers(environ) -> bool:
     """Whether a request header's name or value holds U+0000: read from the
     WSGI environ, where they are (HTTP_*, CONTENT_*), rather than through
@@ -88,6 +126,16 @@ def init_app(app: Flask) -> None:
         if (any("\x00" in key or "\x00" in value for values in fields for key, value in values.items(multi=True))
                 or _nul_in_headers(request.environ) or (request.is_json and _unstorable_json())):
             return _respond(400)
+        return None
+
+    @app.before_request
+    def _refuse_json_on_pages():
+        # Our pages take HTML forms. Flask-WTF would read a JSON body as a
+        # form's data too, and its forms fail on what is no form: a list, a
+        # number where text belongs.
+        if (request.is_json and request.method in SUBMIT_METHODS and request.url_rule is not None
+                and not _machine_path(request.path)):
+            return _respond(415)
         return None
 
     @app.errorhandler(CSRFError)
@@ -163,9 +211,18 @@ class _NoOutageTracebacks(logging.Filter):
         return not (record.exc_info and database_unavailable(record.exc_info[1]))
 
 
+def _machine_path(path: str) -> bool:
+    """Whether ``path`` is a machine-facing endpoint's (OAuth JSON errors), not a page's."""
+    return path in JSON_PATHS or path.startswith(("/.well-known/", "/register/")) or path == "/register"
+
+
 def _respond(status: int):
-    path = request.path
-    if path in JSON_PATHS or path.startswith(("/.well-known/", "/register/")) or path == "/register":
+    if request_ctx.url_adapter is None:
+        # A Host header Werkzeug cannot build URLs for (BadHost: a label
+        # over 63 characters, say): the page's links are paths, the same
+        # under any host name.
+        request_ctx.url_adapter = current_app.url_map.bind("localhost", script_name=request.root_path or "/")
+    if _machine_path(request.path):
         error = "server_error" if status >= 500 else "invalid_request"
         if status == 503:
             error = "temporarily_unavailable"  # RFC 6749 4.1.2.1's word for it

@@ -24,6 +24,7 @@ from flask import current_app, has_request_context, request, url_for
 from flask_babel import get_locale, get_translations
 from jinja2 import pass_context
 from markupsafe import Markup, escape
+from werkzeug.exceptions import HTTPException
 
 from . import pending
 
@@ -63,14 +64,25 @@ def select() -> str:
         return DEFAULT
     if language := chosen():
         return language
-    asked = request.values.get("ui_locales") if request.endpoint in UI_LOCALES_ENDPOINTS else None
-    if language := from_ui_locales(asked):
+    if language := from_ui_locales(_asked_ui_locales()):
         return language
     key = request.args.get("request") if request.endpoint == "login.login" else None
     waiting = pending.find(key)
     if waiting and (language := supported(waiting.get("locale"))):
         return language
     return request.accept_languages.best_match(LANGUAGES, default=DEFAULT)
+
+
+def _asked_ui_locales() -> str | None:
+    """ui_locales of a request to an endpoint that takes it, from the query
+    or the form. A body too large or cut short raises again at each read:
+    the page that says so reads the query only."""
+    if request.endpoint not in UI_LOCALES_ENDPOINTS:
+        return None
+    try:
+        return request.values.get("ui_locales")
+    except HTTPException:
+        return request.args.get("ui_locales")
 
 
 def set_cookie(response, language: str) -> None:

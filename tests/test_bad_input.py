@@ -84,3 +84,46 @@ def test_nul_characters_are_refused_not_a_500(client, contracts, path):
 def test_nul_characters_in_headers_are_refused(client, headers):
     # The check reads the WSGI environ (errors._nul_in_headers), not request.headers.
     assert client.get("/login", headers=headers).status_code == 400
+
+
+@pytest.mark.parametrize("method, path", [
+    ("GET", "/login"), ("GET", "/authorize"), ("POST", "/healthz"), ("POST", "/token"), ("GET", "/no-such-page"),
+])
+def test_raw_bytes_in_the_query_string_are_read_as_their_percent_form(client, method, path):
+    """A client may send a query string's bytes raw, and WSGI hands them over
+    as latin-1: not UTF-8, Werkzeug failed on every read of the parameters
+    (the error page's too)."""
+    raw = client.open(path, method=method, environ_overrides={"QUERY_STRING": "next=\xff\xfe&client_id=\xff"})
+    encoded = client.open(path, method=method, query_string="next=%FF%FE&client_id=%FF")
+    assert raw.status_code == encoded.status_code < 500
+    assert raw.mimetype == encoded.mimetype
+
+
+def test_a_host_header_werkzeug_cannot_use_gets_the_error_page(client):
+    """A host label over 63 characters cannot be IDNA-encoded (BadHost): the
+    error page is built all the same, its links plain paths."""
+    response = client.get("/login", headers={"Host": "a" * 64 + ".example"})
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    assert "リクエストの内容が正しくありません。" in html and 'href="/login"' in html
+
+
+@pytest.mark.parametrize("path", ["/authorize", "/session/end"])
+def test_a_body_too_large_for_a_page_that_reads_ui_locales_is_refused(client, path):
+    """The page saying so is in the customer's language, chosen without
+    reading the body again (ui_locales may come in the form)."""
+    response = client.post(path, data="ui_locales=en&state=" + "x" * 70_000,
+                           content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 413
+    assert "送信された内容が大きすぎます。" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("body", ["[1]", '"x"', "1e400", '{"login_id": 5, "password": ["x"]}'])
+@pytest.mark.parametrize("path", ["/login", "/recovery/identify", "/session/end"])
+def test_a_json_body_to_a_page_is_refused(client, contracts, path, body):
+    """Our pages take HTML forms; a JSON body (with the CSRF token in its
+    header) is no form of theirs, and writes nothing."""
+    token = csrf_token(client.get("/login").get_data(as_text=True))
+    response = client.post(path, data=body, content_type="application/json", headers={"X-CSRFToken": token})
+    assert response.status_code == 415
+    assert "送信された形式には対応していません。" in response.get_data(as_text=True)

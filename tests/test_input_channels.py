@@ -157,3 +157,35 @@ def test_a_claims_parameter_that_is_not_json_we_can_store_is_refused(rp, client,
     assert response.status_code in (302, 400), response.status_code
     if response.status_code == 302:
         assert "error=invalid_request" in response.location
+
+
+@pytest.mark.parametrize("path", CLIENT_AUTH_PATHS + ["/par"])
+@pytest.mark.parametrize("header", ["Basic \xa0", "Bearer \xa0", "Basic \x85"])
+def test_credentials_of_nothing_but_whitespace_are_invalid_client(rp, client, path, header):
+    """U+00A0 and U+0085 are no HTTP whitespace, so servers keep them; Python's split() counts them."""
+    response = client.post(path, data={"grant_type": "client_credentials", "token": "x"},
+                           headers={"Authorization": header})
+    assert response.status_code == 401
+    assert response.get_json()["error"] == "invalid_client"
+
+
+@pytest.mark.parametrize("path", CLIENT_AUTH_PATHS + ["/par"])
+def test_a_client_id_too_long_is_invalid_request(rp, client, path):
+    response = client.post(path, data={"grant_type": "client_credentials", "client_id": "c" * 65,
+                                       "client_secret": "x", "token": "x"})
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "invalid_request"
+
+
+def test_plain_http_to_a_name_not_loopback_is_insecure_transport(rp, client):
+    """Authlib refuses OAuth over plain HTTP but to loopback, before its endpoint handles errors."""
+    response = client.post("/introspect", data={"token": "x"}, headers=rp.auth(), base_url="http://id.example.test")
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "insecure_transport"
+
+
+def test_an_id_in_a_path_larger_than_any_row_is_not_found(app, rp, client):
+    rp.sign_in_and_get_code()
+    token = csrf_token(client.get("/account/").get_data(as_text=True))
+    for number in [str(2**31), "9" * 40]:
+        assert client.post(f"/account/passkeys/{number}/remove", data={"csrf_token": token}).status_code == 404

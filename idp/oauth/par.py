@@ -98,6 +98,10 @@ class PushedAuthorizationEndpoint(TokenEndpoint):
         except OAuth2Error as error:
             error.redirect_uri = None  # 2.3: the error goes to the client that pushed, not by redirect
             raise
+        except ValueError:
+            # As at /authorize: Authlib refuses to build an error whose description
+            # would quote characters RFC 6749 forbids there (response_type='code"').
+            raise InvalidRequestError() from None
         if live_count(client.client_id) >= MAX_LIVE_PER_CLIENT:
             raise TooManyPushedRequests()
 

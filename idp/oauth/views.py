@@ -57,25 +57,38 @@ def _refuse_malformed_requests():
       than once"; Authlib would silently take the first value) is
       invalid_request;
     - HTTP Basic credentials that are not UTF-8 or hold a NUL (which no
-      client_id has and PostgreSQL cannot compare) are invalid_client
-      (RFC 6749 5.2)."""
+      client_id has and PostgreSQL cannot compare), and an Authorization
+      header of a scheme and a space with nothing after them but what
+      Python counts as whitespace (U+00A0, which servers keep: Authlib's
+      split fails on it), are invalid_client (RFC 6749 5.2)."""
     if request.endpoint not in CLIENT_AUTH_ENDPOINTS and request.endpoint != "oauth.userinfo":
         return None
     repeated = next((key for key, values in request.values.lists() if len(values) > 1), None)
     if repeated is not None:
         return _oauth_error(InvalidRequestError(f"The parameter '{repeated[:40]}' is repeated."))
     header = request.headers.get("Authorization", "")
-    if request.endpoint not in CLIENT_AUTH_ENDPOINTS or header[:6].lower() != "basic ":
+    if request.endpoint not in CLIENT_AUTH_ENDPOINTS or " " not in header:
+        return None
+    scheme, *token = header.split(None, 1)  # as Authlib's extract_basic_authorization splits it
+    if token and scheme.lower() != "basic":
         return None
     try:
-        usable = "\x00" not in base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+        usable = bool(token) and "\x00" not in base64.b64decode(token[0].strip(), validate=True).decode("utf-8")
     except (ValueError, UnicodeDecodeError):
         usable = False
     if not usable:
-        refused = InvalidClientError("The Basic credentials are not UTF-8 text.")
+        refused = InvalidClientError("The credentials are missing or not UTF-8 text.")
         refused.status_code = 401  # RFC 6749 5.2: the client tried the Authorization header
         return _oauth_error(refused)
     return None
+
+
+@bp.errorhandler(OAuth2Error)
+def _refused_before_the_endpoint(error: OAuth2Error) -> Response:
+    """An OAuth error Authlib raises before its endpoint handles errors:
+    reading the request (server.create_oauth2_request: a client_id too
+    long; InsecureTransportError over plain HTTP to a name not loopback)."""
+    return _oauth_error(error)
 
 
 def _oauth_error(error: OAuth2Error) -> Response:

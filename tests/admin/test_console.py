@@ -444,3 +444,10 @@ def test_editing_a_client_keeps_the_english_name_it_registered(app, client, admi
     with app.app_context():
         stored = db.session.scalar(db.select(Client).filter_by(client_id=client_id)).client_metadata
     assert stored["client_name"] == "パートナー（新）" and stored["client_name#en"] == "Partner Site"
+
+
+def test_an_account_id_larger_than_any_row_is_not_found(client, admin, clock):
+    sign_in(client, admin, clock)
+    for number in [str(2**31), "9" * 40]:
+        assert client.get(f"/admin/accounts/{number}/second-factor").status_code == 404
+        assert post(client, f"/admin/accounts/{number}/lock").status_code == 404

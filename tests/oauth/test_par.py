@@ -136,6 +136,8 @@ def test_public_clients_push_with_pkce(app, client, account, back_channel):
     ({"request_uri": "urn:ietf:params:oauth:request_uri:x"}, "invalid_request"),  # RFC 9126 2.1
     ({"redirect_uri": "https://evil.test/cb"}, "invalid_request"),
     ({"response_type": "token"}, "unsupported_response_type"),
+    ({"response_type": 'code"'}, "invalid_request"),  # Authlib cannot quote it in an error description
+    ({"response_type": "日本語"}, "invalid_request"),
     ({"code_challenge_method": "plain"}, "invalid_request"),
     ({"request": "eyJhbGciOiJub25lIn0.e30."}, "request_not_supported"),
     ({"client_id": "someone-else"}, "invalid_request"),
