@@ -192,7 +192,7 @@ def turn_off(account: Account, reason: str = "customer", admin_id: int | None = 
     for passkey sign-ins.)"""
     account.passkey_factor = False
     db.session.execute(delete(TotpFactor).where(TotpFactor.account_id == account.id))
-    db.session.execute(delete(RecoveryCode).where(RecoveryCode.account_id == account.id))
+    _drop_recovery_codes(account)
     if admin_id is None:
         audit.record("second_factor.disabled", account=account)
         _notify(account, gettext("2段階認証を解除しました。"))
@@ -208,7 +208,7 @@ def passkeys_removed(account: Account) -> None:
     caller tells the customer why."""
     account.passkey_factor = False
     if totp_of(account) is None:
-        db.session.execute(delete(RecoveryCode).where(RecoveryCode.account_id == account.id))
+        _drop_recovery_codes(account)
 
 
 def keep_notice(account: Account) -> None:
@@ -231,8 +231,12 @@ def take_shown(account: Account) -> list[str]:
     return kept.get("codes") or [] if kept.get("account") == account.id else []
 
 
-def _new_recovery_codes(account: Account) -> list[str]:
+def _drop_recovery_codes(account: Account) -> None:
     db.session.execute(delete(RecoveryCode).where(RecoveryCode.account_id == account.id))
+
+
+def _new_recovery_codes(account: Account) -> list[str]:
+    _drop_recovery_codes(account)
     t = now()
     codes = ["".join(random.choice(_CODE_ALPHABET) for _ in range(_CODE_LENGTH)) for _ in range(RECOVERY_CODES)]
     db.session.add_all(RecoveryCode(account_id=account.id, code_digest=digest(code), created_at=t) for code in codes)
