@@ -13,7 +13,7 @@ from authlib.integrations.flask_oauth2 import (
 from authlib.integrations.flask_oauth2 import ResourceProtector, current_token
 from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Request
 from authlib.oauth2.rfc6749 import scope_to_list
-from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oauth2.rfc6749.errors import InvalidRequestError, OAuth2Error
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oauth2.rfc6750 import BearerTokenValidator as _BearerTokenValidator
 from authlib.oauth2.rfc6750.errors import InvalidTokenError
@@ -180,6 +180,21 @@ class BearerTokenValidator(_BearerTokenValidator):
         super().validate_token(token, scopes, request)
 
 
+class CredentialsMissing(OAuth2Error):
+    """RFC 6750 3.1: a request without any authentication information (no
+    Authorization header, a scheme UserInfo does not take, or one without
+    credentials) is told how to authenticate, with no error code; RFC 9449
+    7.2: a challenge for each scheme accepted, Bearer and DPoP."""
+
+    status_code = 401
+
+    def get_body(self):
+        return []
+
+    def get_headers(self):
+        return [*super().get_headers(), ("WWW-Authenticate", "Bearer, " + dpop.challenge())]
+
+
 class BearerTokens(ResourceProtector):
     """Where UserInfo takes its access token from (RFC 6750 2; OIDC Core
     5.3.1 "SHOULD" accept both): the Authorization header (2.1), or the
@@ -196,6 +211,9 @@ class BearerTokens(ResourceProtector):
             raise InvalidRequestError("An access token must not be sent in the URI query (RFC 6750 2.3, RFC 9700 2.5).")
         in_body = http_request.method == "POST" and "access_token" in http_request.form
         if not in_body:
+            parts = http_request.headers.get("Authorization", "").split(None, 1)  # as Authlib splits it
+            if len(parts) != 2 or parts[0].lower() not in self._token_validators:
+                raise CredentialsMissing()
             return super().parse_request_authorization(request)
         if http_request.mimetype != self.FORM:
             raise InvalidRequestError(f"An access token in the body needs a {self.FORM} body (RFC 6750 2.2).")

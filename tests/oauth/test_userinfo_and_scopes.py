@@ -24,6 +24,17 @@ def test_a_bad_token_in_the_body_is_invalid_token(rp, back_channel):
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
 
+@pytest.mark.parametrize("authorization", [None, "Basic bWU6bWU=", "Bearer", "Bearer   ", "Token abc"])
+def test_a_request_without_credentials_is_challenged_without_an_error(back_channel, authorization):
+    """RFC 6750 3.1: no authentication information, no error code; RFC 9449
+    7.2: a challenge for each scheme UserInfo takes."""
+    headers = {"Authorization": authorization} if authorization else {}
+    response = back_channel.get("/userinfo", headers=headers)
+    assert response.status_code == 401
+    assert response.headers.get_all("WWW-Authenticate") == ['Bearer, DPoP algs="ES256 ES384 RS256 PS256 Ed25519"']
+    assert "error" not in response.get_json() and response.headers["Cache-Control"] == "no-store"
+
+
 @pytest.mark.parametrize("how", ["both", "multipart", "query"])
 def test_one_method_and_never_the_query(rp, back_channel, how):
     token = rp.tokens(scope="openid")["access_token"]
