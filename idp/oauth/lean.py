@@ -11,7 +11,9 @@ headers keep one source, and each endpoint's rules one home.
 
 Plain for all (``_plain_channel``): no query string, no Origin (CORS), no
 Transfer-Encoding, no DPoP proof (``oauth.dpop``), over HTTPS (or to
-loopback, as Authlib allows), and every header ASCII without a NUL
+loopback, as Authlib allows) with a Host the Flask path takes (werkzeug
+keeps it and can route by it; else Flask answers 400), and every header
+ASCII without a NUL
 (errors._refuse_nul_characters refuses a NUL; other bytes outside ASCII are
 left to Flask too: WSGI gives them as latin-1). Cookies are no reason to go
 to Flask: none of these answers reads one, and Flask's are the same with
@@ -106,6 +108,7 @@ from authlib.oauth2.rfc7636.challenge import CODE_VERIFIER_PATTERN, compare_s256
 from psycopg.types.json import Json
 from flask import json as flask_json
 from sqlalchemy import event
+from werkzeug.wsgi import get_host
 
 from .. import tokens
 from ..claims import SUPPORTED_SCOPES, claims_for
@@ -620,15 +623,29 @@ def _plain_channel(environ) -> bool:
         return False
     if "HTTP_DPOP" in environ:
         return False  # DPoP (RFC 9449): a request carrying a proof is Flask's (oauth/dpop.py)
-    if environ.get("wsgi.url_scheme") != "https" and not _loopback(environ.get("HTTP_HOST")):
-        return False  # Authlib refuses plain HTTP but to loopback (InsecureTransportError), on the Flask path
+    if not _secure_transport(environ.get("wsgi.url_scheme"), environ.get("HTTP_HOST"), environ.get("SERVER_NAME"),
+                             environ.get("SERVER_PORT")):
+        return False
     return not any(not value.isascii() or "\x00" in value for key, value in environ.items() if key.startswith("HTTP_"))
 
 
 @functools.lru_cache(maxsize=64)
-def _loopback(host: str | None) -> bool:
-    """Authlib's is_secure_transport for plain HTTP, once per Host value."""
-    return is_secure_transport(f"http://{host}/")
+def _secure_transport(scheme: str | None, host: str | None, server_name: str | None, server_port: str | None) -> bool:
+    """Whether the Flask path gets past the request's URL, once per Host
+    value: werkzeug's host (``get_host``: empty when the Host header holds
+    what no host name may, a bad port say), a name its routing can encode
+    (``Map.bind``: BadHost, 400, otherwise), and Authlib's
+    ``is_secure_transport`` of the URL (https, or plain HTTP to loopback;
+    without a host, neither: InsecureTransportError, 400)."""
+    environ = {"wsgi.url_scheme": scheme, "SERVER_NAME": server_name, "SERVER_PORT": server_port}
+    if host is not None:
+        environ["HTTP_HOST"] = host
+    host = get_host(environ)
+    try:
+        host.lower().partition(":")[0].encode("idna")
+    except UnicodeError:
+        return False
+    return is_secure_transport(f"{scheme}://{host}/")
 
 
 def _basic_credentials(header: str) -> tuple[str, str] | None:

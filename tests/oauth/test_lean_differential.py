@@ -294,6 +294,29 @@ def exchange(**change):
     return fields
 
 
+# Host headers werkzeug does not take (get_host: none at all; Map.bind: BadHost),
+# each over the scheme that would otherwise make the request plain.
+HOSTS = {
+    "host-bad-port": ("http://localhost", "localhost:abc"),
+    "host-port-out-of-range": ("https://id.example.test", "id.example.test:99999"),
+    "host-underscore": ("https://id.example.test", "id_op.example.test"),
+    "host-space": ("https://id.example.test", "id example.test"),
+    "host-empty": ("https://id.example.test", ""),
+    "host-label-too-long": ("https://id.example.test", "a" * 64 + ".example.test"),
+    "host-empty-label": ("https://id.example.test", "id..example.test"),
+}
+
+
+def host_cases(prepare, request) -> list:
+    """``request`` with each of HOSTS: Flask refuses them (400)."""
+    def on(base_url, host):
+        def changed(w, s):
+            options = request(w, s)
+            return {**options, "base_url": base_url, "headers": {**options.get("headers", {}), "Host": host}}
+        return changed
+    return [case(name, prepare, on(*HOSTS[name])) for name in HOSTS]
+
+
 @dataclass(frozen=True)
 class Case:
     id: str
@@ -364,6 +387,7 @@ def userinfo_cases():
         case("host-loopback-ipv6", issued(), ui(headers={"Host": "[::1]:8080"}), lean=True),
         case("host-trailing-dot", issued(), ui(base_url="https://id.example.test", headers={"Host": "id.example.test."}),
              lean=True),
+        *host_cases(issued(), ui()),
     ]
 
 
@@ -428,6 +452,7 @@ def introspection_cases():
         case("registered-origin", issued(), it(headers={"Origin": REGISTERED_ORIGIN})),
         case("dpop-header", issued(), it(headers={"DPoP": "not-a-proof"})),
         case("get", issued(), lambda w, s: {"method": "GET", "path": "/introspect", "headers": basic()(w)}),
+        *host_cases(issued(), it()),
     ]
 
 
@@ -468,6 +493,7 @@ def revocation_cases():
         case("post-client-in-body", issued(), form_post("/revoke", lambda s: s["poster_form"], auth=no_auth)),
         case("query-string", issued(), rv(query_string="x=1")),
         case("dpop-header", issued(), rv(headers={"DPoP": "not-a-proof"})),
+        *host_cases(issued(), rv()),
     ]
 
 
@@ -514,6 +540,7 @@ def client_credentials_cases():
         case("get", nothing, lambda w, s: {"method": "GET", "path": "/token", "headers": basic()(w)}),
         case("json", nothing, form_post("/token", lambda s: '{"grant_type": "client_credentials"}',
                                         content_type="application/json")),
+        *host_cases(nothing, cc("openid")),
     ]
 
 
@@ -557,6 +584,7 @@ def refresh_cases():
         case("client-id-field", issued(), grant(lambda s: {**rf()(s), "client_id": s["rp_id"]})),
         case("replayed-family-successor", replayed(), grant(refresh_of("new"))),
         case("disabled-client", issued(), grant(rf()), between=disable("rp")),
+        *host_cases(issued(), grant(rf())),
     ]
 
 
@@ -597,6 +625,7 @@ def code_cases():
         case("unregistered-origin", code(), grant(ex(), headers={"Origin": OTHER_ORIGIN})),
         case("dpop-header", code(), grant(ex(), headers={"DPoP": "not-a-proof"})),
         case("repeated-code", code(), form_post("/token", lambda s: urlencode(ex()(s)) + f"&code={s['form']['code']}")),
+        *host_cases(code(), grant(ex())),
     ]
 
 
