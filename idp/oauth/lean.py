@@ -20,7 +20,8 @@ to Flask: none of these answers reads one, and Flask's are the same with
 the OP's cookies or without (a browser sends them along when it calls
 these endpoints itself, as bench/logins.mjs does).
 
-UserInfo (``UserInfo``): a GET, or a POST without a body, with
+UserInfo (``UserInfo``): a GET or a POST without a body (a POST without
+a Content-Type either), with
 ``Authorization: Bearer <token>`` (RFC 6750 2.1's b64token syntax), for a
 live access token with the openid scope, not DPoP-bound (RFC 9449 7.2:
 Flask refuses those as Bearer), of an active account and an enabled client
@@ -155,10 +156,12 @@ class UserInfo:
     def plain(self, environ) -> str | None:
         """The token of a plain Bearer request; None for anything else."""
         method = environ.get("REQUEST_METHOD")
-        if method == "POST":
-            if environ.get("CONTENT_LENGTH") not in (None, "", "0") or environ.get("CONTENT_TYPE"):
-                return None
-        elif method != "GET":
+        if method not in ("GET", "POST") or environ.get("CONTENT_LENGTH") not in (None, "", "0"):
+            # A body, even a GET's, is Flask's: its hooks read a form or JSON
+            # one (a NUL, nesting too deep: 400; too long: 413), and a
+            # POST's may hold the token (RFC 6750 2.2).
+            return None
+        if method == "POST" and environ.get("CONTENT_TYPE"):
             return None
         match = BEARER.fullmatch(environ.get("HTTP_AUTHORIZATION", ""))
         return match.group(1) if match is not None else None
