@@ -13,7 +13,7 @@ Plain for all (``_plain_channel``): no query string, no Origin (CORS), no
 Transfer-Encoding, no DPoP proof (``oauth.dpop``), over HTTPS (or to
 loopback, as Authlib allows) with a Host the Flask path takes (werkzeug
 keeps it and can route by it; else Flask answers 400), and every header
-ASCII without a NUL
+ASCII without a NUL in its name or value, Content-Type's too
 (errors._refuse_nul_characters refuses a NUL; other bytes outside ASCII are
 left to Flask too: WSGI gives them as latin-1). Cookies are no reason to go
 to Flask: none of these answers reads one, and Flask's are the same with
@@ -629,7 +629,9 @@ def _plain_channel(environ) -> bool:
     if not _secure_transport(environ.get("wsgi.url_scheme"), environ.get("HTTP_HOST"), environ.get("SERVER_NAME"),
                              environ.get("SERVER_PORT")):
         return False
-    return not any(not value.isascii() or "\x00" in value for key, value in environ.items() if key.startswith("HTTP_"))
+    # The headers as errors._nul_in_headers reads them: names and values, Content-Type and -Length too.
+    return not any("\x00" in key or not value.isascii() or "\x00" in value
+                   for key, value in environ.items() if key.startswith(("HTTP_", "CONTENT_")))
 
 
 @functools.lru_cache(maxsize=64)

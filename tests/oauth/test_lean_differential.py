@@ -374,6 +374,9 @@ def userinfo_cases():
         case("get-body-without-type", issued(), ui(data="x=%00")),
         case("get-empty-form", issued(), ui(data="", content_type=FORM), lean=True),
         case("get-empty-json", issued(), ui(data="", content_type="application/json"), lean=True),
+        case("get-content-type-nul", issued(), ui(headers={"Content-Type": "text/plain\x00"})),
+        case("get-content-type-non-ascii", issued(), ui(headers={"Content-Type": "text/pl\u00e9in"})),
+        case("header-name-nul", issued(), ui(environ_overrides={"HTTP_X_A\x00B": "1"})),
         case("token-in-query", issued(), lambda w, s: ui()(w, s) | {"query_string": {"access_token": "x"}}),
         case("query-string", issued(), ui(query_string="x=1")),
         case("registered-origin", issued(), ui(headers={"Origin": REGISTERED_ORIGIN})),
@@ -460,6 +463,7 @@ def introspection_cases():
         case("query-string", issued(), it(query_string="x=1")),
         case("registered-origin", issued(), it(headers={"Origin": REGISTERED_ORIGIN})),
         case("dpop-header", issued(), it(headers={"DPoP": "not-a-proof"})),
+        case("header-name-nul", issued(), it(environ_overrides={"HTTP_X_A\x00B": "1"})),
         case("get", issued(), lambda w, s: {"method": "GET", "path": "/introspect", "headers": basic()(w)}),
         *host_cases(issued(), it()),
     ]
@@ -502,6 +506,7 @@ def revocation_cases():
         case("post-client-in-body", issued(), form_post("/revoke", lambda s: s["poster_form"], auth=no_auth)),
         case("query-string", issued(), rv(query_string="x=1")),
         case("dpop-header", issued(), rv(headers={"DPoP": "not-a-proof"})),
+        case("header-name-nul", issued(), rv(environ_overrides={"HTTP_X_A\x00B": "1"})),
         *host_cases(issued(), rv()),
     ]
 
@@ -539,6 +544,7 @@ def client_credentials_cases():
         case("registered-origin", nothing, cc("openid", headers={"Origin": REGISTERED_ORIGIN})),
         case("unregistered-origin", nothing, cc("openid", headers={"Origin": OTHER_ORIGIN})),
         case("dpop-header", nothing, cc("openid", headers={"DPoP": "not-a-proof"})),
+        case("header-name-nul", nothing, cc("openid", environ_overrides={"HTTP_X_A\x00B": "1"})),
         case("extra-field", nothing, grant({"grant_type": "client_credentials", "resource": "https://api.test"})),
         case("client-id-field", nothing, form_post("/token", lambda s: {"grant_type": "client_credentials",
                                                                         "client_id": s["rp_id"]})),
