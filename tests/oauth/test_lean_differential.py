@@ -10,8 +10,8 @@ is what answered every request before the lean path existed. The two must
 agree on the status, every header but Content-Length, the body (JWTs
 compared by their verified header and claims, with the values each issue
 makes its own — jti, at_hash, the opaque refresh token — put aside), and
-what each request wrote to the database: new and changed tokens, codes,
-revocations and audit rows. The clock is frozen, so times are compared
+what each request wrote to the database (new and changed tokens, codes,
+revocations and audit rows) and counted in the metrics. The clock is frozen, so times are compared
 as they are.
 
 Cases marked ``lean`` are plain: the lean path must answer them itself (or
@@ -26,6 +26,7 @@ from urllib.parse import urlencode
 
 import pytest
 from joserfc import jwt
+from prometheus_client import REGISTRY
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from sqlalchemy import select
@@ -330,6 +331,15 @@ def case(id, prepare, request, lean=False, between=None):
     return pytest.param(Case(id, prepare, request, lean, between), id=id)
 
 
+def with_cookies(request):
+    """``request`` as a browser signed in to the OP sends it: its cookies along."""
+    def changed(w, s):
+        options = request(w, s)
+        cookies = "; ".join(f"{c.key}={c.value}" for c in w.browser._cookies.values())
+        return {**options, "headers": {**options.get("headers", {}), "Cookie": cookies}}
+    return changed
+
+
 def userinfo_cases():
     ui = userinfo
     return [
@@ -345,9 +355,8 @@ def userinfo_cases():
         case("lowercase-bearer", issued(), ui(scheme="bearer "), lean=True),
         case("uppercase-bearer", issued(), ui(scheme="BEARER "), lean=True),
         case("https", issued(), ui(base_url="https://id.example.test"), lean=True),
-        case("browser-cookies", issued(), lambda w, s: {**ui()(w, s), "headers": {
-            "Authorization": f"Bearer {s['access_token']}",
-            "Cookie": "; ".join(f"{c.key}={c.value}" for c in w.browser._cookies.values())}}, lean=True),
+        case("browser-cookies", issued(), with_cookies(ui()), lean=True),
+        case("browser-cookies-post", issued(), with_cookies(ui(method="POST")), lean=True),
         case("after-rotation", rotated(), ui(token=lambda s: s["old"]["access_token"]), lean=True),
         case("rotated-successor", rotated(), ui(token=lambda s: s["new"]["access_token"]), lean=True),
         case("two-spaces", issued(), ui(scheme="Bearer  ")),
@@ -435,6 +444,7 @@ def introspection_cases():
              between=advance("ACCESS_TOKEN_LIFETIME")),
         case("locked-customer", issued(), it(), lean=True, between=lock_customer),
         case("https", issued(), it(base_url="https://id.example.test"), lean=True),
+        case("browser-cookies", issued(), with_cookies(it()), lean=True),
         case("hint-id-token", issued(), it(hint="id_token")),
         case("hint-empty", issued(), it(hint="")),
         case("wrong-secret", issued(), it(auth=basic("rp", "wrong"))),
@@ -493,6 +503,7 @@ def revocation_cases():
         case("long-user-agent", issued(), rv(headers=long_agent), lean=True),
         case("empty-user-agent", issued(), rv(headers={"User-Agent": ""}), lean=True),
         case("https", issued(), rv(base_url="https://id.example.test"), lean=True),
+        case("browser-cookies", issued(), with_cookies(rv()), lean=True),
         case("other-clients-token", issued(name="other"), rv()),
         case("other-clients-client-credentials", client_token("other"), rv()),
         case("wrong-secret", issued(), rv(auth=basic("rp", "wrong"))),
@@ -527,6 +538,7 @@ def client_credentials_cases():
         case("narrow-client-only-unregistered", nothing, cc("email phone", "narrow"), lean=True),
         case("narrow-client-within", nothing, cc("profile openid", "narrow"), lean=True),
         case("https", nothing, cc("openid", base_url="https://id.example.test"), lean=True),
+        case("browser-cookies", issued(), with_cookies(cc("openid")), lean=True),
         case("unknown-scope", nothing, cc("openid admin")),
         case("repeated-scope-value", nothing, cc("openid openid")),
         case("empty-scope", nothing, cc("")),
@@ -574,6 +586,7 @@ def refresh_cases():
         case("site-client", issued(name="site"), grant(rf(), auth=basic("site")), lean=True),
         case("after-access-expiry", issued(), grant(rf()), lean=True, between=advance("ACCESS_TOKEN_LIFETIME")),
         case("https", issued(), grant(rf(), base_url="https://id.example.test"), lean=True),
+        case("browser-cookies", issued(), with_cookies(grant(rf())), lean=True),
         case("wider", issued("openid profile offline_access"), grant(rf(scope="openid email offline_access"))),
         case("unknown-scope-value", issued(), grant(rf(scope="openid admin"))),
         case("empty-scope", issued(), grant(rf(scope=""))),
@@ -618,6 +631,7 @@ def code_cases():
         case("narrow-client", code("narrow", scope=ALL), grant(ex(), auth=basic("narrow")), lean=True),
         case("client-without-refresh-grant", code("once", scope=ALL), grant(ex(), auth=basic("once")), lean=True),
         case("https", code(scope=ALL), grant(ex(), base_url="https://id.example.test"), lean=True),
+        case("browser-cookies", code(), with_cookies(grant(ex())), lean=True),
         case("wrong-verifier", code(), grant(ex(code_verifier="x" * 43))),
         case("short-verifier", code(), grant(ex(code_verifier="short"))),
         case("verifier-bad-characters", code(), grant(ex(code_verifier="!" * 43))),
@@ -752,6 +766,17 @@ def changes(before: dict, after: dict) -> list:
     return sorted(found, key=repr)
 
 
+def counted() -> dict:
+    """The OP's counters (ops), and how many requests each latency series has seen."""
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for metric in REGISTRY.collect() if metric.name.startswith("idp_")
+            for sample in metric.samples if sample.name.endswith(("_total", "_count"))}
+
+
+def increments(before: dict, after: dict) -> dict:
+    return {key: value - before.get(key, 0) for key, value in after.items() if value != before.get(key, 0)}
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_both_paths_answer_alike(world, flask_requests, case):
     w = world
@@ -761,11 +786,12 @@ def test_both_paths_answer_alike(world, flask_requests, case):
     seen = {}
     for path, state in (("flask", states[0]), ("lean", states[1])):
         request = case.request(w, state)
-        before = snapshot(w.app)
+        before, metrics = snapshot(w.app), counted()
         del flask_requests[:]
         response = getattr(w, path).open(**request, environ_base=ENVIRON)
         seen[path] = {"status": response.status, "headers": header_view(response), "body": body_view(w, response),
-                      "writes": changes(before, snapshot(w.app)), "flask saw": list(flask_requests)}
+                      "writes": changes(before, snapshot(w.app)), "counted": increments(metrics, counted()),
+                      "flask saw": list(flask_requests)}
     if case.lean:
         assert seen["lean"]["flask saw"] == [], "a plain request the lean path should answer itself"
     del seen["lean"]["flask saw"], seen["flask"]["flask saw"]
