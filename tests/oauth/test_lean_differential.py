@@ -19,6 +19,8 @@ the comparison would be Flask's against Flask's)."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Callable
@@ -32,15 +34,18 @@ from joserfc.jwk import KeySet
 from sqlalchemy import select
 from werkzeug.test import Client
 
+from idp.claims import SUPPORTED_CLAIMS
 from idp.extensions import db
 from idp.models import Account, AuditEvent, AuthorizationCode, RevokedAccessToken, Token
 from idp.models import Client as Registered
 from idp.oauth.lean import LeanEndpoints
 
 from ..helpers import RelyingParty, csrf_token, login, query_of
+from .dpop_client import DPoPKey
 
 FORM = "application/x-www-form-urlencoded"
 ALL = "openid profile email phone contract offline_access"
+EVERY_CLAIM = json.dumps({"userinfo": dict.fromkeys(SUPPORTED_CLAIMS), "id_token": dict.fromkeys(SUPPORTED_CLAIMS)})
 NONCE = "differential-nonce"
 ENVIRON = {"REMOTE_ADDR": "127.0.0.1", "HTTP_USER_AGENT": "differential/1.0"}
 REGISTERED_ORIGIN = "https://rp.example.test"
@@ -63,8 +68,15 @@ class World:
         assert isinstance(app.wsgi_app, LeanEndpoints)
         self.flask = Client(app.wsgi_app.wsgi_app, app.response_class, use_cookies=False)
         self.clients = _Clients(self)
-        self._keys = None
+        self._keys = self._dpop_key = None
         self._signed_in = False
+
+    @property
+    def dpop_key(self) -> DPoPKey:
+        """The one DPoP key of the case's client (both paths' tokens bound to it)."""
+        if self._dpop_key is None:
+            self._dpop_key = DPoPKey(self.clock)
+        return self._dpop_key
 
     @property
     def keys(self) -> KeySet:
@@ -92,6 +104,7 @@ CLIENTS = {  # name -> RelyingParty.register's arguments (first-party unless sai
     "poster": {"name": "Poster", "auth_method": "client_secret_post"},
     "public": {"name": "Public", "auth_method": "none"},
     "bound": {"name": "Bound", "dpop_bound_access_tokens": True},
+    "es256": {"name": "ES256", "id_token_signed_response_alg": "ES256"},
 }
 
 
@@ -195,6 +208,26 @@ def spent_code(name: str = "rp"):
         form = code_of(w, name)
         return {"form": form, "bought": post_token(w, name, form)}
     return prepare
+
+
+def dpop_bound(name: str = "rp", scope: str = ALL):
+    """Tokens bought with a code and a DPoP proof (RFC 9449): the access token
+    bound to the key, a confidential client's refresh token not."""
+    def prepare(w):
+        response = w.lean.post("/token", data=code_of(w, name, scope=scope), environ_base=ENVIRON, headers={
+            **w.clients[name].auth(), "DPoP": w.dpop_key.proof("POST", "/token")})
+        assert response.status_code == 200 and response.get_json()["token_type"] == "DPoP", response.get_json()
+        return response.get_json()
+    return prepare
+
+
+def dpop_client_token(w):
+    """A client_credentials token of a client that must use DPoP: bound (cnf.jkt)."""
+    response = w.lean.post("/token", data={"grant_type": "client_credentials", "scope": "openid"},
+                           environ_base=ENVIRON, headers={**w.clients["bound"].auth(),
+                                                          "DPoP": w.dpop_key.proof("POST", "/token")})
+    assert response.status_code == 200 and response.get_json()["token_type"] == "DPoP", response.get_json()
+    return response.get_json()
 
 
 def nothing(w):
@@ -350,7 +383,12 @@ def userinfo_cases():
         case("claims-request", issued(claims=json.dumps({"userinfo": {"customer_number": None,
                                                                       "email": {"essential": True}}})),
              ui(), lean=True),
+        case("every-claim-asked", issued(claims=EVERY_CLAIM), ui(), lean=True),
+        case("every-claim-asked-openid-only", issued("openid", claims=EVERY_CLAIM), ui(), lean=True),
         case("pairwise", issued(name="pairwise"), ui(), lean=True),
+        case("es256-client", issued(name="es256"), ui(), lean=True),
+        case("dpop-bound-as-bearer", dpop_bound(), ui()),
+        case("dpop-bound-as-dpop-without-proof", dpop_bound(), ui(scheme="DPoP ")),
         case("narrow-client", issued("openid profile email", name="narrow"), ui(), lean=True),
         case("lowercase-bearer", issued(), ui(scheme="bearer "), lean=True),
         case("uppercase-bearer", issued(), ui(scheme="BEARER "), lean=True),
@@ -427,6 +465,9 @@ def introspection_cases():
         case("other-clients-client-credentials", client_token("other"), it(), lean=True),
         case("other-clients-token", issued(name="other"), it(), lean=True),
         case("pairwise", issued(name="pairwise"), it(auth=basic("pairwise")), lean=True),
+        case("dpop-bound", dpop_bound(), it(), lean=True),
+        case("dpop-bound-refresh", dpop_bound(), it("refresh_token"), lean=True),
+        case("dpop-bound-client-credentials", dpop_client_token, it(auth=basic("bound")), lean=True),
         case("pairwise-refresh", issued(name="pairwise"), it("refresh_token", auth=basic("pairwise")), lean=True),
         case("unknown", nothing, it("unknown-token"), lean=True),
         case("id-token", issued(), it("id_token"), lean=True),
@@ -500,6 +541,8 @@ def revocation_cases():
         case("expired-client-credentials", client_token(), rv(), lean=True, between=advance("ACCESS_TOKEN_LIFETIME")),
         case("locked-customer", issued(), rv(), lean=True, between=lock_customer),
         case("pairwise", issued(name="pairwise"), rv("refresh_token", auth=basic("pairwise")), lean=True),
+        case("dpop-bound", dpop_bound(), rv(), lean=True),
+        case("dpop-bound-client-credentials", dpop_client_token, rv(auth=basic("bound")), lean=True),
         case("long-user-agent", issued(), rv(headers=long_agent), lean=True),
         case("empty-user-agent", issued(), rv(headers={"User-Agent": ""}), lean=True),
         case("https", issued(), rv(base_url="https://id.example.test"), lean=True),
@@ -584,6 +627,8 @@ def refresh_cases():
         case("narrow-client", issued("openid profile offline_access", name="narrow"), grant(rf(), auth=basic("narrow")),
              lean=True),
         case("site-client", issued(name="site"), grant(rf(), auth=basic("site")), lean=True),
+        case("claims-asked", issued(claims=EVERY_CLAIM), grant(rf()), lean=True),
+        case("dpop-bound-family", dpop_bound(), grant(rf()), lean=True),
         case("after-access-expiry", issued(), grant(rf()), lean=True, between=advance("ACCESS_TOKEN_LIFETIME")),
         case("https", issued(), grant(rf(), base_url="https://id.example.test"), lean=True),
         case("browser-cookies", issued(), with_cookies(grant(rf())), lean=True),
@@ -626,6 +671,9 @@ def code_cases():
         case("claims-request", code(scope=ALL, claims=json.dumps({"id_token": {"name": None, "customer_number": None},
                                                                   "userinfo": {"email": None}})),
              grant(ex()), lean=True),
+        case("every-claim-asked", code(scope=ALL, claims=EVERY_CLAIM), grant(ex()), lean=True),
+        case("every-claim-asked-openid-only", code(scope="openid", claims=EVERY_CLAIM), grant(ex()), lean=True),
+        case("es256-client", code("es256", scope=ALL), grant(ex(), auth=basic("es256")), lean=True),
         case("max-age", code(scope="openid", max_age="3600"), grant(ex()), lean=True),
         case("pairwise", code("pairwise", scope=ALL), grant(ex(), auth=basic("pairwise")), lean=True),
         case("narrow-client", code("narrow", scope=ALL), grant(ex(), auth=basic("narrow")), lean=True),
@@ -686,16 +734,19 @@ class State(dict):
         raise KeyError(key)
 
 
-def jwt_view(w: World, value: str):
+def jwt_view(w: World, value: str, access_token: str | None = None):
     """A JWT by its verified header and claims; the values an issue makes its own put aside."""
     try:
         token = jwt.decode(value, w.keys, algorithms=["RS256", "ES256", "PS256", "EdDSA"])
     except (JoseError, ValueError) as error:
         return f"<not verified: {type(error).__name__}>"
     claims = dict(token.claims)
-    for own in ("jti", "at_hash"):
-        if own in claims:
-            claims[own] = f"<{own}>"
+    if "jti" in claims:
+        claims["jti"] = "<jti>"
+    if "at_hash" in claims:  # OIDC Core 3.1.3.6: of the access token answered with it
+        digest = hashlib.sha256(access_token.encode()).digest() if access_token else b""
+        right = base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode() == claims["at_hash"]
+        claims["at_hash"] = "<the access token's>" if right else "<not the access token's>"
     return {"header": dict(token.header), "claims": claims}
 
 
@@ -704,9 +755,10 @@ def body_view(w: World, response):
     if response.mimetype == "application/json" and data:
         body = json.loads(data)
         if isinstance(body, dict):
+            access_token = body.get("access_token")
             for field in ("access_token", "id_token"):
                 if isinstance(body.get(field), str) and body[field].count(".") == 2:
-                    body[field] = jwt_view(w, body[field])
+                    body[field] = jwt_view(w, body[field], access_token)
             if isinstance(body.get("refresh_token"), str):
                 body["refresh_token"] = f"<opaque, {len(body['refresh_token'])} characters>"
         return body
