@@ -11,8 +11,9 @@ agree on the status, every header but Content-Length, the body (JWTs
 compared by their verified header and claims, with the values each issue
 makes its own — jti, at_hash, the opaque refresh token — put aside), and
 what each request wrote to the database (new and changed tokens, codes,
-revocations and audit rows) and counted in the metrics. The clock is frozen, so times are compared
-as they are.
+revocations and audit rows) and counted in the metrics. The clock is
+frozen, so times are compared as they are. One app serves the whole module,
+so the lean path's held PostgreSQL connections see hundreds of requests.
 
 Cases marked ``lean`` are plain: the lean path must answer them itself (or
 the comparison would be Flask's against Flask's)."""
@@ -22,25 +23,31 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 from typing import Callable
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 from joserfc import jwt
 from prometheus_client import REGISTRY
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
-from sqlalchemy import select
+from sqlalchemy import func, select
 from werkzeug.test import Client
 
+from flask import request
+from idp import create_app
+from idp.accounts import create_account
 from idp.claims import SUPPORTED_CLAIMS
+from idp.contracts import import_contracts
 from idp.extensions import db
 from idp.models import Account, AuditEvent, AuthorizationCode, RevokedAccessToken, Token
 from idp.models import Client as Registered
 from idp.oauth.lean import LeanEndpoints
 
-from ..helpers import RelyingParty, csrf_token, login, query_of
+from ..conftest import FIXTURE_CONTRACTS, ISSUER, KEPT_TABLES
+from ..helpers import FrozenClock, RelyingParty, csrf_token, login, query_of
 from .dpop_client import DPoPKey
 
 FORM = "application/x-www-form-urlencoded"
@@ -53,23 +60,32 @@ OTHER_ORIGIN = "https://evil.example.test"
 REDIRECT = "https://rp.example.test/callback"
 
 
-# --- the world each case runs in ------------------------------------------------------
+# --- the world the cases run in ------------------------------------------------------------
+#
+# One app for every case of the module, as a server process runs: the lean
+# path's held PostgreSQL connections and prepared statements (lean._Database)
+# serve hundreds of requests, as in production, rather than a few each.
+# Cases do not share credentials; a case that changes what others see (the
+# customer locked, a client disabled) undoes it, and the clock only moves on.
 
 
 class World:
     """The app, its two entrances, and what a case needs of it, made when
-    first asked for (an app costs enough without ten clients and a login
-    each case does not use)."""
+    first asked for."""
 
-    def __init__(self, app, browser, clock, request) -> None:
-        self.app, self.browser, self.clock, self._request = app, browser, clock, request
+    def __init__(self, app, browser, clock, flask_saw: list) -> None:
+        self.app, self.browser, self.clock, self.flask_saw = app, browser, clock, flask_saw
         self.lean = Client(app.wsgi_app, app.response_class, use_cookies=False)  # the whole app
         # Flask without the lean middleware: what answered before it, and what it hands requests to.
         assert isinstance(app.wsgi_app, LeanEndpoints)
         self.flask = Client(app.wsgi_app.wsgi_app, app.response_class, use_cookies=False)
         self.clients = _Clients(self)
         self._keys = self._dpop_key = None
-        self._signed_in = False
+
+    def for_a_case(self) -> World:
+        """The world as a new case finds it: a DPoP key of its own, the keys as published now."""
+        self._keys = self._dpop_key = None
+        return self
 
     @property
     def dpop_key(self) -> DPoPKey:
@@ -84,13 +100,6 @@ class World:
         if self._keys is None:
             self._keys = KeySet.import_key_set(self.lean.get("/jwks").get_json())
         return self._keys
-
-    def sign_in(self) -> None:
-        """The customer, signed in on the browser."""
-        if not self._signed_in:
-            self._request.getfixturevalue("account")
-            assert login(self.browser).status_code == 303
-            self._signed_in = True
 
 
 CLIENTS = {  # name -> RelyingParty.register's arguments (first-party unless said)
@@ -126,9 +135,32 @@ class _Clients(dict):
         return rp
 
 
+@pytest.fixture(scope="module")
+def shared_world(_schema):
+    """The OP (as tests/conftest.py's ``app``, but for the module), its
+    customer, and the paths of the requests Flask's pipeline saw."""
+    clock = FrozenClock(int(time.time()) - 600)
+    app = create_app({"DATABASE_URL": _schema, "SECRET_KEY": "test-secret-" + "x" * 32,
+                      "PAIRWISE_SECRET": "test-pairwise-" + "x" * 32, "ISSUER": ISSUER}, clock=clock)
+    flask_saw = []
+    app.before_request_funcs.setdefault(None, []).insert(0, lambda: flask_saw.append(request.path) and None)
+    with app.app_context():
+        import_contracts(FIXTURE_CONTRACTS.read_text(encoding="utf-8"))
+        create_account("2005128462", "taro.itsu@example.jp", "itscom-demo1")
+        db.session.commit()
+    yield World(app, app.test_client(), clock, flask_saw)
+    with app.app_context():
+        db.session.remove()
+        with db.engine.begin() as connection:
+            for table in reversed(db.metadata.sorted_tables):
+                if table.name not in KEPT_TABLES:
+                    connection.execute(table.delete())
+        db.engine.dispose()
+
+
 @pytest.fixture
-def world(app, client, clock, request):
-    return World(app, client, clock, request)
+def world(shared_world):
+    return shared_world.for_a_case()
 
 
 # --- preparing credentials (once for each path) ---------------------------------------------
@@ -136,10 +168,11 @@ def world(app, client, clock, request):
 
 def code_of(w: World, name: str = "rp", **overrides) -> dict:
     """A code of the signed-in customer for client ``name``, and what exchanges it."""
-    w.sign_in()
     rp = w.clients[name]
     params = rp.authorize_params(nonce=NONCE, state="s", **overrides)
     response = w.browser.get("/authorize?" + urlencode(params))
+    if response.status_code == 303 and urlsplit(response.location).path == "/login":  # not yet, or no longer
+        response = w.browser.get(login(w.browser).location)
     if response.status_code == 200:  # a third party's consent page
         html = response.get_data(as_text=True)
         digest = html.split('name="request" value="')[1].split('"')[0]
@@ -242,16 +275,27 @@ def advance(setting: str):
 
 
 def lock_customer(w):
-    with w.app.app_context():
-        db.session.scalar(db.select(Account)).status = "locked"
-        db.session.commit()
+    """The customer locked (undone after the case)."""
+    def set_status(status):
+        with w.app.app_context():
+            account = db.session.scalar(db.select(Account))
+            before, account.status = account.status, status
+            db.session.commit()
+            return before
+    before = set_status("locked")
+    return lambda: set_status(before)
 
 
 def disable(name: str):
+    """The client disabled (enabled again after the case)."""
     def between(w):
-        with w.app.app_context():
-            db.session.scalar(db.select(Registered).filter_by(client_id=w.clients[name].client_id)).disabled = True
-            db.session.commit()
+        def set_disabled(disabled: bool):
+            with w.app.app_context():
+                db.session.scalar(db.select(Registered).filter_by(
+                    client_id=w.clients[name].client_id)).disabled = disabled
+                db.session.commit()
+        set_disabled(True)
+        return lambda: set_disabled(False)
     return between
 
 
@@ -357,7 +401,7 @@ class Case:
     prepare: Callable  # (w) -> the state of one path's request
     request: Callable  # (w, state) -> werkzeug Client.open's keyword arguments
     lean: bool = False  # plain: the lean path answers it itself
-    between: Callable | None = None  # (w), once both paths' states are prepared
+    between: Callable | None = None  # (w), once both paths' states are prepared; may return an undo
 
 
 def case(id, prepare, request, lean=False, between=None):
@@ -773,15 +817,34 @@ def header_view(response) -> list:
 
 TABLES = {"tokens": Token, "authorization_codes": AuthorizationCode, "audit_events": AuditEvent,
           "revoked_access_tokens": RevokedAccessToken}
+# What a request could change of a row older than its case, counted.
+STATES = {"tokens": ("revoked_at", "rotated_at"), "authorization_codes": ("used_at", "expires_at"),
+          "audit_events": ()}
 
 
-def snapshot(app) -> dict:
+def watermarks(app) -> dict:
+    """Per table, the first id a row of the case will have: older rows are earlier cases'."""
+    with app.app_context():
+        marks = {name: (db.session.scalar(select(func.max(model.__table__.c.id))) or 0) + 1
+                 for name, model in TABLES.items() if name in STATES}
+        db.session.remove()
+        return marks
+
+
+def snapshot(app, marks: dict) -> dict:
+    """The case's rows, whole; of older rows, how many there are and how many
+    have each state column set (a request that touched one shows)."""
     with app.app_context():
         tables = {}
         for name, model in TABLES.items():
             table = model.__table__
-            key = table.primary_key.columns.values()[0].name
-            tables[name] = {row[key]: dict(row) for row in db.session.execute(select(table)).mappings()}
+            key = table.primary_key.columns.values()[0]
+            query = select(table) if name not in STATES else select(table).where(key >= marks[name])
+            tables[name] = {row[key.name]: dict(row) for row in db.session.execute(query).mappings()}
+            if name in STATES:
+                older = select(func.count(), *(func.count(table.c[column]) for column in STATES[name]),
+                               *(func.sum(table.c[column]) for column in STATES[name])).where(key < marks[name])
+                tables[f"older {name}"] = tuple(db.session.execute(older).one())
         db.session.remove()
         return tables
 
@@ -807,6 +870,9 @@ def changes(before: dict, after: dict) -> list:
     """What one request wrote: new, changed and removed rows, by table."""
     families = {row["family_id"] for row in before["tokens"].values()}
     found = []
+    for table in STATES:
+        if before[f"older {table}"] != after[f"older {table}"]:
+            found.append((table, "older rows changed", before[f"older {table}"], after[f"older {table}"]))
     for table in TABLES:
         old, new = before[table], after[table]
         for key, row in new.items():
@@ -830,20 +896,24 @@ def increments(before: dict, after: dict) -> dict:
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_both_paths_answer_alike(world, flask_requests, case):
+def test_both_paths_answer_alike(world, case):
     w = world
+    marks = watermarks(w.app)
     states = [State(w, case.prepare(w)) for _ in range(2)]  # Flask's, the lean path's
-    if case.between is not None:
-        case.between(w)
-    seen = {}
-    for path, state in (("flask", states[0]), ("lean", states[1])):
-        request = case.request(w, state)
-        before, metrics = snapshot(w.app), counted()
-        del flask_requests[:]
-        response = getattr(w, path).open(**request, environ_base=ENVIRON)
-        seen[path] = {"status": response.status, "headers": header_view(response), "body": body_view(w, response),
-                      "writes": changes(before, snapshot(w.app)), "counted": increments(metrics, counted()),
-                      "flask saw": list(flask_requests)}
+    undo = case.between(w) if case.between is not None else None
+    try:
+        seen = {}
+        for path, state in (("flask", states[0]), ("lean", states[1])):
+            options = case.request(w, state)
+            before, metrics = snapshot(w.app, marks), counted()
+            del w.flask_saw[:]
+            response = getattr(w, path).open(**options, environ_base=ENVIRON)
+            seen[path] = {"status": response.status, "headers": header_view(response),
+                          "body": body_view(w, response), "writes": changes(before, snapshot(w.app, marks)),
+                          "counted": increments(metrics, counted()), "flask saw": list(w.flask_saw)}
+    finally:
+        if undo is not None:
+            undo()
     if case.lean:
         assert seen["lean"]["flask saw"] == [], "a plain request the lean path should answer itself"
     del seen["lean"]["flask saw"], seen["flask"]["flask saw"]
