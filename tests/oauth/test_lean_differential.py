@@ -21,6 +21,7 @@ the comparison would be Flask's against Flask's)."""
 from __future__ import annotations
 
 import base64
+import io
 import hashlib
 import json
 import time
@@ -920,3 +921,38 @@ def test_both_paths_answer_alike(world, case):
         assert seen["lean"]["flask saw"] == [], "a plain request the lean path should answer itself"
     del seen["lean"]["flask saw"], seen["flask"]["flask saw"]
     assert seen["lean"] == seen["flask"]
+
+
+def wsgi_call(application, environ) -> tuple:
+    """``application``'s answer to a WSGI request built by hand: status, headers but Content-Length, body."""
+    answer = {}
+
+    def start_response(status, headers, exc_info=None):
+        answer["status"], answer["headers"] = status, headers
+
+    body = b"".join(application(environ, start_response))
+    return answer["status"], sorted(h for h in answer["headers"] if h[0] != "Content-Length"), json.loads(body)
+
+
+@pytest.mark.parametrize("server_name, server_port", [
+    ("id.example.test", "443"),  # the server's name stands in for the host
+    ("/run/idp.sock", ""),  # a Unix socket: no host at all, Authlib's insecure_transport
+    ("a" * 64 + ".example.test", "443"),  # a name werkzeug cannot route by: BadHost
+])
+def test_a_request_without_a_host_header(world, server_name, server_port):
+    """HTTP/1.0 has no Host header: werkzeug takes the server's name and
+    port for it, and a Unix socket gives none. The lean path takes the host
+    as the Flask path does."""
+    w = world
+    body = b"grant_type=client_credentials&scope=openid"
+    answers = [wsgi_call(application, {
+        "REQUEST_METHOD": "POST", "PATH_INFO": "/token", "SCRIPT_NAME": "", "QUERY_STRING": "",
+        "SERVER_PROTOCOL": "HTTP/1.0", "SERVER_NAME": server_name, "SERVER_PORT": server_port,
+        "wsgi.url_scheme": "https", "wsgi.input": io.BytesIO(body), "wsgi.errors": io.StringIO(),
+        "wsgi.version": (1, 0), "wsgi.multithread": False, "wsgi.multiprocess": False, "wsgi.run_once": False,
+        "CONTENT_TYPE": FORM, "CONTENT_LENGTH": str(len(body)),
+        "HTTP_AUTHORIZATION": w.clients["rp"].auth()["Authorization"], **ENVIRON,
+    }) for application in (w.flask.application, w.lean.application)]
+    flask, lean = ((status, headers, {**body, "access_token": jwt_view(w, body["access_token"])}
+                    if "access_token" in body else body) for status, headers, body in answers)
+    assert lean == flask
