@@ -38,7 +38,6 @@ from sqlalchemy import func, select
 from werkzeug.test import Client
 
 from flask import request
-from idp import create_app
 from idp.accounts import create_account
 from idp.claims import SUPPORTED_CLAIMS
 from idp.contracts import import_contracts
@@ -47,7 +46,7 @@ from idp.models import Account, AuditEvent, AuthorizationCode, RevokedAccessToke
 from idp.models import Client as Registered
 from idp.oauth.lean import LeanEndpoints
 
-from ..conftest import FIXTURE_CONTRACTS, ISSUER, KEPT_TABLES
+from ..conftest import FIXTURE_CONTRACTS, empty_tables, make_test_app
 from ..helpers import FrozenClock, RelyingParty, csrf_token, login, query_of
 from .dpop_client import DPoPKey
 
@@ -141,8 +140,7 @@ def shared_world(_schema):
     """The OP (as tests/conftest.py's ``app``, but for the module), its
     customer, and the paths of the requests Flask's pipeline saw."""
     clock = FrozenClock(int(time.time()) - 600)
-    app = create_app({"DATABASE_URL": _schema, "SECRET_KEY": "test-secret-" + "x" * 32,
-                      "PAIRWISE_SECRET": "test-pairwise-" + "x" * 32, "ISSUER": ISSUER}, clock=clock)
+    app = make_test_app(_schema, clock)
     flask_saw = []
     app.before_request_funcs.setdefault(None, []).insert(0, lambda: flask_saw.append(request.path) and None)
     with app.app_context():
@@ -150,13 +148,7 @@ def shared_world(_schema):
         create_account("2005128462", "taro.itsu@example.jp", "itscom-demo1")
         db.session.commit()
     yield World(app, app.test_client(), clock, flask_saw)
-    with app.app_context():
-        db.session.remove()
-        with db.engine.begin() as connection:
-            for table in reversed(db.metadata.sorted_tables):
-                if table.name not in KEPT_TABLES:
-                    connection.execute(table.delete())
-        db.engine.dispose()
+    empty_tables(app)
 
 
 @pytest.fixture
