@@ -267,16 +267,23 @@ def advance(setting: str):
     return lambda w: w.clock.advance(w.app.config[setting])
 
 
-def lock_customer(w):
-    """The customer locked (undone after the case)."""
-    def set_status(status):
-        with w.app.app_context():
-            account = db.session.scalar(db.select(Account))
-            before, account.status = account.status, status
-            db.session.commit()
-            return before
-    before = set_status("locked")
-    return lambda: set_status(before)
+def customer(**values):
+    """The customer's account changed (undone after the case)."""
+    def between(w):
+        def change(values):
+            with w.app.app_context():
+                account = db.session.scalar(db.select(Account))
+                before = {name: getattr(account, name) for name in values}
+                for name, value in values.items():
+                    setattr(account, name, value)
+                db.session.commit()
+                return before
+        before = change(values)
+        return lambda: change(before)
+    return between
+
+
+lock_customer = customer(status="locked")
 
 
 def disable(name: str):
@@ -424,6 +431,9 @@ def userinfo_cases():
         case("every-claim-asked-openid-only", issued("openid", claims=EVERY_CLAIM), ui(), lean=True),
         case("pairwise", issued(name="pairwise"), ui(), lean=True),
         case("es256-client", issued(name="es256"), ui(), lean=True),
+        case("english-customer", issued(claims=EVERY_CLAIM), ui(), lean=True, between=customer(locale="en")),
+        case("address-unverified", issued(claims=EVERY_CLAIM), ui(), lean=True,
+             between=customer(login_id_verified=False)),
         case("dpop-bound-as-bearer", dpop_bound(), ui()),
         case("dpop-bound-as-dpop-without-proof", dpop_bound(), ui(scheme="DPoP ")),
         case("narrow-client", issued("openid profile email", name="narrow"), ui(), lean=True),
@@ -711,6 +721,8 @@ def code_cases():
         case("every-claim-asked", code(scope=ALL, claims=EVERY_CLAIM), grant(ex()), lean=True),
         case("every-claim-asked-openid-only", code(scope="openid", claims=EVERY_CLAIM), grant(ex()), lean=True),
         case("es256-client", code("es256", scope=ALL), grant(ex(), auth=basic("es256")), lean=True),
+        case("english-customer", code(scope=ALL, claims=EVERY_CLAIM), grant(ex()), lean=True,
+             between=customer(locale="en", login_id_verified=False)),
         case("max-age", code(scope="openid", max_age="3600"), grant(ex()), lean=True),
         case("pairwise", code("pairwise", scope=ALL), grant(ex(), auth=basic("pairwise")), lean=True),
         case("narrow-client", code("narrow", scope=ALL), grant(ex(), auth=basic("narrow")), lean=True),
