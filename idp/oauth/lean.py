@@ -10,7 +10,7 @@ which answers it as before. So the errors and their WWW-Authenticate
 headers keep one source, and each endpoint's rules one home.
 
 Plain for all (``_plain_channel``): no query string, no Origin (CORS), no
-Transfer-Encoding, no DPoP proof (``oauth.dpop``), over HTTPS (or to
+Transfer-Encoding, no Upgrade (a WebSocket handshake), no DPoP proof (``oauth.dpop``), over HTTPS (or to
 loopback, as Authlib allows) with a Host the Flask path takes (werkzeug
 keeps it and can route by it; else Flask answers 400), and every header
 ASCII without a NUL in its name or value, Content-Type's too
@@ -624,6 +624,8 @@ def _plain_channel(environ) -> bool:
     """What every plain request shares (the module's docstring says why)."""
     if environ.get("QUERY_STRING") or "HTTP_ORIGIN" in environ or "HTTP_TRANSFER_ENCODING" in environ:
         return False
+    if "HTTP_UPGRADE" in environ:
+        return False  # werkzeug's routing refuses a WebSocket handshake to these (WebsocketMismatch, 400)
     if "HTTP_DPOP" in environ:
         return False  # DPoP (RFC 9449): a request carrying a proof is Flask's (oauth/dpop.py)
     if not _secure_transport(environ.get("wsgi.url_scheme"), environ.get("HTTP_HOST"), environ.get("SERVER_NAME"),

@@ -385,6 +385,9 @@ HOSTS = {
 }
 
 
+WEBSOCKET = {"Connection": "Upgrade", "Upgrade": "websocket"}
+
+
 def host_cases(prepare, request) -> list:
     """``request`` with each of HOSTS: Flask refuses them (400)."""
     def on(base_url, host):
@@ -494,6 +497,7 @@ def userinfo_cases():
         case("host-trailing-dot", issued(), ui(base_url="https://id.example.test", headers={"Host": "id.example.test."}),
              lean=True),
         *host_cases(issued(), ui()),
+        case("websocket-upgrade", issued(), ui(headers=WEBSOCKET)),
     ]
 
 
@@ -564,6 +568,7 @@ def introspection_cases():
         case("header-name-nul", issued(), it(environ_overrides={"HTTP_X_A\x00B": "1"})),
         case("get", issued(), lambda w, s: {"method": "GET", "path": "/introspect", "headers": basic()(w)}),
         *host_cases(issued(), it()),
+        case("websocket-upgrade", issued(), it(headers=WEBSOCKET)),
     ]
 
 
@@ -658,6 +663,7 @@ def client_credentials_cases():
         case("json", nothing, form_post("/token", lambda s: '{"grant_type": "client_credentials"}',
                                         content_type="application/json")),
         *host_cases(nothing, cc("openid")),
+        case("websocket-upgrade", nothing, cc("openid", headers=WEBSOCKET)),
     ]
 
 
