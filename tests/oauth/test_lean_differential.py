@@ -263,8 +263,9 @@ def nothing(w):
 # --- what happens between preparing and sending ---------------------------------------------
 
 
-def advance(setting: str):
-    return lambda w: w.clock.advance(w.app.config[setting])
+def advance(setting: str, less: int = 0):
+    """The clock moved on by a lifetime (a second short of it with ``less=1``)."""
+    return lambda w: w.clock.advance(w.app.config[setting] - less)
 
 
 def customer(**values):
@@ -490,6 +491,7 @@ def userinfo_cases():
         case("family-revoked", revoked("refresh_token"), ui()),
         case("replayed-family", replayed(), ui(token=lambda s: s["new"]["access_token"])),
         case("expired", issued(), ui(), between=advance("ACCESS_TOKEN_LIFETIME")),
+        case("last-second", issued(), ui(), lean=True, between=advance("ACCESS_TOKEN_LIFETIME", 1)),
         case("locked-customer", issued(), ui(), between=lock_customer),
         case("disabled-client", issued(), ui(), between=disable("rp")),
         case("without-openid", issued("profile email"), ui()),
@@ -528,6 +530,9 @@ def introspection_cases():
         case("rotated-refresh", rotated(), it("refresh_token"), lean=True),
         case("access-after-rotation", rotated(), it(), lean=True),
         case("expired-access", issued(), it(), lean=True, between=advance("ACCESS_TOKEN_LIFETIME")),
+        case("access-last-second", issued(), it(), lean=True, between=advance("ACCESS_TOKEN_LIFETIME", 1)),
+        case("refresh-last-second", issued(), it("refresh_token"), lean=True,
+             between=advance("REFRESH_TOKEN_IDLE_LIFETIME", 1)),
         case("refresh-after-access-expiry", issued(), it("refresh_token"), lean=True,
              between=advance("ACCESS_TOKEN_LIFETIME")),
         case("expired-refresh", issued(), it("refresh_token"), lean=True,
@@ -557,6 +562,15 @@ def introspection_cases():
         case("extra-field", issued(), form_post("/introspect", token_field(foo="bar"))),
         case("client-id-field", issued(), form_post("/introspect", lambda s: {
             "token": s["access_token"], "client_id": s["rp_id"]})),
+        case("empty-pairs", issued(), form_post("/introspect", lambda s: f"&&token={s['access_token']}&&"), lean=True),
+        case("many-empty-pairs", issued(), form_post("/introspect", lambda s: f"token={s['access_token']}" + "&" * 3000),
+             lean=True),
+        case("percent-encoded-name", issued(), form_post("/introspect", lambda s: f"%74oken={s['access_token']}"),
+             lean=True),
+        case("plus-in-value", issued(), form_post("/introspect", lambda s: f"token={s['access_token']}+"), lean=True),
+        case("semicolon", issued(), form_post("/introspect", lambda s: f"token={s['access_token']};x=1"), lean=True),
+        case("utf8-value", issued(), form_post("/introspect", lambda s: "token=%E3%83%88"), lean=True),
+        case("not-utf8-value", issued(), form_post("/introspect", lambda s: "token=%FF")),
         case("empty-token", issued(), form_post("/introspect", lambda s: "token=")),
         case("no-token", issued(), form_post("/introspect", lambda s: "token_type_hint=access_token")),
         case("charset", issued(), it(content_type=FORM + "; charset=utf-8")),
@@ -694,6 +708,7 @@ def refresh_cases():
         case("revoked-family", revoked("refresh_token"), grant(rf())),
         case("access-revoked", revoked("access_token"), grant(rf())),
         case("expired", issued(), grant(rf()), between=advance("REFRESH_TOKEN_IDLE_LIFETIME")),
+        case("last-second", issued(), grant(rf()), lean=True, between=advance("REFRESH_TOKEN_IDLE_LIFETIME", 1)),
         case("other-clients", issued(name="other"), grant(rf())),
         case("unknown", nothing, grant(rf("unknown-token"))),
         case("access-token-as-refresh", issued(), grant(rf("access_token"))),
@@ -745,6 +760,7 @@ def code_cases():
         case("authorized-without-redirect-uri-none-sent", code(redirect_uri=None), grant(ex(redirect_uri=None))),
         case("reused", spent_code(), grant(ex())),
         case("expired", code(), grant(ex()), between=advance("AUTHORIZATION_CODE_LIFETIME")),
+        case("last-second", code(), grant(ex()), lean=True, between=advance("AUTHORIZATION_CODE_LIFETIME", 1)),
         case("other-clients-code", code("other"), grant(ex(redirect_uri=REDIRECT))),
         case("unknown", code(), grant(ex(code="unknown-code"))),
         case("empty-code", code(), grant(ex(code=""))),
