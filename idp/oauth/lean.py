@@ -10,25 +10,27 @@ which answers it as before. So the errors and their WWW-Authenticate
 headers keep one source, and each endpoint's rules one home.
 
 Plain for all (``_plain_channel``): no query string, no Origin (CORS), no
-Transfer-Encoding, no Upgrade (a WebSocket handshake), no DPoP proof (``oauth.dpop``), over HTTPS (or to
-loopback, as Authlib allows) with a Host the Flask path takes (werkzeug
-keeps it and can route by it; else Flask answers 400), and every header
-ASCII without a NUL in its name or value, Content-Type's too
-(errors._refuse_nul_characters refuses a NUL; other bytes outside ASCII are
-left to Flask too: WSGI gives them as latin-1). Cookies are no reason to go
-to Flask: none of these answers reads one, and Flask's are the same with
-the OP's cookies or without (a browser sends them along when it calls
-these endpoints itself, as bench/logins.mjs does).
+Transfer-Encoding, no Upgrade (a WebSocket handshake), no DPoP proof
+(``oauth.dpop``), over HTTPS (or to loopback, as Authlib allows) with a
+Host the Flask path takes (werkzeug keeps it and can route by it; else
+Flask answers 400), and every header ASCII without a NUL in its name or
+value, Content-Type's too (errors._refuse_nul_characters refuses a NUL;
+other bytes outside ASCII are left to Flask too: WSGI gives them as
+latin-1). Cookies are no reason to go to Flask: none of these answers
+reads one, and Flask's are the same with the OP's cookies or without (a
+browser sends them along when it calls these endpoints itself, as
+bench/logins.mjs does).
 
 UserInfo (``UserInfo``): a GET or a POST without a body (a POST without
-a Content-Type either), with
-``Authorization: Bearer <token>`` (RFC 6750 2.1's b64token syntax), for a
-live access token with the openid scope, not DPoP-bound (RFC 9449 7.2:
-Flask refuses those as Bearer), of an active account and an enabled client
-that asked for plain JSON (no ``userinfo_signed_response_alg``). The
-claims: ``claims.claims_for``, its "sub" the one that client sees (public
-or pairwise); the token by digest: ``tokens.userinfo_row``. A token in a
-POST body (RFC 6750 2.2) is Flask's.
+a Content-Type either), with ``Authorization: Bearer <token>`` (RFC 6750
+2.1's b64token syntax), for a live access token with the openid scope,
+not DPoP-bound (RFC 9449 7.2: Flask refuses those as Bearer), of an
+active account and an enabled client that asked for plain JSON (no
+``userinfo_signed_response_alg``). The claims: ``claims.claims_for``, its
+"sub" the one that client sees (public or pairwise), in its order (the
+Flask path sorts the members; a JSON object has no order); the token by
+digest: ``tokens.userinfo_row``. A token in a POST body (RFC 6750 2.2) is
+Flask's.
 
 The three endpoints that authenticate the client (``_ClientRequest``): a
 POST of ``application/x-www-form-urlencoded`` (exactly), its Content-Length

@@ -206,8 +206,8 @@ def replayed(scope: str = ALL, name: str = "rp"):
     """Tokens refreshed, then the first refresh token presented again: the family is revoked."""
     def prepare(w):
         state = rotated(scope, name)(w)
-        answer = w.lean.post("/token", data={"grant_type": "refresh_token", "refresh_token": state["old"]["refresh_token"]},
-                             headers=w.clients[name].auth(), environ_base=ENVIRON)
+        replay = {"grant_type": "refresh_token", "refresh_token": state["old"]["refresh_token"]}
+        answer = w.lean.post("/token", data=replay, headers=w.clients[name].auth(), environ_base=ENVIRON)
         assert answer.status_code == 400
         return state
     return prepare
