@@ -91,17 +91,17 @@ def config_overrides() -> dict:
     return {}
 
 
-@pytest.fixture
-def app(_schema, clock, config_overrides):
-    """The OP. No app context stays pushed: each request gets its own, as in
-    production (a pushed context would share ``g`` between requests). Tests
-    that touch the database directly use ``with app.app_context():``."""
-    app = create_app(
-        {"DATABASE_URL": _schema, "SECRET_KEY": "test-secret-" + "x" * 32,
-         "PAIRWISE_SECRET": "test-pairwise-" + "x" * 32, "ISSUER": ISSUER, **config_overrides},
+def make_test_app(database_url: str, clock, overrides: dict | None = None):
+    """The OP as the tests run it (``app``; a module may keep one for all its tests)."""
+    return create_app(
+        {"DATABASE_URL": database_url, "SECRET_KEY": "test-secret-" + "x" * 32,
+         "PAIRWISE_SECRET": "test-pairwise-" + "x" * 32, "ISSUER": ISSUER, **(overrides or {})},
         clock=clock,
     )
-    yield app
+
+
+def empty_tables(app) -> None:
+    """Remove every row the tests wrote (the kept tables' stay) and close the app's connections."""
     with app.app_context():
         db.session.remove()
         with db.engine.begin() as conn:
@@ -109,6 +109,16 @@ def app(_schema, clock, config_overrides):
                 if table.name not in KEPT_TABLES:
                     conn.execute(table.delete())
         db.engine.dispose()
+
+
+@pytest.fixture
+def app(_schema, clock, config_overrides):
+    """The OP. No app context stays pushed: each request gets its own, as in
+    production (a pushed context would share ``g`` between requests). Tests
+    that touch the database directly use ``with app.app_context():``."""
+    app = make_test_app(_schema, clock, config_overrides)
+    yield app
+    empty_tables(app)
 
 
 @pytest.fixture

@@ -10,22 +10,27 @@ which answers it as before. So the errors and their WWW-Authenticate
 headers keep one source, and each endpoint's rules one home.
 
 Plain for all (``_plain_channel``): no query string, no Origin (CORS), no
-Transfer-Encoding, no DPoP proof (``oauth.dpop``), over HTTPS (or to
-loopback, as Authlib allows), and every header ASCII without a NUL
-(errors._refuse_nul_characters refuses a NUL; other bytes outside ASCII are
-left to Flask too: WSGI gives them as latin-1). Cookies are no reason to go
-to Flask: none of these answers reads one, and Flask's are the same with
-the OP's cookies or without (a browser sends them along when it calls
-these endpoints itself, as bench/logins.mjs does).
+Transfer-Encoding, no Upgrade (a WebSocket handshake), no DPoP proof
+(``oauth.dpop``), over HTTPS (or to loopback, as Authlib allows) with a
+Host the Flask path takes (werkzeug keeps it and can route by it; else
+Flask answers 400), and every header ASCII without a NUL in its name or
+value, Content-Type's too (errors._refuse_nul_characters refuses a NUL;
+other bytes outside ASCII are left to Flask too: WSGI gives them as
+latin-1). Cookies are no reason to go to Flask: none of these answers
+reads one, and Flask's are the same with the OP's cookies or without (a
+browser sends them along when it calls these endpoints itself, as
+bench/logins.mjs does).
 
-UserInfo (``UserInfo``): a GET, or a POST without a body, with
-``Authorization: Bearer <token>`` (RFC 6750 2.1's b64token syntax), for a
-live access token with the openid scope, not DPoP-bound (RFC 9449 7.2:
-Flask refuses those as Bearer), of an active account and an enabled client
-that asked for plain JSON (no ``userinfo_signed_response_alg``). The
-claims: ``claims.claims_for``, its "sub" the one that client sees (public
-or pairwise); the token by digest: ``tokens.userinfo_row``. A token in a
-POST body (RFC 6750 2.2) is Flask's.
+UserInfo (``UserInfo``): a GET or a POST without a body (a POST without
+a Content-Type either), with ``Authorization: Bearer <token>`` (RFC 6750
+2.1's b64token syntax), for a live access token with the openid scope,
+not DPoP-bound (RFC 9449 7.2: Flask refuses those as Bearer), of an
+active account and an enabled client that asked for plain JSON (no
+``userinfo_signed_response_alg``). The claims: ``claims.claims_for``, its
+"sub" the one that client sees (public or pairwise), in its order (the
+Flask path sorts the members; a JSON object has no order); the token by
+digest: ``tokens.userinfo_row``. A token in a POST body (RFC 6750 2.2) is
+Flask's.
 
 The three endpoints that authenticate the client (``_ClientRequest``): a
 POST of ``application/x-www-form-urlencoded`` (exactly), its Content-Length
@@ -106,6 +111,7 @@ from authlib.oauth2.rfc7636.challenge import CODE_VERIFIER_PATTERN, compare_s256
 from psycopg.types.json import Json
 from flask import json as flask_json
 from sqlalchemy import event
+from werkzeug.wsgi import get_host
 
 from .. import tokens
 from ..claims import SUPPORTED_SCOPES, claims_for
@@ -152,10 +158,12 @@ class UserInfo:
     def plain(self, environ) -> str | None:
         """The token of a plain Bearer request; None for anything else."""
         method = environ.get("REQUEST_METHOD")
-        if method == "POST":
-            if environ.get("CONTENT_LENGTH") not in (None, "", "0") or environ.get("CONTENT_TYPE"):
-                return None
-        elif method != "GET":
+        if method not in ("GET", "POST") or environ.get("CONTENT_LENGTH") not in (None, "", "0"):
+            # A body, even a GET's, is Flask's: its hooks read a form or JSON
+            # one (a NUL, nesting too deep: 400; too long: 413), and a
+            # POST's may hold the token (RFC 6750 2.2).
+            return None
+        if method == "POST" and environ.get("CONTENT_TYPE"):
             return None
         match = BEARER.fullmatch(environ.get("HTTP_AUTHORIZATION", ""))
         return match.group(1) if match is not None else None
@@ -618,17 +626,35 @@ def _plain_channel(environ) -> bool:
     """What every plain request shares (the module's docstring says why)."""
     if environ.get("QUERY_STRING") or "HTTP_ORIGIN" in environ or "HTTP_TRANSFER_ENCODING" in environ:
         return False
+    if "HTTP_UPGRADE" in environ:
+        return False  # werkzeug's routing refuses a WebSocket handshake to these (WebsocketMismatch, 400)
     if "HTTP_DPOP" in environ:
         return False  # DPoP (RFC 9449): a request carrying a proof is Flask's (oauth/dpop.py)
-    if environ.get("wsgi.url_scheme") != "https" and not _loopback(environ.get("HTTP_HOST")):
-        return False  # Authlib refuses plain HTTP but to loopback (InsecureTransportError), on the Flask path
-    return not any(not value.isascii() or "\x00" in value for key, value in environ.items() if key.startswith("HTTP_"))
+    if not _secure_transport(environ.get("wsgi.url_scheme"), environ.get("HTTP_HOST"), environ.get("SERVER_NAME"),
+                             environ.get("SERVER_PORT")):
+        return False
+    # The headers as errors._nul_in_headers reads them: names and values, Content-Type and -Length too.
+    return not any("\x00" in key or not value.isascii() or "\x00" in value
+                   for key, value in environ.items() if key.startswith(("HTTP_", "CONTENT_")))
 
 
 @functools.lru_cache(maxsize=64)
-def _loopback(host: str | None) -> bool:
-    """Authlib's is_secure_transport for plain HTTP, once per Host value."""
-    return is_secure_transport(f"http://{host}/")
+def _secure_transport(scheme: str | None, host: str | None, server_name: str | None, server_port: str | None) -> bool:
+    """Whether the Flask path gets past the request's URL, once per Host
+    value: werkzeug's host (``get_host``: empty when the Host header holds
+    what no host name may, a bad port say), a name its routing can encode
+    (``Map.bind``: BadHost, 400, otherwise), and Authlib's
+    ``is_secure_transport`` of the URL (https, or plain HTTP to loopback;
+    without a host, neither: InsecureTransportError, 400)."""
+    environ = {"wsgi.url_scheme": scheme, "SERVER_NAME": server_name, "SERVER_PORT": server_port}
+    if host is not None:
+        environ["HTTP_HOST"] = host
+    host = get_host(environ)
+    try:
+        host.lower().partition(":")[0].encode("idna")
+    except UnicodeError:
+        return False
+    return is_secure_transport(f"{scheme}://{host}/")
 
 
 def _basic_credentials(header: str) -> tuple[str, str] | None:
