@@ -104,7 +104,7 @@ def spa(app, live_server, account, mode):
     server = SPAServer(files)
     with app.app_context():
         client, secret = create_client(
-            "パートナーアプリ", [f"{server.origin}/callback"], [f"{server.origin}/logged-out"],
+            "パートナーアプリ", [f"{server.origin}/callback", f"{server.origin}/silent"], [f"{server.origin}/logged-out"],
             grant_types=["authorization_code", "refresh_token"],
             scopes=["openid", "profile", "email", "offline_access"], auth_method="none",
             dpop_bound_access_tokens=mode == "dpop")
@@ -166,13 +166,24 @@ def test_a_single_page_app_signs_in_renews_revokes_and_signs_out(live_server, sp
     assert errors == []
 
     # Renewal with the refresh token: new tokens for the same customer.
-    page.get_by_role("button", name="Renew").click()
+    page.get_by_role("button", name="Renew", exact=True).click()
     done("renew")
     renewed = page.evaluate("spa.user")
     assert renewed["profile"]["sub"] == sub and page.locator("#sub").inner_text() == sub
     assert renewed["access_token"] != user["access_token"]
     assert renewed["refresh_token"] and renewed["refresh_token"] != user["refresh_token"]  # rotated
     assert page.locator("#userinfo").inner_text() == "taro.itsu@example.jp"
+    assert errors == []
+
+    # Renewal in a hidden iframe (prompt=none), the library's way without a
+    # refresh token: the browser sends no OP cookie to a frame of another site
+    # (SameSite=Lax), so the OP answers login_required (OIDC Core 3.1.2.6),
+    # back at the frame's redirect URI — an answer, not a page or a hang; the
+    # SPA stays signed in with its refresh token.
+    page.get_by_role("button", name="Renew in a frame").click()
+    done("renew-in-frame")
+    assert page.evaluate("spa.frameRenewal") == {"error": "login_required"}
+    assert page.evaluate("spa.user.refresh_token") == renewed["refresh_token"]
     assert errors == []
 
     # Revocation (RFC 7009): afterwards the access token opens nothing, the refresh token renews nothing.

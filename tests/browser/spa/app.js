@@ -16,6 +16,7 @@ const manager = new UserManager({
   client_id: SPA_CONFIG.client_id,
   redirect_uri: location.origin + "/callback",
   post_logout_redirect_uri: location.origin + "/logged-out",
+  silent_redirect_uri: location.origin + "/silent",  // renewal in a hidden frame (prompt=none)
   response_type: "code",  // with PKCE S256: the library's default
   scope: "openid profile email offline_access",
   // UserInfo after each sign-in and refresh, its sub checked against the ID
@@ -81,6 +82,17 @@ document.getElementById("renew").onclick = () => step("renew", async () => {
   await userinfo(spa.user);
 });
 
+// Renewal without the refresh token: /authorize with prompt=none in a hidden
+// iframe, the answer read from the frame's /silent page.
+document.getElementById("renew-in-frame").onclick = () => step("renew-in-frame", async () => {
+  try {
+    shown(await manager.signinSilent({ forceIframeAuth: true }));
+    spa.frameRenewal = { sub: spa.user.profile.sub };
+  } catch (error) {
+    spa.frameRenewal = { error: error.error || String(error) };  // an OAuth error from the OP, or another failure
+  }
+});
+
 document.getElementById("revoke").onclick = () => step("revoke", async () => {
   const before = await manager.getUser();
   spa.revokedRefreshToken = before.refresh_token;
@@ -108,7 +120,9 @@ document.getElementById("revoke").onclick = () => step("revoke", async () => {
 document.getElementById("sign-out").onclick = () => step("sign-out", () => manager.signoutRedirect({ state: { back: "/" } }));
 
 (async () => {
-  if (location.pathname === "/callback") {
+  if (location.pathname === "/silent") {
+    await manager.signinSilentCallback();  // inside the hidden frame: hands the answer to the app
+  } else if (location.pathname === "/callback") {
     await step("callback", async () => {
       shown(await manager.signinCallback());
       history.replaceState(null, "", "/");
