@@ -176,10 +176,11 @@ def test_a_single_page_app_signs_in_renews_revokes_and_signs_out(live_server, sp
     assert errors == []
 
     # Renewal in a hidden iframe (prompt=none), the library's way without a
-    # refresh token: the browser sends no OP cookie to a frame of another site
-    # (SameSite=Lax), so the OP answers login_required (OIDC Core 3.1.2.6),
-    # back at the frame's redirect URI — an answer, not a page or a hang; the
-    # SPA stays signed in with its refresh token.
+    # refresh token: over http the OP's SSO cookie is SameSite=Lax (over https
+    # None, which browsers blocking third-party cookies withhold all the same),
+    # so the frame of another site carries no session and the OP answers
+    # login_required (OIDC Core 3.1.2.6) at the frame's redirect URI: an
+    # answer the library reads, not a page or a hang. The SPA keeps its tokens.
     page.get_by_role("button", name="Renew in a frame").click()
     done("renew-in-frame")
     assert page.evaluate("spa.frameRenewal") == {"error": "login_required"}
