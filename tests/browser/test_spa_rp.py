@@ -35,6 +35,8 @@ from .customer_pages import sign_in
 from .rp_node import RP_NODE
 
 SPA_FILES = Path(__file__).resolve().parent / "spa"
+# The signed-in users oidc-client-ts keeps (its default store: sessionStorage).
+STORED_USERS = "Object.keys(sessionStorage).filter(key => key.startsWith('oidc.user:'))"
 BUNDLE = RP_NODE / "node_modules" / "oidc-client-ts" / "dist" / "browser" / "oidc-client-ts.min.js"
 
 
@@ -163,6 +165,7 @@ def test_a_single_page_app_signs_in_renews_revokes_and_signs_out(live_server, sp
     assert user["token_type"].lower() == mode and user["refresh_token"]
     assert set(user["scope"].split()) == {"openid", "profile", "email", "offline_access"}
     assert page.url == f"{spa}/"  # the code is gone from the address bar
+    assert page.evaluate(STORED_USERS) == [f"oidc.user:{live_server}:{user['profile']['aud']}"]
     assert errors == []
 
     # Renewal with the refresh token: new tokens for the same customer.
@@ -213,3 +216,17 @@ def test_a_single_page_app_signs_in_renews_revokes_and_signs_out(live_server, sp
     page.get_by_label("iTSCOM ID").wait_for()
 
     pages.assert_clean({"idp:login/login.html", "idp:oauth/consent.html"})
+
+
+@pytest.mark.parametrize("mode", ["bearer"])
+def test_the_customer_declines_the_spa(live_server, spa, page):
+    """許可しない on the consent page: the SPA gets access_denied with its state
+    (RFC 6749 4.1.2.1), read by the library like any answer, and no tokens."""
+    page.goto(f"{spa}/")
+    page.get_by_role("button", name="Sign in").click()
+    sign_in(page)
+    page.get_by_role("button", name="許可しない").click()
+    page.wait_for_url(f"{spa}/callback?**")
+    page.get_by_text("callback: failed").wait_for()
+    assert page.locator("#error").inner_text() == "access_denied"
+    assert page.evaluate(STORED_USERS) == []

@@ -70,7 +70,8 @@ async function step(name, action) {
     show("status", name + ": done");
   } catch (error) {
     spa.error = String(error && (error.stack || error.message) || error);
-    show("error", spa.error);
+    spa.errorCode = error && error.error;  // an OAuth error the library read (ErrorResponse)
+    show("error", spa.errorCode || spa.error);
     show("status", name + ": failed");
   }
 }
