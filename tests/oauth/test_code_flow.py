@@ -117,6 +117,21 @@ def test_discovery_and_jwks_below_flask_match_the_views(client):
     assert doc.headers["Cache-Control"] == "public, max-age=3600"
 
 
+def test_discovery_and_jwks_vary_by_origin_with_or_without_one(client):
+    """Both are cacheable ("public") and carry Access-Control-Allow-Origin
+    only for a registered Origin, so every answer says Vary: Origin, the
+    plain ones below Flask too: otherwise a cache (a CDN, the browser's)
+    keeps a plain answer and hands it to a browser app's CORS request,
+    which then fails without Access-Control-Allow-Origin (Fetch, "CORS
+    protocol and HTTP caches")."""
+    for path in ("/.well-known/openid-configuration", "/jwks"):
+        plain = client.get(path)
+        assert plain.headers.get("Vary") == "Origin", path
+        assert client.get(path, headers={"If-None-Match": plain.headers.get("ETag", "-")}).headers.get("Vary") == \
+            "Origin", path
+        assert client.get(path, headers={"Origin": "https://nowhere.example"}).headers.get("Vary") == "Origin"
+
+
 def test_a_jwks_304_keeps_the_cache_control_of_its_200(client):
     """A browser revalidating the JWKS it fetched cross-origin (Origin: the
     Flask view) gets a 304 with the 200's Cache-Control (RFC 9110 15.4.5:
