@@ -57,7 +57,7 @@ class SPAServer:
         app = files["/index.html"]
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 - http.server's name
+            def do_GET(self):
                 content_type, body = files.get(self.path.split("?")[0], app)
                 self.send_response(200)
                 self.send_header("Content-Type", content_type)
