@@ -16,12 +16,14 @@ ARGON2_FOR_THIS_CPU = CFLAGS="-O3 -march=native" $(VENV)/bin/python -m pip insta
 
 .PHONY: run test test-sqlite test-postgresql
 
-$(STAMP): pyproject.toml
+# Refreshed when the Python or the Node dependencies change.
+$(STAMP): pyproject.toml tests/rp_node/package-lock.json
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(VENV)/bin/python -m pip install --quiet -e '.[test]'
 	$(ARGON2_FOR_THIS_CPU)
-	# The certified RP library of tests/browser/test_dpop_rp.py and test_par_rp.py (openid-client, Node.js); skipped without Node.
+	# The RP libraries of tests/browser/test_dpop_rp.py and test_par_rp.py (openid-client, Node.js) and of
+	# test_spa_rp.py (oidc-client-ts's browser bundle, served to Chromium); those tests skip without Node.
 	! command -v npm >/dev/null || (cd tests/rp_node && npm ci --silent --no-audit --no-fund) || echo "tests/rp_node: npm ci failed"
 	touch $(STAMP)
 

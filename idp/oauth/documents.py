@@ -4,7 +4,9 @@ Both are public, precomputed bytes that every relying party polls; the full
 Flask pipeline (session, CSRF, metrics and header hooks) costs more than
 the document. This WSGI middleware answers plain GETs for them directly,
 with the same body, Content-Type, Cache-Control, ETag (and 304) the views
-give. Requests with an Origin header (CORS) go through Flask as before.
+give. Requests with an Origin header (CORS) go through Flask as before;
+the answers here say ``Vary: Origin`` as the views' do, so that no cache
+hands one of them, without Access-Control-Allow-Origin, to a CORS request.
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ from .discovery import discovery_body
 
 DISCOVERY = "/.well-known/openid-configuration"
 JWKS = "/jwks"
-COMMON = [("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer")]
+# Vary: Origin on every answer, with an Origin or without (Fetch, "CORS
+# protocol and HTTP caches"): the Flask views add Access-Control-Allow-Origin
+# for registered origins only (views._cors).
+COMMON = [("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer"), ("Vary", "Origin")]
 
 
 class PublicDocuments:

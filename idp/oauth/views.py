@@ -37,12 +37,17 @@ def discovery():
     return _cacheable(discovery_body(current_app), max_age=3600)
 
 
+JWKS_MAX_AGE = 300
+JWKS_CACHE_CONTROL = f"public, max-age={JWKS_MAX_AGE}"
+
+
 @bp.route("/jwks")
 def jwks():
     ring = keyring()
     if request.if_none_match.contains(ring.etag):
-        return Response(status=304, headers={"ETag": f'"{ring.etag}"'})
-    response = _cacheable(ring.jwks_bytes, max_age=300, content_type="application/jwk-set+json")
+        # The 200's Cache-Control too (RFC 9110 15.4.5), not the pages' no-store.
+        return Response(status=304, headers={"ETag": f'"{ring.etag}"', "Cache-Control": JWKS_CACHE_CONTROL})
+    response = _cacheable(ring.jwks_bytes, max_age=JWKS_MAX_AGE, content_type="application/jwk-set+json")
     response.set_etag(ring.etag)
     return response
 

@@ -117,6 +117,34 @@ def test_discovery_and_jwks_below_flask_match_the_views(client):
     assert doc.headers["Cache-Control"] == "public, max-age=3600"
 
 
+def test_discovery_and_jwks_vary_by_origin_with_or_without_one(client):
+    """Both are cacheable ("public") and carry Access-Control-Allow-Origin
+    only for a registered Origin, so every answer says Vary: Origin, the
+    plain ones below Flask too: otherwise a cache (a CDN, the browser's)
+    keeps a plain answer and hands it to a browser app's CORS request,
+    which then fails without Access-Control-Allow-Origin (Fetch, "CORS
+    protocol and HTTP caches")."""
+    for path in ("/.well-known/openid-configuration", "/jwks"):
+        plain = client.get(path)
+        assert plain.headers.get("Vary") == "Origin", path
+        assert client.get(path, headers={"If-None-Match": plain.headers.get("ETag", "-")}).headers.get("Vary") == \
+            "Origin", path
+        assert client.get(path, headers={"Origin": "https://nowhere.example"}).headers.get("Vary") == "Origin"
+
+
+def test_a_jwks_304_keeps_the_cache_control_of_its_200(client):
+    """A browser revalidating the JWKS it fetched cross-origin (Origin: the
+    Flask view) gets a 304 with the 200's Cache-Control (RFC 9110 15.4.5:
+    "MUST generate … Cache-Control"), as below Flask, and no "no-store",
+    which the cache would copy onto its stored JWKS (RFC 9111 4.3.4)."""
+    for headers in ({}, {"Origin": "https://nowhere.example"}):
+        first = client.get("/jwks", headers=headers)
+        again = client.get("/jwks", headers={**headers, "If-None-Match": first.headers["ETag"]})
+        assert again.status_code == 304
+        assert again.headers["Cache-Control"] == first.headers["Cache-Control"] == "public, max-age=300", headers
+        assert again.headers["ETag"] == first.headers["ETag"]
+
+
 def test_claims_parameter_cannot_exceed_the_clients_scopes(app, client, account):
     rp = RelyingParty.register(app, client, scopes=["openid"])
     claims = json.dumps({"id_token": {"customer_number": None, "phone_number": None, "email": None},
