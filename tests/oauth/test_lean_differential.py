@@ -39,6 +39,7 @@ from werkzeug.test import Client
 
 from flask import request
 from idp.accounts import create_account
+from idp.cache import Cache
 from idp.claims import SUPPORTED_CLAIMS
 from idp.contracts import import_contracts
 from idp.extensions import db
@@ -141,6 +142,12 @@ def shared_world(_schema):
     customer, and the paths of the requests Flask's pipeline saw."""
     clock = FrozenClock(int(time.time()) - 600)
     app = make_test_app(_schema, clock)
+    # The client cache expires by the case's clock, not the wall's: an entry
+    # that expired between a case's two requests (CLIENT_CACHE_SECONDS is 5
+    # s of real time; a slow run crosses it) would send the lean one to Flask,
+    # which loads a client the lean path finds uncached. Changes of a client
+    # still clear it (models.client._forget_cached_clients).
+    app.extensions["idp.clients"] = Cache(app.config["CLIENT_CACHE_SECONDS"], maxsize=10_000, timer=clock.now)
     flask_saw = []
     app.before_request_funcs.setdefault(None, []).insert(0, lambda: flask_saw.append(request.path) and None)
     with app.app_context():
