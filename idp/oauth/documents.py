@@ -16,10 +16,18 @@ from .discovery import discovery_body
 
 DISCOVERY = "/.well-known/openid-configuration"
 JWKS = "/jwks"
+DISCOVERY_MAX_AGE = 3600
+JWKS_MAX_AGE = 300
 # Vary: Origin on every answer, with an Origin or without (Fetch, "CORS
 # protocol and HTTP caches"): the Flask views add Access-Control-Allow-Origin
 # for registered origins only (views._cors).
 COMMON = [("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer"), ("Vary", "Origin")]
+
+
+def cache_control(max_age: int) -> str:
+    """The documents' Cache-Control, here and in the views (oauth.views),
+    on a 304 as on its 200 (RFC 9110 15.4.5)."""
+    return f"public, max-age={max_age}"
 
 
 class PublicDocuments:
@@ -33,7 +41,8 @@ class PublicDocuments:
                 or "HTTP_ORIGIN" in environ or environ.get("QUERY_STRING")):
             return self.wsgi_app(environ, start_response)
         if path == DISCOVERY:
-            body, etag, content_type, max_age = discovery_body(self.flask_app), None, "application/json", 3600
+            body, etag, max_age = discovery_body(self.flask_app), None, DISCOVERY_MAX_AGE
+            content_type = "application/json"
         else:
             try:
                 with self.flask_app.app_context():
@@ -43,8 +52,9 @@ class PublicDocuments:
                 # unreachable): Flask's view tries again, and its error
                 # handlers answer a failure (503 for an outage).
                 return self.wsgi_app(environ, start_response)
-            body, etag, content_type, max_age = ring.jwks_bytes, f'"{ring.etag}"', "application/jwk-set+json", 300
-        headers = [("Cache-Control", f"public, max-age={max_age}"), *COMMON]
+            body, etag, max_age = ring.jwks_bytes, f'"{ring.etag}"', JWKS_MAX_AGE
+            content_type = "application/jwk-set+json"
+        headers = [("Cache-Control", cache_control(max_age)), *COMMON]
         if etag:
             headers.append(("ETag", etag))
             if etag in environ.get("HTTP_IF_NONE_MATCH", ""):

@@ -24,6 +24,7 @@ from ..models import Client
 from ..sessions import current_login_session
 from . import dpop
 from .discovery import discovery_body
+from .documents import DISCOVERY_MAX_AGE, JWKS_MAX_AGE, cache_control
 from .server import oauth_server
 
 bp = Blueprint("oauth", __name__)
@@ -34,11 +35,7 @@ CORS_ENDPOINTS = {"oauth.discovery", "oauth.jwks", "oauth.token", "oauth.userinf
 
 @bp.route("/.well-known/openid-configuration")
 def discovery():
-    return _cacheable(discovery_body(current_app), max_age=3600)
-
-
-JWKS_MAX_AGE = 300
-JWKS_CACHE_CONTROL = f"public, max-age={JWKS_MAX_AGE}"
+    return _cacheable(discovery_body(current_app), max_age=DISCOVERY_MAX_AGE)
 
 
 @bp.route("/jwks")
@@ -46,7 +43,7 @@ def jwks():
     ring = keyring()
     if request.if_none_match.contains(ring.etag):
         # The 200's Cache-Control too (RFC 9110 15.4.5), not the pages' no-store.
-        return Response(status=304, headers={"ETag": f'"{ring.etag}"', "Cache-Control": JWKS_CACHE_CONTROL})
+        return Response(status=304, headers={"ETag": f'"{ring.etag}"', "Cache-Control": cache_control(JWKS_MAX_AGE)})
     response = _cacheable(ring.jwks_bytes, max_age=JWKS_MAX_AGE, content_type="application/jwk-set+json")
     response.set_etag(ring.etag)
     return response
@@ -222,5 +219,5 @@ def _cors(response: Response) -> Response:
 
 def _cacheable(body: bytes, max_age: int, content_type: str = "application/json") -> Response:
     response = Response(body, content_type=content_type)
-    response.headers["Cache-Control"] = f"public, max-age={max_age}"
+    response.headers["Cache-Control"] = cache_control(max_age)
     return response
